@@ -1,0 +1,276 @@
+"""Keypoint features shared by training and live inference (the only copy).
+
+A window is a fixed number of samples on a fixed time grid. Poses arrive at whatever
+rate the camera, the dataset or `skip` gives; they are resampled onto the grid from
+their timestamps, so the model always sees the same time scale.
+
+Per grid sample the features are, for the body joints in `FeatureSpec.joints`:
+  - joint positions relative to that sample's hip centre, divided by body size;
+  - the hip centre relative to the window's mean hip centre (keeps translation,
+    which separates jumping forward from jumping in place);
+  - optionally, the per-sample change of both (velocities);
+  - a visibility mask (1 = seen, 0 = missing or low confidence, values zeroed).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .types import COCO_KEYPOINTS, NUM_KEYPOINTS
+
+J = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
+
+# Eyes and ears are left out: several sources (KTH) do not have them and they add
+# little to whole-body actions.
+BODY_JOINTS: tuple[int, ...] = (
+    J["nose"], J["left_shoulder"], J["right_shoulder"], J["left_elbow"], J["right_elbow"],
+    J["left_wrist"], J["right_wrist"], J["left_hip"], J["right_hip"],
+    J["left_knee"], J["right_knee"], J["left_ankle"], J["right_ankle"],
+)
+
+# Index of each joint's mirror image, for left-right flipping.
+MIRROR: tuple[int, ...] = tuple(
+    J[name.replace("left_", "right_")] if name.startswith("left_")
+    else J[name.replace("right_", "left_")] if name.startswith("right_")
+    else i
+    for i, name in enumerate(COCO_KEYPOINTS)
+)
+
+_HIPS = (J["left_hip"], J["right_hip"])
+_SHOULDERS = (J["left_shoulder"], J["right_shoulder"])
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """How poses become model input. Stored inside every checkpoint."""
+
+    rate_hz: float = 25.0
+    window: int = 32
+    joints: tuple[int, ...] = BODY_JOINTS
+    min_score: float = 0.3
+    velocities: bool = True
+    max_gap_s: float = 0.6
+
+    @property
+    def duration_s(self) -> float:
+        """Time covered from the first to the last sample of a window."""
+        return (self.window - 1) / self.rate_hz
+
+    @property
+    def dim(self) -> int:
+        n = len(self.joints)
+        per_sample = 2 * n + 2
+        return per_sample * (2 if self.velocities else 1) + n
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["joints"] = list(self.joints)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureSpec:
+        d = dict(d)
+        d["joints"] = tuple(int(j) for j in d["joints"])
+        return cls(**d)
+
+
+@dataclass
+class PoseSequence:
+    """One person's poses over time, as every data loader yields them.
+
+    keypoints (T,17,2) in pixels (or any unit with equal x and y scale); scores (T,17)
+    where 0 marks a joint the source does not have or did not see; times (T,) seconds.
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    times: np.ndarray
+    label: str | None = None
+    subject: str = ""
+    clip: str = ""
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.keypoints = np.asarray(self.keypoints, dtype=np.float32).reshape(-1, NUM_KEYPOINTS, 2)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1, NUM_KEYPOINTS)
+        self.times = np.asarray(self.times, dtype=np.float64).reshape(-1)
+        if not (len(self.keypoints) == len(self.scores) == len(self.times)):
+            raise ValueError("keypoints, scores and times must have the same length")
+        if len(self.times) > 1 and np.any(np.diff(self.times) <= 0):
+            raise ValueError(f"times of {self.clip or 'sequence'} must increase strictly")
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+def resample(
+    times: np.ndarray,
+    keypoints: np.ndarray,
+    visible: np.ndarray,
+    grid: np.ndarray,
+    max_gap_s: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Linearly interpolate each joint onto `grid` from its visible samples.
+
+    A grid point is visible only between two visible samples at most `max_gap_s`
+    apart (or within half a sample interval of one), so nothing is invented across
+    long gaps or beyond the ends. Returns keypoints (G,17,2) and visibility (G,17).
+    """
+    out = np.zeros((len(grid), keypoints.shape[1], 2), dtype=np.float32)
+    out_visible = np.zeros((len(grid), keypoints.shape[1]), dtype=bool)
+    if len(times) == 0:
+        return out, out_visible
+    tolerance = 0.5 / max(1e-6, _typical_rate(times))
+    for j in range(keypoints.shape[1]):
+        seen = visible[:, j]
+        if not seen.any():
+            continue
+        t = times[seen]
+        xy = keypoints[seen, j]
+        out[:, j, 0] = np.interp(grid, t, xy[:, 0])
+        out[:, j, 1] = np.interp(grid, t, xy[:, 1])
+        right = np.searchsorted(t, grid, side="left").clip(0, len(t) - 1)
+        left = (right - 1).clip(0, len(t) - 1)
+        near = np.minimum(np.abs(t[right] - grid), np.abs(t[left] - grid)) <= tolerance
+        bracketed = (t[left] <= grid) & (t[right] >= grid) & (t[right] - t[left] <= max_gap_s)
+        out_visible[:, j] = near | bracketed
+    return out, out_visible
+
+
+def _typical_rate(times: np.ndarray) -> float:
+    if len(times) < 2:
+        return 25.0
+    return 1.0 / float(np.median(np.diff(times)))
+
+
+def window_features(keypoints: np.ndarray, visible: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Features (W, spec.dim) of one resampled window: keypoints (W,17,2), visible (W,17)."""
+    kp = keypoints.astype(np.float32)
+    vis = visible.astype(bool)
+    centre = _hip_centre(kp, vis)
+    scale = _body_size(kp, vis)
+    rel = (kp[:, spec.joints] - centre[:, None, :]) / scale
+    mask = vis[:, spec.joints]
+    rel[~mask] = 0.0
+    body = (centre - centre.mean(axis=0)) / scale
+    static = np.concatenate([rel.reshape(len(kp), -1), body], axis=1)
+    parts = [static]
+    if spec.velocities:
+        velocity = np.diff(static, axis=0, prepend=static[:1])
+        # A joint that appears or disappears is not motion.
+        both = np.concatenate([mask[:1], mask[1:] & mask[:-1]], axis=0)
+        velocity[:, : 2 * len(spec.joints)] *= np.repeat(both, 2, axis=1)
+        parts.append(velocity)
+    parts.append(mask.astype(np.float32))
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def _hip_centre(kp: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    """Per-sample hip midpoint; filled from neighbouring samples or the torso when hips are unseen."""
+    hips = vis[:, _HIPS]
+    count = hips.sum(axis=1)
+    centre = np.full((len(kp), 2), np.nan, dtype=np.float32)
+    have = count > 0
+    centre[have] = (kp[have][:, _HIPS] * hips[have][..., None]).sum(axis=1) / count[have, None]
+    if not have.any():
+        anything = vis.any(axis=1)
+        if anything.any():
+            centre[:] = kp[vis].mean(axis=0)
+        else:
+            centre[:] = 0.0
+        return centre
+    idx = np.arange(len(kp))
+    for d in range(2):
+        centre[:, d] = np.interp(idx, idx[have], centre[have, d])
+    return centre
+
+
+def _body_size(kp: np.ndarray, vis: np.ndarray) -> float:
+    """Torso length (shoulder midpoint to hip midpoint), the median over the window."""
+    both = vis[:, _SHOULDERS].all(axis=1) & vis[:, _HIPS].all(axis=1)
+    if both.any():
+        shoulders = kp[both][:, _SHOULDERS].mean(axis=1)
+        hips = kp[both][:, _HIPS].mean(axis=1)
+        size = float(np.median(np.linalg.norm(shoulders - hips, axis=1)))
+    else:
+        seen = kp[vis]
+        size = float(np.ptp(seen[:, 1]) / 3.0) if len(seen) > 1 else 0.0
+    return max(size, 1e-3)
+
+
+def window_is_usable(visible: np.ndarray, spec: FeatureSpec, min_fraction: float = 0.6) -> bool:
+    """Enough of the body is seen across the window to judge it."""
+    return float(visible[:, spec.joints].mean()) >= min_fraction * 0.5 and bool(
+        visible[:, _HIPS].any(axis=1).mean() >= min_fraction
+    )
+
+
+def sequence_grid(seq: PoseSequence, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A whole sequence on the model's time grid: (grid times, keypoints, visibility)."""
+    if len(seq) == 0:
+        return np.zeros(0), np.zeros((0, NUM_KEYPOINTS, 2), np.float32), np.zeros((0, NUM_KEYPOINTS), bool)
+    grid = np.arange(seq.times[0], seq.times[-1] + 1e-9, 1.0 / spec.rate_hz)
+    kp, vis = resample(seq.times, seq.keypoints, seq.scores >= spec.min_score, grid, spec.max_gap_s)
+    return grid, kp, vis
+
+
+def sequence_windows(
+    seq: PoseSequence, spec: FeatureSpec, stride: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sliding windows over a sequence: features (N, W, dim) and each window's end time (N,)."""
+    grid, kp, vis = sequence_grid(seq, spec)
+    feats, ends = [], []
+    for start in range(0, len(grid) - spec.window + 1, stride):
+        sl = slice(start, start + spec.window)
+        if not window_is_usable(vis[sl], spec):
+            continue
+        feats.append(window_features(kp[sl], vis[sl], spec))
+        ends.append(grid[sl][-1])
+    if not feats:
+        return np.zeros((0, spec.window, spec.dim), np.float32), np.zeros(0)
+    return np.stack(feats), np.asarray(ends)
+
+
+class TrackWindow:
+    """Live pose history of one person, turned into the latest window on demand."""
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
+        self._samples: deque[tuple[float, np.ndarray, np.ndarray]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def add(self, t: float, keypoints: np.ndarray, scores: np.ndarray) -> None:
+        """Append a pose sample; a gap longer than max_gap_s starts the window afresh."""
+        if self._samples and (t <= self._samples[-1][0]):
+            return
+        if self._samples and t - self._samples[-1][0] > self.spec.max_gap_s:
+            self._samples.clear()
+        self._samples.append((t, keypoints, scores))
+        horizon = t - self.spec.duration_s - self.spec.max_gap_s
+        while len(self._samples) > 2 and self._samples[1][0] < horizon:
+            self._samples.popleft()
+
+    def reset(self) -> None:
+        self._samples.clear()
+
+    def features(self) -> np.ndarray | None:
+        """The window ending at the newest sample, or None until it covers a full window."""
+        if len(self._samples) < 2:
+            return None
+        t_last = self._samples[-1][0]
+        if t_last - self._samples[0][0] < self.spec.duration_s - 0.5 / self.spec.rate_hz:
+            return None
+        times = np.array([s[0] for s in self._samples])
+        kp = np.stack([s[1] for s in self._samples])
+        vis = np.stack([s[2] for s in self._samples]) >= self.spec.min_score
+        grid = t_last - np.arange(self.spec.window - 1, -1, -1) / self.spec.rate_hz
+        kp_grid, vis_grid = resample(times, kp, vis, grid, self.spec.max_gap_s)
+        if not window_is_usable(vis_grid, self.spec):
+            return None
+        return window_features(kp_grid, vis_grid, self.spec)

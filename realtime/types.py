@@ -1,0 +1,110 @@
+"""The typed records that cross the seams between stages.
+
+Every pose backend returns `Poses`; every stage after it speaks only these types,
+so nothing downstream sees a backend's own objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# COCO-17 keypoint order, shared by every backend and by the classifier features.
+COCO_KEYPOINTS: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+NUM_KEYPOINTS = len(COCO_KEYPOINTS)
+
+
+@dataclass
+class Frame:
+    """One decoded image and when it was taken.
+
+    `t_capture` is `time.monotonic()` when the frame was grabbed; `t_source` is the
+    position in the source's own clock (file timestamp), None for live sources.
+    """
+
+    index: int
+    t_capture: float
+    image: np.ndarray
+    t_source: float | None = None
+
+    @property
+    def t_media(self) -> float:
+        """The clock that windows follow: source time for files, grab time for live."""
+        return self.t_source if self.t_source is not None else self.t_capture
+
+
+@dataclass
+class Poses:
+    """All people found in one image, in pixels of that image.
+
+    keypoints (N,17,2) x,y; scores (N,17) in 0..1; boxes (N,4) x1,y1,x2,y2.
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.keypoints = np.asarray(self.keypoints, dtype=np.float32).reshape(-1, NUM_KEYPOINTS, 2)
+        n = len(self.keypoints)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(n, NUM_KEYPOINTS)
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(n, 4)
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+    def __getitem__(self, item) -> Poses:
+        idx = np.atleast_1d(np.arange(len(self))[item])
+        return Poses(self.keypoints[idx], self.scores[idx], self.boxes[idx])
+
+    @classmethod
+    def empty(cls) -> Poses:
+        return cls(np.zeros((0, NUM_KEYPOINTS, 2)), np.zeros((0, NUM_KEYPOINTS)), np.zeros((0, 4)))
+
+    @staticmethod
+    def boxes_from_keypoints(keypoints: np.ndarray, scores: np.ndarray, min_score: float) -> np.ndarray:
+        """Tight boxes around the confident joints of each person (for backends without boxes)."""
+        boxes = np.zeros((len(keypoints), 4), dtype=np.float32)
+        for i, (kp, sc) in enumerate(zip(keypoints, scores)):
+            seen = kp[sc >= min_score]
+            if len(seen) == 0:
+                seen = kp
+            boxes[i] = [*seen.min(axis=0), *seen.max(axis=0)]
+        return boxes
+
+
+@dataclass
+class Prediction:
+    """The classifier's verdict on one window of one person."""
+
+    label: str
+    score: float
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Track:
+    """One person followed across frames, with the latest pose and verdict."""
+
+    track_id: int
+    keypoints: np.ndarray
+    scores: np.ndarray
+    box: np.ndarray
+    prediction: Prediction | None = None
+
+
+@dataclass
+class FrameResult:
+    """What the inference worker hands to the overlay and sinks for one frame."""
+
+    frame: Frame
+    tracks: list[Track]
+    posed: bool
+    pose_ms: float = 0.0
+    classify_ms: float = 0.0
