@@ -1,0 +1,177 @@
+"""Configuration: every default lives in config.yaml; command-line flags override it.
+
+The schema is a tree of dataclasses. Loading checks every key and value and turns
+any mistake into a one-line ConfigError naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _opt(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None,
+         maximum: float | None = None, path: bool = False) -> Any:
+    """A schema field: default value plus what the loader accepts."""
+    meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "path": path}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class CaptureConfig:
+    queue_size: int = _opt(4, "frames held between capture and inference", minimum=1, maximum=1024)
+    policy: str = _opt("auto", "when the queue is full: auto picks lossless for files, drop_oldest for live",
+                       choices=("auto", "lossless", "drop_oldest"))
+    pace: bool = _opt(False, "read files at their native frame rate, like a camera")
+    open_timeout_ms: int = _opt(5000, "give up opening a stream after this long", minimum=100)
+    read_timeout_ms: int = _opt(5000, "a stream read that blocks longer than this counts as lost", minimum=100)
+    reconnect_attempts: int = _opt(-1, "reconnects after a live stream is lost; -1 = forever, 0 = never",
+                                   minimum=-1)
+    reconnect_delay_s: float = _opt(1.0, "first wait before reconnecting; doubles up to reconnect_max_delay_s",
+                                    minimum=0.0)
+    reconnect_max_delay_s: float = _opt(10.0, "longest wait between reconnect attempts", minimum=0.0)
+    rtsp_transport: str = _opt("tcp", "RTSP transport", choices=("tcp", "udp"))
+
+
+@dataclass
+class Detectron2Config:
+    config: str = _opt("COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml", "model-zoo config file")
+    weights: str | None = _opt(None, "local weights file; empty = the model-zoo download")
+    score_thresh: float = _opt(0.5, "minimum person score", minimum=0.0, maximum=1.0)
+    min_size_test: int = _opt(800, "shorter image side fed to the model; smaller is faster on CPU", minimum=64)
+    device: str = _opt("auto", "auto = cuda when available", choices=("auto", "cpu", "cuda"))
+
+
+@dataclass
+class PoseConfig:
+    backend: str = _opt("mediapipe", "pose estimator", choices=("mediapipe", "detectron2"))
+    skip: int = _opt(0, "pose every (skip+1)-th frame and carry the last pose in between", minimum=0,
+                     maximum=100)
+    min_score: float = _opt(0.3, "joints below this score are drawn and used as missing", minimum=0.0,
+                            maximum=1.0)
+    detectron2: Detectron2Config = field(default_factory=Detectron2Config)
+
+
+@dataclass
+class ClassifierConfig:
+    weights: str = _opt("weights/action_lstm.pt", "action classifier checkpoint", path=True)
+    threshold: float | None = _opt(None, "below this score a window is OTHER; empty = the checkpoint's own",
+                                   minimum=0.0, maximum=1.0)
+
+
+@dataclass
+class OutputConfig:
+    headless: bool = _opt(False, "show no window")
+    fullscreen: bool = _opt(False, "fill the screen (kiosk)")
+    video: str | None = _opt(None, "write the annotated video here (.mp4, .avi or .webm)", path=True)
+    events: str | None = _opt(None, "write JSON-lines events here", path=True)
+    flush_events: bool = _opt(False, "flush the events file after every event, for tailing")
+    window_title: str = _opt("realtime", "title of the live window")
+
+
+@dataclass
+class Config:
+    source: str = _opt("0", "camera index, video file, or rtsp:// / http(s):// URL")
+    max_frames: int | None = _opt(None, "stop after this many frames", minimum=1)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    pose: PoseConfig = field(default_factory=PoseConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "None": type(None)}
+
+
+def _allowed_types(annotation: str) -> list[type]:
+    return [_TYPES[part.strip()] for part in annotation.split("|")]
+
+
+def _check_value(key: str, value: Any, f: dataclasses.Field) -> Any:
+    types = _allowed_types(f.type)
+    meta = f.metadata
+    if value is None:
+        if type(None) in types:
+            return None
+        raise ConfigError(f"config: {key} must not be empty ({meta['help']})")
+    if str in types and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # a camera index written as a number
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not any(isinstance(value, t) and not (t is int and isinstance(value, bool)) for t in types):
+        wanted = " or ".join(t.__name__ if t is not type(None) else "empty" for t in types)
+        raise ConfigError(f"config: {key} must be {wanted}, got {value!r} ({meta['help']})")
+    if meta["choices"] and value not in meta["choices"]:
+        raise ConfigError(f"config: {key} must be one of {', '.join(meta['choices'])}, got {value!r}")
+    if meta["minimum"] is not None and isinstance(value, (int, float)) and value < meta["minimum"]:
+        raise ConfigError(f"config: {key} must be at least {meta['minimum']:g}, got {value!r}")
+    if meta["maximum"] is not None and isinstance(value, (int, float)) and value > meta["maximum"]:
+        raise ConfigError(f"config: {key} must be at most {meta['maximum']:g}, got {value!r}")
+    return value
+
+
+def _apply(target: Any, data: dict, prefix: str, base_dir: Path | None) -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: {prefix.rstrip('.') or 'the file'} must be a mapping of keys to values")
+    fields = {f.name: f for f in dataclasses.fields(target)}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"config: unknown key {dotted!r}; allowed: {', '.join(fields)}")
+        f = fields[key]
+        if dataclasses.is_dataclass(getattr(target, key)):
+            _apply(getattr(target, key), value, dotted + ".", base_dir)
+            continue
+        value = _check_value(dotted, value, f)
+        if f.metadata["path"] and base_dir is not None and isinstance(value, str) and value:
+            value = str(resolve_path(value, base_dir))
+        setattr(target, key, value)
+
+
+def resolve_path(value: str, base_dir: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def default_config_path() -> Path | None:
+    """./config.yaml when present, else the one beside the package (a source checkout)."""
+    for candidate in (Path.cwd() / "config.yaml", PROJECT_ROOT / "config.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
+    """Defaults ← YAML file ← overrides (a nested dict, e.g. from the command line).
+
+    Relative paths in the file are taken from the file's folder; those in overrides from
+    the working directory.
+    """
+    config = Config()
+    file_path = Path(path) if path is not None else default_config_path()
+    if file_path is not None:
+        if not file_path.is_file():
+            raise ConfigError(f"config file {file_path} not found — pass an existing file to --config")
+        try:
+            data = yaml.safe_load(file_path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"config file {file_path} is not valid YAML{where} — fix its syntax") from None
+        _apply(config, data, "", file_path.resolve().parent)
+    if overrides:
+        _apply(config, overrides, "", Path.cwd())
+    return config
+
+
+def describe(config: Config) -> dict:
+    return dataclasses.asdict(config)

@@ -1,0 +1,106 @@
+"""Inference: pose every (skip+1)-th frame, follow people, classify their windows.
+
+Runs in its own thread between two FrameQueues. It never draws; it turns each
+`Frame` into a `FrameResult` carrying the tracks and their latest predictions.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from .capture import EndOfStream, FrameQueue
+from .classifier import ActionClassifier
+from .features import TrackWindow
+from .pose import PoseBackend
+from .tracker import Tracker
+from .types import Frame, FrameResult, Prediction, Track
+
+
+class ActionRecognizer:
+    """The per-frame logic, usable without a thread (benchmarks, the web app's jobs)."""
+
+    def __init__(self, backend: PoseBackend, classifier: ActionClassifier | None, skip: int = 0,
+                 tracker: Tracker | None = None) -> None:
+        self.backend = backend
+        self.classifier = classifier
+        self.skip = skip
+        self.tracker = tracker or Tracker()
+        self._windows: dict[int, TrackWindow] = {}
+        self._predictions: dict[int, Prediction] = {}
+        self._last_tracks: list[Track] = []
+        self._frames_seen = 0
+        self.poses_run = 0
+
+    def process(self, frame: Frame) -> FrameResult:
+        posed = self._frames_seen % (self.skip + 1) == 0
+        self._frames_seen += 1
+        pose_ms = classify_ms = 0.0
+        if posed:
+            t0 = time.perf_counter()
+            poses = self.backend.estimate(frame.image)
+            t1 = time.perf_counter()
+            pose_ms = (t1 - t0) * 1000
+            self.poses_run += 1
+            tracks, expired = self.tracker.update(poses, frame.t_media)
+            for track_id in expired:
+                self._windows.pop(track_id, None)
+                self._predictions.pop(track_id, None)
+            if self.classifier is not None:
+                self._classify(tracks, frame.t_media)
+            classify_ms = (time.perf_counter() - t1) * 1000
+            # Snapshots: the tracker updates its own Track objects in place.
+            self._last_tracks = [Track(t.track_id, t.keypoints, t.scores, t.box,
+                                       self._predictions.get(t.track_id)) for t in tracks]
+        return FrameResult(frame, self._last_tracks, posed, pose_ms, classify_ms)
+
+    def _classify(self, tracks: list[Track], t: float) -> None:
+        ready_ids, windows = [], []
+        for track in tracks:
+            window = self._windows.get(track.track_id)
+            if window is None:
+                window = self._windows[track.track_id] = TrackWindow(self.classifier.spec)
+            window.add(t, track.keypoints, track.scores)
+            features = window.features()
+            if features is not None:
+                ready_ids.append(track.track_id)
+                windows.append(features)
+        if windows:
+            for track_id, prediction in zip(ready_ids, self.classifier.predict(np.stack(windows))):
+                self._predictions[track_id] = prediction
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+class InferenceWorker(threading.Thread):
+    """Moves frames from `inbox` through an ActionRecognizer into `outbox`."""
+
+    def __init__(self, recognizer: ActionRecognizer, inbox: FrameQueue, outbox: FrameQueue,
+                 stop: threading.Event) -> None:
+        super().__init__(name="inference", daemon=True)
+        self.recognizer = recognizer
+        self.inbox = inbox
+        self.outbox = outbox
+        self.stop = stop
+        self.error: str | None = None
+
+    def run(self) -> None:
+        end = EndOfStream()
+        try:
+            while not self.stop.is_set():
+                item = self.inbox.get(timeout=0.1)
+                if item is None:
+                    continue
+                if isinstance(item, EndOfStream):
+                    end = item
+                    break
+                if not self.outbox.put(self.recognizer.process(item), self.stop):
+                    break
+        except Exception as exc:  # report, then let the main thread finalize outputs
+            self.error = f"inference failed: {type(exc).__name__}: {exc}"
+            end = EndOfStream(self.error)
+        finally:
+            self.outbox.put(end, self.stop)

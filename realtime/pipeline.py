@@ -1,0 +1,249 @@
+"""The running pipeline: capture thread → queue → inference thread → queue → main thread.
+
+The main thread owns the overlay and every sink (the window must live there). One
+stop event ends everything: end of input, q/ESC, Ctrl-C, SIGTERM or --max-frames.
+Whatever ends the run, the video file and the events log are finalized.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .capture import (BufferPolicy, CaptureThread, EndOfStream, FrameQueue, SourceInfo, StreamStatus,
+                      default_policy, open_source)
+from .classifier import WEIGHTS_HINT, ActionClassifier
+from .config import Config
+from .errors import RealtimeError
+from .inference_worker import ActionRecognizer, InferenceWorker
+from .overlay import HudInfo, annotate
+from .pose import create_backend
+from .sinks import EventLog, VideoSink, WindowSink
+from .stats import LatencyStats, RateMeter
+from .types import FrameResult
+
+
+class FrameSink(Protocol):
+    """Anything that takes annotated frames besides the built-in sinks (e.g. the web live view)."""
+
+    def write(self, image: np.ndarray, result: FrameResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class RunSummary:
+    frames_in: int = 0
+    frames_out: int = 0
+    dropped: int = 0
+    fps: float = 0.0
+    latency_ms_p50: float = 0.0
+    latency_ms_p95: float = 0.0
+    labels: dict[str, int] = field(default_factory=dict)
+    stopped_by: str = "end"
+    error: str | None = None
+
+    def line(self) -> str:
+        labels = ", ".join(f"{k} {v}" for k, v in sorted(self.labels.items(), key=lambda kv: -kv[1])) or "none"
+        return (f"realtime: {self.frames_in} frames in, {self.frames_out} out, {self.dropped} dropped, "
+                f"{self.fps:.1f} FPS, latency p50 {self.latency_ms_p50:.0f} ms p95 {self.latency_ms_p95:.0f} ms; "
+                f"labels shown: {labels}")
+
+
+def load_classifier(config: Config, explicit: bool, notice: Callable[[str], None]) -> ActionClassifier | None:
+    """The configured classifier; without weights, poses only (unless weights were asked for by name)."""
+    path = Path(config.classifier.weights)
+    if not path.exists() and not explicit:
+        notice(f"realtime: no action weights at {path} — showing poses only; {WEIGHTS_HINT}")
+        return None
+    return ActionClassifier.load(path, config.classifier.threshold)
+
+
+def backend_options(config: Config) -> dict:
+    if config.pose.backend == "detectron2":
+        d2 = config.pose.detectron2
+        return {"config": d2.config, "weights": d2.weights, "score_thresh": d2.score_thresh,
+                "min_size_test": d2.min_size_test, "device": d2.device}
+    return {}
+
+
+class Pipeline:
+    """Builds the stages from a Config and runs them until the stop event is set."""
+
+    def __init__(self, config: Config, *, weights_explicit: bool = False,
+                 extra_sinks: list[FrameSink] | None = None,
+                 notice: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr)) -> None:
+        self.config = config
+        self.notice = notice
+        self.stop = threading.Event()
+        self.extra_sinks = extra_sinks or []
+        # Fail fast, before any thread starts: weights, then source, then outputs.
+        self.classifier = load_classifier(config, weights_explicit, notice)
+        self.cap, self.info = open_source(config.source, config.capture)
+        try:
+            self.backend = create_backend(config.pose.backend, backend_options(config))
+            self.window = None if config.output.headless else WindowSink(config.output.window_title,
+                                                                           config.output.fullscreen)
+            self.video = VideoSink(config.output.video, self.info.fps) if config.output.video else None
+            self.events = EventLog(config.output.events, config.output.flush_events)
+        except BaseException:
+            self.cap.release()
+            raise
+        policy_name = config.capture.policy
+        policy = default_policy(self.info.kind) if policy_name == "auto" else BufferPolicy(policy_name)
+        self.frames = FrameQueue(config.capture.queue_size, policy)
+        self.results = FrameQueue(config.capture.queue_size, policy)
+        self.status: queue.Queue = queue.Queue()
+        self.recognizer = ActionRecognizer(self.backend, self.classifier, config.pose.skip)
+        self.capture = CaptureThread(self.cap, self.info, self.frames, self.stop, config.capture, self.status,
+                                     config.max_frames)
+        self.worker = InferenceWorker(self.recognizer, self.frames, self.results, self.stop)
+        self.summary = RunSummary()
+        self._label_frames: Counter[str] = Counter()
+        self._shown_labels: dict[int, str] = {}
+        self._t0_media: float | None = None
+
+    @property
+    def source_info(self) -> SourceInfo:
+        return self.info
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stop.is_set():
+            self.summary.stopped_by = reason
+            self.stop.set()
+
+    def run(self) -> RunSummary:
+        with self._signals():
+            self.events.emit({"type": "stream", "status": "opened", "source": self.info.source,
+                              "fps": round(self.info.fps, 3), "width": self.info.width, "height": self.info.height})
+            t_start = time.monotonic()
+            self.capture.start()
+            self.worker.start()
+            try:
+                self._consume()
+            finally:
+                self._finish(time.monotonic() - t_start)
+        return self.summary
+
+    def _consume(self) -> None:
+        out_rate, pose_rate, latency = RateMeter(), RateMeter(), LatencyStats()
+        self._latency = latency
+        while not self.stop.is_set():
+            self._drain_status()
+            item = self.results.get(timeout=0.1)
+            if item is None:
+                continue
+            if isinstance(item, EndOfStream):
+                self.summary.error = item.error or self.capture.error or self.worker.error
+                break
+            now = time.monotonic()
+            out_rate.tick(now)
+            if item.posed:
+                pose_rate.tick(now)
+            latency_ms = (now - item.frame.t_capture) * 1000
+            latency.add(latency_ms)
+            hud = HudInfo(out_rate.rate(), pose_rate.rate(), latency_ms, self.frames.dropped + self.results.dropped)
+            image = annotate(item, hud, self.config.pose.min_score)
+            self._record(item)
+            if self.video is not None:
+                self.video.write(image)
+            for sink in self.extra_sinks:
+                sink.write(image, item)
+            self.summary.frames_out += 1
+            if self.window is not None and not self.window.show(image):
+                self.request_stop("key")
+        self._drain_status()
+
+    def _record(self, result: FrameResult) -> None:
+        """Action events when a person's label changes, and per-label frame counts."""
+        if self._t0_media is None:
+            self._t0_media = result.frame.t_media
+        t = result.frame.t_media - self._t0_media
+        shown = set()
+        for track in result.tracks:
+            if track.prediction is None:
+                continue
+            label = track.prediction.label
+            shown.add(label)
+            if self._shown_labels.get(track.track_id) != label:
+                self._shown_labels[track.track_id] = label
+                self.events.emit({"type": "action", "t": round(t, 3), "frame": result.frame.index,
+                                  "track": track.track_id, "label": label,
+                                  "score": round(track.prediction.score, 4)})
+        self._label_frames.update(shown)
+
+    def _drain_status(self) -> None:
+        while True:
+            try:
+                status: StreamStatus = self.status.get_nowait()
+            except queue.Empty:
+                return
+            if status.status == "ended":
+                continue  # written once, at the very end
+            # After "lost", windows start afresh by themselves: TrackWindow drops history
+            # across any gap longer than the feature spec's max_gap_s.
+            self.events.emit({"type": "stream", "status": status.status, **status.detail})
+            if status.status in ("lost", "reconnected", "gave_up"):
+                self.notice(f"realtime: stream {status.status} {status.detail}")
+
+    def _finish(self, elapsed: float) -> None:
+        self.stop.set()
+        self.capture.join(timeout=10)
+        self.worker.join(timeout=10)
+        self._drain_status()
+        s = self.summary
+        if s.error is None:
+            s.error = self.capture.error or self.worker.error
+        s.frames_in = self.capture.frames_read
+        s.dropped = self.frames.dropped + self.results.dropped
+        s.fps = s.frames_out / elapsed if elapsed > 0 else 0.0
+        latency = getattr(self, "_latency", None)
+        if latency is not None:
+            s.latency_ms_p50, s.latency_ms_p95 = latency.percentile(50), latency.percentile(95)
+        s.labels = dict(self._label_frames)
+        for closer in (self.video, self.window, *self.extra_sinks):
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    closer.close()
+        self.events.emit({"type": "stream", "status": "ended", "stopped_by": s.stopped_by,
+                          **({"error": s.error} if s.error else {})})
+        self.events.emit({"type": "summary", "frames_in": s.frames_in, "frames_out": s.frames_out,
+                          "dropped": s.dropped, "fps": round(s.fps, 2),
+                          "latency_ms_p50": round(s.latency_ms_p50, 1),
+                          "latency_ms_p95": round(s.latency_ms_p95, 1), "labels": s.labels})
+        self.events.close()
+        with contextlib.suppress(Exception):
+            self.recognizer.close()
+
+    @contextlib.contextmanager
+    def _signals(self):
+        """SIGINT and SIGTERM set the stop event (main thread only; elsewhere the caller stops us)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        signal.signal(signal.SIGINT, lambda *_: self.request_stop("interrupt"))
+        signal.signal(signal.SIGTERM, lambda *_: self.request_stop("sigterm"))
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def run_pipeline(config: Config, **kwargs) -> RunSummary:
+    pipeline = Pipeline(config, **kwargs)
+    return pipeline.run()
+
+
+__all__ = ["Pipeline", "RunSummary", "run_pipeline", "RealtimeError"]

@@ -1,0 +1,44 @@
+"""Shared fixtures: the real datasets beside the repository, and running the CLI for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATASETS = Path(os.environ.get("REALTIME_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+@pytest.fixture(scope="session")
+def datasets() -> Path:
+    if not (DATASETS / "README.md").is_file():
+        pytest.fail(f"shared datasets not found at {DATASETS}; set REALTIME_DATASETS")
+    return DATASETS
+
+
+@pytest.fixture(scope="session")
+def weizmann_clip(datasets) -> Path:
+    return datasets / "weizmann" / "jack" / "daria_jack.avi"
+
+
+@pytest.fixture(scope="session")
+def exercise_clip(datasets) -> Path:
+    return datasets / "videos" / "exercise.avi"
+
+
+def run_cli(*args: str, timeout: float = 240, env: dict | None = None, cwd: Path | None = None,
+            ) -> subprocess.CompletedProcess:
+    """`python -m realtime ARGS` in a fresh process, as a user would run it."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("DISPLAY", None) if env is None or "DISPLAY" not in env else None
+    return subprocess.run([sys.executable, "-m", "realtime", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=cwd or REPO)
+
+
+def read_events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
