@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch import nn
 
@@ -27,64 +26,81 @@ CHECKPOINT_FORMAT = "realtime-action-lstm/1"
 WEIGHTS_HINT = "train them with `python scripts/train.py` (see README) or pass --weights FILE"
 
 
-class ActionLSTM(pl.LightningModule):
-    """LSTM over a window of pose features; a linear layer on the last hidden state."""
+class ActionLSTMNet(nn.Module):
+    """The article's network: an LSTM over a window of pose features, a linear layer on the last hidden state."""
 
     def __init__(self, input_size: int, num_classes: int, hidden_size: int = 50, num_layers: int = 1,
-                 dropout: float = 0.0, learning_rate: float = 1e-3,
-                 class_weights: list[float] | None = None) -> None:
+                 dropout: float = 0.0) -> None:
         super().__init__()
-        self.save_hyperparameters()
         self.lstm = nn.LSTM(input_size, hidden_size, num_layers=num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, num_classes)
-        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
-        self.loss_fn = nn.CrossEntropyLoss(weight=weight)
-        self._metrics_ready = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, (hidden, _) = self.lstm(x)
         return self.head(self.dropout(hidden[-1]))
 
-    # Training hooks (PyTorch Lightning). Metrics are built lazily so inference never
-    # imports torchmetrics.
-    def _ensure_metrics(self) -> None:
-        if self._metrics_ready:
-            return
-        import torchmetrics
 
-        n = self.hparams.num_classes
-        self.train_acc = torchmetrics.Accuracy(task="multiclass", num_classes=n).to(self.device)
-        self.val_acc = torchmetrics.Accuracy(task="multiclass", num_classes=n).to(self.device)
-        self.val_f1 = torchmetrics.F1Score(task="multiclass", num_classes=n, average="macro").to(self.device)
-        self._metrics_ready = True
+def __getattr__(name: str):
+    # The LightningModule is built on first use: importing pytorch_lightning costs about
+    # 9 s here, which live inference (plain torch) should not pay at every start.
+    if name == "ActionLSTM":
+        cls = _define_lightning_module()
+        globals()["ActionLSTM"] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    def training_step(self, batch, batch_idx):
-        self._ensure_metrics()
-        x, y = batch
-        logits = self(x)
-        loss = self.loss_fn(logits, y)
-        self.train_acc(logits, y)
-        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
-        self.log("train_acc", self.train_acc, prog_bar=True, on_step=False, on_epoch=True)
-        return loss
 
-    def validation_step(self, batch, batch_idx):
-        self._ensure_metrics()
-        x, y = batch
-        logits = self(x)
-        loss = self.loss_fn(logits, y)
-        self.val_acc(logits, y)
-        self.val_f1(logits, y)
-        self.log("val_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
-        self.log("val_acc", self.val_acc, prog_bar=True, on_step=False, on_epoch=True)
-        self.log("val_f1", self.val_f1, prog_bar=True, on_step=False, on_epoch=True)
+def _define_lightning_module():
+    import pytorch_lightning as pl
+    import torchmetrics
 
-    def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=3)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+    class ActionLSTM(pl.LightningModule):
+        """Training wrapper (PyTorch Lightning) around ActionLSTMNet, as in the article."""
+
+        def __init__(self, input_size: int, num_classes: int, hidden_size: int = 50, num_layers: int = 1,
+                     dropout: float = 0.0, learning_rate: float = 1e-3,
+                     class_weights: list[float] | None = None) -> None:
+            super().__init__()
+            self.save_hyperparameters()
+            self.net = ActionLSTMNet(input_size, num_classes, hidden_size, num_layers, dropout)
+            weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+            self.loss_fn = nn.CrossEntropyLoss(weight=weight)
+            self.train_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
+            self.val_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
+            self.val_f1 = torchmetrics.F1Score(task="multiclass", num_classes=num_classes, average="macro")
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            logits = self(x)
+            loss = self.loss_fn(logits, y)
+            self.train_acc(logits, y)
+            self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+            self.log("train_acc", self.train_acc, prog_bar=True, on_step=False, on_epoch=True)
+            return loss
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            logits = self(x)
+            loss = self.loss_fn(logits, y)
+            self.val_acc(logits, y)
+            self.val_f1(logits, y)
+            self.log("val_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+            self.log("val_acc", self.val_acc, prog_bar=True, on_step=False, on_epoch=True)
+            self.log("val_f1", self.val_f1, prog_bar=True, on_step=False, on_epoch=True)
+
+        def configure_optimizers(self):
+            optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=3)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+
+    ActionLSTM.__module__ = __name__
+    ActionLSTM.__qualname__ = "ActionLSTM"
+    return ActionLSTM
 
 
 @dataclass
@@ -100,23 +116,24 @@ class Checkpoint:
     threshold: float = 0.0
     info: dict | None = None
 
-    def build_model(self) -> ActionLSTM:
-        model = ActionLSTM(self.spec.dim, len(self.labels), self.hidden_size, self.num_layers, self.dropout)
-        model.load_state_dict(self.state_dict, strict=False)
+    def build_model(self) -> ActionLSTMNet:
+        model = ActionLSTMNet(self.spec.dim, len(self.labels), self.hidden_size, self.num_layers, self.dropout)
+        model.load_state_dict(self.state_dict)
         return model
 
 
-def save_checkpoint(path: str | Path, model: ActionLSTM, labels: tuple[str, ...], spec: FeatureSpec,
+def save_checkpoint(path: str | Path, model, labels: tuple[str, ...], spec: FeatureSpec,
                     threshold: float = 0.0, info: dict | None = None) -> None:
-    hp = model.hparams
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith("loss_fn")}
+    """Write a checkpoint from a trained ActionLSTM (Lightning) or a bare ActionLSTMNet."""
+    net: ActionLSTMNet = getattr(model, "net", model)
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     torch.save({
         "format": CHECKPOINT_FORMAT,
         "labels": list(labels),
         "feature_spec": spec.to_dict(),
-        "hidden_size": int(hp.hidden_size),
-        "num_layers": int(hp.num_layers),
-        "dropout": float(hp.dropout),
+        "hidden_size": int(net.lstm.hidden_size),
+        "num_layers": int(net.lstm.num_layers),
+        "dropout": float(net.dropout.p),
         "threshold": float(threshold),
         "info": info or {},
         "state_dict": state,
@@ -151,11 +168,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def _check_shapes(path: Path, ckpt: Checkpoint) -> None:
-    expected = ActionLSTM(ckpt.spec.dim, len(ckpt.labels), ckpt.hidden_size, ckpt.num_layers).state_dict()
+    expected = ActionLSTMNet(ckpt.spec.dim, len(ckpt.labels), ckpt.hidden_size, ckpt.num_layers).state_dict()
     got = ckpt.state_dict
+    unexpected = sorted(set(got) - set(expected))
+    if unexpected:
+        raise WeightsError(f"weights file {path} has tensors the model does not: {', '.join(unexpected[:3])}")
     for name, tensor in expected.items():
-        if name.startswith("loss_fn"):
-            continue
         if name not in got:
             raise WeightsError(f"weights file {path} lacks tensor {name} — {WEIGHTS_HINT}")
         if tuple(got[name].shape) != tuple(tensor.shape):

@@ -87,17 +87,22 @@ class Pipeline:
         self.notice = notice
         self.stop = threading.Event()
         self.extra_sinks = extra_sinks or []
-        # Fail fast, before any thread starts: weights, then source, then outputs.
-        self.classifier = load_classifier(config, weights_explicit, notice)
+        # Fail fast, before any thread starts: source, then weights, then outputs.
         self.cap, self.info = open_source(config.source, config.capture)
+        self.window = self.video = self.events = None
         try:
-            self.backend = create_backend(config.pose.backend, backend_options(config))
+            self.classifier = load_classifier(config, weights_explicit, notice)
             self.window = None if config.output.headless else WindowSink(config.output.window_title,
                                                                            config.output.fullscreen)
             self.video = VideoSink(config.output.video, self.info.fps) if config.output.video else None
             self.events = EventLog(config.output.events, config.output.flush_events)
+            # Last: the slowest to build, and its native threads log while starting.
+            self.backend = create_backend(config.pose.backend, backend_options(config))
         except BaseException:
             self.cap.release()
+            for opened in (self.window, self.video, self.events):
+                if opened is not None:
+                    opened.close()
             raise
         policy_name = config.capture.policy
         policy = default_policy(self.info.kind) if policy_name == "auto" else BufferPolicy(policy_name)

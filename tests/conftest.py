@@ -42,3 +42,31 @@ def run_cli(*args: str, timeout: float = 240, env: dict | None = None, cwd: Path
 
 def read_events(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory) -> Path:
+    """A TEST-ONLY checkpoint with random weights but the real shape and labels.
+
+    It exercises the classifier path (windows, batching, events) without depending on
+    how well the shipped model is trained.
+    """
+    from realtime.classifier import CLASSES, ActionLSTMNet, save_checkpoint
+    from realtime.features import FeatureSpec
+
+    spec = FeatureSpec()
+    path = tmp_path_factory.mktemp("weights") / "random_init_test_only.pt"
+    save_checkpoint(path, ActionLSTMNet(spec.dim, len(CLASSES)), CLASSES, spec, info={"test_only": True})
+    return path
+
+
+def count_frames(path: Path) -> int:
+    """Frames a decoder actually gets out of a video file."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n

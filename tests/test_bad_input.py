@@ -1,0 +1,137 @@
+"""Every covered bad input ends in one clear line on stderr, a non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import count_frames, read_events, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def assert_one_line_error(proc, *fragments: str) -> str:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("realtime: error:")]
+    assert len(errors) == 1, proc.stderr
+    assert lines == errors, f"unexpected extra output on stderr: {proc.stderr}"
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+def test_missing_camera(random_weights):
+    # No camera devices exist on these machines: index 0 is as missing as it gets.
+    proc = run_cli("--source", "0", "--headless", "--weights", str(random_weights))
+    assert_one_line_error(proc, "no camera at index 0", "use --source FILE or URL")
+
+
+def test_missing_file(tmp_path, random_weights):
+    proc = run_cli("--source", str(tmp_path / "nope.mp4"), "--headless", "--weights", str(random_weights))
+    assert_one_line_error(proc, "not found", "nope.mp4")
+
+
+def test_directory_instead_of_file(tmp_path, random_weights):
+    proc = run_cli("--source", str(tmp_path), "--headless", "--weights", str(random_weights))
+    assert_one_line_error(proc, "cannot be read")
+
+
+def test_corrupt_file(tmp_path, random_weights):
+    junk = tmp_path / "junk.avi"
+    junk.write_bytes(bytes(range(256)) * 64)
+    proc = run_cli("--source", str(junk), "--headless", "--weights", str(random_weights))
+    assert_one_line_error(proc, "junk.avi", "corrupt or not a video")
+
+
+def test_truncated_file_keeps_frames_before_the_damage(tmp_path, weizmann_clip, random_weights):
+    clip = tmp_path / "truncated.avi"
+    data = weizmann_clip.read_bytes()
+    clip.write_bytes(data[: len(data) // 2])
+    out, events = tmp_path / "out.mp4", tmp_path / "events.jsonl"
+    proc = run_cli("--source", str(clip), "--headless", "--weights", str(random_weights),
+                   "--output", str(out), "--events", str(events))
+    # The "frames in/out" summary line still goes to stdout; stderr carries the one error.
+    assert_one_line_error(proc, "truncated or corrupt")
+    summary = read_events(events)[-1]
+    assert summary["type"] == "summary"
+    written = count_frames(out)
+    assert 0 < written == summary["frames_out"] < count_frames(weizmann_clip)
+
+
+def test_unreachable_url(random_weights):
+    # Port 9 on loopback: nothing listens there.
+    proc = run_cli("--source", "rtsp://127.0.0.1:9/none", "--headless", "--weights", str(random_weights),
+                   timeout=60)
+    assert_one_line_error(proc, "cannot open stream", "127.0.0.1:9")
+
+
+def test_unsupported_url_scheme():
+    proc = run_cli("--source", "gopher://example/x", "--headless")
+    assert_one_line_error(proc, "unsupported scheme")
+
+
+@pytest.mark.parametrize("yaml_text, fragments", [
+    ("pose:\n  skp: 1\n", ("unknown key 'pose.skp'", "skip")),
+    ("pose:\n  skip: -1\n", ("pose.skip", "at least 0")),
+    ("pose:\n  backend: openpose\n", ("pose.backend", "mediapipe, detectron2")),
+    ("capture:\n  queue_size: many\n", ("capture.queue_size", "int")),
+    ("output: [1, 2]\n", ("output", "mapping")),
+    ("pose: {skip: 1\n", ("not valid YAML",)),
+])
+def test_bad_config(tmp_path, weizmann_clip, yaml_text, fragments):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml_text)
+    proc = run_cli("--config", str(config), "--source", str(weizmann_clip), "--headless")
+    assert_one_line_error(proc, *fragments)
+
+
+def test_missing_config_file(tmp_path):
+    proc = run_cli("--config", str(tmp_path / "absent.yaml"), "--headless")
+    assert_one_line_error(proc, "absent.yaml", "not found")
+
+
+def test_missing_weights(tmp_path, weizmann_clip):
+    proc = run_cli("--source", str(weizmann_clip), "--headless", "--weights", str(tmp_path / "absent.pt"))
+    assert_one_line_error(proc, "absent.pt", "not found", "scripts/train.py")
+
+
+def test_garbage_weights(tmp_path, weizmann_clip):
+    bad = tmp_path / "garbage.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    proc = run_cli("--source", str(weizmann_clip), "--headless", "--weights", str(bad))
+    assert_one_line_error(proc, "garbage.pt", "cannot be read")
+
+
+def test_wrong_shaped_weights(tmp_path, weizmann_clip, random_weights):
+    raw = torch.load(random_weights, weights_only=True)
+    raw["state_dict"]["head.weight"] = torch.zeros(7, 99)
+    bad = tmp_path / "wrong_shape.pt"
+    torch.save(raw, bad)
+    proc = run_cli("--source", str(weizmann_clip), "--headless", "--weights", str(bad))
+    assert_one_line_error(proc, "head.weight", "(7, 99)")
+
+
+def test_weights_with_unknown_labels(tmp_path, weizmann_clip, random_weights):
+    raw = torch.load(random_weights, weights_only=True)
+    raw["labels"][0] = "DANCING"
+    bad = tmp_path / "labels.pt"
+    torch.save(raw, bad)
+    proc = run_cli("--source", str(weizmann_clip), "--headless", "--weights", str(bad))
+    assert_one_line_error(proc, "DANCING", "allowed are")
+
+
+def test_no_display_without_headless(weizmann_clip, random_weights):
+    proc = run_cli("--source", str(weizmann_clip), "--weights", str(random_weights), env={"DISPLAY": ""})
+    assert_one_line_error(proc, "no display", "--headless")
+
+
+def test_unwritable_output(tmp_path, weizmann_clip, random_weights):
+    out = tmp_path / "out.xyz"
+    proc = run_cli("--source", str(weizmann_clip), "--headless", "--weights", str(random_weights),
+                   "--output", str(out))
+    assert_one_line_error(proc, "unsupported extension", ".mp4")

@@ -1,0 +1,102 @@
+"""Capture with real files, real threads and real queues: the two buffer policies."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from realtime.capture import (BufferPolicy, CaptureThread, EndOfStream, FrameQueue, SourceKind,
+                              classify_source, open_source)
+from realtime.config import CaptureConfig
+from realtime.types import Frame
+
+
+def drain(queue: FrameQueue, stop: threading.Event, delay_s: float, max_size_seen: list[int]) -> list:
+    """A consumer that is deliberately slow; returns what it got, ending with EndOfStream."""
+    got = []
+    while True:
+        max_size_seen.append(queue.qsize())
+        item = queue.get(timeout=5)
+        assert item is not None, "the producer stalled"
+        got.append(item)
+        if isinstance(item, EndOfStream):
+            return got
+        time.sleep(delay_s)
+
+
+def run_capture(clip, policy: BufferPolicy, delay_s: float, queue_size: int = 3, pace: bool = False):
+    options = CaptureConfig(pace=pace)
+    cap, info = open_source(str(clip), options)
+    queue, stop = FrameQueue(queue_size, policy), threading.Event()
+    thread = CaptureThread(cap, info, queue, stop, options)
+    sizes: list[int] = []
+    thread.start()
+    got = drain(queue, stop, delay_s, sizes)
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    return thread, queue, got, sizes
+
+
+def test_lossless_never_drops_and_keeps_order(weizmann_clip):
+    thread, queue, got, sizes = run_capture(weizmann_clip, BufferPolicy.LOSSLESS, delay_s=0.01)
+    frames = [f for f in got if isinstance(f, Frame)]
+    assert queue.dropped == 0
+    assert [f.index for f in frames] == list(range(thread.frames_read))
+    assert thread.frames_read == 89
+    assert isinstance(got[-1], EndOfStream) and got[-1].error is None
+    assert max(sizes) <= 3
+    # File time comes from the source, not the wall clock.
+    assert frames[25].t_source == 1.0
+
+
+def test_drop_oldest_bounds_the_queue_and_counts_drops(weizmann_clip):
+    # The consumer takes 30 ms a frame while the file is read as fast as it decodes.
+    thread, queue, got, sizes = run_capture(weizmann_clip, BufferPolicy.DROP_OLDEST, delay_s=0.03)
+    frames = [f for f in got if isinstance(f, Frame)]
+    assert max(sizes) <= 3
+    assert queue.dropped > 0
+    assert len(frames) + queue.dropped == thread.frames_read == 89
+    indices = [f.index for f in frames]
+    assert indices == sorted(indices)
+    assert indices[-1] == 88, "the newest frame must survive"
+
+
+def test_paced_file_arrives_in_real_time(weizmann_clip):
+    start = time.monotonic()
+    thread, queue, got, _ = run_capture(weizmann_clip, BufferPolicy.DROP_OLDEST, delay_s=0.0, pace=True)
+    elapsed = time.monotonic() - start
+    frames = [f for f in got if isinstance(f, Frame)]
+    span = frames[-1].t_capture - frames[0].t_capture
+    assert span >= 88 / 25 * 0.9, "pacing must spread 89 frames over about 3.5 s"
+    assert elapsed < 30
+    assert queue.dropped == 0
+
+
+def test_end_marker_survives_a_full_drop_oldest_queue():
+    queue, stop = FrameQueue(2, BufferPolicy.DROP_OLDEST), threading.Event()
+    for i in range(5):
+        assert queue.put(i, stop)
+    assert queue.dropped == 3
+    assert queue.put(EndOfStream(), stop)
+    assert queue.dropped == 4
+    assert queue.put("late", stop)  # evicts frame 4
+    assert queue.put("later", stop) is False  # would have to evict the end marker
+    items = [queue.get(timeout=0.1) for _ in range(2)]
+    assert any(isinstance(item, EndOfStream) for item in items)
+    assert queue.dropped == 5
+
+
+def test_lossless_put_gives_up_when_stopped():
+    queue, stop = FrameQueue(1, BufferPolicy.LOSSLESS), threading.Event()
+    assert queue.put("a", stop)
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    assert queue.put("b", stop) is False
+    assert 0.2 < time.monotonic() - started < 2
+
+
+def test_source_kinds():
+    assert classify_source("0") is SourceKind.CAMERA
+    assert classify_source("rtsp://cam/stream") is SourceKind.STREAM
+    assert classify_source("http://host:8080/video.mjpg") is SourceKind.STREAM
+    assert classify_source("clips/a.avi") is SourceKind.FILE

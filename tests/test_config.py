@@ -1,0 +1,66 @@
+"""Config loading: defaults from config.yaml, overrides from flags, one clear line per mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+from realtime.__main__ import build_parser, overrides_from
+from realtime.config import Config, load_config
+from realtime.errors import ConfigError
+
+
+def test_shipped_config_states_every_default():
+    """config.yaml holds every default, so what users read there is what runs."""
+    from_file = load_config(REPO / "config.yaml")
+    defaults = Config()
+    defaults.classifier.weights = str(REPO / "weights" / "action_lstm.pt")
+    assert from_file == defaults
+
+    def keys(d, prefix=""):
+        out = set()
+        for k, v in d.items():
+            out |= keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k}
+        return out
+
+    import dataclasses
+
+    assert keys(yaml.safe_load((REPO / "config.yaml").read_text())) == keys(dataclasses.asdict(defaults))
+
+
+def test_flags_override_the_file(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("source: clip.avi\npose:\n  skip: 3\nclassifier:\n  weights: w/model.pt\n")
+    args = build_parser().parse_args(["--config", str(cfg_file), "--skip", "1", "--headless"])
+    config = load_config(args.config, overrides_from(args))
+    assert config.pose.skip == 1
+    assert config.output.headless is True
+    assert config.source == "clip.avi"
+    # Relative paths in a file are the file's; the file's folder, not the working directory.
+    assert Path(config.classifier.weights) == tmp_path / "w" / "model.pt"
+
+
+def test_camera_index_may_be_a_number(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("source: 2\n")
+    assert load_config(cfg_file).source == "2"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("colour: red\n", "unknown key 'colour'"),
+    ("output:\n  headless: maybe\n", "output.headless must be bool"),
+    ("pose:\n  min_score: 1.5\n", "pose.min_score must be at most 1"),
+    ("max_frames: 0\n", "max_frames must be at least 1"),
+    ("capture:\n  policy: newest\n", "capture.policy must be one of auto, lossless, drop_oldest"),
+    ("pose:\n  detectron2:\n    device: tpu\n", "pose.detectron2.device must be one of auto, cpu, cuda"),
+])
+def test_mistakes_name_the_key_and_what_is_allowed(tmp_path, text, message):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg_file)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)

@@ -1,0 +1,95 @@
+"""The live window for real: an OpenCV window on an Xvfb screen, a screenshot, and q to quit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO, read_events
+
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
+
+# The overlay's limb colours (BGR), as they must appear on screen.
+LEFT_BGR = np.array([0, 140, 255])
+RIGHT_BGR = np.array([255, 140, 0])
+
+
+@pytest.fixture()
+def xvfb(tmp_path):
+    if shutil.which("Xvfb") is None:
+        pytest.fail("Xvfb is missing: run `make system-deps` (make test does)")
+    for number in range(90, 120):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
+            break
+    display = f":{number}"
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{number}").exists():
+        assert time.monotonic() < deadline, "Xvfb did not start"
+        time.sleep(0.05)
+    yield display
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def screenshot(display: str, path: Path) -> np.ndarray:
+    subprocess.run(["import", "-window", "root", str(path)], env={**os.environ, "DISPLAY": display},
+                   check=True, timeout=30)
+    image = cv2.imread(str(path))
+    assert image is not None
+    return image
+
+
+def colour_pixels(image: np.ndarray, bgr: np.ndarray, tolerance: int = 40) -> int:
+    return int((np.abs(image.astype(int) - bgr).max(axis=2) <= tolerance).sum())
+
+
+def test_live_window_shows_annotated_frames_and_quits_on_q(xvfb, tmp_path, exercise_clip, random_weights):
+    events_path = tmp_path / "events.jsonl"
+    env = {**os.environ, "DISPLAY": xvfb}
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", "--source", str(exercise_clip), "--pace",
+                             "--weights", str(random_weights), "--events", str(events_path), "--flush-events"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        window = None
+        deadline = time.monotonic() + 90
+        while window is None and time.monotonic() < deadline:
+            found = subprocess.run(["xdotool", "search", "--name", "^realtime$"], env=env,
+                                   capture_output=True, text=True)
+            window = found.stdout.split()[0] if found.returncode == 0 and found.stdout.split() else None
+            time.sleep(0.3)
+        assert window is not None, f"no window appeared: {proc.stderr if proc.poll() is not None else ''}"
+        time.sleep(4)  # let a few seconds of annotated frames through
+        shot = screenshot(xvfb, tmp_path / "screen.png")
+        shutil.copy(tmp_path / "screen.png", REPO / "out" / "gui-screenshot.png") if (REPO / "out").is_dir() else None
+
+        # The raw video has hardly any of the overlay's pure limb colours; the screen must.
+        cap = cv2.VideoCapture(str(exercise_clip))
+        raw = cap.read()[1]
+        cap.release()
+        assert colour_pixels(shot, LEFT_BGR) > 20 + colour_pixels(raw, LEFT_BGR)
+        assert colour_pixels(shot, RIGHT_BGR) > 20 + colour_pixels(raw, RIGHT_BGR)
+        # The HUD's dark label background sits in the window's top-left corner area.
+        assert colour_pixels(shot, np.array([40, 40, 40]), tolerance=3) > 500
+
+        subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, timeout=10)
+        subprocess.run(["xdotool", "key", "--window", window, "q"], env=env, timeout=10)
+        subprocess.run(["xdotool", "key", "q"], env=env, timeout=10)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+    assert proc.returncode == 0, proc.stderr
+    events = read_events(events_path)
+    assert events[-2]["stopped_by"] == "key"
+    assert 0 < events[-1]["frames_out"] < 393

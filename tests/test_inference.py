@@ -1,0 +1,154 @@
+"""Pose backend and inference worker on real frames; tracker and overlay behaviour."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from realtime.capture import BufferPolicy, CaptureThread, EndOfStream, FrameQueue, open_source
+from realtime.classifier import ActionClassifier
+from realtime.config import CaptureConfig
+from realtime.inference_worker import ActionRecognizer, InferenceWorker
+from realtime.overlay import HudInfo, annotate
+from realtime.pose import create_backend
+from realtime.tracker import Tracker, box_iou
+from realtime.types import Frame, FrameResult, Poses, Track
+
+
+@pytest.fixture(scope="module")
+def mediapipe():
+    backend = create_backend("mediapipe")
+    yield backend
+    backend.close()
+
+
+def read_frames(path, limit=None):
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while limit is None or len(frames) < limit:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(image)
+    cap.release()
+    return frames
+
+
+def test_poses_found_on_most_weizmann_frames(weizmann_clip):
+    backend = create_backend("mediapipe")  # fresh: BlazePose tracks across calls
+    frames = read_frames(weizmann_clip)
+    found = 0
+    for image in frames:
+        poses = backend.estimate(image)
+        if len(poses):
+            found += 1
+            h, w = image.shape[:2]
+            assert poses.keypoints.shape == (1, 17, 2) and poses.scores.shape == (1, 17)
+            seen = poses.keypoints[0][poses.scores[0] > 0.5]
+            assert (seen[:, 0] > -5).all() and (seen[:, 0] < w + 5).all()
+            assert (seen[:, 1] > -5).all() and (seen[:, 1] < h + 5).all()
+    backend.close()
+    assert found / len(frames) >= 0.9
+
+
+def test_coco_mapping_puts_joints_in_anatomical_order(weizmann_clip, mediapipe):
+    """Nose above shoulders above hips above ankles for a standing person."""
+    poses = Poses.empty()
+    for image in read_frames(weizmann_clip, 20):
+        poses = mediapipe.estimate(image)
+    assert len(poses) == 1
+    kp = poses.keypoints[0]
+    nose, shoulders, hips, ankles = kp[0, 1], kp[[5, 6], 1].mean(), kp[[11, 12], 1].mean(), kp[[15, 16], 1].mean()
+    assert nose < shoulders < hips < ankles
+    # The person's box holds the confident joints.
+    x1, y1, x2, y2 = poses.boxes[0]
+    assert x1 < kp[0, 0] < x2 and y1 <= nose <= y2
+
+
+def test_skip_carries_the_last_pose(weizmann_clip, mediapipe):
+    recognizer = ActionRecognizer(mediapipe, None, skip=2)
+    results = [recognizer.process(Frame(i, 0.0, img, i / 25)) for i, img in enumerate(read_frames(weizmann_clip, 12))]
+    assert [r.posed for r in results] == [i % 3 == 0 for i in range(12)]
+    assert recognizer.poses_run == 4
+    for r in results:
+        if not r.posed and r.tracks:
+            posed = results[r.frame.index - r.frame.index % 3]
+            assert r.tracks[0].keypoints is posed.tracks[0].keypoints
+
+
+def test_worker_thread_classifies_windows_in_file_time(weizmann_clip, random_weights):
+    """Real capture and inference threads, real queues: every frame comes out once, labelled after 1.24 s."""
+    options = CaptureConfig()
+    cap, info = open_source(str(weizmann_clip), options)
+    stop = threading.Event()
+    frames, results = FrameQueue(4, BufferPolicy.LOSSLESS), FrameQueue(4, BufferPolicy.LOSSLESS)
+    classifier = ActionClassifier.load(random_weights)
+    recognizer = ActionRecognizer(create_backend("mediapipe"), classifier, skip=0)
+    capture = CaptureThread(cap, info, frames, stop, options)
+    worker = InferenceWorker(recognizer, frames, results, stop)
+    capture.start()
+    worker.start()
+    out = []
+    while True:
+        item = results.get(timeout=30)
+        assert item is not None
+        if isinstance(item, EndOfStream):
+            break
+        out.append(item)
+    capture.join(5)
+    worker.join(5)
+    recognizer.close()
+    assert [r.frame.index for r in out] == list(range(89))
+    labelled = [r.frame.index for r in out if r.tracks and r.tracks[0].prediction is not None]
+    assert labelled, "no window was ever classified"
+    # Time is the file's: 32 samples at 25 Hz span 1.24 s, i.e. frame 31, however fast the CPU is.
+    assert labelled[0] == 31
+    assert set(labelled) == set(range(31, 89))
+
+
+def test_tracker_keeps_ids_and_separates_people():
+    tracker = Tracker(max_age_s=0.5)
+
+    def people(*xs):
+        kp = np.zeros((len(xs), 17, 2))
+        boxes = np.array([[x, 10, x + 40, 110] for x in xs], dtype=float)
+        return Poses(kp, np.ones((len(xs), 17)), boxes)
+
+    first, _ = tracker.update(people(0, 200), 0.0)
+    ids = [t.track_id for t in first]
+    assert len(set(ids)) == 2
+    # Detector order flips and both move a little: ids follow the people, not the order.
+    second, _ = tracker.update(people(205, 4), 0.1)
+    assert [t.track_id for t in second] == [ids[1], ids[0]]
+    # The left person leaves; after max_age their track expires.
+    _, expired = tracker.update(people(210), 0.2)
+    assert expired == []
+    _, expired = tracker.update(people(215), 0.9)
+    assert expired == [ids[0]]
+    third, _ = tracker.update(people(0, 220), 1.0)
+    assert third[1].track_id == ids[1] and third[0].track_id not in ids
+
+
+def test_box_iou():
+    a = np.array([[0, 0, 10, 10]], dtype=float)
+    b = np.array([[5, 0, 15, 10], [20, 20, 30, 30]], dtype=float)
+    assert box_iou(a, b) == pytest.approx(np.array([[50 / 150, 0.0]]))
+
+
+def test_overlay_draws_skeleton_label_and_hud(weizmann_clip, mediapipe):
+    image = read_frames(weizmann_clip, 1)[0]
+    original = image.copy()
+    poses = mediapipe.estimate(image)
+    from realtime.types import Prediction
+
+    track = Track(1, poses.keypoints[0], poses.scores[0], poses.boxes[0], Prediction("WAVING_1HAND", 0.87))
+    out = annotate(FrameResult(Frame(0, 0.0, image), [track], True), HudInfo(29.5, 30.0, 42.0, 3))
+    changed = np.abs(out.astype(int) - original).max(axis=2) > 30
+    x1, y1, x2, y2 = poses.boxes[0].astype(int)
+    # Pixels change on the person (skeleton) and in the top-left corner (HUD), not everywhere.
+    assert changed[y1:y2, x1:x2].mean() > 0.05
+    assert changed[:12, :120].mean() > 0.3
+    assert changed.mean() < 0.5

@@ -1,0 +1,105 @@
+"""The whole pipeline as users run it: `python -m realtime` on real clips, in a subprocess."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, count_frames, read_events, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("clip_fixture", ["weizmann_clip", "exercise_clip"])
+def test_every_input_frame_is_written_once(request, tmp_path, random_weights, clip_fixture):
+    clip = request.getfixturevalue(clip_fixture)
+    out, events = tmp_path / "out.mp4", tmp_path / "events.jsonl"
+    proc = run_cli("--source", str(clip), "--headless", "--weights", str(random_weights),
+                   "--output", str(out), "--events", str(events))
+    assert proc.returncode == 0, proc.stderr
+    n_in = count_frames(clip)
+    assert count_frames(out) == n_in
+    summary = read_events(events)[-1]
+    assert summary["type"] == "summary"
+    assert summary["frames_in"] == summary["frames_out"] == n_in
+    assert summary["dropped"] == 0
+
+
+def test_events_parse_and_summary_counts_match(tmp_path, weizmann_clip, random_weights):
+    events_path = tmp_path / "events.jsonl"
+    proc = run_cli("--source", str(weizmann_clip), "--headless", "--weights", str(random_weights),
+                   "--events", str(events_path))
+    assert proc.returncode == 0, proc.stderr
+    events = read_events(events_path)
+    opened, *middle, ended, summary = events
+    assert opened == {"type": "stream", "status": "opened", "source": str(weizmann_clip), "fps": 25.0,
+                      "width": 180, "height": 144}
+    assert ended["type"] == "stream" and ended["status"] == "ended"
+    assert summary["type"] == "summary"
+    actions = [e for e in middle if e["type"] == "action"]
+    assert actions, "a 3.5 s clip with a person in view must yield at least one label"
+    frames = [a["frame"] for a in actions]
+    assert frames == sorted(frames)
+    for a in actions:
+        assert set(a) == {"type", "t", "frame", "track", "label", "score"}
+        assert 0 <= a["score"] <= 1 and a["t"] == pytest.approx(a["frame"] / 25.0, abs=1e-3)
+    # A label appears in the summary exactly when some action event announced it, and it
+    # was shown on at most every frame since that announcement.
+    assert set(summary["labels"]) == {a["label"] for a in actions}
+    first_shown = min(frames)
+    assert all(0 < n <= summary["frames_out"] - first_shown for n in summary["labels"].values())
+    assert sum(summary["labels"].values()) >= summary["frames_out"] - first_shown
+    # The first window needs 31/25 s of poses before any label can exist.
+    assert first_shown >= 31
+    assert f"{summary['frames_in']} frames in, {summary['frames_out']} out" in proc.stdout
+
+
+def test_skip_poses_fewer_frames_but_writes_all(tmp_path, weizmann_clip, random_weights):
+    out = tmp_path / "out.avi"
+    proc = run_cli("--source", str(weizmann_clip), "--headless", "--skip", "2", "--weights", str(random_weights),
+                   "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert count_frames(out) == count_frames(weizmann_clip)
+
+
+def test_max_frames_stops_early(tmp_path, exercise_clip):
+    out = tmp_path / "out.mp4"
+    proc = run_cli("--source", str(exercise_clip), "--headless", "--max-frames", "15", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert count_frames(out) == 15
+
+
+def test_sigterm_mid_file_leaves_a_playable_video(tmp_path, exercise_clip, random_weights):
+    out, events_path = tmp_path / "out.mp4", tmp_path / "events.jsonl"
+    # --pace plays the 39 s file at its native 10 fps, so SIGTERM surely lands mid-file.
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", "--source", str(exercise_clip), "--headless",
+                             "--pace", "--weights", str(random_weights), "--output", str(out),
+                             "--events", str(events_path), "--flush-events"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (events_path.exists() and events_path.stat().st_size > 0):
+            time.sleep(0.2)
+        time.sleep(3)  # about 30 frames
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    events = read_events(events_path)
+    summary = events[-1]
+    assert events[-2]["stopped_by"] == "sigterm"
+    assert 0 < summary["frames_out"] < 393
+    assert count_frames(out) == summary["frames_out"]
+
+
+def test_output_folder_is_created(tmp_path, weizmann_clip):
+    out = tmp_path / "deep" / "er" / "out.mp4"
+    proc = run_cli("--source", str(weizmann_clip), "--headless", "--max-frames", "5", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert count_frames(out) == 5
