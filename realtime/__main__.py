@@ -59,7 +59,13 @@ def overrides_from(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    from .logfilter import NativeLogFilter
+
+    with NativeLogFilter():
+        return _main(sys.argv[1:] if argv is None else argv)
+
+
+def _main(argv: list[str]) -> int:
     try:
         if argv and argv[0] == "serve":
             from .web.app import main as serve_main

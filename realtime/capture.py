@@ -148,10 +148,10 @@ class FrameQueue:
             except queue.Full:
                 continue
         if isinstance(item, EndOfStream):  # stopping: the consumer must still see the end
-            return self._put_evicting(item)
+            return self._put_evicting(item, count=False)
         return False
 
-    def _put_evicting(self, item: Any) -> bool:
+    def _put_evicting(self, item: Any, count: bool = True) -> bool:
         while True:
             try:
                 self._queue.put_nowait(item)
@@ -164,7 +164,8 @@ class FrameQueue:
                 if isinstance(evicted, EndOfStream):  # never lose the end marker
                     self._queue.put_nowait(evicted)
                     return False
-                self.dropped += 1
+                if count:  # frames discarded while stopping were never going to be shown
+                    self.dropped += 1
 
     def get(self, timeout: float = 0.1) -> Any | None:
         """The next item, or None if none came within `timeout` (lets callers check stop)."""

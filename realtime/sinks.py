@@ -100,16 +100,16 @@ class WindowSink:
         self.fullscreen = fullscreen
         flags = cv2.WINDOW_NORMAL if fullscreen else cv2.WINDOW_AUTOSIZE
         cv2.namedWindow(title, flags)
+        self._screen: tuple[int, int] | None = None
         if fullscreen:
             cv2.setWindowProperty(title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+            # A fullscreen window covers the screen but does not scale the image itself.
+            self._screen = screen_size()
 
     def show(self, image: np.ndarray) -> bool:
         """Show a frame; False when the user pressed q/ESC or closed the window."""
-        if self.fullscreen:
-            # A fullscreen window covers the screen but does not scale the image itself.
-            _, _, width, height = cv2.getWindowImageRect(self.title)
-            if width > 0 and height > 0 and (width, height) != (image.shape[1], image.shape[0]):
-                image = _fit(image, (width, height))
+        if self._screen is not None:
+            image = _fit(image, self._screen)
         cv2.imshow(self.title, image)
         key = cv2.waitKey(1) & 0xFF
         if key in KEY_QUIT:
@@ -125,6 +125,20 @@ class WindowSink:
             cv2.waitKey(1)
         except cv2.error:
             pass
+
+
+def screen_size() -> tuple[int, int] | None:
+    """The display's size in pixels, asked of Tk (OpenCV has no call for it)."""
+    try:
+        import tkinter
+
+        root = tkinter.Tk()
+        root.withdraw()
+        size = (int(root.winfo_screenwidth()), int(root.winfo_screenheight()))
+        root.destroy()
+        return size
+    except Exception:  # no Tk on this Python: show the image unscaled
+        return None
 
 
 def _fit(image: np.ndarray, screen: tuple[int, int]) -> np.ndarray:

@@ -5,7 +5,7 @@ set -euo pipefail
 declare -A need=(
   [Xvfb]=xvfb [xdotool]=xdotool [import]=imagemagick [xwd]=x11-apps
   [ffmpeg]=ffmpeg [chromium]=chromium [chromedriver]=chromium-driver
-  [gst-launch-1.0]=gstreamer1.0-tools
+  [gst-launch-1.0]=gstreamer1.0-tools [matchbox-window-manager]=matchbox-window-manager
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -71,7 +71,6 @@ def test_live_window_shows_annotated_frames_and_quits_on_q(xvfb, tmp_path, exerc
         assert window is not None, f"no window appeared: {proc.stderr if proc.poll() is not None else ''}"
         time.sleep(4)  # let a few seconds of annotated frames through
         shot = screenshot(xvfb, tmp_path / "screen.png")
-        shutil.copy(tmp_path / "screen.png", REPO / "out" / "gui-screenshot.png") if (REPO / "out").is_dir() else None
 
         # The raw video has hardly any of the overlay's pure limb colours; the screen must.
         cap = cv2.VideoCapture(str(exercise_clip))
@@ -93,3 +92,37 @@ def test_live_window_shows_annotated_frames_and_quits_on_q(xvfb, tmp_path, exerc
     events = read_events(events_path)
     assert events[-2]["stopped_by"] == "key"
     assert 0 < events[-1]["frames_out"] < 393
+
+
+def test_fullscreen_fills_the_screen_under_a_window_manager(xvfb, tmp_path, exercise_clip, random_weights):
+    """Kiosk mode: with a window manager the window covers the screen and the image is scaled to it."""
+    env = {**os.environ, "DISPLAY": xvfb}
+    manager = subprocess.Popen(["matchbox-window-manager", "-use_titlebar", "no"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    events_path = tmp_path / "events.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", "--source", str(exercise_clip), "--pace",
+                             "--fullscreen", "--weights", str(random_weights), "--events", str(events_path),
+                             "--flush-events"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (events_path.exists() and events_path.stat().st_size > 0):
+            time.sleep(0.2)
+        time.sleep(4)
+        shot = screenshot(xvfb, tmp_path / "fullscreen.png")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        for p in (proc, manager):
+            if p.poll() is None:
+                p.kill()
+    assert proc.returncode == 0, proc.stderr
+    # The 384x288 clip, letterboxed to 1280x720, spans the full height: video pixels (not black,
+    # not the toolkit's grey) reach the top and bottom rows and most of the width in between.
+    assert shot.shape[:2] == (720, 1280)
+    video = (np.abs(shot.astype(int) - shot[:, :, :1]).max(axis=2) > 25)  # coloured, not grey or black
+    rows = np.flatnonzero(video.any(axis=1))
+    cols = np.flatnonzero(video.any(axis=0))
+    assert rows.min() < 40 and rows.max() > 680
+    assert cols.max() - cols.min() > 900
+    assert colour_pixels(shot, LEFT_BGR) > 100  # the skeleton is drawn, and scaled up with the image

@@ -6,7 +6,6 @@ are downloaded on first use, which this product must never depend on.
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 import numpy as np
@@ -27,33 +26,23 @@ class MediaPipePose:
         # One inference thread: the other core belongs to capture, drawing and writing.
         os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-        with quiet_native_stderr():
-            import mediapipe as mp
+        import mediapipe as mp
 
-            self._pose = mp.solutions.pose.Pose(
-                static_image_mode=False,
-                model_complexity=1,
-                smooth_landmarks=True,
-                enable_segmentation=False,
-                min_detection_confidence=min_detection_confidence,
-                min_tracking_confidence=min_tracking_confidence,
-            )
+        self._pose = mp.solutions.pose.Pose(
+            static_image_mode=False,
+            model_complexity=1,
+            smooth_landmarks=True,
+            enable_segmentation=False,
+            min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence,
+        )
         self._box_min_score = box_min_score
-        # MediaPipe logs graph warnings meant for its own developers on the first calls
-        # that find a person; keep them off the user's terminal.
-        self._quiet_calls = 3
 
     def estimate(self, image_bgr: np.ndarray) -> Poses:
         # MediaPipe wants RGB; reversing the channel axis is a view, not a copy.
         rgb = np.ascontiguousarray(image_bgr[:, :, ::-1])
         rgb.flags.writeable = False
-        if self._quiet_calls > 0:
-            with quiet_native_stderr():
-                result = self._pose.process(rgb)
-            if result.pose_landmarks is not None:
-                self._quiet_calls -= 1
-        else:
-            result = self._pose.process(rgb)
+        result = self._pose.process(rgb)
         if result.pose_landmarks is None:
             return Poses.empty()
         return self.to_poses(result.pose_landmarks.landmark, image_bgr.shape[1], image_bgr.shape[0],
@@ -71,19 +60,3 @@ class MediaPipePose:
     def close(self) -> None:
         self._pose.close()
 
-
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Silence C++ logging (TF Lite, absl) written straight to file descriptor 2."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
