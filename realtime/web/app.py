@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 from flask import Flask, Response, abort, jsonify, render_template, request, send_file
@@ -190,6 +191,12 @@ def settings_from(args: argparse.Namespace) -> WebSettings:
         raise ServeError(f"--max-frames must be positive, got {args.max_frames}")
     if not 0 <= args.port <= 65535:
         raise ServeError(f"--port must be 0..65535, got {args.port}")
+    if args.work_dir:
+        try:
+            Path(args.work_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ServeError(f"cannot use --work-dir {args.work_dir} ({exc.strerror}) — choose a writable folder") \
+                from None
     jobs = JobSettings(config_path=args.config, weights=args.weights, workers=args.workers,
                        max_queued=args.max_queued, retention_s=args.retention, max_frames=args.max_frames,
                        work_dir=args.work_dir)

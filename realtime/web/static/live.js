@@ -7,7 +7,7 @@ labels.onmessage = (message) => {
   document.getElementById("frame").textContent = state.frame;
   document.getElementById("fps").textContent = state.fps.toFixed(1);
   const items = state.people.length
-    ? state.people.map((p) => `#${p.track} ${p.label ?? "…"}${p.score != null ? ` ${p.score.toFixed(2)}` : ""}`)
+    ? state.people.map((p) => (p.label ? `#${p.track} ${p.label} ${p.score.toFixed(2)}` : `#${p.track} · no action yet`))
     : ["nobody in view"];
   document.getElementById("labels").replaceChildren(...items.map((text) => {
     const li = document.createElement("li");
