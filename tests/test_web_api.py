@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -91,10 +92,11 @@ def test_upload_is_analysed_with_progress_events_and_results(client, app, weizma
     assert state["status"] == "done" and state["progress"] == 100 and state["error"] is None
 
     result = client.get(f"/api/jobs/{job_id}/result")
-    assert result.status_code == 200 and result.mimetype == "video/webm"
-    assert result.data[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a WebM/Matroska file
-    video_path = Path(app.extensions[RUNNER_KEY].root) / "check.webm"
+    assert result.status_code == 200 and result.mimetype == "video/mp4"  # ffmpeg is here: H.264
+    assert result.data[4:8] == b"ftyp"
+    video_path = app.extensions[RUNNER_KEY].root / "check.mp4"
     video_path.write_bytes(result.data)
+    assert codec_of(video_path) == "h264"
     annotated = read_frames(video_path)
     original = read_frames(weizmann_clip)
     assert len(annotated) == len(original) == 89
@@ -102,6 +104,8 @@ def test_upload_is_analysed_with_progress_events_and_results(client, app, weizma
     # The HUD line is drawn across the top of every frame; below it the picture is the clip's own.
     top_diff = np.abs(annotated[40][:14].astype(int) - original[40][:14].astype(int)).mean()
     assert top_diff > 20, f"no overlay found in the result (top strip differs by {top_diff:.1f})"
+    job_dir = app.extensions[RUNNER_KEY].root / job_id
+    assert not (job_dir / "annotated-mjpeg.avi").exists()  # the intermediate file is gone
 
     ranged = client.get(f"/api/jobs/{job_id}/result", headers={"Range": "bytes=0-99"})
     assert ranged.status_code == 206 and len(ranged.data) == 100  # browsers seek with ranges
@@ -115,6 +119,31 @@ def test_upload_is_analysed_with_progress_events_and_results(client, app, weizma
 
     download = client.get(f"/api/jobs/{job_id}/events.jsonl?download=1")
     assert "attachment" in download.headers["Content-Disposition"]
+
+
+def codec_of(path: Path) -> str:
+    cap = cv2.VideoCapture(str(path))
+    fourcc = int(cap.get(cv2.CAP_PROP_FOURCC))
+    cap.release()
+    return fourcc.to_bytes(4, "little").decode("ascii", "replace").strip("\x00").lower()
+
+
+@pytest.mark.slow
+def test_vp8_results_need_no_ffmpeg(tmp_path, weizmann_clip):
+    app = make_app(tmp_path, video_codec="vp8", max_frames=20)
+    client = app.test_client()
+    try:
+        job_id = upload(client, weizmann_clip).get_json()["id"]
+        assert wait_done(client, job_id)["status"] == "done"
+        result = client.get(f"/api/jobs/{job_id}/result")
+        assert result.mimetype == "video/webm"
+        assert result.data[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a WebM/Matroska file
+        path = tmp_path / "check.webm"
+        path.write_bytes(result.data)
+        assert codec_of(path) == "vp80"
+        assert len(read_frames(path)) == 20
+    finally:
+        close_app(app)
 
 
 def read_frames(path: Path) -> list[np.ndarray]:
@@ -212,7 +241,8 @@ def test_client_file_name_never_reaches_the_filesystem(client, app, tmp_path, we
     second = app.extensions[RUNNER_KEY].root / reply.get_json()["id"]
     assert (second / "input").is_file()  # ".sh" is no video suffix: dropped
     for directory in job_dirs(app):
-        assert {p.name for p in directory.iterdir()} <= {"input.avi", "input", "annotated.webm", "events.jsonl"}
+        assert {p.name for p in directory.iterdir()} <= {"input.avi", "input", "annotated-mjpeg.avi", "annotated.mp4",
+                                                         "events.jsonl"}
     assert [p.name for p in tmp_path.iterdir()] == [app.extensions[RUNNER_KEY].root.name]
 
 
@@ -232,7 +262,7 @@ def test_finished_jobs_are_deleted_after_the_retention_time(tmp_path, weizmann_c
         job_id = upload(client, weizmann_clip).get_json()["id"]
         assert wait_done(client, job_id)["status"] == "done"
         job_dir = app.extensions[RUNNER_KEY].root / job_id
-        assert (job_dir / "annotated.webm").is_file()
+        assert app.extensions[RUNNER_KEY].get(job_id).result_path.is_file()
         deadline = time.monotonic() + 10
         while job_dir.exists() and time.monotonic() < deadline:
             time.sleep(0.1)  # the janitor thread runs every half second here
@@ -283,3 +313,12 @@ def test_serve_command_rejects_bad_options_in_one_line():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["realtime: error: --port must be 0..65535, got 70000"]
+
+
+def test_h264_without_ffmpeg_is_a_one_line_error(tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path)}  # no ffmpeg anywhere on it
+    proc = subprocess.run([sys.executable, "-m", "realtime", "serve", "--port", "0", "--video-codec", "h264"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("realtime: error: H.264 output needs an ffmpeg binary") and "--video-codec vp8" in line

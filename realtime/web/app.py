@@ -4,7 +4,7 @@ JSON API (what the page uses too):
   POST /api/jobs                 multipart field `video` -> 201 {"id": ...}
   GET  /api/jobs/<id>            {"status": queued|running|done|failed, "progress": 0..100, "error": ...}
   GET  /api/jobs/<id>/events     Server-Sent Events, one JSON job state per message, until done/failed
-  GET  /api/jobs/<id>/result     the annotated video (VP8 WebM; ?download=1 for an attachment)
+  GET  /api/jobs/<id>/result     the annotated video (H.264 MP4 or VP8 WebM; ?download=1 to download)
   GET  /api/jobs/<id>/events.jsonl  the pipeline's events log
 """
 
@@ -27,7 +27,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
 from ..errors import RealtimeError
-from .jobs import EVENTS_NAME, RESULT_MIMETYPE, RESULT_NAME, Job, JobRunner, JobSettings, QueueFull
+from .encode import CODECS, EncoderUnavailable
+from .jobs import EVENTS_NAME, Job, JobRunner, JobSettings, QueueFull
 from .upload import UploadRejected, probe_video, safe_suffix
 
 RUNNER_KEY = "realtime.jobs"
@@ -109,9 +110,10 @@ def create_app(settings: WebSettings | None = None) -> Flask:
     def job_result(job_id: str):
         job = _finished_job(job_or_404(job_id))
         # conditional=True answers Range requests: browsers need them to seek in a <video>.
-        return send_file(job.result_path, mimetype=RESULT_MIMETYPE, conditional=True,
+        fmt = job.result_format
+        return send_file(job.result_path, mimetype=fmt.mimetype, conditional=True,
                          as_attachment=request.args.get("download") == "1",
-                         download_name=f"realtime-{job.id[:8]}-{RESULT_NAME}")
+                         download_name=f"realtime-{job.id[:8]}-{fmt.result_name}")
 
     @app.get("/api/jobs/<job_id>/events.jsonl")
     def job_event_log(job_id: str):
@@ -180,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-queued", type=int, default=16, help="refuse uploads when this many jobs wait")
     p.add_argument("--max-frames", type=int, help="analyse at most this many frames of each upload")
     p.add_argument("--work-dir", help="where job folders are made (default: the system temp folder)")
+    p.add_argument("--video-codec", choices=CODECS, default="auto",
+                   help="result video: h264 (MP4, needs ffmpeg), vp8 (WebM, slower to write), auto (default: "
+                        "h264 when ffmpeg is found)")
     return p
 
 
@@ -199,7 +204,7 @@ def settings_from(args: argparse.Namespace) -> WebSettings:
                 from None
     jobs = JobSettings(config_path=args.config, weights=args.weights, workers=args.workers,
                        max_queued=args.max_queued, retention_s=args.retention, max_frames=args.max_frames,
-                       work_dir=args.work_dir)
+                       work_dir=args.work_dir, video_codec=args.video_codec)
     return WebSettings(max_upload_mb=args.max_upload_mb, jobs=jobs)
 
 
@@ -217,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from(args)
     logging.basicConfig(level=logging.INFO, format="realtime: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except EncoderUnavailable as exc:
+        raise ServeError(str(exc)) from None
     try:
         server = make_server(args.host, args.port, app, threaded=True)
     except OSError as exc:

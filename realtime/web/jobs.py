@@ -24,11 +24,10 @@ from ..errors import RealtimeError
 from ..stats import RateMeter
 from ..types import FrameResult
 from .broadcast import Broadcaster
+from .encode import EncoderUnavailable, ResultFormat, choose_format, finish_result
 
 log = logging.getLogger("realtime.web")
 
-RESULT_NAME = "annotated.webm"  # VP8: OpenCV writes it without extra tools and browsers play it
-RESULT_MIMETYPE = "video/webm"
 EVENTS_NAME = "events.jsonl"
 TERMINAL = ("done", "failed")
 
@@ -42,6 +41,7 @@ class JobSettings:
     retention_s: float = 3600.0  # a finished job's files live this long
     max_frames: int | None = None  # analyse at most this many frames of an upload
     work_dir: str | None = None  # parent of the per-job folders (None: the system temp dir)
+    video_codec: str = "auto"  # h264 (via ffmpeg) | vp8 | auto (h264 when ffmpeg is found)
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ class Job:
     id: str
     directory: Path
     input_path: Path
+    result_format: ResultFormat
     created: float = field(default_factory=time.time)
     state: JobState = field(default_factory=JobState)
     finished_at: float | None = None  # monotonic
@@ -81,7 +82,7 @@ class Job:
 
     @property
     def result_path(self) -> Path:
-        return self.directory / RESULT_NAME
+        return self.directory / self.result_format.result_name
 
     @property
     def events_path(self) -> Path:
@@ -133,6 +134,7 @@ class JobRunner:
 
     def __init__(self, settings: JobSettings | None = None) -> None:
         self.settings = settings or JobSettings()
+        self.result_format = choose_format(self.settings.video_codec)  # raises EncoderUnavailable
         self.root = Path(tempfile.mkdtemp(prefix="realtime-web-", dir=self.settings.work_dir))
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()  # guards _jobs only
@@ -152,7 +154,8 @@ class JobRunner:
         job_id = uuid.uuid4().hex
         directory = self.root / job_id
         directory.mkdir(mode=0o700)
-        return Job(id=job_id, directory=directory, input_path=directory / f"input{suffix}")
+        return Job(id=job_id, directory=directory, input_path=directory / f"input{suffix}",
+                   result_format=self.result_format)
 
     def enqueue(self, job: Job) -> None:
         with self._lock:
@@ -194,7 +197,7 @@ class JobRunner:
             "source": str(job.input_path),
             "max_frames": self.settings.max_frames,
             "capture": {"pace": False, "policy": "lossless"},
-            "output": {"headless": True, "fullscreen": False, "video": str(job.result_path),
+            "output": {"headless": True, "fullscreen": False, "video": str(job.directory / job.result_format.pipeline_name),
                        "events": str(job.events_path)},
         }
         if self.settings.weights:
@@ -225,6 +228,11 @@ class JobRunner:
         elif summary.frames_out == 0:
             job.set_state(status="failed", error="no frame of the video could be decoded")
         else:
+            try:
+                finish_result(job.result_format, job.directory)
+            except EncoderUnavailable as exc:
+                job.set_state(status="failed", error=str(exc))
+                return
             job.set_state(status="done", frames=summary.frames_out, fps=summary.fps)
         log.info("job %s %s: %s", job.id, job.state.status, summary.line())
 
