@@ -1,0 +1,254 @@
+"""`python -m realtime serve`: upload a video, watch the analysis progress, get the annotated result.
+
+JSON API (what the page uses too):
+  POST /api/jobs                 multipart field `video` -> 201 {"id": ...}
+  GET  /api/jobs/<id>            {"status": queued|running|done|failed, "progress": 0..100, "error": ...}
+  GET  /api/jobs/<id>/events     Server-Sent Events, one JSON job state per message, until done/failed
+  GET  /api/jobs/<id>/result     the annotated video (H.264 MP4 or VP8 WebM; ?download=1 to download)
+  GET  /api/jobs/<id>/events.jsonl  the pipeline's events log
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import queue
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from flask import Flask, Response, abort, jsonify, render_template, request, send_file
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import make_server
+
+from ..errors import RealtimeError
+from .encode import CODECS, EncoderUnavailable
+from .jobs import EVENTS_NAME, Job, JobRunner, JobSettings, QueueFull
+from .upload import UploadRejected, probe_video, safe_suffix
+
+RUNNER_KEY = "realtime.jobs"
+SSE_KEEPALIVE_S = 15.0
+
+
+class ServeError(RealtimeError):
+    """The web server cannot start (address in use, bad option)."""
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    max_upload_mb: float = 500.0
+    jobs: JobSettings = field(default_factory=JobSettings)
+
+
+def create_app(settings: WebSettings | None = None) -> Flask:
+    """The Flask app with its own job runner (threads start now; stop them with close_app)."""
+    settings = settings or WebSettings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = int(settings.max_upload_mb * 1024 * 1024)
+    app.extensions[RUNNER_KEY] = JobRunner(settings.jobs)
+
+    def runner() -> JobRunner:
+        return app.extensions[RUNNER_KEY]
+
+    def job_or_404(job_id: str) -> Job:
+        job = runner().get(job_id)
+        if job is None:
+            abort(404, description=f"no job {job_id!r} (unknown, or deleted after the retention time)")
+        return job
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code == 413:
+            limit = app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
+            return jsonify(error=f"the upload is larger than the server's limit of {limit:g} MB"), 413
+        if request.path.startswith("/api/"):
+            return jsonify(error=exc.description), exc.code
+        return exc
+
+    @app.get("/")
+    def index():
+        return render_template("index.html", max_upload_mb=settings.max_upload_mb)
+
+    @app.post("/api/jobs")
+    def create_job():
+        upload = request.files.get("video")
+        if upload is None:
+            return jsonify(error="no file in the multipart field 'video'"), 400
+        job = runner().new_job(safe_suffix(upload.filename))
+        try:
+            upload.save(job.input_path)
+            probe_video(job.input_path)
+            runner().enqueue(job)
+        except UploadRejected as exc:
+            runner().discard(job)
+            return jsonify(error=str(exc)), exc.status
+        except QueueFull as exc:
+            runner().discard(job)
+            return jsonify(error=str(exc)), 503
+        except BaseException:
+            runner().discard(job)
+            raise
+        return jsonify(id=job.id, **_links(job.id)), 201, {"Location": f"/api/jobs/{job.id}"}
+
+    @app.get("/api/jobs/<job_id>")
+    def job_status(job_id: str):
+        job = job_or_404(job_id)
+        return jsonify(**job.describe(), **_links(job.id))
+
+    @app.get("/api/jobs/<job_id>/events")
+    def job_events(job_id: str):
+        job = job_or_404(job_id)
+        return Response(_sse_states(job), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    @app.get("/api/jobs/<job_id>/result")
+    def job_result(job_id: str):
+        job = _finished_job(job_or_404(job_id))
+        # conditional=True answers Range requests: browsers need them to seek in a <video>.
+        fmt = job.result_format
+        return send_file(job.result_path, mimetype=fmt.mimetype, conditional=True,
+                         as_attachment=request.args.get("download") == "1",
+                         download_name=f"realtime-{job.id[:8]}-{fmt.result_name}")
+
+    @app.get("/api/jobs/<job_id>/events.jsonl")
+    def job_event_log(job_id: str):
+        job = _finished_job(job_or_404(job_id))
+        return send_file(job.events_path, mimetype="application/x-ndjson", conditional=True,
+                         as_attachment=request.args.get("download") == "1",
+                         download_name=f"realtime-{job.id[:8]}-{EVENTS_NAME}")
+
+    return app
+
+
+def close_app(app: Flask) -> None:
+    app.extensions[RUNNER_KEY].close()
+
+
+def _links(job_id: str) -> dict:
+    base = f"/api/jobs/{job_id}"
+    return {"links": {"self": base, "events": f"{base}/events", "result": f"{base}/result",
+                      "events_log": f"{base}/events.jsonl"}}
+
+
+def _finished_job(job: Job) -> Job:
+    state = job.state
+    if state.status == "failed":
+        abort(409, description=f"job {job.id} failed: {state.error}")
+    if state.status != "done":
+        abort(409, description=f"job {job.id} is {state.status}; wait for status done")
+    return job
+
+
+def _sse_states(job: Job) -> Iterator[str]:
+    """Every state change as an SSE message, ending after the final one; comments keep proxies awake."""
+    inbox = job.updates.subscribe()
+    try:
+        yield "retry: 2000\n\n"
+        while True:
+            try:
+                state = inbox.get(timeout=SSE_KEEPALIVE_S)
+            except queue.Empty:
+                if job.updates.closed:
+                    return
+                yield ": keep-alive\n\n"
+                continue
+            if state is None:  # the job was deleted or the server is stopping: say where it ended
+                state = job.state
+            yield f"data: {json.dumps(job.describe(state))}\n\n"
+            if state.finished or job.updates.closed:
+                return
+    finally:
+        job.updates.unsubscribe(inbox)
+
+
+# --- command line ---
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m realtime serve",
+                                description="Web page and JSON API: upload a video, get it annotated.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--config", help="the pipeline's YAML config (default: ./config.yaml)")
+    p.add_argument("--weights", help="action classifier checkpoint (default: the config's)")
+    p.add_argument("--max-upload-mb", type=float, default=500.0, help="largest accepted upload (default 500)")
+    p.add_argument("--retention", type=float, default=3600.0, metavar="SECONDS",
+                   help="delete a finished job's files this long after it ended (default 3600)")
+    p.add_argument("--workers", type=int, default=1, help="jobs analysed at once (default 1; others queue)")
+    p.add_argument("--max-queued", type=int, default=16, help="refuse uploads when this many jobs wait")
+    p.add_argument("--max-frames", type=int, help="analyse at most this many frames of each upload")
+    p.add_argument("--work-dir", help="where job folders are made (default: the system temp folder)")
+    p.add_argument("--video-codec", choices=CODECS, default="auto",
+                   help="result video: h264 (MP4, needs ffmpeg), vp8 (WebM, slower to write), auto (default: "
+                        "h264 when ffmpeg is found)")
+    return p
+
+
+def settings_from(args: argparse.Namespace) -> WebSettings:
+    for name in ("max_upload_mb", "retention", "workers", "max_queued"):
+        if getattr(args, name) <= 0:
+            raise ServeError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name):g}")
+    if args.max_frames is not None and args.max_frames <= 0:
+        raise ServeError(f"--max-frames must be positive, got {args.max_frames}")
+    if not 0 <= args.port <= 65535:
+        raise ServeError(f"--port must be 0..65535, got {args.port}")
+    if args.work_dir:
+        try:
+            Path(args.work_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ServeError(f"cannot use --work-dir {args.work_dir} ({exc.strerror}) — choose a writable folder") \
+                from None
+    jobs = JobSettings(config_path=args.config, weights=args.weights, workers=args.workers,
+                       max_queued=args.max_queued, retention_s=args.retention, max_frames=args.max_frames,
+                       work_dir=args.work_dir, video_codec=args.video_codec)
+    return WebSettings(max_upload_mb=args.max_upload_mb, jobs=jobs)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_from(args)
+    logging.basicConfig(level=logging.INFO, format="realtime: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    try:
+        app = create_app(settings)
+    except EncoderUnavailable as exc:
+        raise ServeError(str(exc)) from None
+    try:
+        server = make_server(args.host, args.port, app, threaded=True)
+    except OSError as exc:
+        close_app(app)
+        raise ServeError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}) — choose another "
+                         f"--port or --host") from None
+    if not _is_loopback(args.host):
+        print(f"realtime: warning: listening on {args.host}: anyone who can reach it can upload videos",
+              file=sys.stderr)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"realtime: serving on http://{host}:{server.port}/ (Ctrl-C to stop)", flush=True)
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    serving = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    serving.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
+        close_app(app)
+    print("realtime: server stopped", flush=True)
+    return 0

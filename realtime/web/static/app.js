@@ -1,0 +1,82 @@
+// Upload page: POST the file, follow the job over Server-Sent Events, then play the result.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = false;
+  $("upload-button").disabled = false;
+}
+
+function showState(job) {
+  $("progress").value = job.progress;
+  $("percent").textContent = Math.round(job.progress);
+  $("fps").textContent = job.fps.toFixed(1);
+  $("frames").textContent = job.frame_count ? `${job.frames} / ${job.frame_count}` : job.frames;
+  $("status").textContent = {queued: "Waiting for the analyser…", running: "Analysing…",
+                             done: "Done.", failed: "Failed."}[job.status] || job.status;
+  $("notices").replaceChildren(...job.notices.map((text) => {
+    const li = document.createElement("li");
+    li.textContent = text;
+    return li;
+  }));
+}
+
+function showResult(job) {
+  const video = $("result-video");
+  video.src = job.links.result;
+  $("download-video").href = `${job.links.result}?download=1`;
+  $("download-events").href = `${job.links.events_log}?download=1`;
+  $("result").hidden = false;
+  video.play().catch(() => {});  // autoplay may be refused; the controls remain
+  $("upload-button").disabled = false;
+}
+
+function follow(job) {
+  const events = new EventSource(job.links.events);
+  events.onmessage = (message) => {
+    const state = JSON.parse(message.data);
+    state.links = job.links;
+    showState(state);
+    if (state.status === "done") {
+      events.close();
+      showResult(state);
+    } else if (state.status === "failed") {
+      events.close();
+      showError(state.error || "the analysis failed");
+    }
+  };
+  events.onerror = () => {
+    // EventSource reconnects by itself; only give up when the job is gone.
+    fetch(job.links.self).then((r) => { if (r.status === 404) { events.close(); showError("the job no longer exists"); } });
+  };
+}
+
+$("upload-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("video-input").files[0];
+  if (!file) return;
+  $("error").hidden = true;
+  $("result").hidden = true;
+  $("job").hidden = false;
+  $("upload-button").disabled = true;
+  showState({progress: 0, fps: 0, frames: 0, frame_count: null, status: "queued", notices: []});
+  $("status").textContent = "Uploading…";
+  const body = new FormData();
+  body.append("video", file);
+  let response;
+  try {
+    response = await fetch("/api/jobs", {method: "POST", body});
+  } catch (err) {
+    showError(`upload failed: ${err}`);
+    return;
+  }
+  const reply = await response.json().catch(() => ({error: `HTTP ${response.status}`}));
+  if (response.status !== 201) {
+    $("job").hidden = true;
+    showError(reply.error || `upload refused (HTTP ${response.status})`);
+    return;
+  }
+  follow(reply);
+});

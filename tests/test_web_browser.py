@@ -1,0 +1,184 @@
+"""A real headless Chromium (Debian's, through its chromedriver) uses the upload page and the live view."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = os.environ.get("REALTIME_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("REALTIME_CHROMEDRIVER", "/usr/bin/chromedriver")
+SCREENSHOT_DIR = Path(os.environ.get("REALTIME_SCREENSHOTS", REPO / "out" / "screenshots"))
+
+
+@pytest.fixture
+def browser(tmp_path):
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail("selenium is not installed — `make test` installs it from requirements.txt")
+    for binary in (CHROMIUM, CHROMEDRIVER):
+        if not os.access(binary, os.X_OK):
+            pytest.fail(f"{binary} not found — run `make system-deps` (Debian chromium, chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--disable-quic", "--autoplay-policy=no-user-gesture-required",
+                 "--window-size=1000,1200", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+class Server:
+    """`python -m realtime ...` in a child process; its URL is read from what it prints."""
+
+    def __init__(self, args: list[str], pattern: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "realtime", *args], cwd=REPO, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.output: list[str] = []
+        found = threading.Event()
+        self.url = ""
+
+        def pump(pipe) -> None:  # keep reading so a full pipe never stalls the child
+            for line in pipe:
+                self.output.append(line)
+                if not found.is_set() and (match := re.search(pattern, line)):
+                    self.url = match.group(1)
+                    found.set()
+
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            threading.Thread(target=pump, args=(pipe,), daemon=True).start()
+        deadline = time.monotonic() + 60
+        while not found.wait(0.2) and self.proc.poll() is None and time.monotonic() < deadline:
+            pass
+        if not found.is_set():
+            self.stop()
+            pytest.fail("server did not start:\n" + "".join(self.output))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def save_screenshot(driver, name: str) -> Path:
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / name
+    driver.save_screenshot(str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
+def wait_for(driver, script: str, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+
+
+# Records every value the progress bar takes, from before the upload starts.
+WATCH_PROGRESS = """
+window.progressSeen = [];
+const bar = document.getElementById('progress');
+new MutationObserver(() => window.progressSeen.push(bar.value)).observe(bar, {attributes: true});
+const set = Object.getOwnPropertyDescriptor(HTMLProgressElement.prototype, 'value').set;
+Object.defineProperty(bar, 'value', {set(v) { set.call(this, v); window.progressSeen.push(Number(v)); },
+                                      get() { return Number(this.getAttribute('value')); }});
+"""
+
+
+def test_upload_page_shows_progress_and_plays_the_result(browser, weizmann_clip, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    server = Server(["serve", "--port", "0", "--work-dir", str(tmp_path)], r"serving on (http://\S+)")
+    try:
+        browser.get(server.url)
+        browser.execute_script(WATCH_PROGRESS)
+        browser.find_element(By.ID, "video-input").send_keys(str(weizmann_clip))
+        browser.find_element(By.ID, "upload-button").click()
+
+        wait_for(browser, "return document.getElementById('status').textContent === 'Done.'", 120,
+                 "the job to finish (status: %s)" % browser.find_element(By.ID, "status").text)
+        seen = browser.execute_script("return window.progressSeen")
+        assert seen[-1] == 100
+        assert any(0 < value < 100 for value in seen), f"no progress shown between 0 and 100: {seen}"
+        assert browser.find_element(By.ID, "percent").text == "100"
+        assert browser.find_element(By.ID, "error").get_attribute("hidden")
+
+        video = "document.getElementById('result-video')"
+        wait_for(browser, f"return {video}.readyState >= 2", 30, "the result video to load")
+        t0 = browser.execute_script(f"return {video}.currentTime")
+        time.sleep(1.0)
+        state = browser.execute_script(f"const v = {video}; return [v.currentTime, v.error && v.error.code, "
+                                       "v.videoWidth, v.videoHeight, v.paused, v.readyState]")
+        current, error, width, height, paused, ready = state
+        assert error is None and not paused and ready >= 2
+        assert (width, height) == (180, 144)  # the clip's own size
+        assert current > t0, f"the result does not play (currentTime {t0} -> {current})"
+        links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#result a")]
+        assert any(link.endswith("/result?download=1") for link in links)
+        assert any(link.endswith("/events.jsonl?download=1") for link in links)
+        time.sleep(0.5)  # let a few more frames play before the picture
+        save_screenshot(browser, "web-upload-result.png")
+    finally:
+        assert server.stop() == 0, "".join(server.output)
+
+
+def test_upload_page_reports_a_refused_file(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    bogus = tmp_path / "holiday.mp4"
+    bogus.write_bytes(b"not a video at all " * 100)
+    server = Server(["serve", "--port", "0", "--work-dir", str(tmp_path / "work")], r"serving on (http://\S+)")
+    try:
+        browser.get(server.url)
+        browser.find_element(By.ID, "video-input").send_keys(str(bogus))
+        browser.find_element(By.ID, "upload-button").click()
+        text = wait_for(browser, "const e = document.getElementById('error'); return !e.hidden && e.textContent",
+                        30, "an error message")
+        assert "not a video" in text
+    finally:
+        server.stop()
+
+
+def test_live_page_shows_the_stream_and_labels(browser, weizmann_clip, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    server = Server(["--source", str(weizmann_clip), "--headless", "--pace", "--serve", "127.0.0.1:0"],
+                    r"live view on (http://\S+)")
+    try:
+        browser.get(server.url)
+        wait_for(browser, "const i = document.getElementById('stream'); return i.complete && i.naturalWidth > 0",
+                 60, "the MJPEG stream to show")
+        assert browser.execute_script("return document.getElementById('stream').naturalWidth") == 180
+        label = wait_for(browser, "const t = document.getElementById('labels').textContent; "
+                                  "return /#\\d+/.test(t) && t", 30, "a person's label")
+        assert re.search(r"#1\b", label)
+        assert int(browser.find_element(By.ID, "frame").text) >= 0
+        time.sleep(1.0)  # a second of stream before the picture
+        save_screenshot(browser, "web-live-view.png")
+    finally:
+        server.stop()
