@@ -20,7 +20,6 @@ from typing import Any
 # Set before cv2 opens any stream. OpenCV 4.11 ignores this variable through an
 # inverted check, but FFmpeg tries UDP first when it is unset, so set it anyway.
 os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 import cv2  # noqa: E402
 
