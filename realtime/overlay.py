@@ -78,7 +78,12 @@ def _label(image: np.ndarray, text: str, origin: tuple[int, int], s: float) -> N
 
 def draw_hud(image: np.ndarray, hud: HudInfo) -> None:
     text = f"{hud.fps:4.1f} FPS  pose {hud.pose_fps:4.1f}/s  {hud.latency_ms:3.0f} ms  dropped {hud.dropped}"
-    _label(image, text, (4, 0), _scale(image))
+    s = _scale(image)
+    width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, max(1, int(round(s))))[0][0]
+    room = image.shape[1] - 8
+    if width > room:  # small videos: shrink the HUD rather than cut it off
+        s *= room / width
+    _label(image, text, (4, 0), s)
 
 
 def annotate(result: FrameResult, hud: HudInfo, min_score: float = 0.3) -> np.ndarray:

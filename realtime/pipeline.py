@@ -100,7 +100,7 @@ class Pipeline:
             self.backend = create_backend(config.pose.backend, backend_options(config))
         except BaseException:
             self.cap.release()
-            for opened in (self.window, self.video, self.events):
+            for opened in (self.window, self.video, self.events, *self.extra_sinks):
                 if opened is not None:
                     opened.close()
             raise
