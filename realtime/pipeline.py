@@ -88,9 +88,9 @@ class Pipeline:
         self.stop = threading.Event()
         self.extra_sinks = extra_sinks or []
         # Fail fast, before any thread starts: source, then weights, then outputs.
-        self.cap, self.info = open_source(config.source, config.capture)
-        self.window = self.video = self.events = None
+        self.cap = self.window = self.video = self.events = None
         try:
+            self.cap, self.info = open_source(config.source, config.capture)
             self.classifier = load_classifier(config, weights_explicit, notice)
             self.window = None if config.output.headless else WindowSink(config.output.window_title,
                                                                            config.output.fullscreen)
@@ -99,7 +99,8 @@ class Pipeline:
             # Last: the slowest to build, and its native threads log while starting.
             self.backend = create_backend(config.pose.backend, backend_options(config))
         except BaseException:
-            self.cap.release()
+            if self.cap is not None:
+                self.cap.release()
             for opened in (self.window, self.video, self.events, *self.extra_sinks):
                 if opened is not None:
                     opened.close()
