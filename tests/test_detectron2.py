@@ -21,8 +21,8 @@ import pytest
 
 pytestmark = pytest.mark.detectron2
 
-torch = pytest.importorskip("torch")
 detectron2 = pytest.importorskip("detectron2", reason="detectron2 runs in .venv-d2: make test-detectron2")
+import torch  # noqa: E402
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.structures import Boxes, Instances  # noqa: E402
 
