@@ -214,6 +214,18 @@ def test_missing_local_weights_file_is_a_one_line_weights_error(tmp_path):
     assert "\n" not in message
 
 
+def test_a_config_file_of_ones_own_needs_weights_given(tmp_path):
+    from detectron2 import model_zoo
+
+    own = tmp_path / "my_keypoint_rcnn.yaml"
+    zoo_file = Path(model_zoo.get_config_file(DEFAULT_CONFIG))
+    base = zoo_file.parent / "Base-Keypoint-RCNN-FPN.yaml"  # its _BASE_, relative to the zoo's folder
+    own.write_text(zoo_file.read_text().replace('"Base-Keypoint-RCNN-FPN.yaml"', f'"{base}"'))
+    with pytest.raises(WeightsError, match="has no model-zoo weights.*--weights-pose FILE"):
+        Detectron2Pose(config=str(own))
+    assert Detectron2Pose(config=str(own), weights=RANDOM_INIT_FOR_TESTS, min_size_test=SMALL).cfg.MODEL.KEYPOINT_ON
+
+
 def test_default_weights_url_that_cannot_be_downloaded_fails_fast_with_one_line(tmp_path):
     """The default is the model-zoo URL. Here it cannot be downloaded; the proxy is pointed at
     a closed local port so that this holds on a machine with internet too, and a fresh cache

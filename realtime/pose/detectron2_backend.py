@@ -141,7 +141,7 @@ class Detectron2Pose:
             log.warning("detectron2 pose model has RANDOM weights (%s): its keypoints mean nothing",
                         RANDOM_INIT_FOR_TESTS)
         else:
-            source = weights if weights else model_zoo.get_checkpoint_url(config)
+            source = weights if weights else self._zoo_checkpoint_url(model_zoo, config)
             local_weights = self._local_weights(source, download_timeout)
 
         # MODEL.WEIGHTS stays empty, so DefaultPredictor builds the network without loading;
@@ -190,6 +190,13 @@ class Detectron2Pose:
         cfg.MODEL.WEIGHTS = ""
         cfg.freeze()
         return cfg
+
+    @staticmethod
+    def _zoo_checkpoint_url(model_zoo, config: str) -> str:
+        try:
+            return model_zoo.get_checkpoint_url(config)
+        except RuntimeError:  # a config file of one's own has no model-zoo checkpoint
+            raise WeightsError(f"detectron2 config {config} has no model-zoo weights; {HOW_TO_PASS_WEIGHTS}") from None
 
     @staticmethod
     def _local_weights(source: str, download_timeout: float) -> str:
