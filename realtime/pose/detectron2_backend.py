@@ -1,7 +1,7 @@
 """Detectron2 Keypoint R-CNN (the article's pose model), multi-person, mapped to `Poses`.
 
-detectron2 is imported inside the class, so this module imports (and `instances_to_poses`
-is usable on plain arrays) in an environment without it; only building the backend needs it.
+detectron2 is imported inside the class, so this module imports in an environment without
+it (the main Python 3.11 one); only building the backend needs it.
 
 Weights are resolved and checked here rather than left to `DefaultPredictor`, because
 detectron2 itself would start from random weights without a word when given an empty path,
