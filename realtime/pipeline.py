@@ -33,6 +33,15 @@ from .stats import LatencyStats, RateMeter
 from .types import FrameResult
 
 
+# Enough samples for a steady HUD reading at 30 fps without lagging behind changes.
+HUD_LATENCY_SAMPLES = 150
+
+_STATUS_NOTICES = {
+    "lost": "stream {source} lost after {frames} frames ({reason})",
+    "reconnected": "stream {source} back after {gap_s:.1f} s (attempt {attempt})",
+}
+
+
 class FrameSink(Protocol):
     """Anything that takes annotated frames besides the built-in sinks (e.g. the web live view)."""
 
@@ -137,6 +146,7 @@ class Pipeline:
 
     def _consume(self) -> None:
         out_rate, pose_rate, latency = RateMeter(), RateMeter(), LatencyStats()
+        recent = LatencyStats(keep=HUD_LATENCY_SAMPLES)  # the HUD shows now, not the whole run
         self._latency = latency
         while not self.stop.is_set():
             self._drain_status()
@@ -152,7 +162,9 @@ class Pipeline:
                 pose_rate.tick(now)
             latency_ms = (now - item.frame.t_capture) * 1000
             latency.add(latency_ms)
-            hud = HudInfo(out_rate.rate(), pose_rate.rate(), latency_ms, self.frames.dropped + self.results.dropped)
+            recent.add(latency_ms)
+            hud = HudInfo(out_rate.rate(), pose_rate.rate(), latency_ms, self.frames.dropped + self.results.dropped,
+                          recent.percentile(50), recent.percentile(95))
             image = annotate(item, hud, self.config.pose.min_score)
             self._record(item)
             if self.video is not None:
@@ -190,11 +202,14 @@ class Pipeline:
                 return
             if status.status == "ended":
                 continue  # written once, at the very end
-            # After "lost", windows start afresh by themselves: TrackWindow drops history
-            # across any gap longer than the feature spec's max_gap_s.
-            self.events.emit({"type": "stream", "status": status.status, **status.detail})
-            if status.status in ("lost", "reconnected", "gave_up"):
-                self.notice(f"realtime: stream {status.status} {status.detail}")
+            # After "lost", windows start afresh by themselves: the tracker retires people
+            # unseen for max_age_s and TrackWindow drops history across any gap longer than
+            # the feature spec's max_gap_s, so no window spans missing time.
+            wall = time.time() - (time.monotonic() - status.t)  # when it happened, for surveillance logs
+            self.events.emit({"type": "stream", "status": status.status, "time": round(wall, 3), **status.detail})
+            message = _STATUS_NOTICES.get(status.status)
+            if message:
+                self.notice("realtime: " + message.format(source=self.info.source, **status.detail))
 
     def _finish(self, elapsed: float) -> None:
         self.stop.set()
