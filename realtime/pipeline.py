@@ -36,6 +36,9 @@ from .types import FrameResult
 # Enough samples for a steady HUD reading at 30 fps without lagging behind changes.
 HUD_LATENCY_SAMPLES = 150
 
+# Last shown label per person, for action events; pruned beyond this many people.
+MAX_REMEMBERED_TRACKS = 256
+
 _STATUS_NOTICES = {
     "lost": "stream {source} lost after {frames} frames ({reason})",
     "reconnected": "stream {source} back after {gap_s:.1f} s (attempt {attempt})",
@@ -133,8 +136,9 @@ class Pipeline:
 
     def run(self) -> RunSummary:
         with self._signals():
-            self.events.emit({"type": "stream", "status": "opened", "source": self.info.source,
-                              "fps": round(self.info.fps, 3), "width": self.info.width, "height": self.info.height})
+            self.events.emit({"type": "stream", "status": "opened", "time": round(time.time(), 3),
+                              "source": self.info.source, "fps": round(self.info.fps, 3), "width": self.info.width,
+                              "height": self.info.height})
             t_start = time.monotonic()
             self.capture.start()
             self.worker.start()
@@ -193,6 +197,9 @@ class Pipeline:
                                   "track": track.track_id, "label": label,
                                   "score": round(track.prediction.score, 4)})
         self._label_frames.update(shown)
+        if len(self._shown_labels) > MAX_REMEMBERED_TRACKS:  # endless runs: forget people long gone
+            present = {track.track_id for track in result.tracks}
+            self._shown_labels = {i: label for i, label in self._shown_labels.items() if i in present}
 
     def _drain_status(self) -> None:
         while True:
@@ -230,8 +237,8 @@ class Pipeline:
             if closer is not None:
                 with contextlib.suppress(Exception):
                     closer.close()
-        self.events.emit({"type": "stream", "status": "ended", "stopped_by": s.stopped_by,
-                          **({"error": s.error} if s.error else {})})
+        self.events.emit({"type": "stream", "status": "ended", "time": round(time.time(), 3),
+                          "stopped_by": s.stopped_by, **({"error": s.error} if s.error else {})})
         self.events.emit({"type": "summary", "frames_in": s.frames_in, "frames_out": s.frames_out,
                           "dropped": s.dropped, "fps": round(s.fps, 2),
                           "latency_ms_p50": round(s.latency_ms_p50, 1),
