@@ -21,6 +21,9 @@ from typing import Any
 # inverted check, but FFmpeg tries UDP first when it is unset, so set it anyway.
 os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+# FFmpeg's own errors (one "connection refused" per reconnect attempt, decoder complaints
+# after a drop) would flood stderr; the stream events say what happened. 16 shows them.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")
 
 import cv2  # noqa: E402
 

@@ -284,6 +284,7 @@ def test_headless_stream_runs_until_sigterm_and_events_can_be_tailed(rtsp_server
             proc.kill()
     assert proc.returncode == 0, err
     assert "461" not in err  # TCP from the first SETUP: no failed UDP attempt first
+    assert not [line for line in err.splitlines() if line.startswith("[")], "FFmpeg/OpenCV log noise on stderr"
     log = read_events(events)
     assert log[-2]["status"] == "ended" and log[-2]["stopped_by"] == "sigterm" and "error" not in log[-2]
     assert all(abs(e["time"] - time.time()) < 300 for e in log if e["type"] == "stream")  # wall clock
@@ -323,8 +324,9 @@ def test_nothing_listening_fails_at_once_with_one_line(capsys):
     assert cli_main(["--source", url, "--headless"]) == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if "error" in line]
-    assert errors == [f"realtime: error: cannot open stream {url} within 5000 ms — check the URL and that "
-                      f"the server is reachable"]
+    timeout_ms = load_config().capture.open_timeout_ms
+    assert errors == [f"realtime: error: cannot open stream {url} within {timeout_ms} ms — check the URL and "
+                      f"that the server is reachable"]
     assert "Traceback" not in err
 
 
