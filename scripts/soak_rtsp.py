@@ -93,7 +93,8 @@ class MinuteReport:
         row = {"minute": self.minute + 1, "read": read - self.last_read, "shown": self.shown,
                "dropped": dropped - self.last_dropped, "p50_ms": round(float(np.percentile(lat, 50)), 1),
                "p95_ms": round(float(np.percentile(lat, 95)), 1), "max_ms": round(float(np.max(lat)), 1),
-               "rss_mb": round(rss_mb(), 1), "load1": round(os.getloadavg()[0], 2)}
+               "rss_mb": round(rss_mb(), 1), "fds": len(os.listdir("/proc/self/fd")),
+               "threads": threading.active_count(), "load1": round(os.getloadavg()[0], 2)}
         self.rows.append(row)
         print("  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
         self.minute += 1
@@ -102,6 +103,15 @@ class MinuteReport:
 
     def close(self) -> None:
         pass
+
+
+def outages(server: RtspServer, stop: threading.Event, every_s: float) -> None:
+    """A camera that drops out now and then: killed, back 3 s later on the same port."""
+    while not stop.wait(every_s):
+        server.kill()
+        if stop.wait(3.0):
+            return
+        server.start()
 
 
 def main() -> int:
@@ -115,6 +125,8 @@ def main() -> int:
                         help="classify with an untrained model, to exercise windows and the LSTM without weights")
     parser.add_argument("--clip", default=str(DATASETS / "videos" / "exercise.avi"))
     parser.add_argument("--every-s", type=float, default=60.0, help="report interval (a 'minute')")
+    parser.add_argument("--outage-every-s", type=float, default=0.0,
+                        help="kill the server this often and restart it 3 s later (0 = never)")
     parser.add_argument("--json", help="also write the per-minute rows and the verdict here")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -144,8 +156,12 @@ def main() -> int:
         # A second past the end, so the last minute's row is written while running.
         timer = threading.Timer(args.minutes * 60 + 1, pipeline.request_stop, args=("soak done",))
         timer.start()
+        if args.outage_every_s > 0:
+            threading.Thread(target=outages, args=(server, pipeline.stop, args.outage_every_s), daemon=True).start()
         summary = pipeline.run()
         timer.cancel()
+        log = [json.loads(line) for line in (workdir / "events.jsonl").read_text().splitlines()]
+        reconnects = sum(1 for e in log if e.get("status") == "reconnected")
     finally:
         server.close()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -160,10 +176,10 @@ def main() -> int:
         "frames_in": summary.frames_in, "frames_out": summary.frames_out, "dropped": summary.dropped,
         "latency_ms_p50": round(summary.latency_ms_p50, 1), "latency_ms_p95": round(summary.latency_ms_p95, 1),
         "rss_start_mb": round(rss_start, 1), "rss_after_minute_1_mb": warm, "rss_end_mb": rss_end,
-        "rss_drift_mb": round(rss_end - warm, 1), "error": summary.error,
+        "rss_drift_mb": round(rss_end - warm, 1), "reconnects": reconnects, "error": summary.error,
     }
     ok = verdict["rss_drift_mb"] <= RSS_DRIFT_TARGET_MB and summary.error is None
-    print(f"soak: {summary.line()}")
+    print(f"soak: {summary.line()}; {reconnects} reconnects")
     print(f"soak: RSS at start {rss_start:.1f} MB, after minute 1 {warm:.1f} MB, at the end {rss_end:.1f} MB, drift "
           f"{verdict['rss_drift_mb']:+.1f} MB (target <= {RSS_DRIFT_TARGET_MB:g}) -> {'OK' if ok else 'FAIL'}")
     if args.json:
