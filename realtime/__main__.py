@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flush-events", action="store_true", default=None, help="flush events after each line")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--pace", action="store_true", default=None, help="read a file at its native frame rate")
+    p.add_argument("--reconnect-attempts", type=int, metavar="N",
+                   help="reconnects after a stream is lost; -1 = forever (config: capture.reconnect_attempts)")
     p.add_argument("--serve", metavar="HOST:PORT", help="also serve the annotated stream to browsers")
     return p
 
@@ -45,7 +47,7 @@ def overrides_from(args: argparse.Namespace) -> dict:
         ("output", "headless"): args.headless, ("output", "fullscreen"): args.fullscreen,
         ("output", "video"): args.output, ("output", "events"): args.events,
         ("output", "flush_events"): args.flush_events, ("max_frames",): args.max_frames,
-        ("capture", "pace"): args.pace,
+        ("capture", "pace"): args.pace, ("capture", "reconnect_attempts"): args.reconnect_attempts,
     }
     nested: dict = {}
     for keys, value in pairs.items():

@@ -20,6 +20,9 @@ from typing import Any
 # Set before cv2 opens any stream. OpenCV 4.11 ignores this variable through an
 # inverted check, but FFmpeg tries UDP first when it is unset, so set it anyway.
 os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+# FFmpeg's own errors (one "connection refused" per reconnect attempt, decoder complaints
+# after a drop) would flood stderr; the stream events say what happened. 16 shows them.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")
 
 import cv2  # noqa: E402
 
@@ -206,13 +209,19 @@ class CaptureThread(threading.Thread):
         while not self.stop.is_set():
             if self.max_frames is not None and self.frames_read >= self.max_frames:
                 return
+            t_asked = time.monotonic()
             ok, image = self.cap.read()
             t_grab = time.monotonic()
-            if not ok or image is None:
+            # A read that waited out the read timeout means a hung peer. FFmpeg then still
+            # returns the frames its decoder held back, one per timeout, before failing;
+            # treating the first such read as the loss cuts detection from ~3x the timeout to 1x.
+            stalled = self.info.kind is SourceKind.STREAM and \
+                t_grab - t_asked >= 0.9 * self.options.read_timeout_ms / 1000
+            if not ok or image is None or stalled:
                 if self.info.kind is SourceKind.FILE:
                     self._check_complete()
                     return
-                if not self._reconnect():
+                if not self._reconnect("read timed out" if stalled else "read failed"):
                     return
                 next_due = time.monotonic()
                 continue
@@ -233,10 +242,14 @@ class CaptureThread(threading.Thread):
             self.error = (f"video {self.info.source} ended at frame {self.frames_read} of {expected} — "
                           f"the file is truncated or corrupt; frames before the damage were processed")
 
-    def _reconnect(self) -> bool:
-        """Reopen a lost live source with backoff. False when giving up or stopping."""
+    def _reconnect(self, reason: str) -> bool:
+        """Reopen a lost live source with backoff. False when giving up or stopping.
+
+        Always a new VideoCapture: after a drop, FFmpeg's read() fails forever even once
+        the server is back.
+        """
         lost_at = time.monotonic()
-        self._report("lost", frames=self.frames_read)
+        self._report("lost", frames=self.frames_read, reason=reason)
         self.cap.release()
         attempts = self.options.reconnect_attempts
         delay = self.options.reconnect_delay_s

@@ -37,6 +37,8 @@ class HudInfo:
     pose_fps: float
     latency_ms: float
     dropped: int
+    latency_p50_ms: float | None = None  # capture-to-display over the last few seconds
+    latency_p95_ms: float | None = None
 
 
 def _scale(image: np.ndarray) -> float:
@@ -77,7 +79,11 @@ def _label(image: np.ndarray, text: str, origin: tuple[int, int], s: float) -> N
 
 
 def draw_hud(image: np.ndarray, hud: HudInfo) -> None:
-    text = f"{hud.fps:4.1f} FPS  pose {hud.pose_fps:4.1f}/s  {hud.latency_ms:3.0f} ms  dropped {hud.dropped}"
+    if hud.latency_p50_ms is not None and hud.latency_p95_ms is not None:
+        latency = f"latency p50 {hud.latency_p50_ms:.0f} p95 {hud.latency_p95_ms:.0f} ms"
+    else:
+        latency = f"{hud.latency_ms:3.0f} ms"
+    text = f"{hud.fps:4.1f} FPS  pose {hud.pose_fps:4.1f}/s  {latency}  dropped {hud.dropped}"
     s = _scale(image)
     width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, max(1, int(round(s))))[0][0]
     room = image.shape[1] - 8

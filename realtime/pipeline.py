@@ -33,6 +33,18 @@ from .stats import LatencyStats, RateMeter
 from .types import FrameResult
 
 
+# Enough samples for a steady HUD reading at 30 fps without lagging behind changes.
+HUD_LATENCY_SAMPLES = 150
+
+# Last shown label per person, for action events; pruned beyond this many people.
+MAX_REMEMBERED_TRACKS = 256
+
+_STATUS_NOTICES = {
+    "lost": "stream {source} lost after {frames} frames ({reason})",
+    "reconnected": "stream {source} back after {gap_s:.1f} s (attempt {attempt})",
+}
+
+
 class FrameSink(Protocol):
     """Anything that takes annotated frames besides the built-in sinks (e.g. the web live view)."""
 
@@ -130,8 +142,9 @@ class Pipeline:
 
     def run(self) -> RunSummary:
         with self._signals():
-            self.events.emit({"type": "stream", "status": "opened", "source": self.info.source,
-                              "fps": round(self.info.fps, 3), "width": self.info.width, "height": self.info.height})
+            self.events.emit({"type": "stream", "status": "opened", "time": round(time.time(), 3),
+                              "source": self.info.source, "fps": round(self.info.fps, 3), "width": self.info.width,
+                              "height": self.info.height})
             t_start = time.monotonic()
             self.capture.start()
             self.worker.start()
@@ -143,6 +156,7 @@ class Pipeline:
 
     def _consume(self) -> None:
         out_rate, pose_rate, latency = RateMeter(), RateMeter(), LatencyStats()
+        recent = LatencyStats(keep=HUD_LATENCY_SAMPLES)  # the HUD shows now, not the whole run
         self._latency = latency
         while not self.stop.is_set():
             self._drain_status()
@@ -158,7 +172,9 @@ class Pipeline:
                 pose_rate.tick(now)
             latency_ms = (now - item.frame.t_capture) * 1000
             latency.add(latency_ms)
-            hud = HudInfo(out_rate.rate(), pose_rate.rate(), latency_ms, self.frames.dropped + self.results.dropped)
+            recent.add(latency_ms)
+            hud = HudInfo(out_rate.rate(), pose_rate.rate(), latency_ms, self.frames.dropped + self.results.dropped,
+                          recent.percentile(50), recent.percentile(95))
             image = annotate(item, hud, self.config.pose.min_score)
             self._record(item)
             if self.video is not None:
@@ -187,6 +203,9 @@ class Pipeline:
                                   "track": track.track_id, "label": label,
                                   "score": round(track.prediction.score, 4)})
         self._label_frames.update(shown)
+        if len(self._shown_labels) > MAX_REMEMBERED_TRACKS:  # endless runs: forget people long gone
+            present = {track.track_id for track in result.tracks}
+            self._shown_labels = {i: label for i, label in self._shown_labels.items() if i in present}
 
     def _drain_status(self) -> None:
         while True:
@@ -196,11 +215,14 @@ class Pipeline:
                 return
             if status.status == "ended":
                 continue  # written once, at the very end
-            # After "lost", windows start afresh by themselves: TrackWindow drops history
-            # across any gap longer than the feature spec's max_gap_s.
-            self.events.emit({"type": "stream", "status": status.status, **status.detail})
-            if status.status in ("lost", "reconnected", "gave_up"):
-                self.notice(f"realtime: stream {status.status} {status.detail}")
+            # After "lost", windows start afresh by themselves: the tracker retires people
+            # unseen for max_age_s and TrackWindow drops history across any gap longer than
+            # the feature spec's max_gap_s, so no window spans missing time.
+            wall = time.time() - (time.monotonic() - status.t)  # when it happened, for surveillance logs
+            self.events.emit({"type": "stream", "status": status.status, "time": round(wall, 3), **status.detail})
+            message = _STATUS_NOTICES.get(status.status)
+            if message:
+                self.notice("realtime: " + message.format(source=self.info.source, **status.detail))
 
     def _finish(self, elapsed: float) -> None:
         self.stop.set()
@@ -221,8 +243,8 @@ class Pipeline:
             if closer is not None:
                 with contextlib.suppress(Exception):
                     closer.close()
-        self.events.emit({"type": "stream", "status": "ended", "stopped_by": s.stopped_by,
-                          **({"error": s.error} if s.error else {})})
+        self.events.emit({"type": "stream", "status": "ended", "time": round(time.time(), 3),
+                          "stopped_by": s.stopped_by, **({"error": s.error} if s.error else {})})
         self.events.emit({"type": "summary", "frames_in": s.frames_in, "frames_out": s.frames_out,
                           "dropped": s.dropped, "fps": round(s.fps, 2),
                           "latency_ms_p50": round(s.latency_ms_p50, 1),

@@ -45,6 +45,11 @@ class Tracker:
 
     def update(self, poses: Poses, t: float) -> tuple[list[Track], list[int]]:
         """Match poses at time t to tracks. Returns (tracks seen now, ids that expired)."""
+        # Retire first: after an outage longer than max_age_s the person in the same
+        # spot is a new track, so no history or label is carried across missing time.
+        expired = [i for i, s in self._states.items() if t - s.last_seen > self.max_age_s]
+        for i in expired:
+            del self._states[i]
         ids = list(self._states)
         old_boxes = np.array([self._states[i].track.box for i in ids], dtype=np.float32).reshape(-1, 4)
         affinity = self._affinity(old_boxes, poses.boxes)
@@ -73,9 +78,6 @@ class Tracker:
             state.track.box = poses.boxes[c]
             state.last_seen = t
             seen.append(state.track)
-        expired = [i for i, s in self._states.items() if t - s.last_seen > self.max_age_s]
-        for i in expired:
-            del self._states[i]
         return seen, expired
 
     def _affinity(self, old: np.ndarray, new: np.ndarray) -> np.ndarray:
