@@ -9,10 +9,9 @@ import sys
 # Quiet the native libraries' start-up chatter (TensorFlow Lite, glog) before they load.
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# OpenCV and FFmpeg print their own complaints about bad input; the user gets ours, in one
-# line. Set these variables yourself to see theirs (e.g. OPENCV_FFMPEG_LOGLEVEL=16).
+# OpenCV prints its own complaints about bad input (FFmpeg's are quieted in capture.py); the
+# user gets ours, in one line. Set OPENCV_LOG_LEVEL yourself to see OpenCV's.
 os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 from .errors import RealtimeError  # noqa: E402
 
