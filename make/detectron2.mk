@@ -19,7 +19,7 @@ $(D2_VENV)/.installed: requirements-detectron2.txt setup.py
 	touch $@
 
 test-detectron2: $(D2_VENV)/.installed
-	$(D2_PY) -m pytest -m detectron2 $(PYTEST_ARGS)
+	$(D2_PY) -m pytest -m detectron2 tests/test_detectron2.py $(PYTEST_ARGS)
 
 clean-detectron2:
 	rm -rf $(D2_VENV)
