@@ -126,9 +126,10 @@ def test_tracker_keeps_ids_and_separates_people():
     # The left person leaves; after max_age their track expires.
     _, expired = tracker.update(people(210), 0.2)
     assert expired == []
-    _, expired = tracker.update(people(215), 0.9)
+    tracker.update(people(212), 0.4)
+    _, expired = tracker.update(people(215), 0.75)
     assert expired == [ids[0]]
-    third, _ = tracker.update(people(0, 220), 1.0)
+    third, _ = tracker.update(people(0, 220), 0.8)
     assert third[1].track_id == ids[1] and third[0].track_id not in ids
 
 
