@@ -206,8 +206,10 @@ class CaptureThread(threading.Thread):
         while not self.stop.is_set():
             if self.max_frames is not None and self.frames_read >= self.max_frames:
                 return
+            t_read = time.perf_counter()
             ok, image = self.cap.read()
             t_grab = time.monotonic()
+            decode_ms = (time.perf_counter() - t_read) * 1000
             if not ok or image is None:
                 if self.info.kind is SourceKind.FILE:
                     self._check_complete()
@@ -217,7 +219,8 @@ class CaptureThread(threading.Thread):
                 next_due = time.monotonic()
                 continue
             t_source = self.frames_read / self.info.fps if self.info.kind is SourceKind.FILE else None
-            frame = Frame(index=self.frames_read, t_capture=t_grab, image=image, t_source=t_source)
+            frame = Frame(index=self.frames_read, t_capture=t_grab, image=image, t_source=t_source,
+                          decode_ms=decode_ms)
             self.frames_read += 1
             if not self.out.put(frame, self.stop):
                 return

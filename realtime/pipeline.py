@@ -29,7 +29,7 @@ from .inference_worker import ActionRecognizer, InferenceWorker
 from .overlay import HudInfo, annotate
 from .pose import create_backend
 from .sinks import EventLog, VideoSink, WindowSink
-from .stats import LatencyStats, RateMeter
+from .stats import LatencyStats, RateMeter, StageTimes
 from .types import FrameResult
 
 
@@ -109,6 +109,8 @@ class Pipeline:
                                      config.max_frames)
         self.worker = InferenceWorker(self.recognizer, self.frames, self.results, self.stop)
         self.summary = RunSummary()
+        self.latency = LatencyStats()
+        self.stage_times = StageTimes()  # per-stage cost, read by scripts/benchmark.py
         self._label_frames: Counter[str] = Counter()
         self._shown_labels: dict[int, str] = {}
         self._t0_media: float | None = None
@@ -136,8 +138,7 @@ class Pipeline:
         return self.summary
 
     def _consume(self) -> None:
-        out_rate, pose_rate, latency = RateMeter(), RateMeter(), LatencyStats()
-        self._latency = latency
+        out_rate, pose_rate, latency, stages = RateMeter(), RateMeter(), self.latency, self.stage_times
         while not self.stop.is_set():
             self._drain_status()
             item = self.results.get(timeout=0.1)
@@ -150,17 +151,29 @@ class Pipeline:
             out_rate.tick(now)
             if item.posed:
                 pose_rate.tick(now)
-            latency_ms = (now - item.frame.t_capture) * 1000
-            latency.add(latency_ms)
-            hud = HudInfo(out_rate.rate(), pose_rate.rate(), latency_ms, self.frames.dropped + self.results.dropped)
+            # The HUD shows the latency up to drawing (the frame's own latency cannot include
+            # writing itself); the statistics take it after the frame is out, as users see it.
+            hud = HudInfo(out_rate.rate(), pose_rate.rate(), (now - item.frame.t_capture) * 1000,
+                          self.frames.dropped + self.results.dropped)
+            t_start_overlay = time.perf_counter()
             image = annotate(item, hud, self.config.pose.min_score)
+            t_drawn = time.perf_counter()
             self._record(item)
             if self.video is not None:
                 self.video.write(image)
             for sink in self.extra_sinks:
                 sink.write(image, item)
+            keep_going = self.window is None or self.window.show(image)
+            t_out = time.perf_counter()
+            latency.add((time.monotonic() - item.frame.t_capture) * 1000)
+            stages.add("decode", item.frame.decode_ms)
+            stages.add("pose", item.pose_ms)
+            stages.add("classify", item.classify_ms)
+            stages.add("overlay", (t_drawn - t_start_overlay) * 1000)
+            stages.add("write", (t_out - t_drawn) * 1000)
+            stages.frame_done()
             self.summary.frames_out += 1
-            if self.window is not None and not self.window.show(image):
+            if not keep_going:
                 self.request_stop("key")
         self._drain_status()
 
@@ -207,9 +220,7 @@ class Pipeline:
         s.frames_in = self.capture.frames_read
         s.dropped = self.frames.dropped + self.results.dropped
         s.fps = s.frames_out / elapsed if elapsed > 0 else 0.0
-        latency = getattr(self, "_latency", None)
-        if latency is not None:
-            s.latency_ms_p50, s.latency_ms_p95 = latency.percentile(50), latency.percentile(95)
+        s.latency_ms_p50, s.latency_ms_p95 = self.latency.percentile(50), self.latency.percentile(95)
         s.labels = dict(self._label_frames)
         for closer in (self.video, self.window, *self.extra_sinks):
             if closer is not None:
