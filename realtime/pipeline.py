@@ -104,12 +104,17 @@ class Pipeline:
         # Live: every queued frame adds a frame's processing time to the latency, so hold few.
         size = config.capture.live_queue_size if policy is BufferPolicy.DROP_OLDEST else config.capture.queue_size
         self.frames = FrameQueue(size, policy)
+        self.posed = FrameQueue(size, policy)
         self.results = FrameQueue(size, policy)
         self.status: queue.Queue = queue.Queue()
         self.recognizer = ActionRecognizer(self.backend, self.classifier, config.pose.skip)
         self.capture = CaptureThread(self.cap, self.info, self.frames, self.stop, config.capture, self.status,
                                      config.max_frames)
-        self.worker = InferenceWorker(self.recognizer, self.frames, self.results, self.stop)
+        # Pose and LSTM in separate threads: the pose thread is the bottleneck, so it does nothing else.
+        self.worker = InferenceWorker(self.recognizer, self.frames, self.posed, self.stop,
+                                      step=self.recognizer.pose_step, name="pose")
+        self.classify_worker = InferenceWorker(self.recognizer, self.posed, self.results, self.stop,
+                                               step=self.recognizer.classify_step, name="classify")
         self.summary = RunSummary()
         self.latency = LatencyStats()
         self.stage_times = StageTimes()  # per-stage cost, read by scripts/benchmark.py
@@ -120,6 +125,10 @@ class Pipeline:
     @property
     def source_info(self) -> SourceInfo:
         return self.info
+
+    @property
+    def dropped(self) -> int:
+        return self.frames.dropped + self.posed.dropped + self.results.dropped
 
     def request_stop(self, reason: str) -> None:
         if not self.stop.is_set():
@@ -133,6 +142,7 @@ class Pipeline:
             t_start = time.monotonic()
             self.capture.start()
             self.worker.start()
+            self.classify_worker.start()
             try:
                 self._consume()
             finally:
@@ -147,7 +157,7 @@ class Pipeline:
             if item is None:
                 continue
             if isinstance(item, EndOfStream):
-                self.summary.error = item.error or self.capture.error or self.worker.error
+                self.summary.error = item.error or self.capture.error or self.worker.error or self.classify_worker.error
                 break
             now = time.monotonic()
             out_rate.tick(now)
@@ -156,7 +166,7 @@ class Pipeline:
             # The HUD shows the latency up to drawing (the frame's own latency cannot include
             # writing itself); the statistics take it after the frame is out, as users see it.
             hud = HudInfo(out_rate.rate(), pose_rate.rate(), (now - item.frame.t_capture) * 1000,
-                          self.frames.dropped + self.results.dropped)
+                          self.dropped)
             t_start_overlay = time.perf_counter()
             image = annotate(item, hud, self.config.pose.min_score)
             t_drawn = time.perf_counter()
@@ -215,12 +225,13 @@ class Pipeline:
         self.stop.set()
         self.capture.join(timeout=10)
         self.worker.join(timeout=10)
+        self.classify_worker.join(timeout=10)
         self._drain_status()
         s = self.summary
         if s.error is None:
-            s.error = self.capture.error or self.worker.error
+            s.error = self.capture.error or self.worker.error or self.classify_worker.error
         s.frames_in = self.capture.frames_read
-        s.dropped = self.frames.dropped + self.results.dropped
+        s.dropped = self.dropped
         s.fps = s.frames_out / elapsed if elapsed > 0 else 0.0
         s.latency_ms_p50, s.latency_ms_p95 = self.latency.percentile(50), self.latency.percentile(95)
         s.labels = dict(self._label_frames)

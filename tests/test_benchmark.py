@@ -97,6 +97,7 @@ def test_writes_markdown_table_and_png(quick):
     assert (out / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # the script loads torch and MediaPipe before it looks at the source
 def test_bad_source_is_one_line_error(tmp_path):
     proc = run_benchmark("--quick", "--source", str(tmp_path / "missing.mp4"), "--markdown", "", "--plot", "",
                          timeout=120)
