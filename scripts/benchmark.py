@@ -264,18 +264,31 @@ def run_threaded(clip: Path, weights: Path, skip: int, output: Path, live: bool 
 
 
 def cli_peak_rss(clip: Path, weights: Path, output: Path, max_frames: int) -> dict:
-    """Peak RSS of `python -m realtime` as a user runs it (a fresh process, nothing else loaded)."""
-    events = output.with_suffix(".jsonl")
-    proc = subprocess.run([sys.executable, "-m", "realtime", "--source", str(clip), "--weights", str(weights),
-                           "--headless", "--output", str(output), "--events", str(events),
-                           "--max-frames", str(max_frames)], cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
+    """Peak RSS of `python -m realtime` as a user runs it (a fresh process, nothing else loaded).
+
+    Read from the child's own VmHWM while it runs: getrusage's children figure would also
+    count the moment the child was still a fork of this large process.
+    """
+    events, log_path = output.with_suffix(".jsonl"), output.with_suffix(".log")
+    with open(log_path, "w") as log_file:  # a file, not a pipe: a full pipe would stall the child
+        command = [sys.executable, "-m", "realtime", "--source", str(clip), "--weights", str(weights), "--headless",
+                   "--output", str(output), "--events", str(events), "--max-frames", str(max_frames)]
+        proc = subprocess.Popen(command, cwd=REPO, stdout=log_file, stderr=log_file)
+        peak_kb = 0
+        status = Path(f"/proc/{proc.pid}/status")
+        while proc.poll() is None:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak_kb = max(peak_kb, int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
     if proc.returncode != 0:
-        raise RealtimeError(f"python -m realtime failed: {proc.stderr.strip().splitlines()[-1:]}")
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the only child this process waits for
+        last = log_path.read_text().strip().splitlines()[-1:]
+        raise RealtimeError(f"python -m realtime failed: {last}")
     summary = [json.loads(line) for line in events.read_text().splitlines() if '"summary"' in line][-1]
-    return {"peak_rss_mb": round(peak_kb / 1024, 1), "fps": summary["fps"],
-            "frames_out": summary["frames_out"]}
+    return {"peak_rss_mb": round(peak_kb / 1024, 1), "fps": summary["fps"], "frames_out": summary["frames_out"]}
 
 
 def lstm_ms_per_batch(weights: Path, repeats: int) -> tuple[dict[str, float], float]:
