@@ -127,7 +127,7 @@ class InferenceWorker(threading.Thread):
                 if not self.outbox.put(self.step(item), self.stop):
                     break
         except Exception as exc:  # report, then let the main thread finalize outputs
-            self.error = f"{self.name} failed: {type(exc).__name__}: {exc}"
+            self.error = f"inference failed: {type(exc).__name__}: {exc}"
             end = EndOfStream(self.error)
         finally:
             self.outbox.put(end, self.stop)
