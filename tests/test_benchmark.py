@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -39,6 +40,7 @@ def test_quick_run_reports_every_measure(quick):
     assert all(ms > 0 for ms in result["lstm_ms_per_batch"].values())
     assert result["peak_rss_mb"] > 50
     assert "load average" in stdout  # noisy machines: every report says what load it met
+    assert 0 < result["available_cores"]["start"] <= (os.cpu_count() or 1) * 1.05
     assert "random-init" in result["weights"]
 
 
@@ -63,6 +65,8 @@ def test_stage_times_fit_inside_the_measured_time(quick):
         busy_ms = sum(stages.values()) if run["mode"] == "serial" else max(stages.values())
         assert busy_ms * run["frames_out"] <= run["seconds"] * 1000 * 1.01, run
         assert 0 < run["limit_ratio"] <= 1.01, run
+        assert 0 < run["cores_used"] <= (os.cpu_count() or 1) * 1.05, run
+        assert run["cpu_ms_per_frame"] > 0, run
 
 
 @pytest.mark.slow
