@@ -212,6 +212,7 @@ class CaptureThread(threading.Thread):
             t_asked = time.monotonic()
             ok, image = self.cap.read()
             t_grab = time.monotonic()
+            decode_ms = (t_grab - t_asked) * 1000
             # A read that waited out the read timeout means a hung peer. FFmpeg then still
             # returns the frames its decoder held back, one per timeout, before failing;
             # treating the first such read as the loss cuts detection from ~3x the timeout to 1x.
@@ -226,7 +227,8 @@ class CaptureThread(threading.Thread):
                 next_due = time.monotonic()
                 continue
             t_source = self.frames_read / self.info.fps if self.info.kind is SourceKind.FILE else None
-            frame = Frame(index=self.frames_read, t_capture=t_grab, image=image, t_source=t_source)
+            frame = Frame(index=self.frames_read, t_capture=t_grab, image=image, t_source=t_source,
+                          decode_ms=decode_ms)
             self.frames_read += 1
             if not self.out.put(frame, self.stop):
                 return

@@ -185,7 +185,12 @@ def _check_shapes(path: Path, ckpt: Checkpoint) -> None:
 class ActionClassifier:
     """Batched, gradient-free prediction for the windows of all people in a frame."""
 
-    def __init__(self, checkpoint: Checkpoint, threshold: float | None = None) -> None:
+    def __init__(self, checkpoint: Checkpoint, threshold: float | None = None, torch_threads: int | None = 1) -> None:
+        # A few 32-step windows are too small to split across cores: a second torch thread
+        # only spins and takes the core the pose thread needs (measured: 1 ms became 30-100 ms
+        # per batch on 2 busy cores). Process-wide; pass None to leave torch's setting alone.
+        if torch_threads is not None and torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
         self.checkpoint = checkpoint
         self.labels = checkpoint.labels
         self.spec = checkpoint.spec
@@ -193,8 +198,9 @@ class ActionClassifier:
         self.model = checkpoint.build_model().eval()
 
     @classmethod
-    def load(cls, path: str | Path, threshold: float | None = None) -> ActionClassifier:
-        return cls(load_checkpoint(path), threshold)
+    def load(cls, path: str | Path, threshold: float | None = None, torch_threads: int | None = 1
+             ) -> ActionClassifier:
+        return cls(load_checkpoint(path), threshold, torch_threads)
 
     def predict(self, windows: np.ndarray) -> list[Prediction]:
         """windows (B, W, dim) → one Prediction each; below the threshold the label is OTHER."""

@@ -29,7 +29,9 @@ def _opt(default: Any, help: str, *, choices: tuple | None = None, minimum: floa
 
 @dataclass
 class CaptureConfig:
-    queue_size: int = _opt(4, "frames held between capture and inference", minimum=1, maximum=1024)
+    queue_size: int = _opt(4, "frames held between stages when lossless (files)", minimum=1, maximum=1024)
+    live_queue_size: int = _opt(1, "frames held between stages with drop_oldest (live): 1 = only the newest waits, "
+                                   "so latency stays near one frame's processing time", minimum=1, maximum=1024)
     policy: str = _opt("auto", "when the queue is full: auto picks lossless for files, drop_oldest for live",
                        choices=("auto", "lossless", "drop_oldest"))
     pace: bool = _opt(False, "read files at their native frame rate, like a camera")

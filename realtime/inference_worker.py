@@ -1,13 +1,16 @@
 """Inference: pose every (skip+1)-th frame, follow people, classify their windows.
 
-Runs in its own thread between two FrameQueues. It never draws; it turns each
-`Frame` into a `FrameResult` carrying the tracks and their latest predictions.
+Runs in two threads (pose + tracker, then windows + LSTM) between FrameQueues. It never
+draws; it turns each `Frame` into a `FrameResult` carrying the tracks and their latest
+predictions.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import numpy as np
 
@@ -19,8 +22,21 @@ from .tracker import Tracker
 from .types import Frame, FrameResult, Prediction, Track
 
 
+@dataclass
+class PosedFrame:
+    """Between the two steps: a frame's result before classification, and the tracks that ended."""
+
+    result: FrameResult
+    expired: list[int]
+
+
 class ActionRecognizer:
-    """The per-frame logic, usable without a thread (benchmarks, the web app's jobs)."""
+    """The per-frame logic, usable without a thread (benchmarks, the web app's jobs).
+
+    Two steps: `pose_step` (pose + tracker) and `classify_step` (windows + LSTM). The
+    pipeline runs them in two threads, so the core that poses never waits for the LSTM;
+    `process` runs both in turn.
+    """
 
     def __init__(self, backend: PoseBackend, classifier: ActionClassifier | None, skip: int = 0,
                  tracker: Tracker | None = None) -> None:
@@ -35,26 +51,36 @@ class ActionRecognizer:
         self.poses_run = 0
 
     def process(self, frame: Frame) -> FrameResult:
+        return self.classify_step(self.pose_step(frame))
+
+    def pose_step(self, frame: Frame) -> PosedFrame:
         posed = self._frames_seen % (self.skip + 1) == 0
         self._frames_seen += 1
-        pose_ms = classify_ms = 0.0
+        pose_ms = 0.0
+        expired: list[int] = []
         if posed:
             t0 = time.perf_counter()
             poses = self.backend.estimate(frame.image)
-            t1 = time.perf_counter()
-            pose_ms = (t1 - t0) * 1000
+            pose_ms = (time.perf_counter() - t0) * 1000
             self.poses_run += 1
             tracks, expired = self.tracker.update(poses, frame.t_media)
-            for track_id in expired:
+            # Snapshots: the tracker updates its own Track objects in place.
+            self._last_tracks = [Track(t.track_id, t.keypoints, t.scores, t.box) for t in tracks]
+        return PosedFrame(FrameResult(frame, self._last_tracks, posed, pose_ms), expired)
+
+    def classify_step(self, posed: PosedFrame) -> FrameResult:
+        result = posed.result
+        if result.posed:
+            t0 = time.perf_counter()
+            for track_id in posed.expired:
                 self._windows.pop(track_id, None)
                 self._predictions.pop(track_id, None)
             if self.classifier is not None:
-                self._classify(tracks, frame.t_media)
-            classify_ms = (time.perf_counter() - t1) * 1000
-            # Snapshots: the tracker updates its own Track objects in place.
-            self._last_tracks = [Track(t.track_id, t.keypoints, t.scores, t.box,
-                                       self._predictions.get(t.track_id)) for t in tracks]
-        return FrameResult(frame, self._last_tracks, posed, pose_ms, classify_ms)
+                self._classify(result.tracks, result.frame.t_media)
+            result.classify_ms = (time.perf_counter() - t0) * 1000
+        # Frames between poses carry the last tracks with the latest verdicts.
+        result.tracks = [replace(t, prediction=self._predictions.get(t.track_id)) for t in result.tracks]
+        return result
 
     def _classify(self, tracks: list[Track], t: float) -> None:
         ready_ids, windows = [], []
@@ -76,12 +102,13 @@ class ActionRecognizer:
 
 
 class InferenceWorker(threading.Thread):
-    """Moves frames from `inbox` through an ActionRecognizer into `outbox`."""
+    """Moves items from `inbox` through `step` (default: the whole ActionRecognizer) into `outbox`."""
 
     def __init__(self, recognizer: ActionRecognizer, inbox: FrameQueue, outbox: FrameQueue,
-                 stop: threading.Event) -> None:
-        super().__init__(name="inference", daemon=True)
+                 stop: threading.Event, step: Callable[[Any], Any] | None = None, name: str = "inference") -> None:
+        super().__init__(name=name, daemon=True)
         self.recognizer = recognizer
+        self.step = step or recognizer.process
         self.inbox = inbox
         self.outbox = outbox
         self.stop = stop
@@ -97,7 +124,7 @@ class InferenceWorker(threading.Thread):
                 if isinstance(item, EndOfStream):
                     end = item
                     break
-                if not self.outbox.put(self.recognizer.process(item), self.stop):
+                if not self.outbox.put(self.step(item), self.stop):
                     break
         except Exception as exc:  # report, then let the main thread finalize outputs
             self.error = f"inference failed: {type(exc).__name__}: {exc}"

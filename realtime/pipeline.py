@@ -29,7 +29,7 @@ from .inference_worker import ActionRecognizer, InferenceWorker
 from .overlay import HudInfo, annotate
 from .pose import create_backend
 from .sinks import EventLog, VideoSink, WindowSink
-from .stats import LatencyStats, RateMeter
+from .stats import LatencyStats, RateMeter, StageTimes
 from .types import FrameResult
 
 
@@ -119,14 +119,23 @@ class Pipeline:
             raise
         policy_name = config.capture.policy
         policy = default_policy(self.info.kind) if policy_name == "auto" else BufferPolicy(policy_name)
-        self.frames = FrameQueue(config.capture.queue_size, policy)
-        self.results = FrameQueue(config.capture.queue_size, policy)
+        # Live: every queued frame adds a frame's processing time to the latency, so hold few.
+        size = config.capture.live_queue_size if policy is BufferPolicy.DROP_OLDEST else config.capture.queue_size
+        self.frames = FrameQueue(size, policy)
+        self.posed = FrameQueue(size, policy)
+        self.results = FrameQueue(size, policy)
         self.status: queue.Queue = queue.Queue()
         self.recognizer = ActionRecognizer(self.backend, self.classifier, config.pose.skip)
         self.capture = CaptureThread(self.cap, self.info, self.frames, self.stop, config.capture, self.status,
                                      config.max_frames)
-        self.worker = InferenceWorker(self.recognizer, self.frames, self.results, self.stop)
+        # Pose and LSTM in separate threads: the pose thread is the bottleneck, so it does nothing else.
+        self.worker = InferenceWorker(self.recognizer, self.frames, self.posed, self.stop,
+                                      step=self.recognizer.pose_step, name="pose")
+        self.classify_worker = InferenceWorker(self.recognizer, self.posed, self.results, self.stop,
+                                               step=self.recognizer.classify_step, name="classify")
         self.summary = RunSummary()
+        self.latency = LatencyStats()
+        self.stage_times = StageTimes()  # per-stage cost, read by scripts/benchmark.py
         self._label_frames: Counter[str] = Counter()
         self._shown_labels: dict[int, str] = {}
         self._t0_media: float | None = None
@@ -134,6 +143,10 @@ class Pipeline:
     @property
     def source_info(self) -> SourceInfo:
         return self.info
+
+    @property
+    def dropped(self) -> int:
+        return self.frames.dropped + self.posed.dropped + self.results.dropped
 
     def request_stop(self, reason: str) -> None:
         if not self.stop.is_set():
@@ -148,6 +161,7 @@ class Pipeline:
             t_start = time.monotonic()
             self.capture.start()
             self.worker.start()
+            self.classify_worker.start()
             try:
                 self._consume()
             finally:
@@ -155,34 +169,45 @@ class Pipeline:
         return self.summary
 
     def _consume(self) -> None:
-        out_rate, pose_rate, latency = RateMeter(), RateMeter(), LatencyStats()
+        out_rate, pose_rate, latency, stages = RateMeter(), RateMeter(), self.latency, self.stage_times
         recent = LatencyStats(keep=HUD_LATENCY_SAMPLES)  # the HUD shows now, not the whole run
-        self._latency = latency
         while not self.stop.is_set():
             self._drain_status()
             item = self.results.get(timeout=0.1)
             if item is None:
                 continue
             if isinstance(item, EndOfStream):
-                self.summary.error = item.error or self.capture.error or self.worker.error
+                self.summary.error = item.error or self.capture.error or self.worker.error or self.classify_worker.error
                 break
             now = time.monotonic()
             out_rate.tick(now)
             if item.posed:
                 pose_rate.tick(now)
-            latency_ms = (now - item.frame.t_capture) * 1000
-            latency.add(latency_ms)
-            recent.add(latency_ms)
-            hud = HudInfo(out_rate.rate(), pose_rate.rate(), latency_ms, self.frames.dropped + self.results.dropped,
-                          recent.percentile(50), recent.percentile(95))
+            # The HUD shows this frame's latency up to drawing (it cannot include writing itself)
+            # and the p50/p95 of recent frames taken after output, as users see them.
+            hud = HudInfo(out_rate.rate(), pose_rate.rate(), (now - item.frame.t_capture) * 1000,
+                          self.dropped, recent.percentile(50), recent.percentile(95))
+            t_start_overlay = time.perf_counter()
             image = annotate(item, hud, self.config.pose.min_score)
+            t_drawn = time.perf_counter()
             self._record(item)
             if self.video is not None:
                 self.video.write(image)
             for sink in self.extra_sinks:
                 sink.write(image, item)
+            keep_going = self.window is None or self.window.show(image)
+            t_out = time.perf_counter()
+            latency_ms = (time.monotonic() - item.frame.t_capture) * 1000
+            latency.add(latency_ms)
+            recent.add(latency_ms)
+            stages.add("decode", item.frame.decode_ms)
+            stages.add("pose", item.pose_ms)
+            stages.add("classify", item.classify_ms)
+            stages.add("overlay", (t_drawn - t_start_overlay) * 1000)
+            stages.add("write", (t_out - t_drawn) * 1000)
+            stages.frame_done()
             self.summary.frames_out += 1
-            if self.window is not None and not self.window.show(image):
+            if not keep_going:
                 self.request_stop("key")
         self._drain_status()
 
@@ -228,16 +253,15 @@ class Pipeline:
         self.stop.set()
         self.capture.join(timeout=10)
         self.worker.join(timeout=10)
+        self.classify_worker.join(timeout=10)
         self._drain_status()
         s = self.summary
         if s.error is None:
-            s.error = self.capture.error or self.worker.error
+            s.error = self.capture.error or self.worker.error or self.classify_worker.error
         s.frames_in = self.capture.frames_read
-        s.dropped = self.frames.dropped + self.results.dropped
+        s.dropped = self.dropped
         s.fps = s.frames_out / elapsed if elapsed > 0 else 0.0
-        latency = getattr(self, "_latency", None)
-        if latency is not None:
-            s.latency_ms_p50, s.latency_ms_p95 = latency.percentile(50), latency.percentile(95)
+        s.latency_ms_p50, s.latency_ms_p95 = self.latency.percentile(50), self.latency.percentile(95)
         s.labels = dict(self._label_frames)
         for closer in (self.video, self.window, *self.extra_sinks):
             if closer is not None:

@@ -43,3 +43,26 @@ class LatencyStats:
         if not self._samples:
             return 0.0
         return float(np.percentile(np.fromiter(self._samples, dtype=np.float64), q))
+
+    def values(self) -> np.ndarray:
+        return np.fromiter(self._samples, dtype=np.float64)
+
+
+class StageTimes:
+    """Total milliseconds spent in each named stage, and the frames they were spread over."""
+
+    def __init__(self) -> None:
+        self.total_ms: dict[str, float] = {}
+        self.frames = 0
+
+    def add(self, stage: str, ms: float) -> None:
+        self.total_ms[stage] = self.total_ms.get(stage, 0.0) + ms
+
+    def frame_done(self) -> None:
+        self.frames += 1
+
+    def per_frame_ms(self) -> dict[str, float]:
+        """Each stage's cost averaged over all frames (with skip, pose time is spread over the frames it serves)."""
+        if self.frames == 0:
+            return {stage: 0.0 for stage in self.total_ms}
+        return {stage: total / self.frames for stage, total in self.total_ms.items()}

@@ -26,12 +26,14 @@ class Frame:
 
     `t_capture` is `time.monotonic()` when the frame was grabbed; `t_source` is the
     position in the source's own clock (file timestamp), None for live sources.
+    `decode_ms` is how long reading and decoding it took (for stage timings).
     """
 
     index: int
     t_capture: float
     image: np.ndarray
     t_source: float | None = None
+    decode_ms: float = 0.0
 
     @property
     def t_media(self) -> float:
