@@ -22,6 +22,9 @@ from .tracker import Tracker
 from .types import Frame, FrameResult, Prediction, Track
 
 
+MAX_REMEMBERED_TRACKS = 64
+
+
 @dataclass
 class PosedFrame:
     """Between the two steps: a frame's result before classification, and the tracks that ended."""
@@ -35,7 +38,8 @@ class ActionRecognizer:
 
     Two steps: `pose_step` (pose + tracker) and `classify_step` (windows + LSTM). The
     pipeline runs them in two threads, so the core that poses never waits for the LSTM;
-    `process` runs both in turn.
+    `process` runs both in turn. The steps touch disjoint state (tracker vs windows and
+    verdicts) and hand over only through the PosedFrame they pass along a queue.
     """
 
     def __init__(self, backend: PoseBackend, classifier: ActionClassifier | None, skip: int = 0,
@@ -75,6 +79,13 @@ class ActionRecognizer:
             for track_id in posed.expired:
                 self._windows.pop(track_id, None)
                 self._predictions.pop(track_id, None)
+            if len(self._windows) > MAX_REMEMBERED_TRACKS:
+                # A live queue may have dropped the frame that announced an expiry; forget
+                # everyone not in view rather than grow without bound.
+                current = {t.track_id for t in result.tracks}
+                for track_id in [i for i in self._windows if i not in current]:
+                    self._windows.pop(track_id, None)
+                    self._predictions.pop(track_id, None)
             if self.classifier is not None:
                 self._classify(result.tracks, result.frame.t_media)
             result.classify_ms = (time.perf_counter() - t0) * 1000
