@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=0, help="grouped folds; 0 = leave one subject out")
     p.add_argument("--pose-every", type=int, nargs="+", default=[1],
                    help="videos: score poses of every Nth frame (as the pipeline's skip N-1); "
-                        "the first N is the headline, training always uses every frame")
+                        "the first N is the headline, training always uses every frame; "
+                        "by_pose_every in the JSON covers the videos data only")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--confusion", type=Path, default=None, help="write the confusion matrix PNG here")
     p.add_argument("--stride", type=float, default=0.16, help="seconds between scored windows")
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--epoch-windows", type=int, default=4000, help="training windows drawn per epoch")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -72,10 +74,30 @@ def load_sources(texts: list[str], cache: Path, pose_every: int):
 
 
 def groups_of(sequences, folds: int) -> list[list[str]]:
-    keys = sorted({f"{s.source}:{s.subject}" for s in sequences})
-    if folds <= 0 or folds >= len(keys):
-        return [[k] for k in keys]
-    return [keys[i::folds] for i in range(folds)]
+    """Held-out subject groups. With K folds, each source's subjects are dealt round-robin into
+    K groups, so every fold holds out people of every source and one run scores them all."""
+    keys_by_source: dict[str, list[str]] = {}
+    for s in sequences:
+        key = f"{s.source}:{s.subject}"
+        if key not in keys_by_source.setdefault(s.source, []):
+            keys_by_source[s.source].append(key)
+    if folds <= 0:
+        return [[k] for keys in keys_by_source.values() for k in sorted(keys)]
+    groups: list[list[str]] = [[] for _ in range(folds)]
+    for keys in keys_by_source.values():
+        for i, key in enumerate(sorted(keys)):
+            groups[i % folds].append(key)
+    return [g for g in groups if g]
+
+
+def restrict(result: tuple, source: str) -> tuple:
+    """The part of (probs, owner, thresholds, sequences) that belongs to one source."""
+    probs, owner, thresholds, seqs = result
+    keep_seq = [i for i, s in enumerate(seqs) if s.source == source]
+    new_index = {old: new for new, old in enumerate(keep_seq)}
+    sel = np.array([seqs[o].source == source for o in owner], dtype=bool)
+    owner_new = np.array([new_index[o] for o in owner[sel]], dtype=np.int64)
+    return probs[sel], owner_new, thresholds[sel], [seqs[i] for i in keep_seq]
 
 
 def score(probs: np.ndarray, owner: np.ndarray, threshold_per_window: np.ndarray, sequences, labels) -> dict:
@@ -144,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             config = TrainConfig(hidden_size=args.hidden, num_layers=args.layers, dropout=args.dropout,
                                  learning_rate=args.lr, max_epochs=args.epochs, patience=args.patience,
                                  augment=not args.no_augment, seed=args.seed, threads=args.threads,
-                                 progress=False, labels=labels, spec=spec)
+                                 epoch_windows=args.epoch_windows, progress=False, labels=labels, spec=spec)
             extra = load_sources(args.extra, args.cache, 1) if args.extra else []
             # Training always sees every-frame poses; only scoring varies pose_every.
             train_pool = data[1] if 1 in data else load_sources(args.data, args.cache, 1)
@@ -172,17 +194,21 @@ def main(argv: list[str] | None = None) -> int:
                 results[n] = (np.concatenate(probs), np.concatenate(owners), np.concatenate(thresholds), seqs)
             mode = (f"{'leave-one-subject-out' if args.folds <= 0 else f'{args.folds}-fold grouped'} "
                     f"cross-validation, {len(groups)} folds")
-        report = score(*results[everies[0]][:3], results[everies[0]][3], labels)
+        head = results[everies[0]]
+        report = score(*head, labels)
         report.update({"mode": mode, "data": args.data, "extra": args.extra, "pose_every": everies[0],
                        "seconds": round(time.perf_counter() - start, 1)})
         if fold_info:
             report["folds"] = fold_info
+        sources = sorted({s.source for s in head[3]})
+        if len(sources) > 1:
+            report["by_source"] = {src: _brief(score(*restrict(head, src), labels)) for src in sources}
         if len(everies) > 1:
             report["by_pose_every"] = {}
             for n in everies:
-                r = score(*results[n][:3], results[n][3], labels)
-                report["by_pose_every"][str(n)] = {k: r[k] for k in
-                                                   ("accuracy", "macro_f1", "clip_accuracy", "clips_wrong")}
+                r = score(*restrict(results[n], "videos"), labels) if "videos" in sources else \
+                    score(*results[n], labels)
+                report["by_pose_every"][str(n)] = _brief(r)
         if args.confusion:
             from realtime.metrics import save_confusion_png
 
@@ -200,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _brief(r: dict) -> dict:
+    return {k: r[k] for k in ("accuracy", "macro_f1", "clip_accuracy", "clip_macro_f1", "windows", "clips",
+                              "per_class", "clips_wrong")}
+
+
 def print_human(r: dict) -> None:
     print(r["mode"])
     print(f"{'class':<16}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
@@ -207,6 +238,9 @@ def print_human(r: dict) -> None:
         print(f"{name:<16}{v['precision']:>10.3f}{v['recall']:>8.3f}{v['f1']:>8.3f}{v['support']:>9}")
     print(f"window accuracy {r['accuracy']:.3f}  macro-F1 {r['macro_f1']:.3f}  "
           f"clip accuracy {r['clip_accuracy']:.3f} ({r['clips']} clips)  {r['seconds']:.0f} s")
+    for src, v in r.get("by_source", {}).items():
+        print(f"{src}: window accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}, "
+              f"clip accuracy {v['clip_accuracy']:.3f} ({v['clips']} clips)")
     for n, v in r.get("by_pose_every", {}).items():
         print(f"pose every {n}: window accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}, "
               f"clip accuracy {v['clip_accuracy']:.3f}")
