@@ -131,13 +131,6 @@ class WindowDataset(Dataset):
         return weights / weights.sum()
 
 
-def class_weights(counts: np.ndarray) -> list[float]:
-    """Inverse-frequency loss weights (square-rooted: full inversion over-rewards rare classes)."""
-    counts = np.maximum(counts.astype(np.float64), 1.0)
-    w = 1.0 / np.sqrt(counts)
-    return (w / (w * counts).sum() * counts.sum()).tolist()
-
-
 def split_by_subject(sequences: list[PoseSequence], fraction: float, seed: int = 0,
                      ) -> tuple[list[PoseSequence], list[PoseSequence]]:
     """Hold out whole subjects (of every source) until about `fraction` of the sequences is held out.
@@ -270,10 +263,11 @@ def fit(train_seqs: list[PoseSequence], val_seqs: list[PoseSequence], config: Tr
 
 
 def describe(sequences: list[PoseSequence]) -> str:
-    counts = Counter((s.source, s.label) for s in sequences)
-    subjects = Counter(s.source for s in {(s.source, s.subject): s for s in sequences}.values())
-    return ", ".join(f"{src}: {n} subjects" for src, n in sorted(subjects.items())) + " | " + \
-        ", ".join(f"{lbl}={sum(v for (s, l), v in counts.items() if l == lbl)}" for lbl in CLASSES)
+    """One line: subjects per source and sequences per class."""
+    subjects = Counter(source for source, _ in {(s.source, s.subject) for s in sequences})
+    labels = Counter(s.label for s in sequences)
+    return (", ".join(f"{src}: {n} subjects" for src, n in sorted(subjects.items())) + " | "
+            + ", ".join(f"{name}={labels[name]}" for name in CLASSES))
 
 
 def eval_windows(sequences: list[PoseSequence], spec: FeatureSpec, stride_s: float = 0.16,
