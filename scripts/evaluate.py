@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from realtime.classifier import CLASSES, load_checkpoint
         from realtime.features import FeatureSpec
-        from realtime.training import (TrainConfig, eval_windows, fit, predict_windows,
+        from realtime.training import (TrainConfig, choose_threshold, eval_windows, fit, predict_windows,
                                        split_by_subject)
 
         torch.set_num_threads(args.threads)
@@ -200,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
                        "seconds": round(time.perf_counter() - start, 1)})
         if fold_info:
             report["folds"] = fold_info
+            # The rejection threshold that would have been best on all held-out windows together:
+            # a steadier choice than one fold's, reported for whoever ships weights.
+            probs, owner, _, seqs = head
+            y_true = np.array([labels.index(seqs[o].label) for o in owner], dtype=np.int64)
+            report["pooled_best_threshold"] = choose_threshold(probs, y_true, labels)
         sources = sorted({s.source for s in head[3]})
         if len(sources) > 1:
             report["by_source"] = {src: _brief(score(*restrict(head, src), labels)) for src in sources}

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use only this many sequences per source (quick CI run)")
     p.add_argument("--max-windows", type=int, default=400, help="most training windows per sequence")
     p.add_argument("--epoch-windows", type=int, default=4000, help="windows drawn per epoch")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="store this rejection threshold instead of the one chosen on the validation "
+                        "subjects (e.g. evaluate.py's pooled_best_threshold)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="pose cache for videos data")
@@ -114,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
               f"macro-F1 {result.val_macro_f1}, {result.train_windows} train / {result.val_windows} val windows, "
               f"{result.seconds:.0f} s")
         threshold, model, epochs = result.threshold, result.model, result.best_epoch
+        if args.threshold is not None:
+            threshold = args.threshold
         if args.all:
             final = fit(sequences, [], config, args.runs, fixed_epochs=max(1, result.best_epoch))
             model = final.model
@@ -123,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             "data": args.data, "trained_on": "all" if args.all else "train split",
             "val_subjects": sorted({f"{s.source}:{s.subject}" for s in val}),
             "epochs": epochs, "val_macro_f1": result.val_macro_f1, "seed": args.seed,
+            "val_threshold": result.threshold,
             "augment": not args.no_augment, "command": " ".join(["scripts/train.py", *(argv or sys.argv[1:])]),
         }
         save_checkpoint(args.out, model, config.labels, config.spec, threshold, info)
