@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import shutil
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,9 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from .augment import Augment
 from .classifier import CLASSES, OTHER, ActionLSTM
-from .metrics import macro_f1_of, per_class
 from .features import (FeatureSpec, PoseSequence, resample, sequence_grid, sequence_windows,
                        window_features, window_is_usable)
+from .metrics import macro_f1_of, per_class
 
 
 @dataclass
@@ -45,8 +46,7 @@ class TrainConfig:
     spec: FeatureSpec = field(default_factory=FeatureSpec)
 
 
-def window_starts(seq: PoseSequence, spec: FeatureSpec, stride_s: float, limit: int,
-                  rng: np.random.Generator | None = None) -> list[float]:
+def window_starts(seq: PoseSequence, spec: FeatureSpec, stride_s: float, limit: int) -> list[float]:
     """Start times of usable windows, at most `limit` of them spread over the sequence."""
     grid, kp, vis = sequence_grid(seq, spec)
     step = max(1, int(round(stride_s * spec.rate_hz)))
@@ -209,8 +209,6 @@ def fit(train_seqs: list[PoseSequence], val_seqs: list[PoseSequence], config: Tr
 
     `fixed_epochs` trains that many epochs without validation (the final all-data model).
     """
-    import time
-
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from realtime.augment import Augment
-from realtime.features import (MIRROR, FeatureSpec, PoseSequence, TrackWindow, resample, sequence_grid,
-                               window_features)
+from realtime.features import MIRROR, FeatureSpec, PoseSequence, TrackWindow, resample, window_features
 from realtime.types import COCO_KEYPOINTS
 
 SPEC = FeatureSpec()
