@@ -28,9 +28,9 @@ from .metrics import macro_f1_of, per_class
 
 @dataclass
 class TrainConfig:
-    hidden_size: int = 64
+    hidden_size: int = 128
     num_layers: int = 2
-    dropout: float = 0.3
+    dropout: float = 0.5
     learning_rate: float = 2e-3
     batch_size: int = 64
     max_epochs: int = 30
