@@ -96,7 +96,9 @@ def _define_lightning_module():
         def configure_optimizers(self):
             optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=3)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_loss"}}
+            # A final fit on all data has no validation set; then the training loss steers the rate.
+            monitor = getattr(self, "monitor_key", "val_loss")
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor}}
 
     ActionLSTM.__module__ = __name__
     ActionLSTM.__qualname__ = "ActionLSTM"

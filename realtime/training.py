@@ -1,0 +1,282 @@
+"""Turning labelled pose sequences into a trained ActionLSTM (used by train.py and evaluate.py).
+
+Windows are cut on the model's time grid from each sequence. Training windows are
+re-sampled on the fly with a random speed and then augmented, so every epoch sees
+new variants; validation windows are fixed.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from .augment import Augment
+from .classifier import CLASSES, OTHER, ActionLSTM
+from .features import (FeatureSpec, PoseSequence, resample, sequence_grid, sequence_windows,
+                       window_features, window_is_usable)
+from .metrics import macro_f1_of, per_class
+
+
+@dataclass
+class TrainConfig:
+    hidden_size: int = 128
+    num_layers: int = 2
+    dropout: float = 0.5
+    learning_rate: float = 2e-3
+    batch_size: int = 64
+    max_epochs: int = 30
+    patience: int = 6
+    stride_s: float = 0.04  # between training window starts (one grid step at 25 Hz)
+    max_windows_per_sequence: int = 400
+    epoch_windows: int = 4000  # windows drawn per epoch by the balanced sampler
+    augment: bool = True
+    seed: int = 0
+    threads: int = 1
+    progress: bool = True
+    labels: tuple[str, ...] = CLASSES
+    spec: FeatureSpec = field(default_factory=FeatureSpec)
+
+
+def window_starts(seq: PoseSequence, spec: FeatureSpec, stride_s: float, limit: int) -> list[float]:
+    """Start times of usable windows, at most `limit` of them spread over the sequence."""
+    grid, kp, vis = sequence_grid(seq, spec)
+    step = max(1, int(round(stride_s * spec.rate_hz)))
+    starts = [grid[i] for i in range(0, len(grid) - spec.window + 1, step)
+              if window_is_usable(vis[i:i + spec.window], spec)]
+    if len(starts) > limit:
+        keep = np.linspace(0, len(starts) - 1, limit).round().astype(int)
+        starts = [starts[i] for i in keep]
+    return starts
+
+
+class WindowDataset(Dataset):
+    """(features, label index) windows of labelled sequences, optionally augmented."""
+
+    def __init__(self, sequences: list[PoseSequence], config: TrainConfig, augment: Augment | None,
+                 seed: int = 0) -> None:
+        self.sequences = [s for s in sequences if s.label is not None]
+        self.config = config
+        self.spec = config.spec
+        self.augment = augment
+        self.rng = np.random.default_rng(seed)
+        self.items: list[tuple[int, float]] = []
+        for i, seq in enumerate(self.sequences):
+            for t0 in window_starts(seq, self.spec, config.stride_s, config.max_windows_per_sequence):
+                self.items.append((i, t0))
+        self.targets = np.array([config.labels.index(self.sequences[i].label) for i, _ in self.items],
+                                dtype=np.int64)
+        self._fixed: np.ndarray | None = None
+        if augment is None:
+            # Validation windows need not overlap as densely as training ones.
+            step = max(1, int(round(0.16 / config.stride_s)))
+            self.items = self.items[::step]
+            self.targets = self.targets[::step]
+            self._fixed = np.stack([self._window(i, t0, 1.0) for i, t0 in self.items]) if self.items \
+                else np.zeros((0, self.spec.window, self.spec.dim), np.float32)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _window(self, seq_index: int, t0: float, speed: float) -> np.ndarray:
+        seq, spec = self.sequences[seq_index], self.spec
+        span = (spec.window - 1) / spec.rate_hz
+        if speed != 1.0:
+            length = seq.times[-1] - seq.times[0]
+            speed = min(speed, length / span) if length > 0 else 1.0
+            centre = t0 + span / 2
+            t0 = float(np.clip(centre - span * speed / 2, seq.times[0], seq.times[-1] - span * speed))
+        grid = t0 + np.arange(spec.window) * speed / spec.rate_hz
+        # The gap limit is in source time, so a stretched grid keeps the same tolerance.
+        kp, vis = resample(seq.times, seq.keypoints, seq.scores >= spec.min_score, grid, spec.max_gap_s)
+        if self.augment is not None:
+            if not window_is_usable(vis, spec) and speed != 1.0:
+                return self._window(seq_index, t0, 1.0)
+            kp, vis = self.augment(kp, vis, self.rng, spec.joints)
+        return window_features(kp, vis, spec)
+
+    def __getitem__(self, index: int):
+        if self._fixed is not None:
+            x = self._fixed[index]
+        else:
+            i, t0 = self.items[index]
+            t0 += float(self.rng.uniform(-0.5, 0.5)) * self.config.stride_s
+            seq = self.sequences[i]
+            t0 = min(max(t0, seq.times[0]), seq.times[-1] - self.spec.duration_s)
+            x = self._window(i, t0, self.augment.speed(self.rng))
+        return torch.from_numpy(x), int(self.targets[index])
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.targets, minlength=len(self.config.labels))
+
+    def balanced_weights(self) -> np.ndarray:
+        """Drawing weights that give every class, and within it every recording, an equal share.
+
+        Sources differ wildly in length (a 6 s Weizmann clip against a minutes-long OpenPose
+        run), so uniform drawing would teach mostly the long ones.
+        """
+        owners = np.array([i for i, _ in self.items])
+        windows_per_seq = np.bincount(owners, minlength=len(self.sequences))
+        seqs_per_class = Counter(int(self.targets[np.argmax(owners == i)]) for i in np.unique(owners))
+        weights = np.array([1.0 / (windows_per_seq[i] * seqs_per_class[int(t)])
+                            for (i, _), t in zip(self.items, self.targets)])
+        return weights / weights.sum()
+
+
+def split_by_subject(sequences: list[PoseSequence], fraction: float, seed: int = 0,
+                     ) -> tuple[list[PoseSequence], list[PoseSequence]]:
+    """Hold out whole subjects (of every source) until about `fraction` of the sequences is held out.
+
+    Sources with a single subject stay in training: holding out their only person would
+    remove the source from training entirely.
+    """
+    by_source: dict[str, list[str]] = {}
+    for s in sequences:
+        by_source.setdefault(s.source, [])
+        if s.subject not in by_source[s.source]:
+            by_source[s.source].append(s.subject)
+    rng = random.Random(seed)
+    held: set[tuple[str, str]] = set()
+    for source, subjects in by_source.items():
+        if len(subjects) < 3:
+            continue
+        subjects = sorted(subjects)
+        rng.shuffle(subjects)
+        n = max(1, int(round(fraction * len(subjects))))
+        held.update((source, subj) for subj in subjects[:n])
+    train = [s for s in sequences if (s.source, s.subject) not in held]
+    val = [s for s in sequences if (s.source, s.subject) in held]
+    return train, val
+
+
+def predict_windows(model: ActionLSTM, windows: np.ndarray, batch: int = 512) -> np.ndarray:
+    """Softmax probabilities (N, classes)."""
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(windows), batch):
+            out.append(torch.softmax(model(torch.from_numpy(windows[i:i + batch])), dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.hparams.num_classes), np.float32)
+
+
+def apply_threshold(probs: np.ndarray, labels: tuple[str, ...], threshold: float) -> np.ndarray:
+    """Predicted class indices, with low-confidence windows sent to OTHER (as ActionClassifier does)."""
+    pred = probs.argmax(axis=1)
+    if OTHER in labels and threshold > 0:
+        pred = np.where(probs.max(axis=1) < threshold, labels.index(OTHER), pred)
+    return pred
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> float:
+    return macro_f1_of(per_class(y_true, y_pred, labels))
+
+
+def choose_threshold(probs: np.ndarray, y_true: np.ndarray, labels: tuple[str, ...]) -> float:
+    """The rejection threshold with the best macro-F1 on validation windows (ties: the lower one)."""
+    if len(y_true) == 0 or OTHER not in labels:
+        return 0.0
+    best_t, best_f1 = 0.0, -1.0
+    for t in np.arange(0.0, 0.91, 0.05):
+        f1 = macro_f1(y_true, apply_threshold(probs, labels, float(t)), labels)
+        if f1 > best_f1 + 1e-9:
+            best_t, best_f1 = float(t), f1
+    return round(best_t, 2)
+
+
+@dataclass
+class TrainResult:
+    model: ActionLSTM
+    threshold: float
+    best_epoch: int
+    epochs_run: int
+    val_windows: int
+    train_windows: int
+    seconds: float
+    val_macro_f1: float | None = None
+
+
+def fit(train_seqs: list[PoseSequence], val_seqs: list[PoseSequence], config: TrainConfig,
+        run_dir: str | Path = "runs", fixed_epochs: int | None = None) -> TrainResult:
+    """Train one model; with validation data, stop early and choose the rejection threshold on it.
+
+    `fixed_epochs` trains that many epochs without validation (the final all-data model).
+    """
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+    start = time.perf_counter()
+    torch.set_num_threads(config.threads)
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    train_ds = WindowDataset(train_seqs, config, Augment() if config.augment else None, seed=config.seed)
+    if len(train_ds) == 0:
+        raise ValueError("no usable training windows: sequences are too short or lack hips")
+    val_ds = WindowDataset(val_seqs, config, None) if val_seqs else None
+    has_val = val_ds is not None and len(val_ds) > 0 and fixed_epochs is None
+    # Classes are balanced by the sampler, so the loss needs no class weights.
+    model = ActionLSTM(config.spec.dim, len(config.labels), config.hidden_size, config.num_layers,
+                       config.dropout, config.learning_rate)
+    if not has_val:
+        # The scheduler watches val_loss; without validation data it watches the training loss.
+        model.monitor_key = "train_loss"
+    generator = torch.Generator().manual_seed(config.seed)
+    sampler = WeightedRandomSampler(train_ds.balanced_weights().tolist(), config.epoch_windows,
+                                    replacement=True, generator=generator)
+    train_loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=sampler)
+    callbacks = []
+    checkpoint = None
+    if has_val:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        ckpt_dir = tempfile.mkdtemp(prefix="fit-", dir=run_dir)
+        checkpoint = ModelCheckpoint(dirpath=ckpt_dir, monitor="val_loss", mode="min",
+                                     save_top_k=1, filename="best-{epoch}-{val_loss:.3f}")
+        callbacks = [checkpoint, EarlyStopping(monitor="val_loss", mode="min", patience=config.patience)]
+    trainer = pl.Trainer(
+        max_epochs=fixed_epochs or config.max_epochs, accelerator="cpu", devices=1, logger=False,
+        callbacks=callbacks, enable_checkpointing=has_val, enable_progress_bar=config.progress,
+        enable_model_summary=False, default_root_dir=str(run_dir), deterministic=True,
+        num_sanity_val_steps=0,
+    )
+    val_loader = DataLoader(val_ds, batch_size=256) if has_val else None
+    trainer.fit(model, train_loader, val_loader)
+    best_epoch = trainer.current_epoch
+    threshold, val_f1 = 0.0, None
+    if has_val and checkpoint is not None and checkpoint.best_model_path:
+        best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(best["state_dict"])
+        best_epoch = int(best["epoch"]) + 1
+        probs = predict_windows(model, val_ds._fixed)
+        threshold = choose_threshold(probs, val_ds.targets, config.labels)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        val_f1 = macro_f1(val_ds.targets, apply_threshold(probs, config.labels, threshold), config.labels)
+    return TrainResult(model.eval(), threshold, best_epoch, trainer.current_epoch, len(val_ds or []),
+                       len(train_ds), time.perf_counter() - start, val_f1)
+
+
+def describe(sequences: list[PoseSequence]) -> str:
+    """One line: subjects per source and sequences per class."""
+    subjects = Counter(source for source, _ in {(s.source, s.subject) for s in sequences})
+    labels = Counter(s.label for s in sequences)
+    return (", ".join(f"{src}: {n} subjects" for src, n in sorted(subjects.items())) + " | "
+            + ", ".join(f"{name}={labels[name]}" for name in CLASSES))
+
+
+def eval_windows(sequences: list[PoseSequence], spec: FeatureSpec, stride_s: float = 0.16,
+                 ) -> tuple[np.ndarray, list[int]]:
+    """Fixed windows of each sequence (no cap) and, per window, the index of its sequence."""
+    feats, owner = [], []
+    stride = max(1, int(round(stride_s * spec.rate_hz)))
+    for i, seq in enumerate(sequences):
+        x, _ = sequence_windows(seq, spec, stride)
+        feats.append(x)
+        owner += [i] * len(x)
+    if not feats:
+        return np.zeros((0, spec.window, spec.dim), np.float32), []
+    return np.concatenate(feats), owner

@@ -1,0 +1,138 @@
+"""Properties of the shared feature code that training and live inference both rely on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from realtime.augment import Augment
+from realtime.features import MIRROR, FeatureSpec, PoseSequence, TrackWindow, resample, window_features
+from realtime.types import COCO_KEYPOINTS
+
+SPEC = FeatureSpec()
+C = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
+
+
+@pytest.fixture(scope="module")
+def jack(datasets, tmp_path_factory) -> PoseSequence:
+    """Real 25 fps MediaPipe poses of a jumping-jacks clip."""
+    from realtime.datasets.videos import load_videos
+
+    root = datasets / "weizmann"
+    (seq,) = load_videos(root, cache_dir=tmp_path_factory.mktemp("poses"),
+                         clips=[root / "jack" / "lena_jack.avi"])
+    return seq
+
+
+@pytest.fixture(scope="module")
+def kth_box(datasets) -> PoseSequence:
+    from realtime.datasets import load
+
+    seqs = load("kth", datasets / "kth_pose" / "kth_pose_persons21-23.csv")
+    return next(s for s in seqs if s.meta["action"] == "boxing")
+
+
+def _window(seq: PoseSequence, end: float, spec: FeatureSpec = SPEC):
+    grid = end - np.arange(spec.window - 1, -1, -1) / spec.rate_hz
+    kp, vis = resample(seq.times, seq.keypoints, seq.scores >= spec.min_score, grid, spec.max_gap_s)
+    return kp, vis
+
+
+def _positions(features: np.ndarray, spec: FeatureSpec = SPEC) -> np.ndarray:
+    n = len(spec.joints)
+    return features[:, : 2 * n].reshape(len(features), n, 2)
+
+
+def test_mirror_table_swaps_left_and_right():
+    assert COCO_KEYPOINTS[MIRROR[C["left_wrist"]]] == "right_wrist"
+    assert COCO_KEYPOINTS[MIRROR[C["right_ankle"]]] == "left_ankle"
+    assert MIRROR[C["nose"]] == C["nose"]
+    assert sorted(MIRROR) == list(range(17))
+
+
+def test_mirrored_pose_gives_swapped_and_flipped_features(kth_box):
+    kp, vis = _window(kth_box, kth_box.times[0] + 2.0)
+    mirrored = kp[:, MIRROR].copy()
+    mirrored[..., 0] *= -1
+    f = _positions(window_features(kp, vis, SPEC))
+    fm = _positions(window_features(mirrored, vis[:, MIRROR], SPEC))
+    pos = {j: p for p, j in enumerate(SPEC.joints)}
+    left, right = pos[C["left_wrist"]], pos[C["right_wrist"]]
+    np.testing.assert_allclose(fm[:, left, 0], -f[:, right, 0], atol=1e-5)
+    np.testing.assert_allclose(fm[:, left, 1], f[:, right, 1], atol=1e-5)
+    assert not np.allclose(f[:, left], f[:, right], atol=0.05)  # a boxer's wrists differ
+
+
+def test_features_ignore_where_the_person_is_and_how_big(kth_box):
+    kp, vis = _window(kth_box, kth_box.times[0] + 2.0)
+    moved = kp * 2.7 + np.array([130.0, -40.0], np.float32)
+    np.testing.assert_allclose(window_features(moved, vis, SPEC), window_features(kp, vis, SPEC), atol=1e-4)
+
+
+def test_8hz_and_25hz_versions_of_one_motion_give_close_windows(jack):
+    end = jack.times[-1] - 0.5
+    # The same clip posed on every 3rd frame only, as KTH was, or as skip 2 does.
+    every3 = PoseSequence(jack.keypoints[::3], jack.scores[::3], jack.times[::3])
+    end = every3.times[every3.times <= end][-1]
+    full = _positions(window_features(*_window(jack, end), SPEC))
+    sparse = _positions(window_features(*_window(every3, end), SPEC))
+    other = _positions(window_features(*_window(jack, end - 0.3), SPEC))  # a different phase
+    gap = np.abs(full - sparse).mean()
+    assert gap < 0.12
+    assert gap < 0.5 * np.abs(full - other).mean()
+
+
+def test_missing_joint_is_masked_not_invented(kth_box):
+    kp, vis = _window(kth_box, kth_box.times[0] + 2.0)
+    vis = vis.copy()
+    vis[10:, C["left_wrist"]] = False
+    f = window_features(kp, vis, SPEC)
+    n = len(SPEC.joints)
+    p = SPEC.joints.index(C["left_wrist"])
+    assert (_positions(f)[10:, p] == 0).all()
+    mask = f[:, -n:]
+    assert (mask[10:, p] == 0).all() and (mask[:10, p] == 1).all()
+    velocity = f[:, 2 * n + 2: 4 * n + 2].reshape(len(f), n, 2)
+    assert (velocity[10:, p] == 0).all()  # disappearing is not motion
+    # KTH has no eyes/ears and the features do not use them.
+    assert not {C["left_eye"], C["right_ear"]} & set(SPEC.joints)
+
+
+def test_resample_does_not_bridge_long_gaps():
+    times = np.array([0.0, 0.04, 0.08, 1.5, 1.54])
+    kp = np.tile(np.arange(17 * 2, dtype=np.float32).reshape(1, 17, 2), (5, 1, 1))
+    grid = np.arange(0.0, 1.56, 0.04)
+    _, vis = resample(times, kp, np.ones((5, 17), bool), grid, max_gap_s=0.6)
+    assert vis[grid <= 0.08].all() and vis[grid >= 1.5].all()
+    assert not vis[(grid > 0.2) & (grid < 1.4)].any()
+
+
+def test_track_window_fills_then_resets_after_a_gap(jack):
+    window = TrackWindow(SPEC)
+    out = None
+    for t, kp, sc in zip(jack.times, jack.keypoints, jack.scores):
+        window.add(t, kp, sc)
+        out = window.features() if t - jack.times[0] >= SPEC.duration_s else None
+        if out is not None:
+            break
+    assert out is not None and out.shape == (SPEC.window, SPEC.dim)
+    t_last = t
+    window.add(t_last + SPEC.max_gap_s + 0.2, jack.keypoints[0], jack.scores[0])
+    assert len(window) == 1 and window.features() is None
+    # A live window equals the offline window over the same samples.
+    live = TrackWindow(SPEC)
+    for t, kp, sc in zip(jack.times, jack.keypoints, jack.scores):
+        live.add(t, kp, sc)
+    np.testing.assert_allclose(live.features(), window_features(*_window(jack, jack.times[-1]), SPEC),
+                               atol=1e-5)
+
+
+def test_augment_keeps_shape_and_visibility_but_changes_values(kth_box):
+    kp, vis = _window(kth_box, kth_box.times[0] + 2.0)
+    rng = np.random.default_rng(1)
+    aug = Augment(dropout_p=1.0)
+    kp2, vis2 = aug(kp, vis, rng, SPEC.joints)
+    assert kp2.shape == kp.shape and vis2.sum() < vis.sum()
+    assert not np.allclose(kp2[vis2], kp[vis2])
+    speeds = [aug.speed(rng) for _ in range(200)]
+    assert 0.75 <= min(speeds) < 0.85 and 1.2 < max(speeds) <= 1.33
