@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 
-import cv2
 import numpy as np
 import pytest
 
+from conftest import read_frames
 from realtime.capture import BufferPolicy, CaptureThread, EndOfStream, FrameQueue, open_source
 from realtime.classifier import ActionClassifier
 from realtime.config import CaptureConfig
@@ -23,18 +23,6 @@ def mediapipe():
     backend = create_backend("mediapipe")
     yield backend
     backend.close()
-
-
-def read_frames(path, limit=None):
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while limit is None or len(frames) < limit:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(image)
-    cap.release()
-    return frames
 
 
 def test_poses_found_on_most_weizmann_frames(weizmann_clip):

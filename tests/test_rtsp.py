@@ -18,11 +18,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, read_events
+from conftest import REPO, count_frames, read_events
 from rtsp_fixtures import MjpegServer, RtspServer, free_port, wait_for
 
 from realtime.__main__ import main as cli_main
@@ -120,15 +119,6 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "realtime", *args]
 
 
-def video_frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    count = 0
-    while cap.read()[0]:
-        count += 1
-    cap.release()
-    return count
-
-
 # --- windows never span missing time (no server needed) ---
 
 def test_track_window_starts_afresh_after_a_gap():
@@ -168,7 +158,7 @@ def test_rtsp_stream_end_to_end_gives_poses_and_annotated_video(rtsp_server, tmp
     assert summary.frames_in >= summary.frames_out == len(recorder.rows) >= 40
     with_people = sum(1 for row in recorder.rows if row.tracks)
     assert with_people >= 0.8 * len(recorder.rows), f"poses in only {with_people} of {len(recorder.rows)} frames"
-    assert video_frames(video) == summary.frames_out
+    assert count_frames(video) == summary.frames_out
     events = read_events(tmp_path / "e.jsonl")
     assert events[0]["status"] == "opened" and events[0]["width"] == 384 and events[-1]["type"] == "summary"
 
@@ -262,7 +252,7 @@ def test_rtsp_server_that_never_returns_ends_the_run_cleanly(rtsp_server, tmp_pa
     assert statuses.count("reconnecting") == 3 and "gave_up" in statuses
     assert log[-2]["status"] == "ended" and "error" in log[-2]
     assert log[-1]["type"] == "summary" and log[-1]["frames_out"] > 0
-    assert video_frames(video) == log[-1]["frames_out"]
+    assert count_frames(video) == log[-1]["frames_out"]
 
 
 @pytest.mark.rtsp
@@ -289,7 +279,7 @@ def test_headless_stream_runs_until_sigterm_and_events_can_be_tailed(rtsp_server
     assert log[-2]["status"] == "ended" and log[-2]["stopped_by"] == "sigterm" and "error" not in log[-2]
     assert all(abs(e["time"] - time.time()) < 300 for e in log if e["type"] == "stream")  # wall clock
     assert log[-1]["type"] == "summary" and log[-1]["frames_out"] > 0 and log[-1]["latency_ms_p95"] > 0
-    assert video_frames(video) == log[-1]["frames_out"]
+    assert count_frames(video) == log[-1]["frames_out"]
     assert "latency p50" in out
 
 

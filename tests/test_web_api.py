@@ -19,7 +19,7 @@ import pytest
 from realtime.web.app import RUNNER_KEY, WebSettings, close_app, create_app
 from realtime.web.jobs import JobSettings
 
-from conftest import REPO
+from conftest import REPO, read_frames
 
 JOB_TIMEOUT_S = 120
 
@@ -144,18 +144,6 @@ def test_vp8_results_need_no_ffmpeg(tmp_path, weizmann_clip):
         assert len(read_frames(path)) == 20
     finally:
         close_app(app)
-
-
-def read_frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(image)
-    cap.release()
-    return frames
 
 
 @pytest.mark.slow
