@@ -31,8 +31,7 @@ test: $(VENV)/.installed system-deps
 	$(PY) -m pytest -m "not detectron2" $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -m "not detectron2 and not slow and not rtsp and not browser and not gui" \
-		--ignore=tests/test_detectron2.py $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not detectron2 and not slow and not rtsp and not browser and not gui" $(PYTEST_ARGS)
 
 -include make/*.mk
 
