@@ -94,8 +94,11 @@ class Pipeline:
 
     def __init__(self, config: Config, *, weights_explicit: bool = False,
                  extra_sinks: list[FrameSink] | None = None,
-                 notice: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr)) -> None:
+                 notice: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+                 source_label: str | None = None) -> None:
         self.config = config
+        # What events call the source; a server passes a name that reveals none of its paths.
+        self.source_label = source_label or config.source
         self.notice = notice
         self.stop = threading.Event()
         self.extra_sinks = extra_sinks or []
@@ -156,7 +159,7 @@ class Pipeline:
     def run(self) -> RunSummary:
         with self._signals():
             self.events.emit({"type": "stream", "status": "opened", "time": round(time.time(), 3),
-                              "source": self.info.source, "fps": round(self.info.fps, 3), "width": self.info.width,
+                              "source": self.source_label, "fps": round(self.info.fps, 3), "width": self.info.width,
                               "height": self.info.height})
             t_start = time.monotonic()
             self.capture.start()

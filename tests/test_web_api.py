@@ -114,6 +114,7 @@ def test_upload_is_analysed_with_progress_events_and_results(client, app, weizma
     assert log.status_code == 200
     events = [json.loads(line) for line in log.data.decode().splitlines()]
     assert events[0]["type"] == "stream" and events[0]["status"] == "opened"
+    assert str(app.extensions[RUNNER_KEY].root) not in log.data.decode()  # no server path leaks out
     summary = [e for e in events if e["type"] == "summary"][-1]
     assert summary["frames_out"] == 89 and summary["dropped"] == 0
 

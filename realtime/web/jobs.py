@@ -206,7 +206,8 @@ class JobRunner:
             config = load_config(self.settings.config_path, overrides)
             sink = ProgressSink(job)
             pipeline = Pipeline(config, weights_explicit=self.settings.weights is not None, extra_sinks=[sink],
-                                notice=lambda text: notices.append(text.removeprefix("realtime: ")))
+                                notice=lambda text: notices.append(text.removeprefix("realtime: ")),
+                                source_label=job.input_path.name)
         except RealtimeError as exc:
             job.set_state(status="failed", error=str(exc), notices=tuple(notices))
             return
