@@ -206,19 +206,30 @@ class ActionClassifier:
 
     def predict(self, windows: np.ndarray) -> list[Prediction]:
         """windows (B, W, dim) → one Prediction each; below the threshold the label is OTHER."""
+        return [self.verdict(p) for p in self.predict_proba(windows)]
+
+    def predict_proba(self, windows: np.ndarray) -> np.ndarray:
+        """windows (B, W, dim) → class probabilities (B, len(labels))."""
         if len(windows) == 0:
-            return []
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
         if windows.shape[1:] != (self.spec.window, self.spec.dim):
             raise ValueError(f"windows of shape {windows.shape[1:]} given; the model takes "
                              f"{(self.spec.window, self.spec.dim)}")
         with torch.inference_mode():
-            probs = torch.softmax(self.model(torch.from_numpy(np.ascontiguousarray(windows))), dim=1).numpy()
-        return [self._verdict(p) for p in probs]
+            return torch.softmax(self.model(torch.from_numpy(np.ascontiguousarray(windows))), dim=1).numpy()
 
-    def _verdict(self, probs: np.ndarray) -> Prediction:
-        best = int(np.argmax(probs))
-        score = float(probs[best])
-        label = self.labels[best]
-        if score < self.threshold and OTHER in self.labels:
-            label = OTHER
-        return Prediction(label, score, {name: float(p) for name, p in zip(self.labels, probs)})
+    def verdict(self, probs: np.ndarray) -> Prediction:
+        """The label for one probability vector, with low-confidence ones sent to OTHER."""
+        label = self.labels[int(decide(probs[None], self.labels, self.threshold)[0])]
+        return Prediction(label, float(probs.max()), {name: float(p) for name, p in zip(self.labels, probs)})
+
+
+def decide(probs: np.ndarray, labels: tuple[str, ...], threshold: float) -> np.ndarray:
+    """Class indices for probabilities (N, C): the most likely class, or OTHER below the threshold.
+
+    The one rejection rule, shared by live inference and evaluation.
+    """
+    pred = probs.argmax(axis=1)
+    if OTHER in labels and threshold > 0:
+        pred = np.where(probs.max(axis=1) < threshold, labels.index(OTHER), pred)
+    return pred

@@ -69,6 +69,8 @@ class ClassifierConfig:
     weights: str = _opt("weights/action_lstm.pt", "action classifier checkpoint", path=True)
     threshold: float | None = _opt(None, "below this score a window is OTHER; empty = the checkpoint's own",
                                    minimum=0.0, maximum=1.0)
+    smoothing_s: float = _opt(0.5, "time constant of each person's probability smoothing; 0 = none",
+                              minimum=0.0, maximum=10.0)
 
 
 @dataclass

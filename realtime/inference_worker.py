@@ -18,6 +18,7 @@ from .capture import EndOfStream, FrameQueue
 from .classifier import ActionClassifier
 from .features import TrackWindow
 from .pose import PoseBackend
+from .smoothing import ProbabilitySmoother
 from .tracker import Tracker
 from .types import Frame, FrameResult, Prediction, Track
 
@@ -43,11 +44,12 @@ class ActionRecognizer:
     """
 
     def __init__(self, backend: PoseBackend, classifier: ActionClassifier | None, skip: int = 0,
-                 tracker: Tracker | None = None) -> None:
+                 tracker: Tracker | None = None, smoothing_s: float = 0.0) -> None:
         self.backend = backend
         self.classifier = classifier
         self.skip = skip
         self.tracker = tracker or Tracker()
+        self._smoother = ProbabilitySmoother(smoothing_s)
         self._windows: dict[int, TrackWindow] = {}
         self._predictions: dict[int, Prediction] = {}
         self._last_tracks: list[Track] = []
@@ -77,15 +79,13 @@ class ActionRecognizer:
         if result.posed:
             t0 = time.perf_counter()
             for track_id in posed.expired:
-                self._windows.pop(track_id, None)
-                self._predictions.pop(track_id, None)
+                self._forget(track_id)
             if len(self._windows) > MAX_REMEMBERED_TRACKS:
                 # A live queue may have dropped the frame that announced an expiry; forget
                 # everyone not in view rather than grow without bound.
                 current = {t.track_id for t in result.tracks}
                 for track_id in [i for i in self._windows if i not in current]:
-                    self._windows.pop(track_id, None)
-                    self._predictions.pop(track_id, None)
+                    self._forget(track_id)
             if self.classifier is not None:
                 self._classify(result.tracks, result.frame.t_media)
             result.classify_ms = (time.perf_counter() - t0) * 1000
@@ -105,8 +105,14 @@ class ActionRecognizer:
                 ready_ids.append(track.track_id)
                 windows.append(features)
         if windows:
-            for track_id, prediction in zip(ready_ids, self.classifier.predict(np.stack(windows))):
-                self._predictions[track_id] = prediction
+            for track_id, probs in zip(ready_ids, self.classifier.predict_proba(np.stack(windows))):
+                smoothed = self._smoother.update(track_id, t, probs)
+                self._predictions[track_id] = self.classifier.verdict(smoothed)
+
+    def _forget(self, track_id: int) -> None:
+        self._windows.pop(track_id, None)
+        self._predictions.pop(track_id, None)
+        self._smoother.forget(track_id)
 
     def close(self) -> None:
         self.backend.close()

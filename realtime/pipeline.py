@@ -128,7 +128,8 @@ class Pipeline:
         self.posed = FrameQueue(size, policy)
         self.results = FrameQueue(size, policy)
         self.status: queue.Queue = queue.Queue()
-        self.recognizer = ActionRecognizer(self.backend, self.classifier, config.pose.skip)
+        self.recognizer = ActionRecognizer(self.backend, self.classifier, config.pose.skip,
+                                           smoothing_s=config.classifier.smoothing_s)
         self.capture = CaptureThread(self.cap, self.info, self.frames, self.stop, config.capture, self.status,
                                      config.max_frames)
         # Pose and LSTM in separate threads: the pose thread is the bottleneck, so it does nothing else.

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from .augment import Augment
-from .classifier import CLASSES, OTHER, ActionLSTM
+from .classifier import CLASSES, OTHER, ActionLSTM, decide
 from .features import (FeatureSpec, PoseSequence, resample, sequence_grid, sequence_windows,
                        window_features, window_is_usable)
 from .metrics import macro_f1_of, per_class
@@ -168,11 +168,8 @@ def predict_windows(model: ActionLSTM, windows: np.ndarray, batch: int = 512) ->
 
 
 def apply_threshold(probs: np.ndarray, labels: tuple[str, ...], threshold: float) -> np.ndarray:
-    """Predicted class indices, with low-confidence windows sent to OTHER (as ActionClassifier does)."""
-    pred = probs.argmax(axis=1)
-    if OTHER in labels and threshold > 0:
-        pred = np.where(probs.max(axis=1) < threshold, labels.index(OTHER), pred)
-    return pred
+    """Predicted class indices, with low-confidence windows sent to OTHER (the live rule)."""
+    return decide(probs, labels, threshold)
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> float:

@@ -141,3 +141,32 @@ def test_overlay_draws_skeleton_label_and_hud(weizmann_clip, mediapipe):
     assert changed[y1:y2, x1:x2].mean() > 0.05
     assert changed[:12, :120].mean() > 0.3
     assert changed.mean() < 0.5
+
+
+def test_smoothing_follows_time_not_update_count():
+    from realtime.smoothing import ProbabilitySmoother
+
+    before, after = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    for rate in (8.0, 10.0, 50.0):  # KTH-like, OpenPose-like and fast video pose rates
+        smoother = ProbabilitySmoother(time_constant_s=0.5)
+        smoother.update(1, 0.0, before)
+        for k in range(1, int(rate * 0.5) + 1):
+            out = smoother.update(1, k / rate, after)
+        # After one time constant an EMA has moved 1 - 1/e of the way, at any update rate.
+        assert out[1] == pytest.approx(1 - np.exp(-1), abs=1e-6)
+
+
+def test_smoothing_stops_one_frame_flicker_and_forgets_people():
+    from realtime.smoothing import ProbabilitySmoother
+
+    smoother = ProbabilitySmoother(time_constant_s=0.5)
+    steady, blip = np.array([0.9, 0.1]), np.array([0.1, 0.9])
+    for i in range(25):
+        smoother.update(7, i / 25, steady)
+    assert np.argmax(smoother.update(7, 1.0, blip)) == 0  # one odd window does not flip the label
+    off = ProbabilitySmoother(time_constant_s=0.0)
+    off.update(7, 0.0, steady)
+    assert np.argmax(off.update(7, 0.04, blip)) == 1
+    smoother.forget(7)
+    assert len(smoother) == 0
+    assert np.allclose(smoother.update(7, 2.0, blip), blip)  # a returning id starts afresh

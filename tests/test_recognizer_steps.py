@@ -46,7 +46,8 @@ def test_threaded_pipeline_matches_the_serial_loop(weizmann_clip, weights, tmp_p
     assert summary.error is None and summary.dropped == 0
 
     cap, info = open_source(str(weizmann_clip), config.capture)
-    recognizer = ActionRecognizer(create_backend("mediapipe"), ActionClassifier.load(weights), skip)
+    recognizer = ActionRecognizer(create_backend("mediapipe"), ActionClassifier.load(weights), skip,
+                                  smoothing_s=config.classifier.smoothing_s)
     serial = []
     while True:
         ok, image = cap.read()
