@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Iterator
 
-from .. import capture  # noqa: F401  (first: it sets OpenCV's log level)
+from .. import capture  # noqa: F401  (first: it sets FFmpeg's log level before cv2 loads)
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from flask import Flask, Response, render_template  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import capture  # noqa: F401  (first: it sets OpenCV's log level and FFmpeg options)
+from .. import capture  # noqa: F401  (first: it sets FFmpeg's log level and options before cv2 loads)
 import cv2  # noqa: E402
 
 # Suffixes kept from the client's file name, only as a hint to FFmpeg; the name itself is never used.
