@@ -27,9 +27,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from realtime.datasets import DEFAULT_POSE_CACHE, load_labelled  # noqa: E402
 from realtime.errors import RealtimeError  # noqa: E402
-
-DEFAULT_CACHE = REPO / "cache" / "poses"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,20 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    p.add_argument("--cache", type=Path, default=DEFAULT_POSE_CACHE)
     p.add_argument("--runs", type=Path, default=REPO / "runs")
     return p
-
-
-def load_sources(texts: list[str], cache: Path, pose_every: int):
-    from realtime.datasets import load, parse_data_arg
-
-    out = []
-    for text in texts:
-        kind, path = parse_data_arg(text)
-        options = {"cache_dir": cache, "pose_every": pose_every} if kind == "videos" else {}
-        out += [s for s in load(kind, path, **options) if s.label is not None]
-    return out
 
 
 def groups_of(sequences, folds: int) -> list[list[str]]:
@@ -147,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         start = time.perf_counter()
         everies = args.pose_every
-        data = {n: load_sources(args.data, args.cache, n) for n in everies}
+        data = {n: load_labelled(args.data, args.cache, n) for n in everies}
         base = data[everies[0]]
         if not base:
             raise RealtimeError("the given --data hold no labelled sequences")
@@ -167,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
                                  learning_rate=args.lr, max_epochs=args.epochs, patience=args.patience,
                                  augment=not args.no_augment, seed=args.seed, threads=args.threads,
                                  epoch_windows=args.epoch_windows, progress=False, labels=labels, spec=spec)
-            extra = load_sources(args.extra, args.cache, 1) if args.extra else []
+            extra = load_labelled(args.extra, args.cache, 1) if args.extra else []
             # Training always sees every-frame poses; only scoring varies pose_every.
-            train_pool = data[1] if 1 in data else load_sources(args.data, args.cache, 1)
+            train_pool = data[1] if 1 in data else load_labelled(args.data, args.cache, 1)
             acc = {n: ([], [], [], []) for n in everies}
             groups = groups_of(base, args.folds)
             for k, group in enumerate(groups):

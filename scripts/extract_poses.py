@@ -16,15 +16,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from realtime.datasets import DEFAULT_POSE_CACHE  # noqa: E402
 from realtime.errors import RealtimeError  # noqa: E402
-
-DEFAULT_CACHE = REPO / "cache" / "poses"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path, help="folder laid out as <action>/<subject>_<action>.avi")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="cache folder (default %(default)s)")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_POSE_CACHE, help="cache folder (default %(default)s)")
     parser.add_argument("--pose-every", type=int, nargs="+", default=[1],
                         help="pose every Nth frame, as the pipeline's skip N-1 does (several allowed)")
     parser.add_argument("--backend", default="mediapipe")

@@ -22,9 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from realtime.datasets import DEFAULT_POSE_CACHE  # noqa: E402
 from realtime.errors import RealtimeError  # noqa: E402
-
-DEFAULT_CACHE = REPO / "cache" / "poses"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,31 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "subjects (e.g. evaluate.py's pooled_best_threshold)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="pose cache for videos data")
+    p.add_argument("--cache", type=Path, default=DEFAULT_POSE_CACHE, help="pose cache for videos data")
     p.add_argument("--pose-every", type=int, default=1, help="videos: pose every Nth frame")
     p.add_argument("--runs", type=Path, default=REPO / "runs", help="Lightning's working folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
-def load_all(data_args: list[str], cache: Path, pose_every: int, subset: int, progress: bool):
-    from realtime.datasets import load, parse_data_arg
+def _progress_bar(iterable, description: str):
+    from tqdm import tqdm
 
-    sequences = []
-    for text in data_args:
-        kind, path = parse_data_arg(text)
-        options = {}
-        if kind == "videos":
-            from tqdm import tqdm
-
-            options = {"cache_dir": cache, "pose_every": pose_every,
-                       "progress": (lambda it: tqdm(it, desc=f"poses {path.name}", unit="clip",
-                                                    leave=False)) if progress else None}
-        seqs = [s for s in load(kind, path, **options) if s.label is not None]
-        if subset:
-            seqs = seqs[:: max(1, len(seqs) // subset)][:subset]
-        sequences += seqs
-    return sequences
+    return tqdm(iterable, desc=description, unit="clip", leave=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,11 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
     try:
         from realtime.classifier import save_checkpoint
+        from realtime.datasets import load_labelled
         from realtime.features import FeatureSpec
         from realtime.training import TrainConfig, describe, fit, split_by_subject
 
         start = time.perf_counter()
-        sequences = load_all(args.data, args.cache, args.pose_every, args.subset, not args.quiet)
+        sequences = load_labelled(args.data, args.cache, args.pose_every, subset=args.subset,
+                                  progress=None if args.quiet else _progress_bar)
         if not sequences:
             raise RealtimeError("the given --data hold no labelled sequences")
         if args.val_subjects:

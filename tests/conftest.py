@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from realtime.datasets import default_root
+
 REPO = Path(__file__).resolve().parent.parent
 
 # The detectron2 tests run only inside .venv-d2 (`make test-detectron2`); elsewhere the file
 # is not collected. In .venv-d2 a run that selects no test fails (pytest exit 5), so they
 # cannot vanish silently there.
 collect_ignore = [] if importlib.util.find_spec("detectron2") else ["test_detectron2.py"]
-DATASETS = Path(os.environ.get("REALTIME_DATASETS", REPO.parent / "shared" / "datasets"))
+DATASETS = default_root()  # $REALTIME_DATASETS, else ../shared/datasets beside the repository
 
 
 @pytest.fixture(scope="session")

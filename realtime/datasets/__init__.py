@@ -19,6 +19,8 @@ from ..features import PoseSequence
 
 KINDS: tuple[str, ...] = ("mhad", "kth", "openpose", "videos")
 LABELS_FILE = Path(__file__).resolve().parent.parent / "data" / "labels.yaml"
+# Where posed videos are cached (scripts/extract_poses.py, train.py, evaluate.py).
+DEFAULT_POSE_CACHE = Path(__file__).resolve().parents[2] / "cache" / "poses"
 
 
 class DatasetError(RealtimeError):
@@ -89,3 +91,24 @@ def load(kind: str, path: str | Path, **options) -> list[PoseSequence]:
     else:
         raise DatasetError(f"unknown data kind {kind!r}; choose one of {', '.join(KINDS)}")
     return loader(path, **options)
+
+
+def load_labelled(data_args: list[str], cache_dir: Path, pose_every: int = 1, progress=None,
+                  subset: int = 0) -> list[PoseSequence]:
+    """The labelled sequences of every `KIND:PATH` argument, as train.py and evaluate.py take them.
+
+    `progress` wraps the clip iterator of video folders (e.g. a tqdm factory taking a
+    description); `subset` keeps at most that many sequences per argument, spread evenly.
+    """
+    sequences: list[PoseSequence] = []
+    for text in data_args:
+        kind, path = parse_data_arg(text)
+        options = {}
+        if kind == "videos":
+            options = {"cache_dir": cache_dir, "pose_every": pose_every,
+                       "progress": (lambda it, name=path.name: progress(it, f"poses {name}")) if progress else None}
+        seqs = [s for s in load(kind, path, **options) if s.label is not None]
+        if subset:
+            seqs = seqs[:: max(1, len(seqs) // subset)][:subset]
+        sequences += seqs
+    return sequences
