@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML config file (default: ./config.yaml)")
     p.add_argument("--pose", choices=("mediapipe", "detectron2"), help="pose backend (config: pose.backend)")
     p.add_argument("--skip", type=int, help="pose every (skip+1)-th frame (config: pose.skip)")
+    p.add_argument("--pose-workers", type=int, metavar="N",
+                   help="pose threads, each with its own model; 0 = auto (config: pose.workers)")
     p.add_argument("--weights", help="action classifier checkpoint (config: classifier.weights)")
     p.add_argument("--weights-pose", help="Detectron2 weights file (config: pose.detectron2.weights)")
     p.add_argument("--headless", action="store_true", default=None, help="show no window")
@@ -42,6 +44,7 @@ def overrides_from(args: argparse.Namespace) -> dict:
     """Only the flags actually given, as a nested dict in the config's shape."""
     pairs = {
         ("source",): args.source, ("pose", "backend"): args.pose, ("pose", "skip"): args.skip,
+        ("pose", "workers"): args.pose_workers,
         ("classifier", "weights"): args.weights, ("pose", "detectron2", "weights"): args.weights_pose,
         ("output", "headless"): args.headless, ("output", "fullscreen"): args.fullscreen,
         ("output", "video"): args.output, ("output", "events"): args.events,

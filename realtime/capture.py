@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 # Set before cv2 opens any stream. OpenCV 4.11 ignores this variable through an
 # inverted check, but FFmpeg tries UDP first when it is unset, so set it anyway.
@@ -175,6 +175,15 @@ class FrameQueue:
             return self._queue.get(timeout=timeout)
         except queue.Empty:
             return None
+
+    def items(self, stop: threading.Event, ends: int = 1) -> Iterator[Any]:
+        """Each item in turn until `stop` is set or `ends` EndOfStreams (one per producer) have come."""
+        while not stop.is_set() and ends > 0:
+            item = self.get(timeout=0.1)
+            if item is None:
+                continue  # wake up to look at `stop` again
+            ends -= isinstance(item, EndOfStream)
+            yield item
 
 
 class CaptureThread(threading.Thread):

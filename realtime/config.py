@@ -59,6 +59,8 @@ class PoseConfig:
     backend: str = _opt("mediapipe", "pose estimator", choices=("mediapipe", "detectron2"))
     skip: int = _opt(0, "pose every (skip+1)-th frame and carry the last pose in between", minimum=0,
                      maximum=100)
+    workers: int = _opt(0, "pose threads, each with its own model; 0 = auto (mediapipe: one per core, up to 2; "
+                           "detectron2: 1)", minimum=0, maximum=16)
     min_score: float = _opt(0.3, "joints below this score are drawn and used as missing", minimum=0.0,
                             maximum=1.0)
     detectron2: Detectron2Config = field(default_factory=Detectron2Config)

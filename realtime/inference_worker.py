@@ -1,8 +1,8 @@
 """Inference: pose every (skip+1)-th frame, follow people, classify their windows.
 
-Runs in two threads (pose + tracker, then windows + LSTM) between FrameQueues. It never
-draws; it turns each `Frame` into a `FrameResult` carrying the tracks and their latest
-predictions.
+Runs between FrameQueues: a pose pool (pose threads, then the tracker in frame order) and
+a classify thread (windows + LSTM). It never draws; it turns each `Frame` into a
+`FrameResult` carrying the tracks and their latest predictions.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from .capture import EndOfStream, FrameQueue
 from .classifier import ActionClassifier
 from .features import TrackWindow
 from .pose import PoseBackend
+from .pose_pool import PoseEstimate, PoseJob, PoseSchedule, estimate
 from .smoothing import ProbabilitySmoother
 from .tracker import Tracker
 from .types import Frame, FrameResult, Prediction, Track
@@ -37,42 +38,48 @@ class PosedFrame:
 class ActionRecognizer:
     """The per-frame logic, usable without a thread (benchmarks, the web app's jobs).
 
-    Two steps: `pose_step` (pose + tracker) and `classify_step` (windows + LSTM). The
-    pipeline runs them in two threads, so the core that poses never waits for the LSTM;
-    `process` runs both in turn. The steps touch disjoint state (tracker vs windows and
-    verdicts) and hand over only through the PosedFrame they pass along a queue.
+    Two steps: `pose_step` (pose + tracker) and `classify_step` (windows + LSTM); `process`
+    runs both in turn. The pipeline poses in a `PosePool` that calls `track_step` in frame
+    order, and classifies in another thread, so the cores that pose never wait for the
+    LSTM. The steps touch disjoint state (tracker vs windows and verdicts) and hand over
+    only through the PosedFrame they pass along a queue.
     """
 
-    def __init__(self, backend: PoseBackend, classifier: ActionClassifier | None, skip: int = 0,
+    def __init__(self, backend: PoseBackend | None, classifier: ActionClassifier | None, skip: int = 0,
                  tracker: Tracker | None = None, smoothing_s: float = 0.0) -> None:
         self.backend = backend
         self.classifier = classifier
         self.skip = skip
         self.tracker = tracker or Tracker()
+        self._schedule = PoseSchedule(skip)
         self._smoother = ProbabilitySmoother(smoothing_s)
         self._windows: dict[int, TrackWindow] = {}
         self._predictions: dict[int, Prediction] = {}
         self._last_tracks: list[Track] = []
-        self._frames_seen = 0
+        self._seq = 0
         self.poses_run = 0
 
     def process(self, frame: Frame) -> FrameResult:
         return self.classify_step(self.pose_step(frame))
 
     def pose_step(self, frame: Frame) -> PosedFrame:
-        posed = self._frames_seen % (self.skip + 1) == 0
-        self._frames_seen += 1
-        pose_ms = 0.0
+        """Pose (every skip+1-th frame) and track, in the calling thread."""
+        if self.backend is None:
+            raise RuntimeError("this recognizer has no pose backend of its own; feed it through a PosePool")
+        job = PoseJob(self._seq, frame, self._schedule.next())
+        self._seq += 1
+        return self.track_step(estimate(self.backend, job))
+
+    def track_step(self, posed: PoseEstimate) -> PosedFrame:
+        """Follow people from a frame's poses; frames in order (the pose pool calls this)."""
         expired: list[int] = []
-        if posed:
-            t0 = time.perf_counter()
-            poses = self.backend.estimate(frame.image)
-            pose_ms = (time.perf_counter() - t0) * 1000
+        if posed.poses is not None:
             self.poses_run += 1
-            tracks, expired = self.tracker.update(poses, frame.t_media)
+            tracks, expired = self.tracker.update(posed.poses, posed.frame.t_media)
             # Snapshots: the tracker updates its own Track objects in place.
             self._last_tracks = [Track(t.track_id, t.keypoints, t.scores, t.box) for t in tracks]
-        return PosedFrame(FrameResult(frame, self._last_tracks, posed, pose_ms), expired)
+        return PosedFrame(FrameResult(posed.frame, self._last_tracks, posed.poses is not None, posed.pose_ms),
+                          expired)
 
     def classify_step(self, posed: PosedFrame) -> FrameResult:
         result = posed.result
@@ -115,7 +122,8 @@ class ActionRecognizer:
         self._smoother.forget(track_id)
 
     def close(self) -> None:
-        self.backend.close()
+        if self.backend is not None:
+            self.backend.close()
 
 
 class InferenceWorker(threading.Thread):
@@ -134,10 +142,7 @@ class InferenceWorker(threading.Thread):
     def run(self) -> None:
         end = EndOfStream()
         try:
-            while not self.stop.is_set():
-                item = self.inbox.get(timeout=0.1)
-                if item is None:
-                    continue
+            for item in self.inbox.items(self.stop):
                 if isinstance(item, EndOfStream):
                     end = item
                     break

@@ -1,4 +1,4 @@
-"""The running pipeline: capture thread → queue → inference thread → queue → main thread.
+"""The running pipeline: capture thread → pose pool → classify thread → main thread, joined by queues.
 
 The main thread owns the overlay and every sink (the window must live there). One
 stop event ends everything: end of input, q/ESC, Ctrl-C, SIGTERM or --max-frames.
@@ -8,6 +8,7 @@ Whatever ends the run, the video file and the events log are finalized.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import signal
 import sys
@@ -28,6 +29,7 @@ from .errors import RealtimeError
 from .inference_worker import ActionRecognizer, InferenceWorker
 from .overlay import HudInfo, annotate
 from .pose import create_backend
+from .pose_pool import PosePool
 from .sinks import EventLog, VideoSink, WindowSink
 from .stats import LatencyStats, RateMeter, StageTimes
 from .types import FrameResult
@@ -81,6 +83,19 @@ def load_classifier(config: Config, explicit: bool, notice: Callable[[str], None
     return ActionClassifier.load(path, config.classifier.threshold)
 
 
+def pose_workers(config: Config) -> int:
+    """How many pose threads: as configured, or auto (0) = one per core up to 2 for MediaPipe.
+
+    Detectron2 stays at one: on a GPU a second copy of the model buys little, and on a CPU
+    one copy already uses every core.
+    """
+    if config.pose.workers:
+        return config.pose.workers
+    if config.pose.backend == "detectron2":
+        return 1
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def backend_options(config: Config) -> dict:
     if config.pose.backend == "detectron2":
         d2 = config.pose.detectron2
@@ -104,6 +119,7 @@ class Pipeline:
         self.extra_sinks = extra_sinks or []
         # Fail fast, before any thread starts: source, then weights, then outputs.
         self.cap = self.window = self.video = self.events = None
+        self.backends: list = []
         try:
             self.cap, self.info = open_source(config.source, config.capture)
             self.classifier = load_classifier(config, weights_explicit, notice)
@@ -112,11 +128,13 @@ class Pipeline:
             self.video = VideoSink(config.output.video, self.info.fps) if config.output.video else None
             self.events = EventLog(config.output.events, config.output.flush_events)
             # Last: the slowest to build, and its native threads log while starting.
-            self.backend = create_backend(config.pose.backend, backend_options(config))
+            self.backends = []
+            for _ in range(pose_workers(config)):
+                self.backends.append(create_backend(config.pose.backend, backend_options(config)))
         except BaseException:
             if self.cap is not None:
                 self.cap.release()
-            for opened in (self.window, self.video, self.events, *self.extra_sinks):
+            for opened in (self.window, self.video, self.events, *self.extra_sinks, *self.backends):
                 if opened is not None:
                     opened.close()
             raise
@@ -128,13 +146,14 @@ class Pipeline:
         self.posed = FrameQueue(size, policy)
         self.results = FrameQueue(size, policy)
         self.status: queue.Queue = queue.Queue()
-        self.recognizer = ActionRecognizer(self.backend, self.classifier, config.pose.skip,
+        # No backend of its own: the pool poses, and calls the recognizer's tracker in frame order.
+        self.recognizer = ActionRecognizer(None, self.classifier, config.pose.skip,
                                            smoothing_s=config.classifier.smoothing_s)
         self.capture = CaptureThread(self.cap, self.info, self.frames, self.stop, config.capture, self.status,
                                      config.max_frames)
-        # Pose and LSTM in separate threads: the pose thread is the bottleneck, so it does nothing else.
-        self.worker = InferenceWorker(self.recognizer, self.frames, self.posed, self.stop,
-                                      step=self.recognizer.pose_step, name="pose")
+        # Pose is the bottleneck: its threads do nothing else, and the LSTM has a thread of its own.
+        self.pose_pool = PosePool(self.backends, config.pose.skip, self.frames, self.posed, self.stop,
+                                  after=self.recognizer.track_step)
         self.classify_worker = InferenceWorker(self.recognizer, self.posed, self.results, self.stop,
                                                step=self.recognizer.classify_step, name="classify")
         self.summary = RunSummary()
@@ -164,7 +183,7 @@ class Pipeline:
                               "height": self.info.height})
             t_start = time.monotonic()
             self.capture.start()
-            self.worker.start()
+            self.pose_pool.start()
             self.classify_worker.start()
             try:
                 self._consume()
@@ -181,7 +200,7 @@ class Pipeline:
             if item is None:
                 continue
             if isinstance(item, EndOfStream):
-                self.summary.error = item.error or self.capture.error or self.worker.error or self.classify_worker.error
+                self.summary.error = item.error or self.capture.error or self.pose_pool.error or self.classify_worker.error
                 break
             now = time.monotonic()
             out_rate.tick(now)
@@ -256,12 +275,12 @@ class Pipeline:
     def _finish(self, elapsed: float) -> None:
         self.stop.set()
         self.capture.join(timeout=10)
-        self.worker.join(timeout=10)
+        self.pose_pool.join(timeout=10)
         self.classify_worker.join(timeout=10)
         self._drain_status()
         s = self.summary
         if s.error is None:
-            s.error = self.capture.error or self.worker.error or self.classify_worker.error
+            s.error = self.capture.error or self.pose_pool.error or self.classify_worker.error
         s.frames_in = self.capture.frames_read
         s.dropped = self.dropped
         s.fps = s.frames_out / elapsed if elapsed > 0 else 0.0
@@ -279,7 +298,7 @@ class Pipeline:
                           "latency_ms_p95": round(s.latency_ms_p95, 1), "labels": s.labels})
         self.events.close()
         with contextlib.suppress(Exception):
-            self.recognizer.close()
+            self.pose_pool.close()
 
     @contextlib.contextmanager
     def _signals(self):

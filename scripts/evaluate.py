@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="videos: score poses of every Nth frame (as the pipeline's skip N-1); "
                         "the first N is the headline, training always uses every frame; "
                         "by_pose_every in the JSON covers the videos data only")
+    p.add_argument("--pose-workers", type=int, nargs="+", default=[1],
+                   help="videos: also score poses dealt round-robin to N pose models, as the pipeline's "
+                        "pose.workers N does (with the first --pose-every); by_pose_workers in the JSON")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--confusion", type=Path, default=None, help="write the confusion matrix PNG here")
     p.add_argument("--stride", type=float, default=0.16, help="seconds between scored windows")
@@ -134,19 +137,21 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
         start = time.perf_counter()
-        everies = args.pose_every
-        data = {n: load_labelled(args.data, args.cache, n) for n in everies}
-        base = data[everies[0]]
+        everies, workers = args.pose_every, args.pose_workers
+        # Each way of posing the videos: (pose every Nth frame, over W round-robin models).
+        variants = list(dict.fromkeys([(n, 1) for n in everies] + [(everies[0], w) for w in workers]))
+        data = {v: load_labelled(args.data, args.cache, v[0], pose_workers=v[1]) for v in variants}
+        base = data[variants[0]]
         if not base:
             raise RealtimeError("the given --data hold no labelled sequences")
-        results: dict[int, tuple] = {}
+        results: dict[tuple[int, int], tuple] = {}
         fold_info = []
         if args.weights:
             ckpt = load_checkpoint(args.weights)
             model, labels, spec = ckpt.build_model().eval(), ckpt.labels, ckpt.spec
-            for n, seqs in data.items():
+            for variant, seqs in data.items():
                 x, owner = eval_windows(seqs, spec, args.stride)
-                results[n] = (predict_windows(model, x), np.asarray(owner, np.int64),
+                results[variant] = (predict_windows(model, x), np.asarray(owner, np.int64),
                               np.full(len(owner), ckpt.threshold), seqs)
             mode = f"checkpoint {args.weights} (threshold {ckpt.threshold})"
         else:
@@ -156,9 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                                  augment=not args.no_augment, seed=args.seed, threads=args.threads,
                                  epoch_windows=args.epoch_windows, progress=False, labels=labels, spec=spec)
             extra = load_labelled(args.extra, args.cache, 1) if args.extra else []
-            # Training always sees every-frame poses; only scoring varies pose_every.
-            train_pool = data[1] if 1 in data else load_labelled(args.data, args.cache, 1)
-            acc = {n: ([], [], [], []) for n in everies}
+            # Training always sees every-frame poses of one model; only scoring varies the posing.
+            train_pool = data[(1, 1)] if (1, 1) in data else load_labelled(args.data, args.cache, 1)
+            acc = {v: ([], [], [], []) for v in variants}
             groups = groups_of(base, args.folds)
             for k, group in enumerate(groups):
                 held = set(group)
@@ -169,20 +174,20 @@ def main(argv: list[str] | None = None) -> int:
                                   "threshold": result.threshold, "seconds": round(result.seconds, 1)})
                 print(f"fold {k + 1}/{len(groups)} {','.join(group)}: epoch {result.best_epoch}, "
                       f"threshold {result.threshold}, {result.seconds:.0f} s", file=sys.stderr)
-                for n, seqs in data.items():
+                for variant, seqs in data.items():
                     test = [s for s in seqs if f"{s.source}:{s.subject}" in held]
                     x, owner = eval_windows(test, spec, args.stride)
-                    probs, owners, thresholds, all_seqs = acc[n]
+                    probs, owners, thresholds, all_seqs = acc[variant]
                     offset = len(all_seqs)
                     probs.append(predict_windows(result.model, x))
                     owners.append(np.asarray(owner, np.int64) + offset)
                     thresholds.append(np.full(len(owner), result.threshold))
                     all_seqs += test
-            for n, (probs, owners, thresholds, seqs) in acc.items():
-                results[n] = (np.concatenate(probs), np.concatenate(owners), np.concatenate(thresholds), seqs)
+            for variant, (probs, owners, thresholds, seqs) in acc.items():
+                results[variant] = (np.concatenate(probs), np.concatenate(owners), np.concatenate(thresholds), seqs)
             mode = (f"{'leave-one-subject-out' if args.folds <= 0 else f'{args.folds}-fold grouped'} "
                     f"cross-validation, {len(groups)} folds")
-        head = results[everies[0]]
+        head = results[variants[0]]
         report = score(*head, labels)
         report.update({"mode": mode, "data": args.data, "extra": args.extra, "pose_every": everies[0],
                        "seconds": round(time.perf_counter() - start, 1)})
@@ -196,12 +201,14 @@ def main(argv: list[str] | None = None) -> int:
         sources = sorted({s.source for s in head[3]})
         if len(sources) > 1:
             report["by_source"] = {src: _brief(score(*restrict(head, src), labels)) for src in sources}
+        def videos_only(variant: tuple[int, int]) -> dict:
+            return _brief(score(*restrict(results[variant], "videos"), labels) if "videos" in sources
+                          else score(*results[variant], labels))
+
         if len(everies) > 1:
-            report["by_pose_every"] = {}
-            for n in everies:
-                r = score(*restrict(results[n], "videos"), labels) if "videos" in sources else \
-                    score(*results[n], labels)
-                report["by_pose_every"][str(n)] = _brief(r)
+            report["by_pose_every"] = {str(n): videos_only((n, 1)) for n in everies}
+        if workers != [1]:
+            report["by_pose_workers"] = {str(w): videos_only((everies[0], w)) for w in workers}
         if args.confusion:
             from realtime.metrics import save_confusion_png
 
@@ -236,6 +243,9 @@ def print_human(r: dict) -> None:
               f"clip accuracy {v['clip_accuracy']:.3f} ({v['clips']} clips)")
     for n, v in r.get("by_pose_every", {}).items():
         print(f"pose every {n}: window accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}, "
+              f"clip accuracy {v['clip_accuracy']:.3f}")
+    for n, v in r.get("by_pose_workers", {}).items():
+        print(f"{n} pose model(s), round-robin: window accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}, "
               f"clip accuracy {v['clip_accuracy']:.3f}")
     if r["clips_wrong"]:
         print("wrong clips: " + "; ".join(r["clips_wrong"][:20]))

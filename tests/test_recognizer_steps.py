@@ -1,4 +1,5 @@
-"""The pipeline runs pose and LSTM in two threads; it must show exactly what the one-thread loop shows."""
+"""The pipeline poses in a pool of threads and classifies in another; it must show exactly what
+the one-thread loop shows, when that loop deals frames to its pose models in the same turn."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from realtime.features import FeatureSpec
 from realtime.inference_worker import ActionRecognizer
 from realtime.pipeline import Pipeline
 from realtime.pose import create_backend
+from realtime.pose_pool import RoundRobinPose
 from realtime.types import Frame, FrameResult
 
 
@@ -31,11 +33,12 @@ def weights(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("skip", [0, 2])
-def test_threaded_pipeline_matches_the_serial_loop(weizmann_clip, weights, tmp_path, skip):
+@pytest.mark.parametrize("skip, workers", [(0, 1), (0, 2), (2, 2)])
+def test_threaded_pipeline_matches_the_serial_loop(weizmann_clip, weights, tmp_path, skip, workers):
     config = Config()
     config.source = str(weizmann_clip)
     config.pose.skip = skip
+    config.pose.workers = workers
     config.classifier.weights = str(weights)
     config.output.headless = True
     pipeline = Pipeline(config, weights_explicit=True, notice=lambda message: None)
@@ -46,7 +49,8 @@ def test_threaded_pipeline_matches_the_serial_loop(weizmann_clip, weights, tmp_p
     assert summary.error is None and summary.dropped == 0
 
     cap, info = open_source(str(weizmann_clip), config.capture)
-    recognizer = ActionRecognizer(create_backend("mediapipe"), ActionClassifier.load(weights), skip,
+    backend = RoundRobinPose([create_backend("mediapipe") for _ in range(workers)])
+    recognizer = ActionRecognizer(backend, ActionClassifier.load(weights), skip,
                                   smoothing_s=config.classifier.smoothing_s)
     serial = []
     while True:

@@ -94,18 +94,19 @@ def load(kind: str, path: str | Path, **options) -> list[PoseSequence]:
 
 
 def load_labelled(data_args: list[str], cache_dir: Path, pose_every: int = 1, progress=None,
-                  subset: int = 0) -> list[PoseSequence]:
+                  subset: int = 0, pose_workers: int = 1) -> list[PoseSequence]:
     """The labelled sequences of every `KIND:PATH` argument, as train.py and evaluate.py take them.
 
     `progress` wraps the clip iterator of video folders (e.g. a tqdm factory taking a
     description); `subset` keeps at most that many sequences per argument, spread evenly.
+    `pose_every` and `pose_workers` apply to video folders (see `load_videos`).
     """
     sequences: list[PoseSequence] = []
     for text in data_args:
         kind, path = parse_data_arg(text)
         options = {}
         if kind == "videos":
-            options = {"cache_dir": cache_dir, "pose_every": pose_every,
+            options = {"cache_dir": cache_dir, "pose_every": pose_every, "pose_workers": pose_workers,
                        "progress": (lambda it, name=path.name: progress(it, f"poses {name}")) if progress else None}
         seqs = [s for s in load(kind, path, **options) if s.label is not None]
         if subset:

@@ -39,18 +39,25 @@ def subject_of(clip: Path) -> str:
     return stem.split("_")[0]
 
 
-def cache_path(cache_dir: Path, root: Path, clip: Path, backend: str, pose_every: int) -> Path:
+def cache_path(cache_dir: Path, root: Path, clip: Path, backend: str, pose_every: int,
+               pose_workers: int = 1) -> Path:
     rel = clip.relative_to(root).with_suffix("")
-    suffix = f".{backend}" + (f".every{pose_every}" if pose_every > 1 else "")
+    suffix = (f".{backend}" + (f".every{pose_every}" if pose_every > 1 else "")
+              + (f".workers{pose_workers}" if pose_workers > 1 else ""))
     return Path(cache_dir) / root.name / (str(rel) + suffix + ".npz")
 
 
 def pose_clip(clip: Path, backend_name: str = "mediapipe", pose_every: int = 1,
-              backend_options: dict | None = None) -> dict:
-    """Run the pose backend over one clip; the first person of each posed frame is kept."""
+              backend_options: dict | None = None, pose_workers: int = 1) -> dict:
+    """Run the pose backend over one clip; the first person of each posed frame is kept.
+
+    `pose_workers` > 1 deals the posed frames round-robin to that many backends, exactly as
+    the pipeline's pose pool does, to measure what that does to the classifier.
+    """
     import cv2
 
     from ..pose import create_backend
+    from ..pose_pool import RoundRobinPose
 
     cap = cv2.VideoCapture(str(clip))
     if not cap.isOpened():
@@ -59,7 +66,7 @@ def pose_clip(clip: Path, backend_name: str = "mediapipe", pose_every: int = 1,
     if not 1.0 <= fps <= 240.0:
         raise DatasetError(f"video {clip} reports {fps} fps; cannot time its frames")
     # A fresh backend per clip: BlazePose tracks across frames, and clips are separate scenes.
-    backend = create_backend(backend_name, backend_options)
+    backend = RoundRobinPose([create_backend(backend_name, backend_options) for _ in range(pose_workers)])
     kps, scores, times = [], [], []
     width = height = 0
     try:
@@ -84,7 +91,7 @@ def pose_clip(clip: Path, backend_name: str = "mediapipe", pose_every: int = 1,
         "scores": np.asarray(scores, np.float32).reshape(-1, NUM_KEYPOINTS),
         "times": np.asarray(times, np.float64),
         "fps": float(fps), "frames": index, "width": width, "height": height,
-        "backend": backend_name, "pose_every": pose_every, "version": CACHE_VERSION,
+        "backend": backend_name, "pose_every": pose_every, "pose_workers": pose_workers, "version": CACHE_VERSION,
     }
 
 
@@ -111,11 +118,13 @@ def _write_cache(path: Path, record: dict) -> None:
 def load_videos(root: str | Path, cache_dir: str | Path | None = None, pose_every: int = 1,
                 backend: str = "mediapipe", backend_options: dict | None = None,
                 progress: Callable[[Iterable], Iterable] | None = None,
-                clips: list[Path] | None = None) -> list[PoseSequence]:
+                clips: list[Path] | None = None, pose_workers: int = 1) -> list[PoseSequence]:
     """All labelled clips under `root` as sequences; poses come from the cache when it is fresh."""
     root = Path(root)
     if pose_every < 1:
         raise DatasetError(f"pose_every must be 1 or more, got {pose_every}")
+    if pose_workers < 1:
+        raise DatasetError(f"pose_workers must be 1 or more, got {pose_workers}")
     clips = clips if clips is not None else find_clips(root)
     sequences = []
     for clip in (progress(clips) if progress else clips):
@@ -123,11 +132,11 @@ def load_videos(root: str | Path, cache_dir: str | Path | None = None, pose_ever
         if label is None:
             continue
         record = None
-        path = cache_path(Path(cache_dir), root, clip, backend, pose_every) if cache_dir else None
+        path = cache_path(Path(cache_dir), root, clip, backend, pose_every, pose_workers) if cache_dir else None
         if path is not None:
             record = _read_cache(path, clip)
         if record is None:
-            record = pose_clip(clip, backend, pose_every, backend_options)
+            record = pose_clip(clip, backend, pose_every, backend_options, pose_workers)
             if path is not None:
                 _write_cache(path, record)
         sequences.append(PoseSequence(
@@ -135,6 +144,7 @@ def load_videos(root: str | Path, cache_dir: str | Path | None = None, pose_ever
             subject=subject_of(clip), clip=str(clip.relative_to(root)), source="videos",
             meta={"action": clip.parent.name, "fps": float(record["fps"]),
                   "frames": int(record["frames"]), "width": int(record["width"]),
-                  "height": int(record["height"]), "pose_every": pose_every},
+                  "height": int(record["height"]), "pose_every": pose_every,
+                  "pose_workers": pose_workers},
         ))
     return sequences
