@@ -49,7 +49,6 @@ class ActionRecognizer:
                  tracker: Tracker | None = None, smoothing_s: float = 0.0) -> None:
         self.backend = backend
         self.classifier = classifier
-        self.skip = skip
         self.tracker = tracker or Tracker()
         self._schedule = PoseSchedule(skip)
         self._smoother = ProbabilitySmoother(smoothing_s)

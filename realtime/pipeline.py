@@ -28,7 +28,7 @@ from .config import Config
 from .errors import RealtimeError
 from .inference_worker import ActionRecognizer, InferenceWorker
 from .overlay import HudInfo, annotate
-from .pose import create_backend
+from .pose import PoseBackend, create_backend
 from .pose_pool import PosePool
 from .sinks import EventLog, VideoSink, WindowSink
 from .stats import LatencyStats, RateMeter, StageTimes
@@ -119,7 +119,7 @@ class Pipeline:
         self.extra_sinks = extra_sinks or []
         # Fail fast, before any thread starts: source, then weights, then outputs.
         self.cap = self.window = self.video = self.events = None
-        self.backends: list = []
+        self.backends: list[PoseBackend] = []
         try:
             self.cap, self.info = open_source(config.source, config.capture)
             self.classifier = load_classifier(config, weights_explicit, notice)
@@ -128,7 +128,6 @@ class Pipeline:
             self.video = VideoSink(config.output.video, self.info.fps) if config.output.video else None
             self.events = EventLog(config.output.events, config.output.flush_events)
             # Last: the slowest to build, and its native threads log while starting.
-            self.backends = []
             for _ in range(pose_workers(config)):
                 self.backends.append(create_backend(config.pose.backend, backend_options(config)))
         except BaseException:
