@@ -140,10 +140,16 @@ class Pipeline:
         policy_name = config.capture.policy
         policy = default_policy(self.info.kind) if policy_name == "auto" else BufferPolicy(policy_name)
         # Live: every queued frame adds a frame's processing time to the latency, so hold few.
-        size = config.capture.live_queue_size if policy is BufferPolicy.DROP_OLDEST else config.capture.queue_size
+        live = policy is BufferPolicy.DROP_OLDEST
+        size = config.capture.live_queue_size if live else config.capture.queue_size
+        # Live frames are dropped before pose, where dropping costs nothing, and before the
+        # main thread, which may be slow (a display, a disk). Every posed frame reaches the
+        # classifier. The pose pool hands frames on in bursts when a later frame is posed
+        # first, up to one round of its workers with their skipped frames: room for that.
+        burst = len(self.backends) * (config.pose.skip + 1) - 1 if live else 0
         self.frames = FrameQueue(size, policy)
-        self.posed = FrameQueue(size, policy)
-        self.results = FrameQueue(size, policy)
+        self.posed = FrameQueue(size, BufferPolicy.LOSSLESS)
+        self.results = FrameQueue(size + burst, policy)
         self.status: queue.Queue = queue.Queue()
         # No backend of its own: the pool poses, and calls the recognizer's tracker in frame order.
         self.recognizer = ActionRecognizer(None, self.classifier, config.pose.skip,
@@ -152,7 +158,7 @@ class Pipeline:
                                      config.max_frames)
         # Pose is the bottleneck: its threads do nothing else, and the LSTM has a thread of its own.
         self.pose_pool = PosePool(self.backends, config.pose.skip, self.frames, self.posed, self.stop,
-                                  after=self.recognizer.track_step)
+                                  after=self.recognizer.track_step, prefetch=not live)
         self.classify_worker = InferenceWorker(self.recognizer, self.posed, self.results, self.stop,
                                                step=self.recognizer.classify_step, name="classify")
         self.summary = RunSummary()

@@ -2,15 +2,24 @@
 
 Pose is ~85% of the work per frame, so one pose thread caps the whole pipeline. MediaPipe
 runs its graph in native code with the GIL released, so two instances on two cores pose
-nearly twice as many frames a second (52 -> 100 at 640x480 on this machine).
+nearly twice as many frames a second (scripts/benchmark.py: 46 -> 75 FPS for the pipeline).
 
 Each instance keeps its own tracking state (BlazePose crops around the last pose it saw),
-so frames are dealt round-robin: instance i always sees every N-th posed frame, the same
-ones on every run of a file. `RoundRobinPose` is that rule in one thread, for serial loops
-and tests that must match the pool frame for frame.
+so posed frames are dealt round-robin: instance i always sees every N-th posed frame, the
+same ones on every run of a file. `RoundRobinPose` is that rule in one thread, for serial
+loops and tests that must match the pool frame for frame.
 
-    frames ─► dispatcher ─► lane 0 ─► pose-0 ─┐
-                        └─► lane 1 ─► pose-1 ─┴─► estimates ─► collector (reorders, then `after`) ─► outbox
+Live sources: a frame is taken from `inbox` for posing only once its worker is idle (each
+worker posts a ready token). The newest frame then waits in `inbox` rather than behind a
+busy worker, and drop-oldest discards the stale ones there, before any work is spent on
+them. Files (`prefetch`): the next frame waits in the lane while the worker poses, so the
+worker need not wait for the dispatcher to get a core (without it, exercise.avi ran at
+about 66 FPS here instead of 70-77).
+Frames that skipping leaves unposed go straight to the collector.
+
+    inbox ─► dispatcher ─► lane 0 ─► pose-0 ─┐
+               │       └─► lane 1 ─► pose-1 ─┼─► estimates ─► collector (reorders, then `after`) ─► outbox
+               └──── unposed frames ─────────┘
 """
 
 from __future__ import annotations
@@ -59,8 +68,12 @@ class PoseSchedule:
         self.skip = skip
         self._seen = 0
 
+    def peek(self) -> bool:
+        """Whether the next frame will be posed, without moving on."""
+        return self._seen % (self.skip + 1) == 0
+
     def next(self) -> bool:
-        posed = self._seen % (self.skip + 1) == 0
+        posed = self.peek()
         self._seen += 1
         return posed
 
@@ -130,25 +143,34 @@ class _Dispatcher(threading.Thread):
 
     def run(self) -> None:
         pool, end, seq, posed = self.pool, EndOfStream(), 0, 0
-        lane = pool.lanes[0]
+        frames = pool.inbox.items(pool.stop)
         try:
-            for frame in pool.inbox.items(pool.stop):
+            while True:
+                pose = pool.schedule.peek()
+                lane = posed % len(pool.lanes)
+                if pose and next(pool.ready[lane].items(pool.stop), None) is None:
+                    break  # stopped while waiting for the worker
+                frame = next(frames, None)
+                if frame is None:
+                    break
                 if isinstance(frame, EndOfStream):
                     end = frame
                     break
-                pose = pool.schedule.next()
-                if pose:  # skipped frames follow the last posed frame's lane, so each lane stays in order
-                    lane = pool.lanes[posed % len(pool.lanes)]
+                pool.schedule.next()
+                if pose:
+                    delivered = pool.lanes[lane].put(PoseJob(seq, frame, True), pool.stop)
                     posed += 1
-                if not lane.put(PoseJob(seq, frame, pose), pool.stop):
+                else:
+                    delivered = pool.estimates.put(PoseEstimate(seq, frame, None), pool.stop)
+                if not delivered:
                     break
                 seq += 1
         except Exception as exc:
             self.error = f"pose dispatch failed: {type(exc).__name__}: {exc}"
             end = EndOfStream(self.error)
         finally:
-            for lane in pool.lanes:  # every worker passes the end on, after its last frame
-                lane.put(end, pool.stop)
+            for lane_queue in pool.lanes:  # every worker passes the end on, after its last frame
+                lane_queue.put(end, pool.stop)
 
 
 class _PoseWorker(threading.Thread):
@@ -156,19 +178,25 @@ class _PoseWorker(threading.Thread):
         super().__init__(name=f"pose-{index}", daemon=True)
         self.pool = pool
         self.lane = pool.lanes[index]
+        self.ready = pool.ready[index]
         self.backend = backend
         self.error: str | None = None
 
     def run(self) -> None:
         end, seq = EndOfStream(), 0
         try:
+            self.ready.put(True, self.pool.stop)
             for job in self.lane.items(self.pool.stop):
                 if isinstance(job, EndOfStream):
                     end = job
                     break
                 seq = job.seq
+                if self.pool.prefetch:  # the next job may wait in the lane while this one is posed
+                    self.ready.put(True, self.pool.stop)
                 if not self.pool.estimates.put(estimate(self.backend, job), self.pool.stop):
                     break
+                if not self.pool.prefetch:
+                    self.ready.put(True, self.pool.stop)
         except Exception as exc:
             self.error = f"pose failed: {type(exc).__name__}: {exc}"
             end = PoseFailure(self.error, seq)
@@ -228,13 +256,16 @@ class PosePool:
     """
 
     def __init__(self, backends: Sequence[PoseBackend], skip: int, inbox: FrameQueue, outbox: FrameQueue,
-                 stop: threading.Event, after: Callable[[PoseEstimate], Any] = lambda item: item) -> None:
+                 stop: threading.Event, after: Callable[[PoseEstimate], Any] = lambda item: item,
+                 prefetch: bool = True) -> None:
         if not backends:
             raise ValueError("a pose pool needs at least one backend")
         self.inbox, self.outbox, self.stop, self.after = inbox, outbox, stop, after
+        self.prefetch = prefetch  # files: throughput; live (False): the newest frame, the lowest latency
         self.schedule = PoseSchedule(skip)
-        # Lossless and short: the live drop happens once, at `inbox`; after it a frame is never lost.
+        # Lossless and short: a live source's frames are dropped at `inbox`, never after it.
         self.lanes = [FrameQueue(1, BufferPolicy.LOSSLESS) for _ in backends]
+        self.ready = [FrameQueue(1, BufferPolicy.LOSSLESS) for _ in backends]  # "worker i is idle"
         self.estimates = FrameQueue(2 * len(backends), BufferPolicy.LOSSLESS)
         self.dispatcher = _Dispatcher(self)
         self.workers = [_PoseWorker(self, i, backend) for i, backend in enumerate(backends)]

@@ -89,7 +89,7 @@ class MinuteReport:
 
     def flush(self) -> None:
         read = self.pipeline.capture.frames_read
-        dropped = self.pipeline.frames.dropped + self.pipeline.results.dropped
+        dropped = self.pipeline.dropped
         lat = np.array(self.latencies or [np.nan])
         row = {"minute": self.minute + 1, "read": read - self.last_read, "shown": self.shown,
                "dropped": dropped - self.last_dropped, "p50_ms": round(float(np.percentile(lat, 50)), 1),

@@ -168,3 +168,30 @@ def test_cli_pose_workers_flag(exercise_clip, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == ("realtime: error: config: pose.workers must be at least 0, "
                                                     "got -1")
+
+
+@pytest.mark.mediapipe
+@pytest.mark.slow
+def test_live_frames_are_dropped_before_pose_never_after(exercise_clip, tmp_path):
+    """A file paced like a 10 fps camera, two models at ~270 ms a frame (~7 frames/s together):
+    frames must be dropped at the entry only, and every frame read is either shown or counted."""
+    config = Config()
+    config.source = str(exercise_clip)
+    config.max_frames = 60
+    config.capture.pace = True
+    config.capture.policy = "drop_oldest"
+    config.pose.workers = 2
+    config.output.headless = True
+    config.classifier.weights = str(tmp_path / "none.pt")  # poses only
+    pipeline = Pipeline(config, notice=lambda message: None)
+    slow = [DelayedPose(0.25), DelayedPose(0.25)]
+    healthy = [worker.backend for worker in pipeline.pose_pool.workers]
+    for worker, backend in zip(pipeline.pose_pool.workers, slow):
+        worker.backend = backend
+    summary = pipeline.run()
+    for backend in healthy:
+        backend.close()
+    assert summary.error is None
+    assert pipeline.frames.dropped > 0, "the models were meant to fall behind"
+    assert pipeline.posed.dropped == 0 and pipeline.results.dropped == 0
+    assert summary.frames_in == 60 and summary.frames_out + summary.dropped == summary.frames_in
