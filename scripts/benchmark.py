@@ -2,14 +2,16 @@
 
 Both designs run in this one process on the same input, with the same pose backend,
 classifier, drawing and video writer. The serial loop has one pose model, as the article
-did; the pipeline has pose.workers of them (auto: two on two cores), posing in parallel. Runs alternate (serial, threaded, threaded,
-serial, ...) so that load from other processes hits both alike; every run prints the
-load average it met. Measured per skip (0, 1, 4): throughput, time per frame of each
-stage (decode, pose, features + classify, overlay, write), the threaded/serial ratio and
-the limit ratio (threaded FPS x the slowest stage's time per frame, a stage run by N
-threads counting 1/N of its time; 1.0 = as fast as the slowest stage allows). Live mode reads the clip at its native rate with drop-oldest
-queues, like a camera, for capture-to-output latency and dropped frames. Then peak RSS
-of `python -m realtime` itself, and the LSTM's time per batch of windows.
+did; the pipeline has pose.workers of them (auto: two on two cores), posing in parallel.
+Runs alternate (serial, threaded, threaded, serial, ...) so that load from other
+processes hits both alike; every run prints the load average it met. Measured per skip
+(0, 1, 4): throughput, time per frame of each stage (decode, pose, features + classify,
+overlay, write), the threaded/serial ratio and the limit ratio (threaded FPS x the
+slowest stage's time per frame, a stage run by N threads counting 1/N of its time;
+1.0 = as fast as the slowest stage allows). Live mode reads the clip at its native rate
+with drop-oldest queues, like a camera, for capture-to-output latency and dropped
+frames. Then peak RSS of `python -m realtime` itself, and the LSTM's time per batch of
+windows.
 
     python scripts/benchmark.py                 # about 5 minutes; writes docs/benchmark.{md,png}
     python scripts/benchmark.py --quick --json out.json --markdown /tmp/b.md --plot /tmp/b.png

@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             for variant, seqs in data.items():
                 x, owner = eval_windows(seqs, spec, args.stride)
                 results[variant] = (predict_windows(model, x), np.asarray(owner, np.int64),
-                              np.full(len(owner), ckpt.threshold), seqs)
+                                    np.full(len(owner), ckpt.threshold), seqs)
             mode = f"checkpoint {args.weights} (threshold {ckpt.threshold})"
         else:
             labels, spec = CLASSES, FeatureSpec()
@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = sorted({s.source for s in head[3]})
         if len(sources) > 1:
             report["by_source"] = {src: _brief(score(*restrict(head, src), labels)) for src in sources}
+
         def videos_only(variant: tuple[int, int]) -> dict:
             return _brief(score(*restrict(results[variant], "videos"), labels) if "videos" in sources
                           else score(*results[variant], labels))

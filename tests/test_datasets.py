@@ -122,3 +122,24 @@ def test_videos_loader_poses_with_our_backend_and_caches(datasets, tmp_path):
     (every3,) = load_videos(root, cache_dir=tmp_path, clips=[clip], pose_every=3)
     frames = np.round(every3.times * 25).astype(int)
     assert (frames % 3 == 0).all() and len(every3) <= len(seq) // 3 + 1
+
+
+@pytest.mark.mediapipe
+def test_videos_loader_can_pose_like_the_pipelines_pool(datasets, tmp_path):
+    """pose_workers=2 deals frames to two models in turn: its own cache file, poses close to one model's."""
+    from realtime.datasets.videos import load_videos
+
+    root = datasets / "weizmann"
+    clip = root / "wave2" / "denis_wave2.avi"
+    (one,) = load_videos(root, cache_dir=tmp_path, clips=[clip])
+    (two,) = load_videos(root, cache_dir=tmp_path, clips=[clip], pose_workers=2)
+    assert sorted(p.name for p in tmp_path.rglob("*.npz")) == ["denis_wave2.mediapipe.npz",
+                                                                "denis_wave2.mediapipe.workers2.npz"]
+    assert two.meta["pose_workers"] == 2 and abs(len(two) - len(one)) <= 0.1 * len(one)
+    shared = np.intersect1d(np.round(one.times * 25), np.round(two.times * 25), return_indices=True)
+    a, b = one.keypoints[shared[1]], two.keypoints[shared[2]]
+    height = np.ptp(a[:, :, 1], axis=1).mean()
+    assert not np.array_equal(a, b)  # two models, two tracking histories
+    assert np.abs(a - b).mean() < 0.05 * height  # ...that agree on where the person is
+    with pytest.raises(DatasetError, match="pose_workers"):
+        load_videos(root, cache_dir=tmp_path, clips=[clip], pose_workers=0)

@@ -163,3 +163,19 @@ def test_live_frame_by_frame_majority_label(datasets, clip, label):
         backend.close()
     assert shown, "no window was ever classified"
     assert shown.most_common(1)[0][0] == label, shown
+
+
+@pytest.mark.mediapipe
+def test_evaluate_scores_poses_from_round_robin_models(datasets, tmp_path):
+    """--pose-workers 1 2 scores the same clips posed by one model and by two in turn."""
+    root = tmp_path / "weizmann"
+    for rel in ("wave2/denis_wave2.avi", "jack/lena_jack.avi"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).symlink_to(datasets / "weizmann" / rel)
+    report = _evaluate("--data", f"videos:{root}", "--weights", str(SHIPPED), "--pose-workers", "1", "2",
+                       "--cache", str(tmp_path / "cache"))
+    assert set(report["by_pose_workers"]) == {"1", "2"}
+    for row in report["by_pose_workers"].values():
+        assert row["clips"] == 2 and row["windows"] > 0
+    assert report["by_pose_workers"]["1"]["accuracy"] == report["accuracy"]  # the headline is one model
+    assert len(list((tmp_path / "cache").rglob("*.workers2.npz"))) == 2
