@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from pose_wrappers import SlowPose  # noqa: E402
 from rtsp_fixtures import RtspServer  # noqa: E402
 
 import torch  # noqa: E402
@@ -50,21 +51,6 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-class SlowBackend:
-    """The real pose backend plus a fixed sleep: inference slower than the camera, on purpose."""
-
-    def __init__(self, inner, extra_s: float) -> None:
-        self.inner = inner
-        self.extra_s = extra_s
-
-    def estimate(self, image):
-        time.sleep(self.extra_s)
-        return self.inner.estimate(image)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class MinuteReport:
@@ -148,7 +134,7 @@ def main() -> int:
         config = load_config(REPO / "config.yaml", overrides)
         pipeline = Pipeline(config, weights_explicit=bool(weights), notice=lambda msg: print(msg, file=sys.stderr))
         for worker in pipeline.pose_pool.workers:
-            worker.backend = SlowBackend(worker.backend, args.extra_ms / 1000)
+            worker.backend = SlowPose(worker.backend, args.extra_ms / 1000)
         t_start = time.monotonic()
         report = MinuteReport(pipeline, t_start, args.every_s)
         pipeline.extra_sinks.append(report)

@@ -4,48 +4,18 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 import numpy as np
 import pytest
 
 from conftest import count_frames, read_events, read_frames, run_cli
+from pose_wrappers import FailingPose, SlowPose
 from realtime.capture import BufferPolicy, EndOfStream, FrameQueue
 from realtime.config import Config
 from realtime.pipeline import Pipeline, pose_workers
 from realtime.pose import create_backend
 from realtime.pose_pool import InOrder, PoseEstimate, PosePool, RoundRobinPose
 from realtime.types import Frame
-
-
-class DelayedPose:
-    """A real MediaPipe model that also sleeps per frame: one lane slower than the other."""
-
-    def __init__(self, seconds: float) -> None:
-        self.inner = create_backend("mediapipe")
-        self.name = self.inner.name
-        self.seconds = seconds
-
-    def estimate(self, image):
-        time.sleep(self.seconds)
-        return self.inner.estimate(image)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-class FailingPose(DelayedPose):
-    """A real MediaPipe model that raises on its `fail_at`-th frame (an injected fault)."""
-
-    def __init__(self, fail_at: int) -> None:
-        super().__init__(0.0)
-        self.fail_at, self.calls = fail_at, 0
-
-    def estimate(self, image):
-        self.calls += 1
-        if self.calls == self.fail_at:
-            raise RuntimeError("injected pose failure")
-        return super().estimate(image)
 
 
 def _frames(clip, limit=None) -> list[Frame]:
@@ -97,7 +67,7 @@ def test_a_slow_lane_changes_nothing_but_the_timing(weizmann_clip, skip):
     """Lane 0 sleeps 30 ms a frame, so lane 1 runs ahead; what comes out must still be the
     serial round-robin result, frame for frame, in order."""
     frames = _frames(weizmann_clip, 60)
-    out = _run_pool([DelayedPose(0.03), DelayedPose(0.0)], frames, skip)
+    out = _run_pool([SlowPose(create_backend("mediapipe"), 0.03), create_backend("mediapipe")], frames, skip)
     assert isinstance(out[-1], EndOfStream) and out[-1].error is None
     estimates = out[:-1]
     assert [e.frame.index for e in estimates] == list(range(len(frames)))
@@ -117,7 +87,7 @@ def test_a_slow_lane_changes_nothing_but_the_timing(weizmann_clip, skip):
 @pytest.mark.mediapipe
 def test_a_failing_worker_ends_the_stream_with_its_error(weizmann_clip):
     frames = _frames(weizmann_clip, 40)
-    out = _run_pool([FailingPose(fail_at=6), create_backend("mediapipe")], frames)
+    out = _run_pool([FailingPose(create_backend("mediapipe"), fail_at=6), create_backend("mediapipe")], frames)
     end = out[-1]
     assert isinstance(end, EndOfStream) and "injected pose failure" in (end.error or "")
     # Lane 0 fails on its 6th frame, frame 10: every frame before it comes out, in order, and no later one.
@@ -135,7 +105,7 @@ def test_cli_reports_a_pose_failure_and_keeps_the_video(weizmann_clip, tmp_path)
     config.classifier.weights = str(tmp_path / "none.pt")  # poses only
     pipeline = Pipeline(config, notice=lambda message: None)
     healthy = pipeline.pose_pool.workers[0].backend
-    pipeline.pose_pool.workers[0].backend = FailingPose(fail_at=11)
+    pipeline.pose_pool.workers[0].backend = FailingPose(create_backend("mediapipe"), fail_at=11)
     summary = pipeline.run()
     healthy.close()
     assert summary.error and "injected pose failure" in summary.error
@@ -184,7 +154,7 @@ def test_live_frames_are_dropped_before_pose_never_after(exercise_clip, tmp_path
     config.output.headless = True
     config.classifier.weights = str(tmp_path / "none.pt")  # poses only
     pipeline = Pipeline(config, notice=lambda message: None)
-    slow = [DelayedPose(0.25), DelayedPose(0.25)]
+    slow = [SlowPose(create_backend("mediapipe"), 0.25) for _ in range(2)]
     healthy = [worker.backend for worker in pipeline.pose_pool.workers]
     for worker, backend in zip(pipeline.pose_pool.workers, slow):
         worker.backend = backend
