@@ -164,7 +164,7 @@ def predict_windows(model: ActionLSTM, windows: np.ndarray, batch: int = 512) ->
     with torch.inference_mode():
         for i in range(0, len(windows), batch):
             out.append(torch.softmax(model(torch.from_numpy(windows[i:i + batch])), dim=1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.hparams.num_classes), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, getattr(model, "net", model).head.out_features), np.float32)
 
 
 def apply_threshold(probs: np.ndarray, labels: tuple[str, ...], threshold: float) -> np.ndarray:

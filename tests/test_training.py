@@ -179,3 +179,13 @@ def test_evaluate_scores_poses_from_round_robin_models(datasets, tmp_path):
         assert row["clips"] == 2 and row["windows"] > 0
     assert report["by_pose_workers"]["1"]["accuracy"] == report["accuracy"]  # the headline is one model
     assert len(list((tmp_path / "cache").rglob("*.workers2.npz"))) == 2
+
+
+def test_predicting_no_windows_with_a_bare_network_gives_an_empty_table():
+    """evaluate.py --weights scores a plain ActionLSTMNet; data with no full window must not crash it."""
+    from realtime.classifier import ActionLSTMNet
+    from realtime.training import predict_windows
+
+    spec = FeatureSpec()
+    probs = predict_windows(ActionLSTMNet(spec.dim, len(CLASSES)), np.zeros((0, spec.window, spec.dim), np.float32))
+    assert probs.shape == (0, len(CLASSES))
