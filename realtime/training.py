@@ -114,9 +114,6 @@ class WindowDataset(Dataset):
             x = self._window(i, t0, self.augment.speed(self.rng))
         return torch.from_numpy(x), int(self.targets[index])
 
-    def class_counts(self) -> np.ndarray:
-        return np.bincount(self.targets, minlength=len(self.config.labels))
-
     def balanced_weights(self) -> np.ndarray:
         """Drawing weights that give every class, and within it every recording, an equal share.
 
@@ -125,7 +122,7 @@ class WindowDataset(Dataset):
         """
         owners = np.array([i for i, _ in self.items])
         windows_per_seq = np.bincount(owners, minlength=len(self.sequences))
-        seqs_per_class = Counter(int(self.targets[np.argmax(owners == i)]) for i in np.unique(owners))
+        seqs_per_class = Counter(self.config.labels.index(self.sequences[i].label) for i in np.unique(owners))
         weights = np.array([1.0 / (windows_per_seq[i] * seqs_per_class[int(t)])
                             for (i, _), t in zip(self.items, self.targets)])
         return weights / weights.sum()
@@ -167,11 +164,6 @@ def predict_windows(model: ActionLSTM, windows: np.ndarray, batch: int = 512) ->
     return np.concatenate(out) if out else np.zeros((0, getattr(model, "net", model).head.out_features), np.float32)
 
 
-def apply_threshold(probs: np.ndarray, labels: tuple[str, ...], threshold: float) -> np.ndarray:
-    """Predicted class indices, with low-confidence windows sent to OTHER (the live rule)."""
-    return decide(probs, labels, threshold)
-
-
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> float:
     return macro_f1_of(per_class(y_true, y_pred, labels))
 
@@ -182,7 +174,7 @@ def choose_threshold(probs: np.ndarray, y_true: np.ndarray, labels: tuple[str, .
         return 0.0
     best_t, best_f1 = 0.0, -1.0
     for t in np.arange(0.0, 0.91, 0.05):
-        f1 = macro_f1(y_true, apply_threshold(probs, labels, float(t)), labels)
+        f1 = macro_f1(y_true, decide(probs, labels, float(t)), labels)
         if f1 > best_f1 + 1e-9:
             best_t, best_f1 = float(t), f1
     return round(best_t, 2)
@@ -252,7 +244,7 @@ def fit(train_seqs: list[PoseSequence], val_seqs: list[PoseSequence], config: Tr
         probs = predict_windows(model, val_ds._fixed)
         threshold = choose_threshold(probs, val_ds.targets, config.labels)
         shutil.rmtree(ckpt_dir, ignore_errors=True)
-        val_f1 = macro_f1(val_ds.targets, apply_threshold(probs, config.labels, threshold), config.labels)
+        val_f1 = macro_f1(val_ds.targets, decide(probs, config.labels, threshold), config.labels)
     return TrainResult(model.eval(), threshold, best_epoch, trainer.current_epoch, len(val_ds or []),
                        len(train_ds), time.perf_counter() - start, val_f1)
 

@@ -93,13 +93,13 @@ def restrict(result: tuple, source: str) -> tuple:
 
 def score(probs: np.ndarray, owner: np.ndarray, threshold_per_window: np.ndarray, sequences, labels) -> dict:
     from realtime.metrics import clip_votes, confusion, macro_f1_of, per_class
-    from realtime.training import apply_threshold
+    from realtime.classifier import decide
 
     y_true = np.array([labels.index(sequences[o].label) for o in owner], dtype=np.int64)
     y_pred = np.empty(len(owner), dtype=np.int64)
     for t in np.unique(threshold_per_window):
         sel = threshold_per_window == t
-        y_pred[sel] = apply_threshold(probs[sel], labels, float(t))
+        y_pred[sel] = decide(probs[sel], labels, float(t))
     table = per_class(y_true, y_pred, labels)
     votes = clip_votes(y_pred, owner)
     clips_right = sum(int(labels[v] == sequences[o].label) for o, v in votes.items())
