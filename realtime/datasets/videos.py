@@ -57,7 +57,7 @@ def pose_clip(clip: Path, backend_name: str = "mediapipe", pose_every: int = 1,
     import cv2
 
     from ..pose import create_backend
-    from ..pose_pool import RoundRobinPose
+    from ..pose_pool import PoseSchedule, RoundRobinPose
 
     cap = cv2.VideoCapture(str(clip))
     if not cap.isOpened():
@@ -70,13 +70,13 @@ def pose_clip(clip: Path, backend_name: str = "mediapipe", pose_every: int = 1,
     kps, scores, times = [], [], []
     width = height = 0
     try:
-        index = 0
+        index, schedule = 0, PoseSchedule(skip=pose_every - 1)  # the pipeline's own skipping rule
         while True:
             ok, image = cap.read()
             if not ok:
                 break
             height, width = image.shape[:2]
-            if index % pose_every == 0:
+            if schedule.next():
                 poses = backend.estimate(image)
                 if len(poses):
                     kps.append(poses.keypoints[0])
