@@ -19,7 +19,7 @@ import pytest
 from realtime.types import Frame, FrameResult
 from realtime.web.live import LiveViewServer, parse_address
 
-from conftest import REPO
+from conftest import REPO, read_frames
 
 
 def read_mjpeg_parts(response: http.client.HTTPResponse, count: int) -> list[tuple[int, bytes]]:
@@ -39,15 +39,6 @@ def read_mjpeg_parts(response: http.client.HTTPResponse, count: int) -> list[tup
         body = response.read(int(headers["content-length"]))
         parts.append((int(headers["x-frame-index"]), body))
     return parts
-
-
-def clip_frames(path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while (item := cap.read())[0]:
-        frames.append(item[1])
-    cap.release()
-    return frames
 
 
 @pytest.mark.slow
@@ -91,7 +82,7 @@ def test_live_view_serves_annotated_frames_from_a_running_pipeline(weizmann_clip
     assert len(parts) == 12
     indices = [index for index, _ in parts]
     assert indices == sorted(indices) and len(set(indices)) == len(indices)
-    original = clip_frames(weizmann_clip)
+    original = read_frames(weizmann_clip)
     for index, jpeg in parts:
         image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         assert image is not None and image.shape == original[index].shape

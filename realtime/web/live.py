@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Iterator
 
-from .. import capture  # noqa: F401  (first: it sets FFmpeg's log level before cv2 loads)
+from ..capture import BufferPolicy, FrameQueue  # first: it sets FFmpeg's log level before cv2 loads
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from flask import Flask, Response, render_template  # noqa: E402
@@ -67,9 +67,7 @@ class LiveViewServer:
         self.jpeg_quality = jpeg_quality
         self.frames: Broadcaster[LiveFrame] = Broadcaster()
         self.labels: Broadcaster[dict] = Broadcaster()
-        self.frames_written = 0
-        self.frames_encoded = 0
-        self._pending: queue.Queue = queue.Queue(maxsize=1)  # newest (index, image) for the encoder
+        self._pending = FrameQueue(1, BufferPolicy.DROP_OLDEST)  # newest (index, image) for the encoder
         self._stop = threading.Event()
         self._rate = RateMeter()
         try:
@@ -98,22 +96,13 @@ class LiveViewServer:
     # --- the FrameSink side: called on the pipeline's thread, must never wait ---
 
     def write(self, image: np.ndarray, result: FrameResult) -> None:
-        self.frames_written += 1
         self._rate.tick()
         self.labels.publish(_labels(result, self._rate.rate()))
         if self.frames.subscriber_count == 0:
             return  # nobody watches: spend nothing on JPEG
         # The overlay drew on this frame's own image and nothing touches it afterwards, so no copy.
-        item = (result.frame.index, image)
-        while True:
-            try:
-                self._pending.put_nowait(item)
-                return
-            except queue.Full:
-                try:
-                    self._pending.get_nowait()  # the encoder has not taken it yet: replace it
-                except queue.Empty:
-                    pass
+        # If the encoder has not taken the last one yet, this one replaces it.
+        self._pending.put((result.frame.index, image), self._stop)
 
     def close(self) -> None:
         self._stop.set()
@@ -128,14 +117,9 @@ class LiveViewServer:
 
     def _encode_loop(self) -> None:
         params = [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]
-        while not self._stop.is_set():
-            try:
-                index, image = self._pending.get(timeout=0.2)
-            except queue.Empty:
-                continue
+        for index, image in self._pending.items(self._stop):
             ok, buffer = cv2.imencode(".jpg", image, params)
             if ok:
-                self.frames_encoded += 1
                 self.frames.publish(LiveFrame(index, buffer.tobytes()))
 
     # --- the viewers' threads ---
