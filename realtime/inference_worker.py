@@ -87,8 +87,8 @@ class ActionRecognizer:
             for track_id in posed.expired:
                 self._forget(track_id)
             if len(self._windows) > MAX_REMEMBERED_TRACKS:
-                # A live queue may have dropped the frame that announced an expiry; forget
-                # everyone not in view rather than grow without bound.
+                # A crowd: bound memory by forgetting everyone not in view now, before the
+                # tracker's expiry would (expiries themselves always arrive: the queue is lossless).
                 current = {t.track_id for t in result.tracks}
                 for track_id in [i for i in self._windows if i not in current]:
                     self._forget(track_id)

@@ -152,8 +152,7 @@ class Pipeline:
         self.results = FrameQueue(size + burst, policy)
         self.status: queue.Queue = queue.Queue()
         # No backend of its own: the pool poses, and calls the recognizer's tracker in frame order.
-        self.recognizer = ActionRecognizer(None, self.classifier, config.pose.skip,
-                                           smoothing_s=config.classifier.smoothing_s)
+        self.recognizer = ActionRecognizer(None, self.classifier, smoothing_s=config.classifier.smoothing_s)
         self.capture = CaptureThread(self.cap, self.info, self.frames, self.stop, config.capture, self.status,
                                      config.max_frames)
         # Pose is the bottleneck: its threads do nothing else, and the LSTM has a thread of its own.

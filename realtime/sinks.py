@@ -97,7 +97,6 @@ class WindowSink:
         if not display_available():
             raise DisplayError("no display to show the live window — use --headless (and --output/--events)")
         self.title = title
-        self.fullscreen = fullscreen
         flags = cv2.WINDOW_NORMAL if fullscreen else cv2.WINDOW_AUTOSIZE
         cv2.namedWindow(title, flags)
         self._screen: tuple[int, int] | None = None
