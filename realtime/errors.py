@@ -15,6 +15,10 @@ class SourceError(RealtimeError):
     """The video source cannot be opened or read."""
 
 
+class OutputError(RealtimeError):
+    """An output (video file, events file, server port) cannot be written or opened."""
+
+
 class WeightsError(RealtimeError):
     """A weights file is missing or does not fit the model."""
 

@@ -1,20 +1,46 @@
-"""Where annotated frames and events go: a video file, a JSON-lines log, a window."""
+"""Where annotated frames and events go: one `Sink` interface (`write(record)`, `close()`).
+
+Sinks: a video file, the live window, the events sink (which turns records into action
+events by its label-change rule and hands every event to its writers: a JSON-lines
+file, MQTT) and the web live view.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable, Protocol
 
 import cv2
 import numpy as np
 
-from .errors import DisplayError, SourceError
+from .errors import DisplayError, OutputError
+from .types import FrameRecord
 
 # A container's usual codec that OpenCV here can write.
 FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".avi": "MJPG", ".webm": "VP80", ".mkv": "MJPG"}
+
+# Last shown label per person, for action events; people not in view are forgotten beyond this many.
+MAX_LABELLED_PEOPLE = 256
+
+
+class Sink(Protocol):
+    """Takes each finished record (with `annotated` set) on the output thread."""
+
+    def write(self, record: FrameRecord) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class EventWriter(Protocol):
+    """Somewhere events go: a JSON-lines file, an MQTT broker."""
+
+    def send(self, event: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class VideoSink:
@@ -24,25 +50,24 @@ class VideoSink:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in FOURCC_BY_SUFFIX:
-            raise SourceError(f"output {self.path} has an unsupported extension — use one of "
+            raise OutputError(f"output {self.path} has an unsupported extension — use one of "
                               f"{', '.join(FOURCC_BY_SUFFIX)}")
         self.fourcc = FOURCC_BY_SUFFIX[suffix]
         self.fps = fps
         self._writer: cv2.VideoWriter | None = None
-        self.frames_written = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(self.path.parent, os.W_OK):
-            raise SourceError(f"cannot write output {self.path} — its folder is not writable")
+            raise OutputError(f"cannot write output {self.path} — its folder is not writable")
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, record: FrameRecord) -> None:
+        image = record.annotated if record.annotated is not None else record.image
         if self._writer is None:
             height, width = image.shape[:2]
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps,
                                            (width, height))
             if not self._writer.isOpened():
-                raise SourceError(f"cannot open {self.path} for writing with codec {self.fourcc}")
+                raise OutputError(f"cannot open {self.path} for writing with codec {self.fourcc}")
         self._writer.write(image)
-        self.frames_written += 1
 
     def close(self) -> None:
         if self._writer is not None:
@@ -50,22 +75,23 @@ class VideoSink:
             self._writer = None
 
 
-class EventLog:
+class JsonlWriter:
     """One JSON object per line; optionally flushed per event so other tools can tail it."""
 
-    def __init__(self, path: str | Path | None, flush_each: bool = False) -> None:
-        self.path = Path(path) if path else None
+    def __init__(self, path: str | Path, flush_each: bool = False) -> None:
+        self.path = Path(path)
         self.flush_each = flush_each
-        self._file = None
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                self._file = open(self.path, "w", encoding="utf-8")
-            except OSError as exc:
-                raise SourceError(f"cannot write events to {self.path} ({exc.strerror}) — choose another path") \
-                    from None
+        self._file: IO[str] | None = None
+        if self.path.is_dir():
+            raise OutputError(f"events path {self.path} is a folder — give a file name such as events.jsonl")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._file = open(self.path, "w", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"cannot write events to {self.path} ({exc.strerror}) — choose another path") \
+                from None
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def send(self, event: dict[str, Any]) -> None:
         if self._file is None:
             return
         self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
@@ -78,6 +104,55 @@ class EventLog:
             os.fsync(self._file.fileno())
             self._file.close()
             self._file = None
+
+
+class EventSink:
+    """Turns records into events and hands every event to its writers.
+
+    Its rule: an `action` event when a person's shown label changes, a `person` `left`
+    event when a labelled person's track ends. Every event carries its camera. It also
+    counts, per camera, the frames on which each label was shown (for the summary).
+    """
+
+    def __init__(self, writers: list[EventWriter]) -> None:
+        self.writers = writers
+        self.label_frames: dict[str, Counter[str]] = {}
+        self._shown: dict[tuple[str, int], str] = {}
+        self._t0_media: dict[str, float] = {}
+
+    def emit(self, camera: str, event: dict[str, Any]) -> None:
+        event = {"type": event["type"], "camera": camera, **event}
+        for writer in self.writers:
+            writer.send(event)
+
+    def write(self, record: FrameRecord) -> None:
+        camera = record.camera
+        t0 = self._t0_media.setdefault(camera, record.t_media)
+        t = round(record.t_media - t0, 3)
+        for track_id in record.expired:
+            label = self._shown.pop((camera, track_id), None)
+            if label is not None:
+                self.emit(camera, {"type": "person", "status": "left", "t": t, "frame": record.index,
+                                   "track": track_id, "label": label})
+        shown = set()
+        for track in record.tracks:
+            if track.prediction is None:
+                continue
+            label = track.prediction.label
+            shown.add(label)
+            if self._shown.get((camera, track.track_id)) != label:
+                self._shown[(camera, track.track_id)] = label
+                self.emit(camera, {"type": "action", "t": t, "frame": record.index, "track": track.track_id,
+                                   "label": label, "score": round(track.prediction.score, 4)})
+        self.label_frames.setdefault(camera, Counter()).update(shown)
+        if len(self._shown) > MAX_LABELLED_PEOPLE:  # a crowd whose expiries were missed: keep those in view
+            present = {(camera, track.track_id) for track in record.tracks}
+            self._shown = {key: label for key, label in self._shown.items()
+                           if key[0] != camera or key in present}
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
 
 
 def display_available() -> bool:
@@ -93,10 +168,11 @@ KEY_QUIT = {ord("q"), ord("Q"), 27}  # q or ESC
 class WindowSink:
     """The live OpenCV window. Must be used from the main thread."""
 
-    def __init__(self, title: str, fullscreen: bool = False) -> None:
+    def __init__(self, title: str, fullscreen: bool = False, on_quit: Callable[[], None] = lambda: None) -> None:
         if not display_available():
             raise DisplayError("no display to show the live window — use --headless (and --output/--events)")
         self.title = title
+        self.on_quit = on_quit
         flags = cv2.WINDOW_NORMAL if fullscreen else cv2.WINDOW_AUTOSIZE
         cv2.namedWindow(title, flags)
         self._screen: tuple[int, int] | None = None
@@ -105,8 +181,14 @@ class WindowSink:
             # A fullscreen window covers the screen but does not scale the image itself.
             self._screen = screen_size()
 
+    def write(self, record: FrameRecord) -> None:
+        """Show a frame; q/ESC or closing the window calls `on_quit` (the pipeline's stop)."""
+        image = record.annotated if record.annotated is not None else record.image
+        if not self.show(image):
+            self.on_quit()
+
     def show(self, image: np.ndarray) -> bool:
-        """Show a frame; False when the user pressed q/ESC or closed the window."""
+        """Show an image; False when the user pressed q/ESC or closed the window."""
         if self._screen is not None:
             image = _fit(image, self._screen)
         cv2.imshow(self.title, image)

@@ -21,27 +21,6 @@ NUM_KEYPOINTS = len(COCO_KEYPOINTS)
 
 
 @dataclass
-class Frame:
-    """One decoded image and when it was taken.
-
-    `t_capture` is `time.monotonic()` when the frame was grabbed; `t_source` is the
-    position in the source's own clock (file timestamp), None for live sources.
-    `decode_ms` is how long reading and decoding it took (for stage timings).
-    """
-
-    index: int
-    t_capture: float
-    image: np.ndarray
-    t_source: float | None = None
-    decode_ms: float = 0.0
-
-    @property
-    def t_media(self) -> float:
-        """The clock that windows follow: source time for files, grab time for live."""
-        return self.t_source if self.t_source is not None else self.t_capture
-
-
-@dataclass
 class Poses:
     """All people found in one image, in pixels of that image.
 
@@ -101,12 +80,40 @@ class Track:
     prediction: Prediction | None = None
 
 
-@dataclass
-class FrameResult:
-    """What the inference worker hands to the overlay and sinks for one frame."""
+DEFAULT_CAMERA = "cam0"
 
-    frame: Frame
-    tracks: list[Track]
-    posed: bool
+
+@dataclass
+class FrameRecord:
+    """One frame on its way through the pipeline; each stage fills in its part.
+
+    capture: camera, index, t_capture (`time.monotonic()` at the grab), image, t_source
+    (position in a file's own clock; None live), decode_ms.
+    pose stage: `poses` (None when frame skipping left it unposed, the one place that
+    says so), pose_ms, `tracks` (the people followed; carried over on unposed frames)
+    and `expired` (ids whose tracks ended here).
+    classify stage: each track's `prediction`, classify_ms.
+    output step: `annotated`, the image as shown and written.
+    """
+
+    camera: str
+    index: int
+    t_capture: float
+    image: np.ndarray
+    t_source: float | None = None
+    decode_ms: float = 0.0
+    poses: Poses | None = None
     pose_ms: float = 0.0
+    tracks: list[Track] = field(default_factory=list)
+    expired: list[int] = field(default_factory=list)
     classify_ms: float = 0.0
+    annotated: np.ndarray | None = None
+
+    @property
+    def posed(self) -> bool:
+        return self.poses is not None
+
+    @property
+    def t_media(self) -> float:
+        """The clock that windows follow: source time for files, grab time for live."""
+        return self.t_source if self.t_source is not None else self.t_capture

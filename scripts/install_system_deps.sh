@@ -6,6 +6,7 @@ declare -A need=(
   [Xvfb]=xvfb [xdotool]=xdotool [import]=imagemagick [xwd]=x11-apps
   [ffmpeg]=ffmpeg [chromium]=chromium [chromedriver]=chromium-driver
   [gst-launch-1.0]=gstreamer1.0-tools [matchbox-window-manager]=matchbox-window-manager
+  [mosquitto]=mosquitto [mosquitto_sub]=mosquitto-clients
 )
 missing=()
 for cmd in "${!need[@]}"; do
