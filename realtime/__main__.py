@@ -1,4 +1,5 @@
-"""Command line: `python -m realtime [--source ...]`, or `python -m realtime serve` for the web app."""
+"""Command line: `python -m realtime [--source ...]`, `python -m realtime serve` for the web app, or
+`python -m realtime train|evaluate|extract-poses ...` (realtime/commands/)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # user gets ours, in one line. Set OPENCV_LOG_LEVEL yourself to see OpenCV's.
 os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 
+from .commands import COMMANDS, run_command  # noqa: E402
 from .errors import RealtimeError  # noqa: E402
 
 
@@ -75,6 +77,8 @@ def _main(argv: list[str]) -> int:
             from .web.app import main as serve_main
 
             return serve_main(argv[1:])
+        if argv and argv[0] in COMMANDS:
+            return run_command(argv[0], argv[1:])
         args = build_parser().parse_args(argv)
         return run(args)
     except RealtimeError as exc:
