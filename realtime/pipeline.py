@@ -43,6 +43,11 @@ _STATUS_NOTICES = {
 }
 
 
+def _wall(t_monotonic: float) -> float:
+    """A monotonic time as wall-clock time, for logs joined with other systems'."""
+    return time.time() - (time.monotonic() - t_monotonic)
+
+
 @dataclass
 class RunSummary:
     """The whole run: totals over the cameras, and each camera's own figures."""
@@ -141,6 +146,7 @@ class Pipeline:
             if not self.backends:
                 self.backends = create_backends(config.pose)
             opened.extend(self.backends)
+            self._t_models = time.monotonic()
             self.cameras: dict[str, _Camera] = {}
             infos: dict[str, SourceInfo] = {}
             for camera in self.camera_configs:
@@ -191,6 +197,7 @@ class Pipeline:
         self.output = OutputStep([self.events, *own_sinks, *sinks], config.pose.min_score, self._dropped,
                                  name_cameras=len(self.cameras) > 1)
         self._t_built = t_built
+        self._shown_first: set[str] = set()
 
     def _policy(self, kind: SourceKind) -> BufferPolicy:
         name = self.config.capture.policy
@@ -247,6 +254,12 @@ class Pipeline:
                 break
             if self.summary.startup_s == 0.0:
                 self.summary.startup_s = time.monotonic() - self._t_built
+            if item.camera not in self._shown_first:
+                self._shown_first.add(item.camera)
+                # The first frame is newer than the models (they load before the source opens).
+                self.events.emit(item.camera, {"type": "stream", "status": "first_frame", "frame": item.index,
+                                               "time": round(_wall(item.t_capture), 3),
+                                               "models_loaded": round(_wall(self._t_models), 3)})
             self.output(item)
         self._drain_status()
 
@@ -261,8 +274,8 @@ class Pipeline:
             # After "lost", windows start afresh by themselves: the tracker retires people
             # unseen for max_age_s and TrackWindow drops history across any gap longer than
             # the feature spec's max_gap_s, so no window spans missing time.
-            wall = time.time() - (time.monotonic() - status.t)  # when it happened, for surveillance logs
-            self.events.emit(status.camera, {"type": "stream", "status": status.status, "time": round(wall, 3),
+            self.events.emit(status.camera, {"type": "stream", "status": status.status,
+                                             "time": round(_wall(status.t), 3),
                                              **status.detail})
             message = _STATUS_NOTICES.get(status.status)
             if message:
