@@ -107,6 +107,22 @@ class OutputConfig:
 
 
 @dataclass
+class MqttConfig:
+    host: str | None = _opt(None, "MQTT broker host name or address; empty = no MQTT")
+    port: int = _opt(1883, "broker port (8883 is usual with tls)", minimum=1, maximum=65535)
+    topic_prefix: str = _opt("realtime", "topics are <prefix>/<camera>/<type>, <prefix>/<camera>/state and "
+                                         "<prefix>/availability")
+    client_id: str | None = _opt(None, "MQTT client id, unique per broker; empty = realtime-<machine>-<pid>")
+    username: str | None = _opt(None, "broker user name; empty = anonymous")
+    password: str | None = _opt(None, "broker password")
+    tls: bool = _opt(False, "connect with TLS, checked against the system's CA certificates")
+    qos: int = _opt(1, "0 = at most once; 1 = at least once (resent after a reconnect); 2 = exactly once",
+                    minimum=0, maximum=2)
+    queue_size: int = _opt(10000, "events held while the broker is unreachable; beyond it the oldest is dropped",
+                           minimum=1)
+
+
+@dataclass
 class CameraConfig:
     name: str = _opt(DEFAULT_CAMERA, "[a-z0-9_-]+, unique; used in events, topics and file names")
     source: str = _opt("0", "camera index, video file, or rtsp:// / http(s):// URL")
@@ -127,6 +143,7 @@ class Config:
     pose: PoseConfig = field(default_factory=PoseConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
 
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "None": type(None)}
