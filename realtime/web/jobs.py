@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -134,13 +134,18 @@ class JobRunner:
     def __init__(self, settings: JobSettings | None = None) -> None:
         self.settings = settings or JobSettings()
         self.result_format = choose_format(self.settings.video_codec)  # raises EncoderUnavailable
-        self.durable = self.settings.work_dir is not None
+        work_dir = self.settings.work_dir
+        self.durable = work_dir is not None
         self._root: Path | None = None
         self._lock_fd: int | None = None
-        if self.durable:
-            self._root = Path(self.settings.work_dir).resolve()  # type: ignore[arg-type]
+        if work_dir is not None:
+            self._root = Path(work_dir).resolve()
             self._lock_fd = _lock_work_dir(self._root)
-            self.store = JobStore(self._root / STORE_NAME)
+            try:
+                self.store = JobStore(self._root / STORE_NAME)
+            except BaseException:
+                os.close(self._lock_fd)
+                raise
         else:
             self.store = JobStore(":memory:")  # made on demand: no temporary folder until a job needs one
         self._lock = threading.Lock()  # a store write and its broadcast happen together; guards the dicts below
@@ -148,8 +153,12 @@ class JobRunner:
         self._running: dict[str, Any] = {}  # job id -> its Pipeline, to stop it
         self._pending: queue.Queue[str | None] = queue.Queue()
         self._stop = threading.Event()
-        for job_id in self.recover():
-            self._pending.put(job_id)
+        if self._root is not None:
+            recovery = recover(self.store, self._root, self.settings.retention_s)
+            if recovery.changed:
+                log.info("%s", recovery.line())
+            for job_id in recovery.to_run:
+                self._pending.put(job_id)
         self._threads = [threading.Thread(target=self._work, name=f"job-worker-{i}", daemon=True)
                          for i in range(max(1, self.settings.workers))]
         self._threads.append(threading.Thread(target=self._sweep_loop, name="job-janitor", daemon=True))
@@ -312,45 +321,6 @@ class JobRunner:
     def _relative(self, path: Path) -> str:
         return str(path.relative_to(self._ensure_root()))
 
-    # --- recovery at start ---
-
-    def recover(self) -> list[str]:
-        """Settle what a previous server left behind; the ids of the jobs to run, in upload order."""
-        now = time.time()
-        for job in self.store.jobs("queued", "running"):
-            input_path = self.path(job.input_path) if self._root else None
-            if input_path is None or not input_path.is_file():
-                self._finish(job.id, "failed", error="the server stopped before this job ended and its upload is "
-                                                     "gone — upload the video again")
-            elif job.status == "running" and job.attempts >= MAX_ATTEMPTS:
-                self._finish(job.id, "failed", error=f"the server stopped during this analysis {job.attempts} "
-                                                     f"times — it may be too long or too large for this server")
-            elif job.status == "running":
-                notices = tuple(n for n in job.notices if n != RERUN_NOTICE) + (RERUN_NOTICE,)
-                self.report(job.id, status="queued", started_at=None, frames=0, fps=None, notices=notices)
-        for job in self.store.jobs("done"):
-            files = [job.result_path, job.events_path]
-            if not all(f and self.path(f).is_file() for f in files):
-                self._finish(job.id, "failed", error="its result files were deleted outside the server")
-        self.sweep(now)
-        self._sweep_orphans()
-        return [job.id for job in self.store.jobs("queued")]
-
-    def _sweep_orphans(self) -> list[Path]:
-        """Delete job folders no job owns (an upload cut short by a crash, a job already swept)."""
-        if self._root is None or not (self._root / JOBS_FOLDER).is_dir():
-            return []
-        owned = {job.id for job in self.store.jobs()}
-        orphans = [p for p in (self._root / JOBS_FOLDER).iterdir() if p.name not in owned]
-        for path in orphans:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-        if orphans:
-            log.info("deleted %d folder(s) no job owns", len(orphans))
-        return orphans
-
     # --- clean-up ---
 
     def _sweep_loop(self) -> None:
@@ -360,18 +330,14 @@ class JobRunner:
 
     def sweep(self, now: float | None = None) -> list[str]:
         """Delete the jobs that finished more than retention_s ago; their ids."""
-        now = time.time() if now is None else now
-        expired = [job for job in self.store.jobs(*("done", "failed"))
-                   if job.finished_at is not None and now - job.finished_at >= self.settings.retention_s]
-        for job in expired:
-            with self._lock:
-                self.store.delete(job.id)
-                updates = self._updates.pop(job.id, None)
-            if updates is not None:
-                updates.close()
-            if self._root is not None:
-                shutil.rmtree(self._root / JOBS_FOLDER / job.id, ignore_errors=True)
-        return [job.id for job in expired]
+        if self._root is None:
+            return []
+        expired = delete_expired(self.store, self._root, self.settings.retention_s, now)
+        with self._lock:
+            closing = [self._updates.pop(job_id) for job_id in expired if job_id in self._updates]
+        for updates in closing:
+            updates.close()
+        return expired
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the running pipelines and the threads; a temporary work folder is deleted.
@@ -416,3 +382,78 @@ def _lock_work_dir(root: Path) -> int:
         os.close(fd)
         raise OutputError(f"another server is using --work-dir {root} — stop it or choose another folder") from None
     return fd
+
+
+# --- what a previous server left behind ---
+
+@dataclass
+class Recovery:
+    """What `recover` did: ids of the jobs run again, failed, deleted; folders deleted; the queue to run."""
+
+    rerun: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    to_run: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.rerun or self.failed or self.expired or self.orphans or self.to_run)
+
+    def line(self) -> str:
+        return (f"jobs from the last run: {len(self.to_run)} to run ({len(self.rerun)} interrupted, run again), "
+                f"{len(self.failed)} failed, {len(self.expired)} past retention deleted, {len(self.orphans)} "
+                f"folder(s) no job owns deleted")
+
+
+def recover(store: JobStore, root: Path, retention_s: float, now: float | None = None) -> Recovery:
+    """Settle the jobs of a server that stopped (or died) with this work folder, before any job runs.
+
+    Interrupted jobs go back to the queue if their upload is still there (not after
+    MAX_ATTEMPTS); queued jobs keep their order; finished jobs stay until their retention
+    ends; job folders that no job owns are deleted.
+    """
+    now = time.time() if now is None else now
+    done = Recovery()
+
+    def fail(job: JobRecord, error: str) -> None:
+        store.update(job.id, status="failed", finished_at=now, error=error)
+        done.failed.append(job.id)
+
+    for job in store.jobs("queued", "running"):
+        if not (root / job.input_path).is_file():
+            fail(job, "the server stopped before this job ended and its upload is gone — upload the video again")
+        elif job.status == "running" and job.attempts >= MAX_ATTEMPTS:
+            fail(job, f"the server stopped during this analysis {job.attempts} times — the video may be too long "
+                      f"or too large for this server")
+        elif job.status == "running":
+            notices = tuple(n for n in job.notices if n != RERUN_NOTICE) + (RERUN_NOTICE,)
+            store.update(job.id, status="queued", started_at=None, frames=0, fps=None, notices=notices)
+            done.rerun.append(job.id)
+    for job in store.jobs("done"):
+        if not all(name and (root / name).is_file() for name in (job.result_path, job.events_path)):
+            fail(job, "its result files were deleted outside the server")
+    done.expired = delete_expired(store, root, retention_s, now)
+    owned = {job.id for job in store.jobs()}
+    folder = root / JOBS_FOLDER
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.name in owned:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        done.orphans.append(path.name)
+    done.to_run = [job.id for job in store.jobs("queued")]
+    return done
+
+
+def delete_expired(store: JobStore, root: Path, retention_s: float, now: float | None = None) -> list[str]:
+    """Delete the jobs (rows and folders) that finished `retention_s` or more ago; their ids."""
+    now = time.time() if now is None else now
+    expired = [job.id for job in store.jobs("done", "failed")
+               if job.finished_at is not None and now - job.finished_at >= retention_s]
+    for job_id in expired:
+        store.delete(job_id)
+        shutil.rmtree(root / JOBS_FOLDER / job_id, ignore_errors=True)
+    return expired
