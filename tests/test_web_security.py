@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import io
 import os
 import re
 import socket
@@ -83,7 +84,7 @@ def test_other_host_names_are_refused(client, host):
     {"Sec-Fetch-Site": "same-site", "Origin": "http://localhost"},  # a sibling subdomain is not this server
 ])
 def test_cross_origin_posts_are_refused_before_anything_is_stored(client, app, headers):
-    reply = client.post("/api/jobs", data={"video": (open(os.devnull, "rb"), "x.avi")},
+    reply = client.post("/api/jobs", data={"video": (io.BytesIO(b"not looked at"), "x.avi")},
                         content_type="multipart/form-data", headers=headers)
     assert reply.status_code == 403
     assert "cross-origin request refused" in reply.get_json()["error"]
@@ -162,12 +163,12 @@ def test_a_busy_port_is_one_line_for_the_live_view(capfd):
 def test_serve_on_a_busy_port_is_one_line_and_leaves_no_folder(tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "realtime", "serve", "--port", str(port)], cwd=REPO,
+        proc = subprocess.run([sys.executable, "-m", "realtime", "serve", "--port", str(port)], cwd=REPO, check=False,
                               capture_output=True, text=True, timeout=60, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        f"realtime: error: cannot listen on 127.0.0.1:{port}: the port is in use by another program — stop the "
-        f"other server or choose another --port or --host"]
+    expected = (f"realtime: error: cannot listen on 127.0.0.1:{port}: the port is in use by another program — stop "
+                f"the other server or choose another --port or --host")
+    assert proc.stderr.strip().splitlines() == [expected]
     assert list(tmp_path.iterdir()) == []  # no realtime-web-* temporary folder
 
 

@@ -16,6 +16,8 @@ from realtime.web.jobs import (JOBS_FOLDER, LOCK_NAME, MAX_ATTEMPTS, RERUN_NOTIC
                                recover)
 from realtime.web.store import JobStore
 
+from conftest import REPO
+
 
 def test_jobs_survive_reopening_the_file_in_upload_order(tmp_path):
     path = tmp_path / STORE_NAME
@@ -48,8 +50,8 @@ def test_a_commit_survives_kill_9_of_the_writer(tmp_path):
     script = ("import os, signal, sys; from realtime.web.store import JobStore; s = JobStore(sys.argv[1]); "
               "s.add('f' * 32, 'jobs/x/input', 1.0); s.update('f' * 32, status='running', frames=7); "
               "os.kill(os.getpid(), signal.SIGKILL)")
-    proc = subprocess.run([sys.executable, "-c", script, str(path)], env={**os.environ, "PYTHONPATH": os.getcwd()},
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], check=False, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == -9
     job = JobStore(path).get("f" * 32)
     assert job is not None and (job.status, job.frames) == ("running", 7)

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,16 +77,18 @@ def describe(job: JobRecord) -> dict[str, Any]:
 class ProgressSink:
     """A pipeline Sink that reports frames done and frames/s, at most every `interval_s`."""
 
-    def __init__(self, runner: JobRunner, job_id: str, interval_s: float = 0.25) -> None:
+    def __init__(self, runner: JobRunner, job_id: str, interval_s: float = 0.25,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.runner = runner
         self.job_id = job_id
         self.interval_s = interval_s
+        self.clock = clock
         self.frames = 0
         self._t_first: float | None = None
         self._last_report = 0.0
 
     def write(self, record: FrameRecord) -> None:
-        now = time.monotonic()
+        now = self.clock()
         self.frames += 1
         if self._t_first is None:
             self._t_first = now
@@ -100,7 +103,7 @@ class ProgressSink:
         return (self.frames - 1) / (now - self._t_first)
 
     def close(self) -> None:
-        self.runner.report(self.job_id, frames=self.frames, fps=self.rate(time.monotonic()))
+        self.runner.report(self.job_id, frames=self.frames, fps=self.rate(self.clock()))
 
 
 class QueueFull(Exception):

@@ -43,7 +43,7 @@ function drawTimeline(svg, data, video) {
   const labels = Object.keys(data.colours);
   const legend = legendLayout(labels, (label) => label.length * 6.2);
   const legendLines = legend.length ? legend[legend.length - 1].line + 1 : 0;
-  const height = top + body + axis + legendLines * legendLine;
+  const height = top + body + axis + legendLines * legendLine + 4;
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.dataset.duration = duration;
@@ -79,7 +79,7 @@ function drawTimeline(svg, data, video) {
   });
 
   for (const {line, x, label} of legend) {
-    const y = axisY + axis + line * legendLine;
+    const y = axisY + axis + 8 + line * legendLine;  // text baseline, below the tick labels
     svg.append(svgElement("rect", {x, y: y - 11, width: 12, height: 12, fill: data.colours[label], class: "swatch"}),
                svgElement("text", {x: x + 16, y, class: "legend"}, label));
   }
