@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="Live human action recognition from camera streams: pose keypoints + LSTM.",
     packages=find_packages(include=["realtime", "realtime.*"]),
-    package_data={"realtime": ["data/*.yaml", "web/templates/*", "web/static/*"]},
+    package_data={"realtime": ["datasets/*.yaml", "web/templates/*", "web/static/*"]},
     python_requires=">=3.10",
     install_requires=[
         "torch", "pytorch-lightning", "torchmetrics", "mediapipe", "numpy<2",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import IO, Any, Callable, Protocol
 
@@ -18,6 +17,7 @@ import cv2
 import numpy as np
 
 from .errors import DisplayError, OutputError
+from .overlay import tile
 from .types import FrameRecord
 
 # A container's usual codec that OpenCV here can write.
@@ -48,6 +48,8 @@ class VideoSink:
 
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise OutputError(f"output {self.path} is a folder — give a file name such as {self.path / 'out.mp4'}")
         suffix = self.path.suffix.lower()
         if suffix not in FOURCC_BY_SUFFIX:
             raise OutputError(f"output {self.path} has an unsupported extension — use one of "
@@ -73,6 +75,28 @@ class VideoSink:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+
+
+class VideoFiles:
+    """One video file per camera: the path as given for one camera, `<folder>/<camera>.mp4` for several."""
+
+    def __init__(self, target: str | Path, fps_by_camera: dict[str, float]) -> None:
+        target = Path(target)
+        if len(fps_by_camera) == 1:
+            paths = {camera: target for camera in fps_by_camera}
+        else:
+            if target.suffix:
+                raise OutputError(f"output {target} must be a folder with several cameras — each gets "
+                                  f"<folder>/<camera>.mp4")
+            paths = {camera: target / f"{camera}.mp4" for camera in fps_by_camera}
+        self.sinks = {camera: VideoSink(paths[camera], fps) for camera, fps in fps_by_camera.items()}
+
+    def write(self, record: FrameRecord) -> None:
+        self.sinks[record.camera].write(record)
+
+    def close(self) -> None:
+        for sink in self.sinks.values():
+            sink.close()
 
 
 class JsonlWriter:
@@ -110,13 +134,11 @@ class EventSink:
     """Turns records into events and hands every event to its writers.
 
     Its rule: an `action` event when a person's shown label changes, a `person` `left`
-    event when a labelled person's track ends. Every event carries its camera. It also
-    counts, per camera, the frames on which each label was shown (for the summary).
+    event when a labelled person's track ends. Every event carries its camera.
     """
 
     def __init__(self, writers: list[EventWriter]) -> None:
         self.writers = writers
-        self.label_frames: dict[str, Counter[str]] = {}
         self._shown: dict[tuple[str, int], str] = {}
         self._t0_media: dict[str, float] = {}
 
@@ -134,17 +156,14 @@ class EventSink:
             if label is not None:
                 self.emit(camera, {"type": "person", "status": "left", "t": t, "frame": record.index,
                                    "track": track_id, "label": label})
-        shown = set()
         for track in record.tracks:
             if track.prediction is None:
                 continue
             label = track.prediction.label
-            shown.add(label)
             if self._shown.get((camera, track.track_id)) != label:
                 self._shown[(camera, track.track_id)] = label
                 self.emit(camera, {"type": "action", "t": t, "frame": record.index, "track": track.track_id,
                                    "label": label, "score": round(track.prediction.score, 4)})
-        self.label_frames.setdefault(camera, Counter()).update(shown)
         if len(self._shown) > MAX_LABELLED_PEOPLE:  # a crowd whose expiries were missed: keep those in view
             present = {(camera, track.track_id) for track in record.tracks}
             self._shown = {key: label for key, label in self._shown.items()
@@ -166,13 +185,14 @@ KEY_QUIT = {ord("q"), ord("Q"), 27}  # q or ESC
 
 
 class WindowSink:
-    """The live OpenCV window. Must be used from the main thread."""
+    """The live OpenCV window; several cameras share it as a grid. Must be used from the main thread."""
 
     def __init__(self, title: str, fullscreen: bool = False, on_quit: Callable[[], None] = lambda: None) -> None:
         if not display_available():
             raise DisplayError("no display to show the live window — use --headless (and --output/--events)")
         self.title = title
         self.on_quit = on_quit
+        self._latest: dict[str, np.ndarray] = {}  # each camera's last frame, for the grid
         flags = cv2.WINDOW_NORMAL if fullscreen else cv2.WINDOW_AUTOSIZE
         cv2.namedWindow(title, flags)
         self._screen: tuple[int, int] | None = None
@@ -184,6 +204,9 @@ class WindowSink:
     def write(self, record: FrameRecord) -> None:
         """Show a frame; q/ESC or closing the window calls `on_quit` (the pipeline's stop)."""
         image = record.annotated if record.annotated is not None else record.image
+        self._latest[record.camera] = image
+        if len(self._latest) > 1:
+            image = tile(list(self._latest.values()))
         if not self.show(image):
             self.on_quit()
 

@@ -33,10 +33,8 @@ class LatencyStats:
 
     def __init__(self, keep: int = 20000) -> None:
         self._samples: deque[float] = deque(maxlen=keep)
-        self.last_ms = 0.0
 
     def add(self, ms: float) -> None:
-        self.last_ms = ms
         self._samples.append(ms)
 
     def percentile(self, q: float) -> float:

@@ -95,7 +95,7 @@ def test_missing_config_file(tmp_path):
 
 def test_missing_weights(tmp_path, weizmann_clip):
     proc = run_cli("--source", str(weizmann_clip), "--headless", "--weights", str(tmp_path / "absent.pt"))
-    assert_one_line_error(proc, "absent.pt", "not found", "scripts/train.py")
+    assert_one_line_error(proc, "absent.pt", "not found", "python -m realtime train")
 
 
 def test_garbage_weights(tmp_path, weizmann_clip):

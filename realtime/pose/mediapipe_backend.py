@@ -6,8 +6,6 @@ are downloaded on first use, which this product must never depend on.
 
 from __future__ import annotations
 
-import os
-
 import cv2
 import numpy as np
 
@@ -20,13 +18,11 @@ BLAZEPOSE_TO_COCO = np.array([0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25,
 class MediaPipePose:
     """Single-person pose with BlazePose's own tracking between frames."""
 
-    name = "mediapipe"
+    name = "blazepose"
 
     def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  box_min_score: float = 0.3) -> None:
-        # One inference thread: the other core belongs to capture, drawing and writing.
-        os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+        # One inference thread per model (realtime.native): the pool runs one model per core.
         import mediapipe as mp
 
         self._pose = mp.solutions.pose.Pose(

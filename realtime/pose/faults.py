@@ -1,4 +1,4 @@
-"""Real pose models made slow or faulty on purpose: for the pose-pool tests and scripts/soak_rtsp.py."""
+"""Real pose models made slow or faulty on purpose: for the soak run (`realtime benchmark soak`) and tests."""
 
 from __future__ import annotations
 
