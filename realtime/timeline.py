@@ -81,16 +81,19 @@ class Timeline:
         """
         open_rows: dict[tuple[str, int], tuple[Row, float, str]] = {}  # a row's current label and its start
         rows: dict[tuple[str, int], Row] = {}
-        last_t, fps, frames_out = 0.0, None, None
+        last_t = 0.0
+        fps: dict[str, float] = {}  # per camera, from its `opened` event
+        frames_out: dict[str, int] = {}  # per camera, from its summary
         closed: list[tuple[Row, Segment]] = []
         for event in events:
             kind, status = event.get("type"), event.get("status")
-            if kind == "stream" and status == "opened":
-                fps = event.get("fps") or fps
-            elif kind == "summary":
-                frames_out = event.get("frames_out", frames_out)
+            camera = str(event.get("camera", DEFAULT_CAMERA))
+            if kind == "stream" and status == "opened" and event.get("fps"):
+                fps[camera] = float(event["fps"])
+            elif kind == "summary" and "frames_out" in event:
+                frames_out[camera] = int(event["frames_out"])
             elif kind == "action" or (kind == "person" and status == "left"):
-                key = (str(event.get("camera", DEFAULT_CAMERA)), int(event["track"]))
+                key = (camera, int(event["track"]))
                 t = float(event["t"])
                 last_t = max(last_t, t)
                 if key in open_rows:
@@ -100,7 +103,7 @@ class Timeline:
                     row = rows.setdefault(key, Row(*key))
                     open_rows[key] = (row, t, str(event["label"]))
         if duration is None:
-            duration = frames_out / fps if fps and frames_out else last_t
+            duration = max((n / fps[c] for c, n in frames_out.items() if fps.get(c)), default=last_t)
         duration = max(duration, last_t)
         closed += [(row, Segment(start, duration, label)) for row, start, label in open_rows.values()]
         for row, segment in closed:

@@ -316,10 +316,12 @@ class JobRunner:
             hint = no_action_hint(Timeline.from_events(read_events(events_path)), FeatureSpec().duration_s)
             if hint:
                 notices.append(hint)
-            self._finish(job_id, "done", frames=summary.frames_out, fps=summary.fps, notices=tuple(notices),
+            fps = max((camera.fps for camera in summary.cameras.values()), default=0.0)  # a job has one camera
+            self._finish(job_id, "done", frames=summary.frames_out, fps=fps, notices=tuple(notices),
                          result_path=self._relative(directory / fmt.result_name),
                          events_path=self._relative(events_path))
-        log.info("job %s %s: %s", job_id, self.store.get(job_id).status, summary.line())  # type: ignore[union-attr]
+        log.info("job %s %s: %s", job_id, self.store.get(job_id).status,  # type: ignore[union-attr]
+                 "; ".join(line.removeprefix("realtime: ") for line in summary.lines()))
 
     def _relative(self, path: Path) -> str:
         return str(path.relative_to(self._ensure_root()))
