@@ -102,6 +102,7 @@ class OutputConfig:
     video: str | None = _opt(None, "write the annotated video here (.mp4, .avi, .mkv or .webm); with several "
                                    "cameras a folder, one <camera>.mp4 each", path=True)
     events: str | None = _opt(None, "write JSON-lines events here", path=True)
+    timeline: str | None = _opt(None, "draw each person's actions over the run to this .png at the end", path=True)
     flush_events: bool = _opt(False, "flush the events file after every event, for tailing")
     window_title: str = _opt("realtime", "title of the live window")
 

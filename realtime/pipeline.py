@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 
@@ -33,7 +34,11 @@ from .pose import PoseBackend, create_backends
 from .pose_stage import PoseStage
 from .queues import BufferPolicy, CameraInbox, CameraQueue, EndOfStream, FrameQueue
 from .sinks import EventSink, EventWriter, JsonlWriter, Sink, VideoFiles, WindowSink
+from .timeline import TimelineWriter
 from .types import FrameRecord
+
+if TYPE_CHECKING:
+    from .mqtt import MqttWriter
 
 log = logging.getLogger("realtime")
 
@@ -56,6 +61,7 @@ class RunSummary:
     stopped_by: str = "end"
     error: str | None = None
     startup_s: float = 0.0  # from building the pipeline to the first frame shown
+    mqtt: dict[str, int] | None = None  # messages published and dropped, when MQTT is on
 
     def _total(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.cameras.values())
@@ -89,6 +95,8 @@ class RunSummary:
                          f"{c.fps:.1f} FPS, pose {c.pose_fps:.1f}/s, latency p50 {c.latency_ms_p50:.0f} ms "
                          f"p95 {c.latency_ms_p95:.0f} ms; people max {c.people_max}, mean {c.people_mean:.1f}, "
                          f"{c.tracks} tracks; labels shown: {labels}")
+        if self.mqtt is not None:
+            lines.append(f"realtime: MQTT: {self.mqtt['published']} messages published, {self.mqtt['dropped']} dropped")
         lines.append(f"realtime: started in {self.startup_s:.1f} s; stopped by {self.stopped_by}")
         return lines
 
@@ -142,6 +150,18 @@ class Pipeline:
             if config.output.events:
                 writers.append(JsonlWriter(config.output.events, config.output.flush_events))
                 opened.append(writers[-1])
+            if config.output.timeline:
+                writers.append(TimelineWriter(config.output.timeline))
+                opened.append(writers[-1])
+            if config.mqtt.host:
+                from .mqtt import MqttWriter  # paho only when MQTT is asked for
+
+                # Connects in the background: a broker that is down never holds up the cameras.
+                self.mqtt: MqttWriter | None = MqttWriter(config.mqtt)
+                writers.append(self.mqtt)
+                opened.append(writers[-1])
+            else:
+                self.mqtt = None
             self.events = EventSink([*writers, *event_writers])
             if not self.backends:
                 self.backends = create_backends(config.pose)
@@ -310,6 +330,9 @@ class Pipeline:
                 sink.close()
             except Exception as exc:  # the others still get finalized
                 log.error("closing %s failed: %s", type(sink).__name__, exc)
+        if self.mqtt is not None:
+            stats = self.mqtt.stats
+            s.mqtt = {"published": stats.published, "dropped": stats.dropped}
         with contextlib.suppress(Exception):
             self.pose_stage.close()
 
