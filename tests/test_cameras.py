@@ -9,9 +9,10 @@ import time
 
 import pytest
 from mqtt_fixtures import Broker, Subscriber, broker_fixture, retained  # noqa: F401 (broker_fixture is `broker`)
-from rtsp_fixtures import RtspServer
 
 from conftest import REPO, count_frames, read_events
+
+from realtime.bench.rtsp import RtspServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.rtsp, pytest.mark.mqtt]
 

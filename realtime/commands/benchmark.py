@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--weights", help="action classifier checkpoint (default: the config's, i.e. the shipped one)")
     common.add_argument("--json", type=Path, metavar="FILE", help="write the results here as JSON")
     common.add_argument("--quick", action="store_true", help="a few seconds of input, one round: checks, not figures")
+    one_backend = argparse.ArgumentParser(add_help=False)
+    one_backend.add_argument("--pose", choices=POSE_BACKENDS, help="pose backend (default: the config's)")
     sub = p.add_subparsers(dest="mode", metavar="MODE")
     t = sub.add_parser("throughput", parents=[common], help="serial loop vs threaded pipeline (the default mode)")
     t.add_argument("--clips", type=_csv(str), default=CLIP_NAMES, help=f"of {', '.join(CLIP_NAMES)} (default all)")
@@ -54,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--rounds", type=int, help="alternating serial/threaded rounds (default 3, quick 1)")
     t.add_argument("--seconds", type=float, help="length of each clip (default 10, quick 2)")
     t.add_argument("--pose-workers", type=int, default=0, help="pose threads of the threaded run (default: config)")
-    c = sub.add_parser("cameras", parents=[common], help="cameras one process sustains at pose_fps each")
+    c = sub.add_parser("cameras", parents=[common, one_backend], help="cameras one process sustains at pose_fps each")
     c.add_argument("--counts", type=_csv(int), help="camera counts (default 1,2,4,8; quick 1,2)")
     c.add_argument("--more", type=_csv(int), help="counts tried while every camera keeps up (default 12,16)")
     c.add_argument("--seconds", type=float, help="length of each run (default 20, quick 4)")
@@ -62,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     for mode in (t, c):
         mode.add_argument("--report", type=Path, metavar="DIR", help="write the Markdown, PNG and JSON report here")
         mode.add_argument("--from-json", type=Path, metavar="FILE", help="report this saved result; measure nothing")
-    s = sub.add_parser("soak", parents=[common], help="a live RTSP stream against deliberately slow inference")
+    s = sub.add_parser("soak", parents=[common, one_backend], help="a live RTSP stream against deliberately slow inference")
     s.add_argument("--minutes", type=float, help="(default 10, quick 0.25)")
     s.add_argument("--fps", type=int, default=30, help="stream frame rate (default 30)")
     s.add_argument("--size", default="640x480", help="stream frame size WxH (default 640x480)")
@@ -71,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--outage-every-s", type=float, default=0.0,
                    help="kill the server this often and restart it 3 s later (default 0 = never)")
     s.add_argument("--clip", type=Path, help="clip to stream (default: videos/exercise.avi)")
-    w = sub.add_parser("web-job", parents=[common], help="an upload through the web app, per result codec")
+    w = sub.add_parser("web-job", parents=[common, one_backend], help="an upload through the web app, per result codec")
     w.add_argument("--video", type=Path, help="video to upload (default: videos/exercise.avi)")
     d = sub.add_parser("detectron2", parents=[common], help="Detectron2 seconds per frame per input size")
     d.add_argument("--sizes", type=_csv(int), default=(320, 480, 800), help="MIN_SIZE_TEST values")
@@ -126,7 +128,11 @@ def _measure(args: argparse.Namespace) -> dict:
     from ..config import default_config_path, load_config
     from ..datasets import default_root
 
-    overrides = {"classifier": {"weights": args.weights}} if args.weights else None
+    overrides: dict = {}
+    if args.weights:
+        overrides["classifier"] = {"weights": args.weights}
+    if getattr(args, "pose", None):
+        overrides["pose"] = {"backend": args.pose}
     config_path = args.config or default_config_path()
     base = load_config(config_path, overrides)
     datasets = default_root()
