@@ -8,11 +8,14 @@ pipeline from Python writing VP8 WebM and OpenCV's mp4v (which browsers do not p
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import yaml
 
 from ..config import Config
 from ..errors import RealtimeError
@@ -35,11 +38,11 @@ class JobTiming:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def web_job(video: Path, work: Path, codec: str, config_path: Path | None, max_frames: int | None) -> JobTiming:
+def web_job(video: Path, work: Path, codec: str, config_path: Path, max_frames: int | None) -> JobTiming:
     from ..web.app import WebSettings, close_app, create_app
     from ..web.jobs import JobSettings
 
-    settings = JobSettings(config_path=str(config_path) if config_path else None, work_dir=str(work),
+    settings = JobSettings(config_path=str(config_path), work_dir=str(work),
                            video_codec=codec, max_frames=max_frames)
     app = create_app(WebSettings(jobs=settings))
     client = app.test_client()
@@ -71,10 +74,14 @@ def plain_run(base: Config, video: Path, out: Path, label: str, max_frames: int 
     return JobTiming(f"pipeline, {label}", summary.frames_out, time.monotonic() - t0)
 
 
-def measure(base: Config, config_path: Path | None, video: Path, max_frames: int | None = None) -> dict:
+def measure(base: Config, video: Path, max_frames: int | None = None) -> dict:
     timings = []
     with tempfile.TemporaryDirectory(prefix="realtime-webjob-") as tmp:
         work = Path(tmp)
+        # The server reads its pipeline settings from a file: this run's, flags included.
+        config_path = work / "config.yaml"
+        settings = {key: value for key, value in dataclasses.asdict(base).items() if value != []}  # no cameras
+        config_path.write_text(yaml.safe_dump(settings))
         web_job(video, work / "warm", "vp8", config_path, max_frames)  # warm-up: imports happen in the first job
         for codec in WEB_CODECS:
             timings.append(web_job(video, work / codec, codec, config_path, max_frames))

@@ -166,7 +166,7 @@ def _measure(args: argparse.Namespace) -> dict:
         from ..bench import web_job
 
         base.max_frames = None
-        return web_job.measure(base, config_path, args.video or datasets / "videos" / "exercise.avi",
+        return web_job.measure(base, args.video or datasets / "videos" / "exercise.avi",
                                max_frames=30 if args.quick else None)
     from ..bench import detectron2
 
