@@ -34,8 +34,8 @@ def bench(*args: str, timeout: float = 800) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def throughput(tmp_path_factory, datasets):
     out = tmp_path_factory.mktemp("throughput")
-    proc = bench("--quick", "--clips", "one,tiled", "--backends", ",".join(BACKENDS), "--json", str(out / "result.json"),
-                 "--report", str(out / "report"))
+    proc = bench("--quick", "--clips", "one,tiled", "--backends", ",".join(BACKENDS),
+                 "--json", str(out / "result.json"), "--report", str(out / "report"))
     return out, json.loads((out / "result.json").read_text()), proc.stderr
 
 

@@ -67,7 +67,7 @@ def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
 def write_looped(path: Path, frames: Sequence[np.ndarray], total: int, fps: float) -> None:
     """`total` frames, the source looped; mp4v, as recorded files usually are compressed."""
     height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
         raise SourceError(f"cannot write the benchmark clip {path}")
     for i in range(total):

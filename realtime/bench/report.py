@@ -68,7 +68,8 @@ def throughput_markdown(result: dict) -> str:
               f"{cli['peak_rss_mb']:.0f} MB.",
               "- LSTM per batch of windows: " + ", ".join(f"{b} {ms:.2f} ms" for b, ms in lstm.items())
               + f"; features of one window {result['features_ms_per_window']:.2f} ms.",
-              "", f"## Targets (issue 12, for {meta['headline_backend']}; the default backend is {meta['default_backend']})", "",
+              "", f"## Targets (issue 12, for {meta['headline_backend']}; the default backend is "
+                  f"{meta['default_backend']})", "",
               *_targets(result["targets"]), "", "![FPS per clip and backend, and live latency](benchmark.png)", ""]
     return "\n".join(lines)
 

@@ -265,20 +265,21 @@ def summarise(runs: list[Run]) -> list[dict]:
         def stages(group: list[Run]) -> dict[str, float]:
             return {k: round(statistics.fmean(r.stage_ms.get(k, 0.0) for r in group), 3) for k in STAGES}
 
-        row = {"clip": key[0], "backend": key[1], "skip": key[2],
-               "serial_fps": round(statistics.median(r.fps for r in serial), 2),
-               "threaded_fps": round(statistics.median(r.fps for r in threaded), 2),
-               "speedup": round(statistics.median(ratios), 3) if ratios else 0.0,
-               "people_mean": round(statistics.fmean(r.people_mean for r in threaded), 3),
-               "serial_people_mean": round(statistics.fmean(r.people_mean for r in serial), 3),
-               "frames": threaded[0].frames_out, "serial_frames": serial[0].frames_out,
-               "pose_workers": threaded[0].pose_workers, "stage_ms": stages(threaded),
-               "serial_stage_ms": stages(serial),
-               "limit_ratio": round(statistics.median(r.limit_ratio for r in threaded), 3),
-               "threaded_cores_used": round(statistics.median(r.cores_used for r in threaded), 2),
-               "serial_cores_used": round(statistics.median(r.cores_used for r in serial), 2)}
-        row["threaded_ms_per_frame"] = round(1000 / row["threaded_fps"], 2) if row["threaded_fps"] else 0.0
-        row["serial_ms_per_frame"] = round(1000 / row["serial_fps"], 2) if row["serial_fps"] else 0.0
+        serial_fps = round(statistics.median(r.fps for r in serial), 2)
+        threaded_fps = round(statistics.median(r.fps for r in threaded), 2)
+        row: dict = {"clip": key[0], "backend": key[1], "skip": key[2], "serial_fps": serial_fps,
+                     "threaded_fps": threaded_fps,
+                     "serial_ms_per_frame": round(1000 / serial_fps, 2) if serial_fps else 0.0,
+                     "threaded_ms_per_frame": round(1000 / threaded_fps, 2) if threaded_fps else 0.0,
+                     "speedup": round(statistics.median(ratios), 3) if ratios else 0.0,
+                     "people_mean": round(statistics.fmean(r.people_mean for r in threaded), 3),
+                     "serial_people_mean": round(statistics.fmean(r.people_mean for r in serial), 3),
+                     "frames": threaded[0].frames_out, "serial_frames": serial[0].frames_out,
+                     "pose_workers": threaded[0].pose_workers, "stage_ms": stages(threaded),
+                     "serial_stage_ms": stages(serial),
+                     "limit_ratio": round(statistics.median(r.limit_ratio for r in threaded), 3),
+                     "threaded_cores_used": round(statistics.median(r.cores_used for r in threaded), 2),
+                     "serial_cores_used": round(statistics.median(r.cores_used for r in serial), 2)}
         if live:
             latency = np.concatenate([r.latency_ms for r in live])
             row["live"] = {"frames_in": sum(r.frames_in for r in live), "frames_out": sum(r.frames_out for r in live),

@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     for mode in (t, c):
         mode.add_argument("--report", type=Path, metavar="DIR", help="write the Markdown, PNG and JSON report here")
         mode.add_argument("--from-json", type=Path, metavar="FILE", help="report this saved result; measure nothing")
-    s = sub.add_parser("soak", parents=[common, one_backend], help="a live RTSP stream against deliberately slow inference")
+    s = sub.add_parser("soak", parents=[common, one_backend],
+                       help="a live RTSP stream against deliberately slow inference")
     s.add_argument("--minutes", type=float, help="(default 10, quick 0.25)")
     s.add_argument("--fps", type=int, default=30, help="stream frame rate (default 30)")
     s.add_argument("--size", default="640x480", help="stream frame size WxH (default 640x480)")
