@@ -157,11 +157,13 @@ def test_broker_down_at_start_queued_events_arrive_when_it_comes(tmp_path):
 
 
 def test_close_with_no_broker_returns_and_counts_everything_dropped():
-    writer = writer_for(free_port(), queue_size=3)
+    port, notices = free_port(), []
+    writer = MqttWriter(MqttConfig(host="127.0.0.1", port=port, queue_size=3), notice=notices.append)
     for i in range(5):
         writer.send(numbered(i))
     writer.close()  # waits its flush bound (2 s) for a broker that never comes
     assert (writer.stats.sent, writer.stats.published, writer.stats.dropped, writer.stats.queued) == (5, 0, 5, 0)
+    assert len(notices) == 1 and f"cannot reach the MQTT broker 127.0.0.1:{port}" in notices[0]
 
 
 def test_broker_killed_and_restarted_mid_run_loses_only_counted_drops(tmp_path):
