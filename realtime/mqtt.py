@@ -2,6 +2,7 @@
 
 Topics (docs/mqtt.md has the payloads):
 - `<prefix>/<camera>/<type>`: every event as its JSON-lines object (`action`, `person`, `stream`, `summary`);
+  an event without a camera (a run-wide summary) goes to `<prefix>/<type>`;
 - `<prefix>/<camera>/state` (retained): each person now in view with their label and score;
 - `<prefix>/availability` (retained): `online`, and `offline` on close or, as the broker's last will,
   when the process dies.
@@ -29,7 +30,6 @@ import paho.mqtt.client as mqtt
 
 from .config import MqttConfig
 from .errors import ConfigError
-from .types import DEFAULT_CAMERA
 
 # Messages handed to paho and not yet acknowledged. Beyond paho's own in-flight limit (20 by
 # default) it would only queue them internally, unbounded; the rest wait in our bounded queue.
@@ -151,15 +151,17 @@ class MqttWriter:
 
     def send(self, event: dict[str, Any]) -> None:
         """Queue one event; never waits for the broker."""
-        camera = str(event.get("camera") or DEFAULT_CAMERA)
+        camera = event.get("camera")
         kind = str(event.get("type") or "event")
-        pending = _Pending(f"{self.prefix}/{camera}/{kind}", json.dumps(event, separators=(",", ":")))
+        topic = f"{self.prefix}/{camera}/{kind}" if camera else f"{self.prefix}/{kind}"  # e.g. a run-wide summary
+        pending = _Pending(topic, json.dumps(event, separators=(",", ":")))
         with self._cond:
             self._stats.sent += 1
             if self._closing:
                 self._stats.dropped += 1
                 return
-            self._update_state(camera, event)
+            if camera:
+                self._update_state(str(camera), event)
             if len(self._outbox) >= self.config.queue_size:
                 self._outbox.popleft()
                 self._stats.dropped += 1

@@ -157,7 +157,8 @@ class Pipeline:
                 from .mqtt import MqttWriter  # paho only when MQTT is asked for
 
                 # Connects in the background: a broker that is down never holds up the cameras.
-                self.mqtt: MqttWriter | None = MqttWriter(config.mqtt)
+                self.mqtt: MqttWriter | None = MqttWriter(
+                    config.mqtt, notice=lambda message: log.warning(message.removeprefix("realtime: ")))
                 writers.append(self.mqtt)
                 opened.append(writers[-1])
             else:

@@ -55,6 +55,7 @@ def test_every_event_goes_to_its_camera_and_type_topic_as_its_json(broker, qos):
         action("hall", 4, "wave", 0.77, 2.0),
         {"type": "person", "camera": "door", "status": "left", "t": 3.0, "frame": 75, "track": 1, "label": "walk"},
         {"type": "summary", "camera": "door", "frames_in": 80, "frames_out": 80, "labels": {"walk": 70}},
+        {"type": "summary", "cameras": 2, "frames_in": 160},  # run-wide, no camera: site/summary
     ]
     for event in events:
         writer.send(event)
@@ -65,10 +66,11 @@ def test_every_event_goes_to_its_camera_and_type_topic_as_its_json(broker, qos):
 
     assert subscriber.wait_until(lambda messages: len(event_messages(messages)) >= len(events))
     for camera in ("door", "hall"):  # each event once, in the order sent, on <prefix>/<camera>/<type>
-        sent = [(f"site/{camera}/{e['type']}", e) for e in events if e["camera"] == camera]
+        sent = [(f"site/{camera}/{e['type']}", e) for e in events if e.get("camera") == camera]
         got = [(m.topic, m.json()) for m in event_messages(subscriber.messages)
                if m.topic.startswith(f"site/{camera}/")]
         assert got == sent
+    assert [(m.topic, m.json()) for m in subscriber.on("site/summary")] == [("site/summary", events[-1])]
     stats = writer.stats
     assert (stats.sent, stats.published, stats.dropped, stats.queued) == (len(events), len(events), 0, 0)
     subscriber.close()
@@ -157,11 +159,13 @@ def test_broker_down_at_start_queued_events_arrive_when_it_comes(tmp_path):
 
 
 def test_close_with_no_broker_returns_and_counts_everything_dropped():
-    writer = writer_for(free_port(), queue_size=3)
+    port, notices = free_port(), []
+    writer = MqttWriter(MqttConfig(host="127.0.0.1", port=port, queue_size=3), notice=notices.append)
     for i in range(5):
         writer.send(numbered(i))
     writer.close()  # waits its flush bound (2 s) for a broker that never comes
     assert (writer.stats.sent, writer.stats.published, writer.stats.dropped, writer.stats.queued) == (5, 0, 5, 0)
+    assert len(notices) == 1 and f"cannot reach the MQTT broker 127.0.0.1:{port}" in notices[0]
 
 
 def test_broker_killed_and_restarted_mid_run_loses_only_counted_drops(tmp_path):
