@@ -202,6 +202,8 @@ def test_detectron2_mode_times_each_size(tmp_path, datasets):
 @pytest.mark.parametrize("args, message", [
     (("--from-json", "x.json"), "--from-json needs --report DIR"),
     (("soak", "--size", "big"), "--size 'big' must be WIDTHxHEIGHT"),
+    (("--clips", "one,two"), "--clips 'one,two' must name some of one, exercise, tiled"),
+    (("--from-json", "missing.json", "--report", "out"), "--from-json missing.json: cannot read a saved result"),
 ])
 def test_bad_arguments_are_one_line(args, message):
     proc = run_cli("benchmark", *args, timeout=120)

@@ -20,7 +20,7 @@ import json
 import shlex
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SourceError
 
 MODES = ("throughput", "cameras", "soak", "web-job", "detectron2")
 
@@ -92,7 +92,12 @@ def main(argv: list[str]) -> int:
     if getattr(args, "from_json", None):
         if not args.report:
             raise ConfigError("--from-json needs --report DIR (where to write the report)")
-        return _report(args, json.loads(args.from_json.read_text()))
+        try:
+            saved = json.loads(args.from_json.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--from-json {args.from_json}: cannot read a saved result ({exc}) — give the file "
+                              f"that --json wrote") from None
+        return _report(args, saved)
     result = _measure(args)
     if args.mode in ("throughput", "cameras"):
         result["meta"]["command"] = command
@@ -139,7 +144,12 @@ def _measure(args: argparse.Namespace) -> dict:
     datasets = default_root()
     if args.mode == "throughput":
         from ..bench import throughput
+        from ..bench.clips import CLIP_NAMES
+        from ..config import POSE_BACKENDS
 
+        for name, given, allowed in (("--clips", args.clips, CLIP_NAMES), ("--backends", args.backends, POSE_BACKENDS)):
+            if not given or set(given) - set(allowed):
+                raise ConfigError(f"{name} {','.join(given)!r} must name some of {', '.join(allowed)}")
         plan = throughput.ThroughputPlan(args.clips, args.backends, args.skips, args.rounds or (1 if args.quick else 3),
                                          args.seconds or (2.0 if args.quick else 10.0), args.pose_workers, args.quick)
         if plan.rounds < 1 or plan.seconds <= 0 or min(plan.skips, default=-1) < 0 or plan.pose_workers < 0:
@@ -156,19 +166,20 @@ def _measure(args: argparse.Namespace) -> dict:
         from ..bench import soak
 
         try:
-            size = tuple(int(v) for v in args.size.lower().split("x"))
+            width, height = (int(v) for v in args.size.lower().split("x"))
         except ValueError:
             raise ConfigError(f"--size {args.size!r} must be WIDTHxHEIGHT, e.g. 640x480") from None
         soak_plan = soak.SoakPlan(args.clip or datasets / "videos" / "exercise.avi",
-                                  args.minutes or (0.25 if args.quick else 10.0), args.fps, (size[0], size[1]),
+                                  args.minutes or (0.25 if args.quick else 10.0), args.fps, (width, height),
                                   args.extra_ms, args.every_s or (5.0 if args.quick else 60.0), args.outage_every_s)
         return soak.measure(soak_plan, base)
     if args.mode == "web-job":
         from ..bench import web_job
 
-        base.max_frames = None
-        return web_job.measure(base, args.video or datasets / "videos" / "exercise.avi",
-                               max_frames=30 if args.quick else None)
+        video = args.video or datasets / "videos" / "exercise.avi"
+        if not video.is_file():
+            raise SourceError(f"video {video} not found — pass an existing file to --video")
+        return web_job.measure(base, video, max_frames=30 if args.quick else None)
     from ..bench import detectron2
 
     sources = [datasets / s for s in detectron2.SOURCES]
