@@ -279,7 +279,12 @@ def summarise(runs: list[Run]) -> list[dict]:
                      "serial_stage_ms": stages(serial),
                      "limit_ratio": round(statistics.median(r.limit_ratio for r in threaded), 3),
                      "threaded_cores_used": round(statistics.median(r.cores_used for r in threaded), 2),
-                     "serial_cores_used": round(statistics.median(r.cores_used for r in serial), 2)}
+                     "serial_cores_used": round(statistics.median(r.cores_used for r in serial), 2),
+                     # CPU time per frame hardly depends on what else runs: the figure to compare across loads.
+                     "threaded_cpu_ms_per_frame": round(statistics.median(r.to_json()["cpu_ms_per_frame"]
+                                                                          for r in threaded), 2),
+                     "serial_cpu_ms_per_frame": round(statistics.median(r.to_json()["cpu_ms_per_frame"]
+                                                                        for r in serial), 2)}
         if live:
             latency = np.concatenate([r.latency_ms for r in live])
             row["live"] = {"frames_in": sum(r.frames_in for r in live), "frames_out": sum(r.frames_out for r in live),
