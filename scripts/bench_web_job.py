@@ -41,7 +41,7 @@ def plain_run(video: Path, out: Path) -> tuple[float, int]:
     config = load_config(None, {"source": str(video), "output": {"headless": True, "video": str(out)},
                                 "capture": {"policy": "lossless"}})
     t0 = time.monotonic()  # construction included, as in a web job (the pose model loads per job)
-    pipeline = Pipeline(config, notice=lambda _: None)
+    pipeline = Pipeline(config)
     summary = pipeline.run()
     return time.monotonic() - t0, summary.frames_out
 

@@ -198,7 +198,10 @@ class JobRunner:
         return job_id, directory / f"input{suffix}"
 
     def enqueue(self, job_id: str, input_path: Path, frame_count: int | None = None) -> JobRecord:
+        """Queue an upload; `frame_count` is the container's (an estimate), for the progress bar."""
         relative = self._relative(input_path)
+        if frame_count and self.settings.max_frames:
+            frame_count = min(frame_count, self.settings.max_frames)
         with self._lock:
             waiting = self.store.count("queued")
             if waiting >= self.settings.max_queued:
