@@ -222,11 +222,12 @@ class JobRunner:
         with self._lock:
             updates = self._updates.get(job_id)
             if updates is None:
-                updates = self._updates[job_id] = Broadcaster()
+                updates = Broadcaster()
                 current = self.store.get(job_id)
-                if current is None:
+                if current is None:  # gone (swept): the inbox says so at once, and nothing is kept
                     updates.close()
                 else:
+                    self._updates[job_id] = updates
                     updates.publish(current)
             return updates, updates.subscribe()
 
@@ -272,7 +273,7 @@ class JobRunner:
         for leftover in (EVENTS_NAME, fmt.pipeline_name, fmt.result_name):  # of an interrupted attempt
             (directory / leftover).unlink(missing_ok=True)
         job = self.report(job_id, status="running", started_at=time.time(), attempts=job.attempts + 1, frames=0,
-                          fps=None)
+                          fps=None, notices=tuple(n for n in job.notices if n != STOPPING_NOTICE))
         events_path = directory / EVENTS_NAME
         overrides: dict[str, Any] = {
             "source": str(self.path(job.input_path)),
@@ -302,7 +303,7 @@ class JobRunner:
                 self._running.pop(job_id, None)
         if self._stop.is_set():  # the server is stopping: the job waits for the next start
             self.report(job_id, status="queued", started_at=None, attempts=job.attempts - 1, frames=0, fps=None,
-                        notices=(*job.notices, STOPPING_NOTICE))
+                        notices=(*job.notices, STOPPING_NOTICE))  # `job` is as it started: no notice twice
             log.info("job %s stopped with the server; it stays queued", job_id)
             return
         if summary.error:
@@ -315,7 +316,7 @@ class JobRunner:
             except EncoderUnavailable as exc:
                 self._finish(job_id, "failed", error=str(exc))
                 return
-            notices = [n for n in job.notices if n != STOPPING_NOTICE]
+            notices = list(job.notices)
             hint = no_action_hint(Timeline.from_events(read_events(events_path)), FeatureSpec().duration_s)
             if hint:
                 notices.append(hint)
