@@ -161,6 +161,11 @@ def test_rtsp_stream_end_to_end_gives_poses_and_annotated_video(rtsp_server, tmp
     assert count_frames(video) == summary.frames_out
     events = read_events(tmp_path / "e.jsonl")
     assert events[0]["status"] == "opened" and events[0]["width"] == 384 and events[-1]["type"] == "summary"
+    # The models load before the stream opens: the first frame shown was grabbed after they were ready,
+    # not buffered while they loaded, and the HUD's latency for it is honest.
+    first = next(e for e in events if e.get("status") == "first_frame")
+    assert first["time"] >= first["models_loaded"]
+    assert first["frame"] < 60, "the first frames shown should not be preceded by a long stale backlog"
 
 
 @pytest.mark.rtsp
