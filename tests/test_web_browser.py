@@ -141,6 +141,7 @@ def test_upload_page_shows_progress_plays_the_result_and_a_timeline_per_person(b
         assert seen[-1] == 100
         assert any(0 < value < 100 for value in seen), f"no progress shown between 0 and 100: {seen}"
         assert browser.find_element(By.ID, "percent").text == "100"
+        assert browser.find_element(By.ID, "frames").text == "100 / 100"  # --max-frames caps the count shown
         assert browser.find_element(By.ID, "error").get_attribute("hidden")
 
         video = "document.getElementById('result-video')"
