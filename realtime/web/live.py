@@ -10,9 +10,10 @@ It carries the upload app's security headers and Host check (security.py).
 
 from __future__ import annotations
 
+import logging
+
 import json
 import queue
-import sys
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from ..types import FrameRecord
 from .broadcast import Broadcaster
 from .security import allowed_host_names, harden
 from .serving import RequestHandler, bind, serve
+
+log = logging.getLogger("realtime")
 
 BOUNDARY = "frame"
 JPEG_QUALITY = 80
@@ -80,7 +83,7 @@ class LiveViewServer:
     @classmethod
     def from_address(cls, address: str, allowed_hosts: Iterable[str] = ()) -> LiveViewServer:
         server = cls(*parse_address(address), allowed_hosts=allowed_hosts)
-        print(f"realtime: live view on {server.url}", file=sys.stderr, flush=True)
+        log.info("live view on %s", server.url)
         return server
 
     @property
