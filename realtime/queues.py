@@ -78,12 +78,15 @@ class FrameQueue(Generic[T]):
             return None
 
     def items(self, stop: threading.Event, ends: int = 1) -> Iterator[T | EndOfStream]:
-        """Each item in turn until `stop` is set or `ends` EndOfStreams (one per producer) have come."""
+        """Each item in turn until `stop` is set or `ends` EndOfStreams (one per producer) have come.
+
+        A `CameraEnd` ends one camera, not the queue: it is passed on like any item.
+        """
         while not stop.is_set() and ends > 0:
             item = self.get(timeout=0.1)
             if item is None:
                 continue  # wake up to look at `stop` again
-            ends -= isinstance(item, EndOfStream)
+            ends -= isinstance(item, EndOfStream) and not isinstance(item, CameraEnd)
             yield item
 
 
