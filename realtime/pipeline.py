@@ -17,6 +17,7 @@ import queue
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -209,7 +210,9 @@ class Pipeline:
         # models with their skipped frames: room for that.
         burst = len(self.backends) * (max(c.skip or 0 for c in self.camera_configs) + 1) - 1 if live else 0
         self.posed: FrameQueue[FrameRecord] = FrameQueue(size, BufferPolicy.LOSSLESS)
-        self.results: FrameQueue[FrameRecord] = FrameQueue(size + burst, policy)
+        self._dropped_late: Counter[str] = Counter()  # per camera, after pose
+        self.results: FrameQueue[FrameRecord] = FrameQueue(
+            size + burst, policy, on_drop=lambda record: self._dropped_late.update((record.camera,)))
         self.pose_stage = PoseStage(self.backends, self.camera_configs, self.inbox, self.posed, self.stop,
                                     prefetch=not live)
         self.classification = ActionClassification(self.classifier, config.classifier.smoothing_s)
@@ -225,9 +228,8 @@ class Pipeline:
         return default_policy(kind) if name == "auto" else BufferPolicy(name)
 
     def _dropped(self, camera: str) -> int:
-        # The queues after the inbox are shared; their drops are counted against the first camera.
-        shared = self.posed.dropped + self.results.dropped if camera == next(iter(self.cameras)) else 0
-        return self.inbox.dropped[camera] + shared
+        # Before pose (the inbox) or before output (a slow display); the queue between is lossless.
+        return self.inbox.dropped[camera] + self._dropped_late[camera]
 
     @property
     def info(self) -> SourceInfo:
