@@ -126,7 +126,7 @@ def _main(argv: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .config import load_config
+    from .config import cameras_of, load_config
     from .pipeline import Pipeline
 
     config = load_config(args.config, overrides_from(args))
@@ -134,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     if args.serve:
         from .web.live import LiveViewServer
 
-        sinks.append(LiveViewServer.from_address(args.serve, args.allowed_host))
+        sinks.append(LiveViewServer.from_address(args.serve, args.allowed_host,
+                                                 cameras=[camera.name for camera in cameras_of(config)]))
     pipeline = Pipeline(config, sinks=sinks)
     summary = pipeline.run()
     for line in summary.lines():
