@@ -114,6 +114,11 @@ def check_file(source: str) -> None:
         raise SourceError(f"video file {source} is empty (0 bytes) — record or copy it again")
 
 
+def unopened_stream(source: str) -> tuple[cv2.VideoCapture, SourceInfo]:
+    """A stream to open later (its capture thread keeps trying), with a camera's usual rate until then."""
+    return cv2.VideoCapture(), SourceInfo(source, SourceKind.STREAM, 30.0, 0, 0, None)
+
+
 def source_info(cap: cv2.VideoCapture, source: str, kind: SourceKind) -> SourceInfo:
     fps = cap.get(cv2.CAP_PROP_FPS)
     if not (0 < fps < 1000):
@@ -143,7 +148,9 @@ class CaptureThread(threading.Thread):
 
     def run(self) -> None:
         try:
-            self._read_loop()
+            # A camera of several that was unreachable at the start is tried again like a lost one.
+            if self.cap.isOpened() or self._reconnect("not reachable at the start"):
+                self._read_loop()
         except Exception as exc:  # keep the pipeline alive long enough to finalize outputs
             self.error = f"capture failed: {type(exc).__name__}: {exc}"
         finally:

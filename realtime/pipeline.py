@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING
 import cv2
 
 from .capture import (CaptureThread, SourceInfo, SourceKind, StreamStatus, check_file, classify_source,
-                      default_policy, open_source)
+                      default_policy, open_source, unopened_stream)
 from .classifier import WEIGHTS_HINT, ActionClassifier
 from .config import CameraConfig, Config, cameras_of, weights_path
-from .errors import WeightsError
+from .errors import SourceError, WeightsError
 from .inference_worker import ActionClassification, StageThread
 from .output import CameraSummary, OutputStep
 from .pose import PoseBackend, create_backends
@@ -172,7 +172,16 @@ class Pipeline:
             self.cameras: dict[str, _Camera] = {}
             infos: dict[str, SourceInfo] = {}
             for camera in self.camera_configs:
-                cap, infos[camera.name] = open_source(camera.source, config.capture)
+                try:
+                    cap, infos[camera.name] = open_source(camera.source, config.capture)
+                except SourceError as exc:
+                    # One camera down at the start must not keep the others dark: with several, a
+                    # stream that may reconnect starts closed and its capture thread keeps trying.
+                    if len(self.camera_configs) == 1 or classify_source(camera.source) is not SourceKind.STREAM \
+                            or camera.reconnect_attempts == 0:
+                        raise
+                    log.warning("camera %s: %s; retrying in the background", camera.name, exc)
+                    cap, infos[camera.name] = unopened_stream(camera.source)
                 caps.append(cap)
             own_sinks: list[Sink] = []
             if config.output.video:
