@@ -129,17 +129,26 @@ class Detectron2Pose:
 
     name = "detectron2"
 
-    def __init__(self, config: str = DEFAULT_CONFIG, weights: str | None = None, score_thresh: float = 0.5,
-                 min_size_test: int = 800, device: str = "auto", download_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        config: str = DEFAULT_CONFIG,
+        weights: str | None = None,
+        score_thresh: float = 0.5,
+        min_size_test: int = 800,
+        device: str = "auto",
+        download_timeout: float = 30.0,
+    ) -> None:
         model_zoo, DetectionCheckpointer, get_cfg, DefaultPredictor = _import_detectron2()
         import torch
 
-        self.cfg = self._build_cfg(model_zoo, get_cfg, config, score_thresh, min_size_test,
-                                   self._pick_device(torch, device))
+        self.cfg = self._build_cfg(
+            model_zoo, get_cfg, config, score_thresh, min_size_test, self._pick_device(torch, device)
+        )
         if weights == RANDOM_INIT_FOR_TESTS:
             local_weights = None
-            log.warning("detectron2 pose model has RANDOM weights (%s): its keypoints mean nothing",
-                        RANDOM_INIT_FOR_TESTS)
+            log.warning(
+                "detectron2 pose model has RANDOM weights (%s): its keypoints mean nothing", RANDOM_INIT_FOR_TESTS
+            )
         else:
             source = weights if weights else self._zoo_checkpoint_url(model_zoo, config)
             local_weights = self._local_weights(source, download_timeout)
@@ -177,13 +186,17 @@ class Detectron2Pose:
             try:
                 config_file = model_zoo.get_config_file(config)
             except RuntimeError:
-                raise ConfigError(f"pose.detectron2.config {config!r} is neither a file nor in detectron2's "
-                                  f"model zoo; the article's is {DEFAULT_CONFIG}") from None
+                raise ConfigError(
+                    f"pose.detectron2.config {config!r} is neither a file nor in detectron2's "
+                    f"model zoo; the article's is {DEFAULT_CONFIG}"
+                ) from None
         cfg = get_cfg()
         cfg.merge_from_file(config_file)
         if not cfg.MODEL.KEYPOINT_ON or cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS != NUM_KEYPOINTS:
-            raise ConfigError(f"pose.detectron2.config {config!r} is not a COCO-17 keypoint model; "
-                              f"use one from COCO-Keypoints/, e.g. {DEFAULT_CONFIG}")
+            raise ConfigError(
+                f"pose.detectron2.config {config!r} is not a COCO-17 keypoint model; "
+                f"use one from COCO-Keypoints/, e.g. {DEFAULT_CONFIG}"
+            )
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = float(score_thresh)
         cfg.INPUT.MIN_SIZE_TEST = int(min_size_test)
         cfg.MODEL.DEVICE = device
@@ -215,8 +228,10 @@ class Detectron2Pose:
             # URLError's own text wraps the reason in "<urlopen error ...>"; HTTPError's has the code.
             plain = isinstance(exc, URLError) and not isinstance(exc, HTTPError)
             reason = str(exc.reason if plain else exc) or type(exc).__name__
-            raise WeightsError(f"cannot download detectron2 weights {source} ({reason}); fetch that file where "
-                               f"there is internet and {HOW_TO_PASS_WEIGHTS}") from None
+            raise WeightsError(
+                f"cannot download detectron2 weights {source} ({reason}); fetch that file where "
+                f"there is internet and {HOW_TO_PASS_WEIGHTS}"
+            ) from None
 
     def _load_checked(self, DetectionCheckpointer, path: str) -> None:
         """Load through detectron2's checkpointer, then refuse a file that leaves parts random."""
@@ -231,14 +246,18 @@ class Detectron2Pose:
         try:
             checkpointer.load(path)
         except Exception as exc:  # pickle, zip and torch errors alike mean "not a checkpoint"
-            raise WeightsError(f"detectron2 weights {path} cannot be read ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else ''}); {HOW_TO_PASS_WEIGHTS}") from None
+            raise WeightsError(
+                f"detectron2 weights {path} cannot be read ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); {HOW_TO_PASS_WEIGHTS}"
+            ) from None
         bad = checkpointer.incompatible
         misfits = list(bad.missing_keys) + [key for key, _, _ in bad.incorrect_shapes]
         if misfits:
-            raise WeightsError(f"detectron2 weights {path} do not fit {self.cfg.MODEL.META_ARCHITECTURE} keypoint "
-                               f"model ({len(misfits)} tensors missing or misshaped, e.g. {misfits[0]}); "
-                               f"use the model-zoo checkpoint of the same config")
+            raise WeightsError(
+                f"detectron2 weights {path} do not fit {self.cfg.MODEL.META_ARCHITECTURE} keypoint "
+                f"model ({len(misfits)} tensors missing or misshaped, e.g. {misfits[0]}); "
+                f"use the model-zoo checkpoint of the same config"
+            )
 
     def estimate(self, image_bgr: np.ndarray) -> Poses:
         # DefaultPredictor takes BGR (cfg.INPUT.FORMAT) and resizes to MIN_SIZE_TEST itself;
