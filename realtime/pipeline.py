@@ -374,6 +374,7 @@ class Pipeline:
             return
         camera = self.cameras[name]
         camera.capture.join(timeout=10)
+        self._drain_status()  # its last stream events (lost, gave_up) come before its end
         summary = self.output.meter(name).summary(
             camera.capture.frames_read, self._dropped(name), time.monotonic() - self._t_started
         )
