@@ -11,6 +11,6 @@ setup(
         "torch", "pytorch-lightning", "torchmetrics", "mediapipe", "numpy<2",
         "opencv-python", "PyYAML",
     ],
-    extras_require={"detectron2": ["detectron2"], "web": ["Flask"]},
+    extras_require={"detectron2": ["detectron2"], "web": ["Flask"], "cluster": ["ray==2.60.0"]},
     entry_points={"console_scripts": ["realtime=realtime.__main__:main"]},
 )

@@ -1,0 +1,194 @@
+"""Cameras on a real Ray cluster: two Ray nodes on 127.0.0.1, three cameras, one driver.
+
+The cluster (tests/ray_fixtures.py) is a head with 2 CPUs and an `edge` node with no CPU and the
+custom resource {"edge": 1}, started with `ray start` like a real deployment. The job runs the
+real command `python -m realtime cluster --address ...` with two real Weizmann clips (looped by
+the test so they outlast it, read at their frame rate) and a live RTSP stream from the real
+GStreamer server; the RTSP camera asks for `edge`, the clips for CPU. The real pose model and the
+shipped classifier run in the actors.
+
+One job serves the whole module, in order: its events and placement, then one camera actor
+killed and restarted, then SIGTERM to the driver. A module fixture keeps the file within CI's
+time budget (one cluster and one actor start-up instead of three).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+import yaml
+from conftest import REPO, count_frames, read_events
+from ray_fixtures import LocalRayCluster, nodes_by_resource, ray_env
+from rtsp_fixtures import RtspServer, wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.rtsp, pytest.mark.slow]
+
+EXPECTED = {"jack": "JUMPING_JACKS", "wave": "WAVING_2HANDS", "door": "WAVING_1HAND"}
+LOOP_SECONDS = 150  # longer than the module runs, so the clips are still playing at SIGTERM
+
+
+def loop_clip(src: Path, dst: Path, seconds: float) -> Path:
+    """The real clip repeated to `seconds` long (written with OpenCV, MJPG at the clip's rate)."""
+    cap = cv2.VideoCapture(str(src))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    frames = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(image)
+    cap.release()
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    for i in range(int(seconds * fps)):
+        writer.write(frames[i % len(frames)])
+    writer.release()
+    return dst
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    cluster = LocalRayCluster()
+    try:
+        cluster.start_head(num_cpus=2)
+        cluster.add_node(num_cpus=0, resources={"edge": 1})
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(cluster.temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def door_stream(datasets):
+    server = RtspServer(datasets / "weizmann" / "wave1" / "daria_wave1.avi", fps=25)
+    server.start()
+    yield server
+    server.close()
+
+
+class Job:
+    """The driver process and where it writes."""
+
+    def __init__(self, folder: Path, address: str, process: subprocess.Popen) -> None:
+        self.folder, self.address, self.process = folder, address, process
+        self.events_path = folder / "events.jsonl"
+        self.video_dir = folder / "video"
+
+    def events(self) -> list[dict]:
+        return read_events(self.events_path) if self.events_path.exists() else []
+
+    def status(self) -> dict[str, dict]:
+        out = subprocess.run([sys.executable, "-m", "realtime", "cluster", "status", "--address", self.address,
+                              "--json"], capture_output=True, text=True, env=ray_env(), cwd=REPO, timeout=60,
+                             check=False)
+        assert out.returncode == 0, out.stderr
+        return {row["camera"]: row for row in json.loads(out.stdout.strip().splitlines()[-1])}
+
+    def log(self) -> str:
+        return (self.folder / "driver.err").read_text(errors="replace")[-3000:]
+
+
+@pytest.fixture(scope="module")
+def job(ray_cluster, door_stream, datasets, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cluster_job")
+    weizmann = datasets / "weizmann"
+    config = {
+        "cameras": [
+            {"name": "jack", "source": str(loop_clip(weizmann / "jack" / "daria_jack.avi", folder / "jack.avi",
+                                                     LOOP_SECONDS))},
+            {"name": "wave", "source": str(loop_clip(weizmann / "wave2" / "daria_wave2.avi", folder / "wave.avi",
+                                                     LOOP_SECONDS))},
+            {"name": "door", "source": door_stream.url},
+        ],
+        "pose_fps": 10,
+        "capture": {"pace": True},
+        "pose": {"backend": "blazepose", "workers": 1},
+        "cluster": {"num_cpus": 0.5, "max_restarts": 2,
+                    "placement": {"door": {"num_cpus": 0, "resources": {"edge": 1}}}},
+    }
+    (folder / "cams.yaml").write_text(yaml.safe_dump(config))
+    with open(folder / "driver.out", "w") as out, open(folder / "driver.err", "w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "realtime", "cluster", "--config", str(folder / "cams.yaml"),
+             "--address", ray_cluster.address, "--events", str(folder / "events.jsonl"), "--flush-events",
+             "--output", str(folder / "video")], stdout=out, stderr=err, env=ray_env(), cwd=REPO)
+    running = Job(folder, ray_cluster.address, process)
+    yield running
+    if process.poll() is None:  # a test failed before the SIGTERM test
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def labelled(events: list[dict], camera: str, label: str, after: int = 0) -> bool:
+    return any(e["type"] == "action" and e["camera"] == camera and e["label"] == label for e in events[after:])
+
+
+def test_every_camera_runs_where_its_resources_say_and_its_labels_arrive(job, ray_cluster):
+    arrived = wait_for(lambda: all(labelled(job.events(), camera, label) for camera, label in EXPECTED.items()),
+                       timeout=150, interval=0.5)
+    assert arrived, f"labels so far: {[(e['camera'], e['label']) for e in job.events() if e['type'] == 'action']}" \
+                    f"\n{job.log()}"
+    roles = nodes_by_resource(ray_cluster.address)
+    assert sorted(roles.values()) == ["edge", "head"]
+    started = {e["camera"]: e for e in job.events() if e["type"] == "actor" and e["status"] == "started"}
+    assert roles[started["door"]["node_id"]] == "edge"  # the only camera asking for `edge`
+    assert roles[started["jack"]["node_id"]] == roles[started["wave"]["node_id"]] == "head"  # the CPUs are there
+    status = job.status()
+    assert set(status) == set(EXPECTED)
+    for camera, row in status.items():
+        assert row["node_id"] == started[camera]["node_id"] and row["pid"] == started[camera]["pid"]
+        assert row["state"] == "running" and row["frames_out"] > 0
+
+
+def test_killed_camera_actor_restarts_and_resumes_while_the_others_run(job):
+    before = job.status()
+    pid = before["door"]["pid"]
+    # The pid is the Ray worker process that runs the door actor (Ray names it after the actor class).
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::CameraActor")
+    seen = len(job.events())
+    os.kill(pid, signal.SIGKILL)
+
+    def resumed() -> bool:
+        events = job.events()[seen:]
+        restarted = [i for i, e in enumerate(events) if e["camera"] == "door" and e["type"] == "stream"
+                     and e["status"] == "restarted"]
+        return bool(restarted) and labelled(events, "door", EXPECTED["door"], after=restarted[0])
+
+    assert wait_for(resumed, timeout=120, interval=0.5), job.log()
+    after = job.status()
+    assert after["door"]["restarts"] == 1 and after["door"]["pid"] != pid and after["door"]["state"] == "running"
+    for camera in ("jack", "wave"):  # never stopped: same process, frames kept coming, no restart
+        assert after[camera]["pid"] == before[camera]["pid"] and after[camera]["restarts"] == 0
+        assert after[camera]["frames_out"] > before[camera]["frames_out"]
+        assert after[camera]["state"] == "running"
+    others = [e for e in job.events()[seen:] if e["camera"] != "door" and e["type"] in ("stream", "actor")]
+    assert others == [], others
+
+
+def test_sigterm_to_the_driver_stops_every_camera_with_finalized_outputs(job):
+    job.process.send_signal(signal.SIGTERM)
+    assert job.process.wait(timeout=120) == 0, job.log()
+    lines = (job.folder / "driver.out").read_text().splitlines()
+    events = job.events()
+    for camera, label in EXPECTED.items():
+        mine = [e for e in events if e["camera"] == camera]
+        ended = [e for e in mine if e["type"] == "stream" and e["status"] == "ended"]
+        assert ended and ended[-1]["stopped_by"] == "sigterm"
+        summary = [e for e in mine if e["type"] == "summary"][-1]
+        assert summary["labels"].get(label, 0) > 0
+        # The video its (last) actor wrote is complete: it decodes, every shown frame is in it.
+        video = job.video_dir / (f"{camera}.restart1.mp4" if camera == "door" else f"{camera}.mp4")
+        assert count_frames(video) == summary["frames_out"] > 0
+        assert any(line.startswith(f"realtime: {camera} on ") for line in lines), lines
