@@ -7,9 +7,13 @@ the test so they outlast it, read at their frame rate) and a live RTSP stream fr
 GStreamer server; the RTSP camera asks for `edge`, the clips for CPU. The real pose model and the
 shipped classifier run in the actors.
 
-One job serves the whole module, in order: its events and placement, then one camera actor
+A fourth camera points at an RTSP port where nothing listens: it must end with its own error
+while the others run.
+
+One job serves the cluster tests, in order: its events and placement, then one camera actor
 killed and restarted, then SIGTERM to the driver. A module fixture keeps the file within CI's
-time budget (one cluster and one actor start-up instead of three).
+time budget (one cluster and one actor start-up instead of three). The first tests need no
+cluster: the placement plan and the one-line errors.
 """
 
 from __future__ import annotations
@@ -25,11 +29,21 @@ from pathlib import Path
 import cv2
 import pytest
 import yaml
-from conftest import REPO, count_frames, read_events
+from conftest import REPO, count_frames, read_events, run_cli
 from ray_fixtures import LocalRayCluster, nodes_by_resource, ray_env
-from rtsp_fixtures import RtspServer, wait_for
+from rtsp_fixtures import RtspServer, free_port, wait_for
 
-pytestmark = [pytest.mark.cluster, pytest.mark.rtsp, pytest.mark.slow]
+from realtime.cluster.plan import Resources, actor_config, plan_actors
+from realtime.config import load_config
+from realtime.errors import ConfigError
+
+
+def on_cluster(test):
+    """The tests that start Ray (and an RTSP server); the plan and error tests need neither."""
+    for mark in (pytest.mark.cluster, pytest.mark.rtsp, pytest.mark.slow):
+        test = mark(test)
+    return test
+
 
 EXPECTED = {"jack": "JUMPING_JACKS", "wave": "WAVING_2HANDS", "door": "WAVING_1HAND"}
 LOOP_SECONDS = 150  # longer than the module runs, so the clips are still playing at SIGTERM
@@ -52,6 +66,58 @@ def loop_clip(src: Path, dst: Path, seconds: float) -> Path:
         writer.write(frames[i % len(frames)])
     writer.release()
     return dst
+
+
+def write_config(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "cams.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_cameras_group_by_what_they_ask_for_and_actors_ask_for_the_sum(tmp_path):
+    config = load_config(write_config(tmp_path, {
+        "cameras": [{"name": n, "source": f"rtsp://cam/{n}"} for n in ("a", "b", "c", "gpu1", "gpu2")],
+        "cluster": {"cameras_per_actor": 2, "num_cpus": 0.5, "resources": {"site": 1},
+                    "placement": {"gpu1": {"num_gpus": 0.5, "resources": {"gpu_site": 1}},
+                                  "gpu2": {"num_gpus": 0.5, "resources": {"gpu_site": 1}}}},
+    }))
+    plans = plan_actors(config)
+    assert [plan.name for plan in plans] == ["a+b", "c", "gpu1+gpu2"]
+    assert plans[0].resources == Resources(1.0, 0.0, (("site", 2.0),))
+    assert plans[1].resources == Resources(0.5, 0.0, (("site", 1.0),))
+    # A GPU camera never shares an actor (nor a node) with a CPU camera.
+    assert plans[2].resources == Resources(1.0, 1.0, (("gpu_site", 2.0), ("site", 2.0)))
+    assert plans[2].resources.ray_options() == {"num_cpus": 1.0, "num_gpus": 1.0,
+                                                "resources": {"gpu_site": 2.0, "site": 2.0}}
+
+
+def test_each_actor_runs_only_its_cameras_headless_into_its_own_video_files(tmp_path):
+    config = load_config(write_config(tmp_path, {
+        "cameras": [{"name": "a", "source": "rtsp://cam/a"}, {"name": "b", "source": "rtsp://cam/b"}],
+        "output": {"video": str(tmp_path / "videos"), "events": str(tmp_path / "e.jsonl")},
+    }))
+    first = plan_actors(config)[0]
+    own = actor_config(config, first)
+    assert [c.name for c in own.cameras] == ["a"] and own.output.headless and own.output.events is None
+    assert own.output.video == str(tmp_path / "videos" / "a.mp4")
+    # A restarted actor does not overwrite what its predecessor left.
+    assert actor_config(config, first, restart=2).output.video == str(tmp_path / "videos" / "a.restart2.mp4")
+
+
+def test_placement_of_a_camera_that_does_not_exist_is_a_config_error(tmp_path):
+    config = load_config(write_config(tmp_path, {
+        "cameras": [{"name": "door", "source": "rtsp://cam/door"}],
+        "cluster": {"placement": {"dor": {"num_gpus": 1}}},
+    }))
+    with pytest.raises(ConfigError, match="cluster.placement names dor"):
+        plan_actors(config)
+
+
+def test_an_address_where_no_cluster_listens_is_one_line_and_quick(tmp_path):
+    result = run_cli("cluster", "--source", "door=rtsp://127.0.0.1:1/x", "--address", f"127.0.0.1:{free_port()}",
+                     timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "nothing answers at 127.0.0.1:" in result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +173,7 @@ def job(ray_cluster, door_stream, datasets, tmp_path_factory):
             {"name": "wave", "source": str(loop_clip(weizmann / "wave2" / "daria_wave2.avi", folder / "wave.avi",
                                                      LOOP_SECONDS))},
             {"name": "door", "source": door_stream.url},
+            {"name": "gone", "source": f"rtsp://127.0.0.1:{free_port()}/gone"},  # nothing listens there
         ],
         "pose_fps": 10,
         "capture": {"pace": True},
@@ -135,9 +202,14 @@ def labelled(events: list[dict], camera: str, label: str, after: int = 0) -> boo
     return any(e["type"] == "action" and e["camera"] == camera and e["label"] == label for e in events[after:])
 
 
+def failed(events: list[dict], camera: str) -> list[dict]:
+    return [e for e in events if e["camera"] == camera and e["type"] == "stream" and e["status"] == "error"]
+
+
+@on_cluster
 def test_every_camera_runs_where_its_resources_say_and_its_labels_arrive(job, ray_cluster):
-    arrived = wait_for(lambda: all(labelled(job.events(), camera, label) for camera, label in EXPECTED.items()),
-                       timeout=150, interval=0.5)
+    arrived = wait_for(lambda: all(labelled(job.events(), camera, label) for camera, label in EXPECTED.items())
+                       and failed(job.events(), "gone"), timeout=150, interval=0.5)
     assert arrived, f"labels so far: {[(e['camera'], e['label']) for e in job.events() if e['type'] == 'action']}" \
                     f"\n{job.log()}"
     roles = nodes_by_resource(ray_cluster.address)
@@ -145,13 +217,18 @@ def test_every_camera_runs_where_its_resources_say_and_its_labels_arrive(job, ra
     started = {e["camera"]: e for e in job.events() if e["type"] == "actor" and e["status"] == "started"}
     assert roles[started["door"]["node_id"]] == "edge"  # the only camera asking for `edge`
     assert roles[started["jack"]["node_id"]] == roles[started["wave"]["node_id"]] == "head"  # the CPUs are there
+    # The camera with no stream ended with its own error, one line naming the stream.
+    assert "cannot open stream rtsp://127.0.0.1:" in failed(job.events(), "gone")[0]["error"]
     status = job.status()
-    assert set(status) == set(EXPECTED)
-    for camera, row in status.items():
+    assert set(status) == {*EXPECTED, "gone"}
+    assert status["gone"]["state"] == "error" and "cannot open stream" in status["gone"]["error"]
+    for camera in EXPECTED:
+        row = status[camera]
         assert row["node_id"] == started[camera]["node_id"] and row["pid"] == started[camera]["pid"]
         assert row["state"] == "running" and row["frames_out"] > 0
 
 
+@on_cluster
 def test_killed_camera_actor_restarts_and_resumes_while_the_others_run(job):
     before = job.status()
     pid = before["door"]["pid"]
@@ -173,14 +250,18 @@ def test_killed_camera_actor_restarts_and_resumes_while_the_others_run(job):
         assert after[camera]["pid"] == before[camera]["pid"] and after[camera]["restarts"] == 0
         assert after[camera]["frames_out"] > before[camera]["frames_out"]
         assert after[camera]["state"] == "running"
-    others = [e for e in job.events()[seen:] if e["camera"] != "door" and e["type"] in ("stream", "actor")]
+    others = [e for e in job.events()[seen:] if e["camera"] in ("jack", "wave") and e["type"] in ("stream", "actor")]
     assert others == [], others
 
 
+@on_cluster
 def test_sigterm_to_the_driver_stops_every_camera_with_finalized_outputs(job):
     job.process.send_signal(signal.SIGTERM)
-    assert job.process.wait(timeout=120) == 0, job.log()
+    # Exit 1: one camera (gone) ended with an error; every other camera was stopped cleanly.
+    assert job.process.wait(timeout=120) == 1, job.log()
     lines = (job.folder / "driver.out").read_text().splitlines()
+    assert "4 cameras, 1 with errors; stopped by sigterm" in lines[-1]
+    assert any(line.startswith("realtime: gone on ") and "cannot open stream" in line for line in lines), lines
     events = job.events()
     for camera, label in EXPECTED.items():
         mine = [e for e in events if e["camera"] == camera]

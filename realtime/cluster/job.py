@@ -183,6 +183,7 @@ class ClusterJob:
                 outcome.restarts = event["restarts"]
             if outcome is not None and event["type"] == "stream" and event["status"] == "error":
                 outcome.error = event.get("error")
+                self.notice(f"realtime: {outcome.camera}: {outcome.error}")
             if self.writer is not None:
                 self.writer.send(event)
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Any
 
 from ..errors import RealtimeError
 from .plan import ActorPlan
 
+# A head that does not accept a TCP connection within this long is not there.
+PROBE_TIMEOUT_S = 5.0
 INSTALL_HINT = "install it with pip install 'realtime[cluster]' (ray==2.60.0)"
 
 
@@ -38,6 +41,7 @@ def connect(address: str | None, namespace: str, local_cpus: int | None = None) 
     if address is None:
         ray.init(num_cpus=local_cpus or os.cpu_count() or 1, include_dashboard=False, **quiet)
         return True
+    _probe(address)
     try:
         ray.init(address=address, **quiet)
     except ValueError as exc:  # ray:// without Ray Client's grpcio, or a malformed address
@@ -50,6 +54,19 @@ def connect(address: str | None, namespace: str, local_cpus: int | None = None) 
         raise ClusterError(f"cannot reach a Ray cluster at {address} ({_first_line(exc)}) — start one with "
                            f"`ray start --head` or check the address") from None
     return False
+
+
+def _probe(address: str) -> None:
+    """Fail in seconds when nothing listens at HOST:PORT: Ray itself keeps retrying the GCS for
+    minutes, deaf to Ctrl-C and SIGTERM while it does."""
+    host, sep, port = address.rpartition(":")
+    if "://" in address or not sep or not port.isdigit():
+        return  # `auto`, or ray:// (Ray Client has its own timeout)
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ClusterError(f"nothing answers at {address} ({exc.strerror or exc}) — start a head there with "
+                           f"`ray start --head --port {port}`, or check --address") from None
 
 
 def _first_line(exc: BaseException) -> str:
