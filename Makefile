@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.txt setup.py
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
-# Debian packages the tests drive for real (Xvfb, ffmpeg, an RTSP server, Chromium).
+# Debian packages the tests drive for real (Xvfb, ffmpeg, an RTSP server, Chromium, mosquitto).
 system-deps:
 	@bash scripts/install_system_deps.sh
 
@@ -31,7 +31,7 @@ test: $(VENV)/.installed system-deps
 	$(PY) -m pytest -m "not detectron2" $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -m "not detectron2 and not slow and not rtsp and not browser and not gui" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not detectron2 and not slow and not rtsp and not browser and not gui and not mqtt" $(PYTEST_ARGS)
 
 -include make/*.mk
 

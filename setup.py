@@ -9,7 +9,7 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "torch", "pytorch-lightning", "torchmetrics", "mediapipe", "numpy<2",
-        "opencv-python", "PyYAML",
+        "opencv-python", "PyYAML", "paho-mqtt",
     ],
     extras_require={"detectron2": ["detectron2"], "web": ["Flask"], "cluster": ["ray==2.60.0"]},
     entry_points={"console_scripts": ["realtime=realtime.__main__:main"]},

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write the annotated video (.mp4, .avi, .mkv, .webm); a folder with several "
                                     "cameras")
     p.add_argument("--events", help="write JSON-lines events")
+    p.add_argument("--timeline", metavar="PNG", help="draw each person's actions over the run to a PNG at the end")
+    p.add_argument("--mqtt", metavar="URL", help="publish events to an MQTT broker: mqtt://[user:pass@]host[:port] "
+                                                 "(mqtts:// for TLS; config: mqtt)")
     p.add_argument("--flush-events", action="store_true", default=None, help="flush events after each line")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--pace", action="store_true", default=None, help="read a file at its native frame rate")
@@ -62,11 +65,15 @@ def overrides_from(args: argparse.Namespace) -> dict:
         ("pose", "workers"): args.pose_workers,
         ("classifier", "weights"): args.weights, ("pose", "detectron2", "weights"): args.weights_pose,
         ("output", "headless"): args.headless, ("output", "fullscreen"): args.fullscreen,
-        ("output", "video"): args.output, ("output", "events"): args.events,
+        ("output", "video"): args.output, ("output", "events"): args.events, ("output", "timeline"): args.timeline,
         ("output", "flush_events"): args.flush_events, ("max_frames",): args.max_frames,
         ("capture", "pace"): args.pace, ("capture", "reconnect_attempts"): args.reconnect_attempts,
     }
     nested: dict = {}
+    if args.mqtt:
+        from .mqtt import overrides_from_url
+
+        nested.update(overrides_from_url(args.mqtt))
     if args.source:
         from .config import parse_camera_arg
 
@@ -129,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(config, sinks=sinks)
     summary = pipeline.run()
     for line in summary.lines():
-        print(line)
+        print(line, flush=True)
     if summary.error:
         print(f"realtime: error: {summary.error}", file=sys.stderr)
         return 1

@@ -102,8 +102,25 @@ class OutputConfig:
     video: str | None = _opt(None, "write the annotated video here (.mp4, .avi, .mkv or .webm); with several "
                                    "cameras a folder, one <camera>.mp4 each", path=True)
     events: str | None = _opt(None, "write JSON-lines events here", path=True)
+    timeline: str | None = _opt(None, "draw each person's actions over the run to this .png at the end", path=True)
     flush_events: bool = _opt(False, "flush the events file after every event, for tailing")
     window_title: str = _opt("realtime", "title of the live window")
+
+
+@dataclass
+class MqttConfig:
+    host: str | None = _opt(None, "MQTT broker host name or address; empty = no MQTT")
+    port: int = _opt(1883, "broker port (8883 is usual with tls)", minimum=1, maximum=65535)
+    topic_prefix: str = _opt("realtime", "topics are <prefix>/<camera>/<type>, <prefix>/<camera>/state and "
+                                         "<prefix>/availability")
+    client_id: str | None = _opt(None, "MQTT client id, unique per broker; empty = realtime-<machine>-<pid>")
+    username: str | None = _opt(None, "broker user name; empty = anonymous")
+    password: str | None = _opt(None, "broker password")
+    tls: bool = _opt(False, "connect with TLS, checked against the system's CA certificates")
+    qos: int = _opt(1, "0 = at most once; 1 = at least once (resent after a reconnect); 2 = exactly once",
+                    minimum=0, maximum=2)
+    queue_size: int = _opt(10000, "events held while the broker is unreachable; beyond it the oldest is dropped",
+                           minimum=1)
 
 
 @dataclass
@@ -149,6 +166,7 @@ class Config:
     pose: PoseConfig = field(default_factory=PoseConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 
@@ -33,7 +34,11 @@ from .pose import PoseBackend, create_backends
 from .pose_stage import PoseStage
 from .queues import BufferPolicy, CameraInbox, CameraQueue, EndOfStream, FrameQueue
 from .sinks import EventSink, EventWriter, JsonlWriter, Sink, VideoFiles, WindowSink
+from .timeline import TimelineWriter
 from .types import FrameRecord
+
+if TYPE_CHECKING:
+    from .mqtt import MqttWriter
 
 log = logging.getLogger("realtime")
 
@@ -41,6 +46,11 @@ _STATUS_NOTICES = {
     "lost": "stream {camera} ({source}) lost after {frames} frames ({reason})",
     "reconnected": "stream {camera} ({source}) back after {gap_s:.1f} s (attempt {attempt})",
 }
+
+
+def _wall(t_monotonic: float) -> float:
+    """A monotonic time as wall-clock time, for logs joined with other systems'."""
+    return time.time() - (time.monotonic() - t_monotonic)
 
 
 @dataclass
@@ -51,6 +61,7 @@ class RunSummary:
     stopped_by: str = "end"
     error: str | None = None
     startup_s: float = 0.0  # from building the pipeline to the first frame shown
+    mqtt: dict[str, int] | None = None  # messages published and dropped, when MQTT is on
 
     def _total(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.cameras.values())
@@ -84,6 +95,8 @@ class RunSummary:
                          f"{c.fps:.1f} FPS, pose {c.pose_fps:.1f}/s, latency p50 {c.latency_ms_p50:.0f} ms "
                          f"p95 {c.latency_ms_p95:.0f} ms; people max {c.people_max}, mean {c.people_mean:.1f}, "
                          f"{c.tracks} tracks; labels shown: {labels}")
+        if self.mqtt is not None:
+            lines.append(f"realtime: MQTT: {self.mqtt['published']} messages published, {self.mqtt['dropped']} dropped")
         lines.append(f"realtime: started in {self.startup_s:.1f} s; stopped by {self.stopped_by}")
         return lines
 
@@ -137,10 +150,24 @@ class Pipeline:
             if config.output.events:
                 writers.append(JsonlWriter(config.output.events, config.output.flush_events))
                 opened.append(writers[-1])
+            if config.output.timeline:
+                writers.append(TimelineWriter(config.output.timeline))
+                opened.append(writers[-1])
+            if config.mqtt.host:
+                from .mqtt import MqttWriter  # paho only when MQTT is asked for
+
+                # Connects in the background: a broker that is down never holds up the cameras.
+                self.mqtt: MqttWriter | None = MqttWriter(
+                    config.mqtt, notice=lambda message: log.warning(message.removeprefix("realtime: ")))
+                writers.append(self.mqtt)
+                opened.append(writers[-1])
+            else:
+                self.mqtt = None
             self.events = EventSink([*writers, *event_writers])
             if not self.backends:
                 self.backends = create_backends(config.pose)
             opened.extend(self.backends)
+            self._t_models = time.monotonic()
             self.cameras: dict[str, _Camera] = {}
             infos: dict[str, SourceInfo] = {}
             for camera in self.camera_configs:
@@ -191,6 +218,7 @@ class Pipeline:
         self.output = OutputStep([self.events, *own_sinks, *sinks], config.pose.min_score, self._dropped,
                                  name_cameras=len(self.cameras) > 1)
         self._t_built = t_built
+        self._shown_first: set[str] = set()
 
     def _policy(self, kind: SourceKind) -> BufferPolicy:
         name = self.config.capture.policy
@@ -247,6 +275,12 @@ class Pipeline:
                 break
             if self.summary.startup_s == 0.0:
                 self.summary.startup_s = time.monotonic() - self._t_built
+            if item.camera not in self._shown_first:
+                self._shown_first.add(item.camera)
+                # The first frame is newer than the models (they load before the source opens).
+                self.events.emit(item.camera, {"type": "stream", "status": "first_frame", "frame": item.index,
+                                               "time": round(_wall(item.t_capture), 3),
+                                               "models_loaded": round(_wall(self._t_models), 3)})
             self.output(item)
         self._drain_status()
 
@@ -261,8 +295,8 @@ class Pipeline:
             # After "lost", windows start afresh by themselves: the tracker retires people
             # unseen for max_age_s and TrackWindow drops history across any gap longer than
             # the feature spec's max_gap_s, so no window spans missing time.
-            wall = time.time() - (time.monotonic() - status.t)  # when it happened, for surveillance logs
-            self.events.emit(status.camera, {"type": "stream", "status": status.status, "time": round(wall, 3),
+            self.events.emit(status.camera, {"type": "stream", "status": status.status,
+                                             "time": round(_wall(status.t), 3),
                                              **status.detail})
             message = _STATUS_NOTICES.get(status.status)
             if message:
@@ -297,6 +331,9 @@ class Pipeline:
                 sink.close()
             except Exception as exc:  # the others still get finalized
                 log.error("closing %s failed: %s", type(sink).__name__, exc)
+        if self.mqtt is not None:
+            stats = self.mqtt.stats
+            s.mqtt = {"published": stats.published, "dropped": stats.dropped}
         with contextlib.suppress(Exception):
             self.pose_stage.close()
 

@@ -51,12 +51,16 @@ class PoseSchedule:
 
     def wants(self, record: FrameRecord) -> bool:
         """Whether to pose this frame (call once per frame, in order)."""
+        return self.due(record.t_media)
+
+    def due(self, t_media: float) -> bool:
+        """Whether to pose the frame taken at `t_media` (once per frame, in order)."""
         due = self._seen % (self.skip + 1) == 0
         self._seen += 1
-        if due and self._last_posed is not None and record.t_media - self._last_posed < self.min_interval_s:
+        if due and self._last_posed is not None and t_media - self._last_posed < self.min_interval_s:
             due = False
         if due:
-            self._last_posed = record.t_media
+            self._last_posed = t_media
         return due
 
 

@@ -32,7 +32,7 @@ from realtime.errors import SourceError
 from realtime.features import FeatureSpec, TrackWindow
 from realtime.pipeline import Pipeline, RunSummary
 from realtime.tracker import Tracker
-from realtime.types import FrameResult, Poses
+from realtime.types import FrameRecord, Poses
 
 # Short timeouts and backoff so failures show within seconds.
 FAST_CAPTURE = {"open_timeout_ms": 3000, "read_timeout_ms": 2000, "reconnect_delay_s": 0.5,
@@ -70,9 +70,9 @@ class Recorder:
     delay_s: float = 0.0
     rows: list[Shown] = field(default_factory=list)
 
-    def write(self, image: np.ndarray, result: FrameResult) -> None:
-        tracks = {t.track_id: (t.prediction.label if t.prediction else None) for t in result.tracks}
-        self.rows.append(Shown(time.monotonic(), result.frame.t_capture, tracks))
+    def write(self, record: FrameRecord) -> None:
+        tracks = {t.track_id: (t.prediction.label if t.prediction else None) for t in record.tracks}
+        self.rows.append(Shown(time.monotonic(), record.t_capture, tracks))
         if self.delay_s:
             time.sleep(self.delay_s)
 
@@ -108,7 +108,7 @@ def make_pipeline(source: str, tmp_path: Path, recorder: Recorder, capture: dict
     if weights is not None:
         overrides["classifier"] = {"weights": str(weights)}
     config = load_config(REPO / "config.yaml", overrides)
-    return Pipeline(config, weights_explicit=weights is not None, extra_sinks=[recorder], notice=lambda _m: None)
+    return Pipeline(config, sinks=[recorder])
 
 
 def stream_events(path: Path) -> list[dict]:
@@ -161,6 +161,11 @@ def test_rtsp_stream_end_to_end_gives_poses_and_annotated_video(rtsp_server, tmp
     assert count_frames(video) == summary.frames_out
     events = read_events(tmp_path / "e.jsonl")
     assert events[0]["status"] == "opened" and events[0]["width"] == 384 and events[-1]["type"] == "summary"
+    # The models load before the stream opens: the first frame shown was grabbed after they were ready,
+    # not buffered while they loaded, and the HUD's latency for it is honest.
+    first = next(e for e in events if e.get("status") == "first_frame")
+    assert first["time"] >= first["models_loaded"]
+    assert first["frame"] < 60, "the first frames shown should not be preceded by a long stale backlog"
 
 
 @pytest.mark.rtsp

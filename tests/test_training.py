@@ -157,7 +157,7 @@ def test_live_frame_by_frame_majority_label(datasets, clip, label):
 
     clf = ActionClassifier.load(SHIPPED)
     window = TrackWindow(clf.spec)
-    backend = create_backend("mediapipe")
+    backend = create_backend("blazepose")
     cap = cv2.VideoCapture(str(datasets / "weizmann" / clip))
     shown = Counter()
     index = 0

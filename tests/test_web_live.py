@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.types import Frame, FrameResult
+from realtime.types import FrameRecord
 from realtime.web.live import LiveViewServer, parse_address
 
 from conftest import REPO, read_frames
@@ -94,10 +94,10 @@ def test_live_view_serves_annotated_frames_from_a_running_pipeline(weizmann_clip
     assert any(e.get("type") == "summary" and e["frames_out"] == 89 for e in map(json.loads, events.read_text().splitlines()))
 
 
-def noise_result(index: int, rng: np.random.Generator) -> tuple[np.ndarray, FrameResult]:
+def noise_record(index: int, rng: np.random.Generator) -> FrameRecord:
     image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)  # incompressible: ~400 kB per JPEG
     cv2.putText(image, str(index), (10, 60), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 3)
-    return image, FrameResult(Frame(index, time.monotonic(), image), tracks=[], posed=False)
+    return FrameRecord("cam0", index, time.monotonic(), image, annotated=image)
 
 
 def test_a_stalled_viewer_never_blocks_the_pipeline():
@@ -106,15 +106,15 @@ def test_a_stalled_viewer_never_blocks_the_pipeline():
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     try:
         stalled.connect(("127.0.0.1", live.port))
-        stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")  # ...and never reads
+        stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # ...and never reads
         deadline = time.monotonic() + 5
         while live.frames.subscriber_count == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert live.frames.subscriber_count == 1
 
         rng = np.random.default_rng(0)
-        frames = [noise_result(i, rng) for i in range(200)]  # ~80 MB of JPEG: far beyond any socket buffer
-        writer = threading.Thread(target=lambda: [live.write(img, res) or time.sleep(0.002) for img, res in frames])
+        records = [noise_record(i, rng) for i in range(200)]  # ~80 MB of JPEG: far beyond any socket buffer
+        writer = threading.Thread(target=lambda: [live.write(record) or time.sleep(0.002) for record in records])
         writer.start()
         writer.join(timeout=30)
         assert not writer.is_alive(), "write() blocked on a viewer that reads nothing"

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from ..datasets import DEFAULT_POSE_CACHE
-from ..pose import BACKENDS
+from ..config import POSE_BACKENDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=DEFAULT_POSE_CACHE, help="cache folder (default %(default)s)")
     p.add_argument("--pose-every", type=int, nargs="+", default=[1],
                    help="pose every Nth frame, as the pipeline's skip N-1 does (several allowed)")
-    p.add_argument("--backend", default="mediapipe", choices=BACKENDS, help="pose backend (default %(default)s)")
+    p.add_argument("--backend", default="blazepose", choices=POSE_BACKENDS, help="pose backend (default %(default)s)")
     return p
 
 

@@ -30,8 +30,7 @@ class PoseBackend(Protocol):
 def backend_options(pose: PoseConfig) -> dict[str, Any]:
     if pose.backend == "movenet":
         m = pose.movenet
-        return {"long_side": m.long_side, "person_threshold": m.person_threshold, "max_people": m.max_people,
-                "box_min_score": pose.min_score}
+        return {"long_side": m.long_side, "person_threshold": m.person_threshold, "max_people": m.max_people}
     if pose.backend == "detectron2":
         d2 = pose.detectron2
         return {"config": d2.config, "weights": d2.weights, "score_thresh": d2.score_thresh,

@@ -1,10 +1,11 @@
 """`python -m realtime --source URL --serve HOST:PORT`: the annotated stream in a browser.
 
-A FrameSink for the pipeline. write() only swaps the newest frame into a one-slot
+A Sink for the pipeline. write() only swaps the newest frame into a one-slot
 queue and returns: an encoder thread makes the JPEG (only while someone watches) and
 hands it to every viewer's one-slot inbox, so a slow viewer loses frames, never the
 pipeline time. Pages: / (the stream and the current labels), /stream.mjpg
 (multipart/x-mixed-replace), /labels (Server-Sent Events), /frame.jpg (the latest frame).
+It carries the upload app's security headers and Host check (security.py).
 """
 
 from __future__ import annotations
@@ -13,27 +14,24 @@ import json
 import queue
 import sys
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
-from ..capture import BufferPolicy, FrameQueue  # first: it sets FFmpeg's log level before cv2 loads
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from flask import Flask, Response, render_template  # noqa: E402
-from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
+import cv2
+import numpy as np
+from flask import Flask, Response, render_template
 
-from ..errors import ConfigError, RealtimeError  # noqa: E402
-from ..stats import RateMeter  # noqa: E402
-from ..types import FrameResult  # noqa: E402
-from .broadcast import Broadcaster  # noqa: E402
+from ..errors import ConfigError
+from ..queues import BufferPolicy, FrameQueue
+from ..stats import RateMeter
+from ..types import FrameRecord
+from .broadcast import Broadcaster
+from .security import allowed_host_names, harden
+from .serving import RequestHandler, bind, serve
 
 BOUNDARY = "frame"
 JPEG_QUALITY = 80
 SEND_TIMEOUT_S = 30.0  # a viewer that accepts nothing for this long is disconnected
-
-
-class LiveViewError(RealtimeError):
-    """The live view cannot listen where it was asked to."""
 
 
 @dataclass(frozen=True)
@@ -42,12 +40,9 @@ class LiveFrame:
     jpeg: bytes
 
 
-class _Handler(WSGIRequestHandler):
+class _Handler(RequestHandler):
     # A stalled viewer's send times out instead of holding its thread forever.
     timeout = SEND_TIMEOUT_S
-
-    def log_request(self, *args, **kwargs) -> None:  # one line per MJPEG frame would flood stderr
-        pass
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -63,18 +58,18 @@ def parse_address(address: str) -> tuple[str, int]:
 class LiveViewServer:
     """Serves the pipeline's annotated frames and labels over HTTP from daemon threads."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8000, jpeg_quality: int = JPEG_QUALITY) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 8000, jpeg_quality: int = JPEG_QUALITY,
+                 allowed_hosts: Iterable[str] = ()) -> None:
+        """`allowed_hosts`: host names to answer besides the loopback ones and `host` (see security.py)."""
         self.jpeg_quality = jpeg_quality
         self.frames: Broadcaster[LiveFrame] = Broadcaster()
         self.labels: Broadcaster[dict] = Broadcaster()
-        self._pending = FrameQueue(1, BufferPolicy.DROP_OLDEST)  # newest (index, image) for the encoder
+        self._pending: FrameQueue[tuple[int, np.ndarray]] = FrameQueue(1, BufferPolicy.DROP_OLDEST)  # for the encoder
         self._stop = threading.Event()
         self._rate = RateMeter()
-        try:
-            self._server = make_server(host, port, create_live_app(self), threaded=True, request_handler=_Handler)
-        except OSError as exc:
-            raise LiveViewError(f"cannot serve the live view on {host}:{port} ({exc.strerror or exc}) — choose "
-                                f"another --serve HOST:PORT") from None
+        names = allowed_host_names(host, allowed_hosts)
+        sock = bind(host, port, fix="choose another --serve HOST:PORT")
+        self._server = serve(create_live_app(self, names), sock, handler=_Handler)
         self.host = host
         self.port = self._server.port
         self._threads = [threading.Thread(target=self._server.serve_forever, name="live-http", daemon=True),
@@ -83,8 +78,8 @@ class LiveViewServer:
             thread.start()
 
     @classmethod
-    def from_address(cls, address: str) -> LiveViewServer:
-        server = cls(*parse_address(address))
+    def from_address(cls, address: str, allowed_hosts: Iterable[str] = ()) -> LiveViewServer:
+        server = cls(*parse_address(address), allowed_hosts=allowed_hosts)
         print(f"realtime: live view on {server.url}", file=sys.stderr, flush=True)
         return server
 
@@ -93,16 +88,17 @@ class LiveViewServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
-    # --- the FrameSink side: called on the pipeline's thread, must never wait ---
+    # --- the Sink side: called on the pipeline's thread, must never wait ---
 
-    def write(self, image: np.ndarray, result: FrameResult) -> None:
+    def write(self, record: FrameRecord) -> None:
         self._rate.tick()
-        self.labels.publish(_labels(result, self._rate.rate()))
+        self.labels.publish(_labels(record, self._rate.rate()))
         if self.frames.subscriber_count == 0:
             return  # nobody watches: spend nothing on JPEG
+        image = record.annotated if record.annotated is not None else record.image
         # The overlay drew on this frame's own image and nothing touches it afterwards, so no copy.
         # If the encoder has not taken the last one yet, this one replaces it.
-        self._pending.put((result.frame.index, image), self._stop)
+        self._pending.put((record.index, image), self._stop)
 
     def close(self) -> None:
         self._stop.set()
@@ -117,7 +113,10 @@ class LiveViewServer:
 
     def _encode_loop(self) -> None:
         params = [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]
-        for index, image in self._pending.items(self._stop):
+        for item in self._pending.items(self._stop):
+            if not isinstance(item, tuple):
+                continue  # EndOfStream: nobody sends it here; close() ends the loop through _stop
+            index, image = item
             ok, buffer = cv2.imencode(".jpg", image, params)
             if ok:
                 self.frames.publish(LiveFrame(index, buffer.tobytes()))
@@ -166,16 +165,17 @@ class LiveViewServer:
             self.frames.unsubscribe(inbox)
 
 
-def _labels(result: FrameResult, fps: float) -> dict:
+def _labels(record: FrameRecord, fps: float) -> dict:
     people = [{"track": t.track_id,
                "label": t.prediction.label if t.prediction else None,
                "score": round(t.prediction.score, 3) if t.prediction else None}
-              for t in result.tracks]
-    return {"frame": result.frame.index, "fps": round(fps, 1), "people": people}
+              for t in record.tracks]
+    return {"frame": record.index, "fps": round(fps, 1), "people": people}
 
 
-def create_live_app(live: LiveViewServer) -> Flask:
+def create_live_app(live: LiveViewServer, allowed_hosts: frozenset[str]) -> Flask:
     app = Flask(__name__)
+    harden(app, allowed_hosts)
 
     @app.get("/")
     def page():

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import capture  # noqa: F401  (first: it sets FFmpeg's log level and options before cv2 loads)
-import cv2  # noqa: E402
+import cv2
 
 # Suffixes kept from the client's file name, only as a hint to FFmpeg; the name itself is never used.
 VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".ogv", ".wmv",
@@ -38,7 +37,7 @@ def safe_suffix(client_filename: str | None) -> str:
 def probe_video(path: Path) -> VideoProbe:
     """Open the file with the same decoder the pipeline uses and read one frame."""
     if path.stat().st_size == 0:
-        raise UploadRejected("the uploaded file is empty — choose a video file", 400)
+        raise UploadRejected("the uploaded file is empty (0 bytes) — choose a video file", 400)
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
         if not cap.isOpened():

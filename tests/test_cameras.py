@@ -1,0 +1,69 @@
+"""Several cameras in one process, events over MQTT: a clip and a live RTSP stream, a real mosquitto."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mqtt_fixtures import Broker, Subscriber, broker_fixture, retained  # noqa: F401 (broker_fixture is `broker`)
+from rtsp_fixtures import RtspServer
+
+from conftest import REPO, count_frames, read_events
+
+pytestmark = [pytest.mark.slow, pytest.mark.rtsp, pytest.mark.mqtt]
+
+
+def labels_on(subscriber: Subscriber, topic: str) -> set[str]:
+    return {m.json()["label"] for m in subscriber.on(topic)}
+
+
+def test_a_clip_and_a_live_stream_publish_their_own_labels(tmp_path, datasets, broker):
+    """Two cameras share the pose models; each one's labels arrive on its own topics, its state is
+    retained, and the process says `offline` as it leaves."""
+    stream = RtspServer(datasets / "weizmann" / "wave2" / "ido_wave2.avi", fps=25, size=(360, 288))
+    stream.start()
+    config = tmp_path / "cams.yaml"
+    config.write_text(f"cameras:\n  - name: gym\n    source: {datasets / 'weizmann' / 'jack' / 'daria_jack.avi'}\n"
+                      f"  - name: hall\n    source: {stream.url}\n    pose_fps: 10\n"
+                      "capture:\n  pace: true\n")
+    subscriber = Subscriber(broker.port, "realtime/#")
+    events, videos = tmp_path / "events.jsonl", tmp_path / "videos"
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", "--config", str(config), "--headless",
+                             "--mqtt", f"mqtt://127.0.0.1:{broker.port}", "--events", str(events),
+                             "--output", str(videos)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert subscriber.wait_until(lambda m: any(x.topic == "realtime/hall/action" for x in m)
+                                     and any(x.topic == "realtime/gym/summary" for x in m), timeout=120), \
+            f"labels did not arrive: {[m.topic for m in subscriber.messages]}"
+        time.sleep(2)  # a little more of the stream
+        # Retained while running: who is in view on the stream camera now.
+        live_state = retained(broker.port, "realtime/hall/state").json()
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stream.close()
+    assert proc.returncode == 0, stderr
+    assert labels_on(subscriber, "realtime/gym/action") == {"JUMPING_JACKS"}
+    assert "WAVING_2HANDS" in labels_on(subscriber, "realtime/hall/action")
+    assert not labels_on(subscriber, "realtime/hall/action") & {"JUMPING_JACKS", "JUMPING"}
+    # The stream camera was capped at 10 poses a second; the clip was posed at its full 25 fps.
+    summaries = {m.json()["camera"]: m.json() for m in subscriber.messages if m.topic.endswith("/summary")}
+    assert summaries["gym"]["pose_fps"] > summaries["hall"]["pose_fps"]
+    assert summaries["hall"]["pose_fps"] <= 10.5
+    assert [p["label"] for p in live_state["people"]] == ["WAVING_2HANDS"]
+    # After the run: nobody in view of a stream that is over, and the process is offline.
+    assert retained(broker.port, "realtime/hall/state").json()["people"] == []
+    assert retained(broker.port, "realtime/availability").payload == "offline"
+    # The same events in the file, and one video per camera.
+    in_file = read_events(events)
+    assert {e["camera"] for e in in_file} == {"gym", "hall"}
+    assert count_frames(videos / "gym.mp4") == 89
+    assert count_frames(videos / "hall.mp4") > 0
+    assert "MQTT: " in stdout and " 0 dropped" in stdout
+    subscriber.close()
