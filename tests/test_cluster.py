@@ -30,6 +30,7 @@ import cv2
 import pytest
 import yaml
 from conftest import REPO, count_frames, read_events, run_cli
+from mqtt_fixtures import Broker, Subscriber
 from ray_fixtures import LocalRayCluster, nodes_by_resource, ray_env
 from rtsp_fixtures import RtspServer, free_port, wait_for
 
@@ -133,6 +134,22 @@ def ray_cluster():
 
 
 @pytest.fixture(scope="module")
+def mqtt_broker(tmp_path_factory):
+    broker = Broker(tmp_path_factory.mktemp("broker"))
+    broker.start()
+    yield broker
+    broker.kill()
+
+
+@pytest.fixture(scope="module")
+def mqtt_received(mqtt_broker):
+    """Everything the actors publish, recorded from before the job starts."""
+    subscriber = Subscriber(mqtt_broker.port, "realtime/#", persistent=False)
+    yield subscriber
+    subscriber.close()
+
+
+@pytest.fixture(scope="module")
 def door_stream(datasets):
     server = RtspServer(datasets / "weizmann" / "wave1" / "daria_wave1.avi", fps=25)
     server.start()
@@ -163,7 +180,7 @@ class Job:
 
 
 @pytest.fixture(scope="module")
-def job(ray_cluster, door_stream, datasets, tmp_path_factory):
+def job(ray_cluster, door_stream, mqtt_broker, mqtt_received, datasets, tmp_path_factory):
     folder = tmp_path_factory.mktemp("cluster_job")
     weizmann = datasets / "weizmann"
     config = {
@@ -177,7 +194,8 @@ def job(ray_cluster, door_stream, datasets, tmp_path_factory):
         ],
         "pose_fps": 10,
         "capture": {"pace": True},
-        "pose": {"backend": "blazepose", "workers": 1},
+        "pose": {"workers": 1},
+        "mqtt": {"host": "127.0.0.1", "port": mqtt_broker.port},
         "cluster": {"num_cpus": 0.5, "max_restarts": 2,
                     "placement": {"door": {"num_cpus": 0, "resources": {"edge": 1}}}},
     }
@@ -207,7 +225,7 @@ def failed(events: list[dict], camera: str) -> list[dict]:
 
 
 @on_cluster
-def test_every_camera_runs_where_its_resources_say_and_its_labels_arrive(job, ray_cluster):
+def test_every_camera_runs_where_its_resources_say_and_its_labels_arrive(job, ray_cluster, mqtt_received):
     arrived = wait_for(lambda: all(labelled(job.events(), camera, label) for camera, label in EXPECTED.items())
                        and failed(job.events(), "gone"), timeout=150, interval=0.5)
     assert arrived, f"labels so far: {[(e['camera'], e['label']) for e in job.events() if e['type'] == 'action']}" \
@@ -219,6 +237,11 @@ def test_every_camera_runs_where_its_resources_say_and_its_labels_arrive(job, ra
     assert roles[started["jack"]["node_id"]] == roles[started["wave"]["node_id"]] == "head"  # the CPUs are there
     # The camera with no stream ended with its own error, one line naming the stream.
     assert "cannot open stream rtsp://127.0.0.1:" in failed(job.events(), "gone")[0]["error"]
+    # Each actor publishes its own cameras' events on the many-cameras topics.
+    for camera, label in EXPECTED.items():
+        assert mqtt_received.wait_until(lambda messages, camera=camera, label=label: any(
+            m.topic == f"realtime/{camera}/action" and m.json()["label"] == label for m in messages), timeout=30)
+    assert any("cannot open stream" in m.json().get("error", "") for m in mqtt_received.on("realtime/gone/stream"))
     status = job.status()
     assert set(status) == {*EXPECTED, "gone"}
     assert status["gone"]["state"] == "error" and "cannot open stream" in status["gone"]["error"]

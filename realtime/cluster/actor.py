@@ -2,7 +2,7 @@
 
 The pipeline runs in a thread of its own, started by the constructor, so an actor that Ray
 restarts after its process died (`max_restarts`) resumes its cameras by itself: a live stream is
-reopened, a file starts again. Its events go to the actor's MQTT writer (when configured) and
+reopened, a file starts again. Its events go to the pipeline's MQTT writer (when configured) and
 into a bounded buffer that the driver empties with `next_events`, a call that blocks until events
 come or its timeout passes. The actor is threaded (`max_concurrency`), so `status` and `stop`
 are answered while a `next_events` call waits.
@@ -81,21 +81,22 @@ class CameraActor:
         self.buffer: FrameQueue[dict[str, Any]] = FrameQueue(EVENT_BUFFER, BufferPolicy.DROP_OLDEST)
         # Looked up by name rather than passed in: Ray cannot promise to restore an actor whose
         # constructor arguments include a handle (it warns so, ray-project/ray#53727).
-        self.board = board = ray.get_actor(BOARD_NAME, namespace=config.cluster.namespace)
+        self.board: Any = ray.get_actor(BOARD_NAME, namespace=config.cluster.namespace)
         self.pid = os.getpid()
-        self.node_id = ray.get_runtime_context().get_node_id()
-        self.node_ip = ray.util.get_node_ip_address()
-        self.restarts = ray.get(board.register.remote(plan.name, plan.camera_names, self.node_id, self.node_ip,
-                                                      self.pid)) - 1
-        self.config = actor_config(config, plan, self.restarts)
-        self._lock = threading.Lock()  # pipeline and stop reason, set by different threads
+        self.node_id: str = ray.get_runtime_context().get_node_id()
+        self.node_ip: str = ray.util.get_node_ip_address()
+        starts: Any = ray.get(self.board.register.remote(plan.name, plan.camera_names, self.node_id, self.node_ip,
+                                                         self.pid))
+        self.restarts: int = starts - 1
+        self.config: Config = actor_config(config, plan, self.restarts)
+        self._lock: threading.Lock = threading.Lock()  # pipeline and stop reason, set by different threads
         self._pipeline: Any = None
         self._stop_reason: str | None = None
         self._summaries: dict[str, Any] = {}
-        self._stopped_by = ""
-        self._done = threading.Event()
-        self._ended = False
-        self._state = "starting"
+        self._stopped_by: str = ""
+        self._done: threading.Event = threading.Event()
+        self._ended: bool = False
+        self._state: str = "starting"
         self._error: str | None = None
         for camera in plan.camera_names:
             self._emit(camera, {"type": "actor", "status": "started", "node_id": self.node_id,
@@ -114,12 +115,16 @@ class CameraActor:
         from ..pipeline import Pipeline  # here, after native.configure()
 
         try:
-            pipeline = Pipeline(self.config, event_writers=[BufferWriter(self.buffer), *self._mqtt()])
+            # MQTT, when configured, is the pipeline's own writer: every actor publishes its cameras' events.
+            pipeline = Pipeline(self.config, event_writers=[BufferWriter(self.buffer)])
         except RealtimeError as exc:
             # This camera's source (or model) is not there: its own error event, not the job's end.
             self._error, self._state = str(exc), "error"
-            for camera in self.plan.camera_names:
-                self._emit(camera, {"type": "stream", "status": "error", "error": str(exc)})
+            errors = [{"type": "stream", "camera": camera, "status": "error", "time": round(time.time(), 3),
+                       "error": str(exc)} for camera in self.plan.camera_names]
+            for event in errors:
+                self.buffer.put(event, self._done)
+            self._publish(errors)
             self._finish({}, "error")
             return
         with self._lock:
@@ -137,13 +142,21 @@ class CameraActor:
         self._state = "error" if summary.error else "ended"
         self._finish(summary.cameras, summary.stopped_by)
 
-    def _mqtt(self) -> list[Any]:
-        mqtt = getattr(self.config, "mqtt", None)
-        if mqtt is None or not mqtt.host:
-            return []
+    def _publish(self, events: list[dict[str, Any]]) -> None:
+        """Events from before a pipeline (and its MQTT writer) existed, to MQTT when configured: the
+        systems that act on a camera's events hear that it failed too."""
+        if not self.config.mqtt.host:
+            return
         from ..mqtt import MqttWriter
 
-        return [MqttWriter(mqtt)]
+        try:
+            writer = MqttWriter(self.config.mqtt)
+        except RealtimeError as exc:
+            logging.getLogger("realtime").warning("MQTT: %s", exc)
+            return
+        for event in events:
+            writer.send(event)
+        writer.close()  # waits (bounded) until the broker has them
 
     def _finish(self, summaries: dict[str, Any], stopped_by: str) -> None:
         self._summaries, self._stopped_by = summaries, stopped_by

@@ -57,7 +57,7 @@ def overrides_from(args: argparse.Namespace) -> dict:
     if args.mqtt:
         from ..mqtt import overrides_from_url
 
-        nested["mqtt"] = overrides_from_url(args.mqtt)
+        nested.update(overrides_from_url(args.mqtt))
     return nested
 
 

@@ -92,7 +92,7 @@ def plan_actors(config: Config) -> list[ActorPlan]:
 
 def actor_config(config: Config, plan: ActorPlan, restart: int = 0) -> Config:
     """The Config one actor's pipeline runs: its cameras only, headless, no events file of its own
-    (events reach the driver's file through the actor).
+    (events reach the driver's file through the actor), its own MQTT client id.
 
     Video: `output.video` is a folder, one `<camera>.mp4` per camera as on one machine. A restarted
     actor writes `<camera>.restart<N>.mp4` (a group: `restart<N>/<camera>.mp4`), so the file its
@@ -109,4 +109,8 @@ def actor_config(config: Config, plan: ActorPlan, restart: int = 0) -> Config:
             output.video = str(folder / f"{plan.cameras[0].name}{suffix}")
         else:  # a folder it fills with one file per camera
             output.video = str(folder / f"restart{restart}" if restart else folder)
-    return dataclasses.replace(config, cameras=list(plan.cameras), output=output)
+    # An MQTT broker drops a client when another connects with its id: one id per actor.
+    mqtt = config.mqtt
+    if mqtt.client_id:
+        mqtt = dataclasses.replace(mqtt, client_id=f"{mqtt.client_id}-{plan.name}")
+    return dataclasses.replace(config, cameras=list(plan.cameras), output=output, mqtt=mqtt)
