@@ -40,6 +40,7 @@ class EventBatch:
     summaries: dict[str, Any] = field(default_factory=dict)  # camera -> CameraSummary, when done
     stopped_by: str = ""
     dropped: int = 0  # events lost to a full buffer so far
+    mqtt: dict[str, int] | None = None  # the pipeline's MQTT messages published and dropped, when done
 
 
 class BufferWriter:
@@ -93,6 +94,7 @@ class CameraActor:
         self._pipeline: Any = None
         self._stop_reason: str | None = None
         self._summaries: dict[str, Any] = {}
+        self._mqtt: dict[str, int] | None = None
         self._stopped_by: str = ""
         self._done: threading.Event = threading.Event()
         self._ended: bool = False
@@ -140,6 +142,7 @@ class CameraActor:
             raise
         self._error = summary.error
         self._state = "error" if summary.error else "ended"
+        self._mqtt = summary.mqtt
         self._finish(summary.cameras, summary.stopped_by)
 
     def _publish(self, events: list[dict[str, Any]]) -> None:
@@ -189,7 +192,8 @@ class CameraActor:
         return self._batch(events)
 
     def _batch(self, events: list[dict[str, Any]], done: bool = False) -> EventBatch:
-        return EventBatch(events, done, self._summaries if done else {}, self._stopped_by, self.buffer.dropped)
+        return EventBatch(events, done, self._summaries if done else {}, self._stopped_by, self.buffer.dropped,
+                          self._mqtt if done else None)
 
     def status(self) -> dict[str, dict]:
         with self._lock:

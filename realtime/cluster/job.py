@@ -69,6 +69,7 @@ class JobSummary:
     cameras: dict[str, CameraOutcome] = field(default_factory=dict)
     stopped_by: str = "end"
     events_dropped: int = 0
+    mqtt: dict[str, int] | None = None  # messages published and dropped, summed over the actors
 
     @property
     def failed(self) -> list[str]:
@@ -78,6 +79,9 @@ class JobSummary:
         lines = [outcome.line() for outcome in self.cameras.values()]
         lines.append(f"realtime: {len(self.cameras)} cameras, {len(self.failed)} with errors; stopped by "
                      f"{self.stopped_by}" + (f"; {self.events_dropped} events dropped" if self.events_dropped else ""))
+        if self.mqtt is not None:
+            lines.insert(-1, f"realtime: MQTT: {self.mqtt['published']} messages published, "
+                             f"{self.mqtt['dropped']} dropped")
         return lines
 
 
@@ -99,6 +103,7 @@ class ClusterJob:
                                            for plan in self.plans for camera in plan.camera_names})
         self._stop_reason: str | None = None
         self._stop = threading.Event()
+        self._dropped: dict[str, int] = {}
 
     def request_stop(self, reason: str) -> None:
         if self._stop_reason is None:
@@ -162,7 +167,7 @@ class ClusterJob:
                 except ray.exceptions.RayActorError as exc:  # its restarts are used up
                     self._lost(plans[name], board, f"its actor died and was not restarted ({_cause(exc)})")
                     continue
-                self._take(batch)
+                self._take(name, batch)
                 if batch.done:
                     self._ended(plans[name], batch, board)
                     ray.kill(actors[name], no_restart=True)  # outputs are final; free its resources
@@ -174,8 +179,9 @@ class ClusterJob:
                     ray.kill(actors[name], no_restart=True)
                     del pending[ref]
 
-    def _take(self, batch: EventBatch) -> None:
-        self.summary.events_dropped = max(self.summary.events_dropped, batch.dropped)
+    def _take(self, actor: str, batch: EventBatch) -> None:
+        self._dropped[actor] = batch.dropped  # each actor counts its own, from its (latest) start
+        self.summary.events_dropped = sum(self._dropped.values())
         for event in batch.events:
             outcome = self.summary.cameras.get(event.get("camera", ""))
             if outcome is not None and event["type"] == "actor" and event["status"] == "started":
@@ -188,6 +194,9 @@ class ClusterJob:
                 self.writer.send(event)
 
     def _ended(self, plan: ActorPlan, batch: EventBatch, board: Any) -> None:
+        if batch.mqtt is not None:
+            total = self.summary.mqtt or {"published": 0, "dropped": 0}
+            self.summary.mqtt = {key: total[key] + batch.mqtt.get(key, 0) for key in total}
         for camera in plan.camera_names:
             outcome = self.summary.cameras[camera]
             outcome.summary = batch.summaries.get(camera)
