@@ -56,6 +56,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def title(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
@@ -110,10 +120,13 @@ class Window:
         for pid, group in self.pids().items():
             cpu[group] = cpu.get(group, 0.0) + (cpu_seconds(pid) - before.get(pid, 0.0)) / elapsed
         cpu = {group: round(value, 3) for group, value in cpu.items()}
+        rss: dict[str, float] = {}
+        for pid, group in self.pids().items():
+            rss[group] = rss.get(group, 0.0) + rss_mb(pid)
         cameras = {camera: {"fps": round((status1[camera]["frames_out"] - status0[camera]["frames_out"]) / elapsed, 2),
                             "pose_fps": round(statistics.mean(self.pose_rates[camera]), 2)} for camera in status1}
-        return {"cpu_s_per_s": cpu, "cameras": cameras, "load": round(os.getloadavg()[0], 2),
-                "seconds": round(elapsed, 1)}
+        return {"cpu_s_per_s": cpu, "rss_mb": {group: round(mb) for group, mb in rss.items()}, "cameras": cameras,
+                "load": round(os.getloadavg()[0], 2), "seconds": round(elapsed, 1)}
 
 
 def one_process(config: Path, warmup: float, seconds: float) -> dict:

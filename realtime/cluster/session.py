@@ -51,8 +51,9 @@ def connect(address: str | None, namespace: str, local_cpus: int | None = None) 
                 from None
         raise ClusterError(f"--address {address}: {exc}") from None
     except (ConnectionError, RuntimeError) as exc:
-        raise ClusterError(f"cannot reach a Ray cluster at {address} ({_first_line(exc)}) — start one with "
-                           f"`ray start --head` or check the address") from None
+        raise ClusterError(f"cannot join the Ray cluster at {address} ({_first_line(exc)}) — check the address, "
+                           f"and that RAY_AUTH_TOKEN is the cluster's token (`ray get-auth-token` on the head)") \
+            from None
     return False
 
 
