@@ -133,7 +133,9 @@ class ClusterJob:
             self.notice(f"realtime: warning: {problem}; it waits until such a node joins")
         namespace = self.config.cluster.namespace
         try:
-            board = ray.remote(StatusBoard).options(name=BOARD_NAME, namespace=namespace, num_cpus=0).remote()
+            # Restarted if its node goes (its counts start afresh); camera actors look it up by name.
+            board = ray.remote(StatusBoard).options(name=BOARD_NAME, namespace=namespace, num_cpus=0,
+                                                    max_restarts=-1).remote()
         except ValueError:  # ActorAlreadyExistsError: the name is taken
             raise ClusterError(f"a realtime job already runs in Ray namespace {namespace!r} on this cluster — "
                                f"stop it, or set cluster.namespace") from None
@@ -157,9 +159,17 @@ class ClusterJob:
             if self._stop.is_set() and stop_deadline is None:
                 stop_deadline = time.monotonic() + STOP_GRACE_S
                 self.summary.stopped_by = self._stop_reason or "stop"
-                for name in pending.values():
-                    actors[name].stop.remote(self.summary.stopped_by)
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
+                for ref, name in list(pending.items()):
+                    if not any(self.summary.cameras[c].node_id for c in plans[name].camera_names):
+                        # Never started (still waiting for a node): nothing to finalize.
+                        ray.kill(actors[name], no_restart=True)
+                        self._lost(plans[name], board, "stopped before it had started")
+                        del pending[ref]
+                    else:
+                        actors[name].stop.remote(self.summary.stopped_by)
+            ready, rest = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
+            if ready and rest:  # with many cameras, take every batch that is in, not one a loop
+                ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
             for ref in ready:
                 name = pending.pop(ref)
                 try:
