@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reconnect-attempts", type=int, metavar="N",
                    help="reconnects after a stream is lost; -1 = forever (config: capture.reconnect_attempts)")
     p.add_argument("--serve", metavar="HOST:PORT", help="also serve the annotated stream to browsers")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="with --serve: a host name browsers may use besides loopback ones (repeatable)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more (debug)")
     return p
 
@@ -124,7 +126,7 @@ def _main(argv: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .config import load_config
+    from .config import cameras_of, load_config
     from .pipeline import Pipeline
 
     config = load_config(args.config, overrides_from(args))
@@ -132,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     if args.serve:
         from .web.live import LiveViewServer
 
-        sinks.append(LiveViewServer.from_address(args.serve))
+        sinks.append(LiveViewServer.from_address(args.serve, args.allowed_host,
+                                                 cameras=[camera.name for camera in cameras_of(config)]))
     pipeline = Pipeline(config, sinks=sinks)
     summary = pipeline.run()
     for line in summary.lines():

@@ -18,7 +18,7 @@ import numpy as np
 
 from .classifier import ActionClassifier
 from .features import TrackWindow
-from .queues import EndOfStream, FrameQueue
+from .queues import CameraEnd, EndOfStream, FrameQueue
 from .smoothing import ProbabilitySmoother
 from .types import FrameRecord, Prediction, Track
 
@@ -85,7 +85,7 @@ T = TypeVar("T")
 
 
 class StageThread(threading.Thread):
-    """Moves items from `inbox` through `step` into `outbox` until the end or `stop`."""
+    """Moves items from `inbox` through `step` into `outbox` until the end or `stop`; a camera's end passes."""
 
     def __init__(self, name: str, step: Callable[[T], T], inbox: FrameQueue[T], outbox: FrameQueue[T],
                  stop: threading.Event) -> None:
@@ -100,6 +100,9 @@ class StageThread(threading.Thread):
         end = EndOfStream()
         try:
             for item in self.inbox.items(self.stop):
+                if isinstance(item, CameraEnd):
+                    self.outbox.put(item, self.stop)
+                    continue
                 if isinstance(item, EndOfStream):
                     end = item
                     break

@@ -17,6 +17,7 @@ import queue
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -32,7 +33,7 @@ from .inference_worker import ActionClassification, StageThread
 from .output import CameraSummary, OutputStep
 from .pose import PoseBackend, create_backends
 from .pose_stage import PoseStage
-from .queues import BufferPolicy, CameraInbox, CameraQueue, EndOfStream, FrameQueue
+from .queues import BufferPolicy, CameraEnd, CameraInbox, CameraQueue, EndOfStream, FrameQueue
 from .sinks import EventSink, EventWriter, JsonlWriter, Sink, VideoFiles, WindowSink
 from .timeline import TimelineWriter
 from .types import FrameRecord
@@ -209,7 +210,9 @@ class Pipeline:
         # models with their skipped frames: room for that.
         burst = len(self.backends) * (max(c.skip or 0 for c in self.camera_configs) + 1) - 1 if live else 0
         self.posed: FrameQueue[FrameRecord] = FrameQueue(size, BufferPolicy.LOSSLESS)
-        self.results: FrameQueue[FrameRecord] = FrameQueue(size + burst, policy)
+        self._dropped_late: Counter[str] = Counter()  # per camera, after pose
+        self.results: FrameQueue[FrameRecord] = FrameQueue(
+            size + burst, policy, on_drop=lambda record: self._dropped_late.update((record.camera,)))
         self.pose_stage = PoseStage(self.backends, self.camera_configs, self.inbox, self.posed, self.stop,
                                     prefetch=not live)
         self.classification = ActionClassification(self.classifier, config.classifier.smoothing_s)
@@ -225,9 +228,8 @@ class Pipeline:
         return default_policy(kind) if name == "auto" else BufferPolicy(name)
 
     def _dropped(self, camera: str) -> int:
-        # The queues after the inbox are shared; their drops are counted against the first camera.
-        shared = self.posed.dropped + self.results.dropped if camera == next(iter(self.cameras)) else 0
-        return self.inbox.dropped[camera] + shared
+        # Before pose (the inbox) or before output (a slow display); the queue between is lossless.
+        return self.inbox.dropped[camera] + self._dropped_late[camera]
 
     @property
     def info(self) -> SourceInfo:
@@ -256,7 +258,7 @@ class Pipeline:
                 self.events.emit(name, {"type": "stream", "status": "opened", "time": round(time.time(), 3),
                                         "source": self.source_label or info.source, "fps": round(info.fps, 3),
                                         "width": info.width, "height": info.height})
-            t_start = time.monotonic()
+            self._t_started = time.monotonic()
             for camera in self.cameras.values():
                 camera.capture.start()
             self.pose_stage.start()
@@ -264,25 +266,46 @@ class Pipeline:
             try:
                 self._consume()
             finally:
-                self._finish(time.monotonic() - t_start)
+                self._finish()
         return self.summary
 
     def _consume(self) -> None:
         for item in self.results.items(self.stop):
             self._drain_status()
+            if isinstance(item, CameraEnd):  # that camera's last frame has been shown
+                self._camera_done(item.camera, item.error)
+                continue
             if isinstance(item, EndOfStream):
                 self.summary.error = item.error
                 break
-            if self.summary.startup_s == 0.0:
-                self.summary.startup_s = time.monotonic() - self._t_built
-            if item.camera not in self._shown_first:
-                self._shown_first.add(item.camera)
-                # The first frame is newer than the models (they load before the source opens).
-                self.events.emit(item.camera, {"type": "stream", "status": "first_frame", "frame": item.index,
-                                               "time": round(_wall(item.t_capture), 3),
-                                               "models_loaded": round(_wall(self._t_models), 3)})
-            self.output(item)
+            self._show(item)
         self._drain_status()
+
+    def _show(self, item: FrameRecord) -> None:
+        if self.summary.startup_s == 0.0:
+            self.summary.startup_s = time.monotonic() - self._t_built
+        if item.camera not in self._shown_first:
+            self._shown_first.add(item.camera)
+            # The first frame is newer than the models (they load before the source opens).
+            self.events.emit(item.camera, {"type": "stream", "status": "first_frame", "frame": item.index,
+                                           "time": round(_wall(item.t_capture), 3),
+                                           "models_loaded": round(_wall(self._t_models), 3)})
+        self.output(item)
+
+    def _camera_done(self, name: str, error: str | None) -> None:
+        """A camera's `ended` and `summary` events, once: when its last frame was shown, or at the end."""
+        if name in self.summary.cameras:
+            return
+        camera = self.cameras[name]
+        camera.capture.join(timeout=10)
+        summary = self.output.meter(name).summary(camera.capture.frames_read, self._dropped(name),
+                                                  time.monotonic() - self._t_started)
+        summary.error = camera.capture.error or error
+        self.summary.cameras[name] = summary
+        self.events.emit(name, {"type": "stream", "status": "ended", "time": round(time.time(), 3),
+                                "stopped_by": self.summary.stopped_by if self.stop.is_set() else "end",
+                                **({"error": summary.error} if summary.error else {})})
+        self.events.emit(name, {**summary.event(), "startup_s": round(self.summary.startup_s, 3)})
 
     def _drain_status(self) -> None:
         while True:
@@ -303,29 +326,26 @@ class Pipeline:
                 log.warning(message.format(camera=status.camera, source=self.cameras[status.camera].info.source,
                                            **status.detail))
 
-    def _finish(self, elapsed: float) -> None:
+    def _finish(self) -> None:
         self.stop.set()
         for camera in self.cameras.values():
             camera.capture.join(timeout=10)
         self.pose_stage.join(timeout=10)
         self.classify_thread.join(timeout=10)
         # Frames already posed when a stop came: shown and written too, so nothing in flight is lost.
-        while (item := self.results.get(timeout=0)) is not None and not isinstance(item, EndOfStream):
-            self.output(item)
+        while (item := self.results.get(timeout=0)) is not None:
+            if isinstance(item, CameraEnd):
+                self._camera_done(item.camera, item.error)
+            elif not isinstance(item, EndOfStream):
+                self._show(item)
         self._drain_status()
         s = self.summary
         # A failed stage ends every camera; a camera's own failure (its source) ends only itself.
         shared_error = s.error or self.pose_stage.error or self.classify_thread.error
-        for name, camera in self.cameras.items():
-            end = self.pose_stage.camera_ends.get(name)
-            summary = self.output.meter(name).summary(camera.capture.frames_read, self._dropped(name), elapsed)
-            summary.error = camera.capture.error or (end.error if end else None) or shared_error
-            s.cameras[name] = summary
+        for name in self.cameras:
+            self._camera_done(name, shared_error)
+        s.cameras = {name: s.cameras[name] for name in self.cameras}  # in the config's order
         s.error = shared_error or next((c.error for c in s.cameras.values() if c.error), None)
-        for name, summary in s.cameras.items():
-            self.events.emit(name, {"type": "stream", "status": "ended", "time": round(time.time(), 3),
-                                    "stopped_by": s.stopped_by, **({"error": summary.error} if summary.error else {})})
-            self.events.emit(name, {**summary.event(), "startup_s": round(s.startup_s, 3)})
         for sink in self.output.sinks:
             try:
                 sink.close()

@@ -111,10 +111,10 @@ class RoundRobinPose:
 
 @dataclass(order=True)
 class _Numbered:
-    """A record with its place in the stage's order, so the collector can restore it."""
+    """A record (or a camera's end) with its place in the stage's order, so the collector can restore it."""
 
     seq: int
-    record: FrameRecord = field(compare=False)
+    record: FrameRecord | CameraEnd = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -147,8 +147,8 @@ class InOrder:
 class PoseStage:
     """Frames from every camera's inbox, posed by `backends` in parallel, tracked, in frame order into `outbox`.
 
-    `ended` receives each camera's `CameraEnd` (with its error, if any) as its last frame
-    passes; the outbox gets one `EndOfStream` when every camera has ended or a model failed.
+    Each camera's `CameraEnd` (with its error, if any) follows its last frame into the outbox;
+    one `EndOfStream` follows when every camera has ended, or at once when a model failed.
     """
 
     def __init__(self, backends: Sequence[PoseBackend], cameras: Sequence[CameraConfig],
@@ -161,7 +161,6 @@ class PoseStage:
         self.prefetch = prefetch  # files: throughput; live (False): the newest frame, the lowest latency
         self.schedules = {c.name: PoseSchedule(c.skip or 0, c.pose_fps) for c in cameras}
         self.tracking = tracking or Tracking()
-        self.camera_ends: dict[str, CameraEnd] = {}
         # Lossless and short: a live source's frames are dropped in the inbox, never after it.
         self.lanes: list[FrameQueue[_Numbered]] = [FrameQueue(1, BufferPolicy.LOSSLESS) for _ in backends]
         self.ready: list[FrameQueue[bool]] = [FrameQueue(1, BufferPolicy.LOSSLESS) for _ in backends]
@@ -209,14 +208,15 @@ class PoseStage:
                     record = self.inbox.take(self.stop)
                     if record is None:
                         return
-                    if isinstance(record, CameraEnd):
-                        self.camera_ends[record.camera] = record
+                    numbered = _Numbered(seq, record)
+                    seq += 1
+                    if isinstance(record, CameraEnd):  # in frame order, behind the camera's last frame
                         open_cameras.discard(record.camera)
+                        if not self.estimates.put(numbered, self.stop):
+                            return
                         if not open_cameras:
                             break
                         continue
-                    numbered = _Numbered(seq, record)
-                    seq += 1
                     if self.schedules[record.camera].wants(record):
                         if not self.lanes[lane].put(numbered, self.stop):
                             return
@@ -272,7 +272,9 @@ class PoseStage:
                     if failed_at is not None:
                         ready = [n for n in ready if n.seq < failed_at]
                     for numbered in ready:
-                        if not self.outbox.put(self.tracking.track(numbered.record), self.stop):
+                        item = numbered.record
+                        if not self.outbox.put(item if isinstance(item, CameraEnd) else self.tracking.track(item),
+                                               self.stop):
                             return
                 if failed_at is not None and order.next_seq >= failed_at:
                     break

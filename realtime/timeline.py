@@ -122,6 +122,7 @@ class Timeline:
                       "segments": [{"start": round(s.start, 3), "end": round(s.end, 3), "label": s.label}
                                    for s in row.segments]}
                      for row in self.rows],
+            "labels": self.labels,  # the legend's order (JSON objects may come back with sorted keys)
             "colours": {label: class_colour(label) for label in self.labels},
         }
 

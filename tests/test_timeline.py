@@ -35,6 +35,7 @@ def test_segments_follow_label_changes_departures_and_the_clip_end():
     data = timeline.to_dict()
     assert [r["name"] for r in data["rows"]] == ["#1", "#2", "#3"]
     assert data["colours"]["BOXING"] == class_colour("BOXING")
+    assert data["labels"] == timeline.labels
 
 
 def test_duration_without_a_summary_is_the_last_event_and_an_explicit_one_wins():

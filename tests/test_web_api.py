@@ -21,7 +21,8 @@ import pytest
 
 from realtime.types import FrameRecord
 from realtime.web.app import RUNNER_KEY, WebSettings, close_app, create_app
-from realtime.web.jobs import JOBS_FOLDER, RERUN_NOTICE, STORE_NAME, JobRunner, JobSettings, ProgressSink
+from realtime.web.jobs import (JOBS_FOLDER, RERUN_NOTICE, STOPPING_NOTICE, STORE_NAME, JobRunner, JobSettings,
+                               ProgressSink)
 from realtime.web.store import JobStore
 
 from conftest import REPO, read_frames
@@ -465,6 +466,7 @@ def test_sigterm_stops_the_running_job_and_keeps_the_queue_for_the_next_start(tm
     try:
         stopped = store.get(running)
         assert (stopped.status, stopped.frames, stopped.attempts) == ("queued", 0, 0)  # a stop is no failed attempt
+        assert STOPPING_NOTICE in stopped.notices
         assert [job.id for job in store.jobs("queued")] == [running, waiting]
     finally:
         store.close()
@@ -474,6 +476,7 @@ def test_sigterm_stops_the_running_job_and_keeps_the_queue_for_the_next_start(tm
         for job_id in (running, waiting):
             state = wait_for_state(base, job_id, lambda s: s["status"] in ("done", "failed"), "the job")
             assert state["status"] == "done", state
+            assert STOPPING_NOTICE not in state["notices"] and RERUN_NOTICE not in state["notices"]
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0

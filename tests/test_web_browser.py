@@ -16,7 +16,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -141,6 +140,7 @@ def test_upload_page_shows_progress_plays_the_result_and_a_timeline_per_person(b
         assert seen[-1] == 100
         assert any(0 < value < 100 for value in seen), f"no progress shown between 0 and 100: {seen}"
         assert browser.find_element(By.ID, "percent").text == "100"
+        assert browser.find_element(By.ID, "frames").text == "100 / 100"  # --max-frames caps the count shown
         assert browser.find_element(By.ID, "error").get_attribute("hidden")
 
         video = "document.getElementById('result-video')"
@@ -219,22 +219,64 @@ def test_upload_page_reports_a_refused_file(browser, tmp_path):
         server.stop()
 
 
-def test_live_page_shows_the_stream_and_labels(browser, weizmann_clip, tmp_path):
-    from selenium.webdriver.common.by import By
-
-    server = Server(["--source", str(weizmann_clip), "--headless", "--pace", "--serve", "127.0.0.1:0"],
-                    r"live view on (http://\S+)")
+def test_live_page_shows_every_camera_with_its_stream_and_labels(browser, datasets):
+    jack, wave = datasets / "weizmann" / "jack" / "daria_jack.avi", datasets / "weizmann" / "wave2" / "ido_wave2.avi"
+    server = Server(["--source", f"gym={jack}", "--source", f"hall={wave}", "--headless", "--pace",
+                     "--serve", "127.0.0.1:0"], r"live view on (http://\S+)")
     try:
         browser.get(server.url)
-        wait_for(browser, "const i = document.getElementById('stream'); return i.complete && i.naturalWidth > 0",
-                 60, "the MJPEG stream to show")
-        assert browser.execute_script("return document.getElementById('stream').naturalWidth") == 180
-        label = wait_for(browser, "const t = document.getElementById('labels').textContent; "
-                                  "return /#\\d+/.test(t) && t", 30, "a person's label")
-        assert re.search(r"#1\b", label)
-        assert int(browser.find_element(By.ID, "frame").text) >= 0
+        panel = "document.querySelector('section.camera[data-camera=\"{}\"]')"
+        for name in ("gym", "hall"):  # panels appear as each camera's first labels arrive
+            wait_for(browser, f"const p = {panel.format(name)}; const i = p && p.querySelector('img.view'); "
+                              "return i && i.complete && i.naturalWidth > 0", 60, f"camera {name}'s MJPEG stream")
+            assert browser.execute_script(f"return {panel.format(name)}.dataset.mode") == "live"
+            assert browser.execute_script(f"return {panel.format(name)}.querySelector('img.view').naturalWidth") \
+                == 180
+            label = wait_for(browser, f"const t = {panel.format(name)}.querySelector('.labels').textContent; "
+                                      "return /#\\d+/.test(t) && t", 30, f"a person's label on camera {name}")
+            assert re.search(r"#\d+\b", label)
         assert csp_violations(browser) == []
         time.sleep(1.0)  # a second of stream before the picture
         save_screenshot(browser, "web-live-view.png")
     finally:
         server.stop()
+
+
+def test_live_page_with_more_cameras_than_a_browser_streams_at_once(browser):
+    """Six cameras (drawn frames, no models): four play live, two are stills, every panel gets its labels
+    (the SSE is not starved of a connection), and a click makes a still live in place of the oldest."""
+    import numpy as np
+    from selenium.webdriver.common.by import By
+
+    from realtime.types import FrameRecord
+    from realtime.web.live import LIVE_STREAMS_PER_PAGE, LiveViewServer
+
+    names = ["door", "hall", "yard", "gate", "dock", "roof"]
+    live = LiveViewServer("127.0.0.1", 0, cameras=names)
+    stop = threading.Event()
+
+    def feed_cameras() -> None:  # 25 frames/s per camera, as a pipeline would write them
+        index = 0
+        while not stop.wait(0.04):
+            for k, name in enumerate(names):
+                live.write(FrameRecord(name, index, time.monotonic(), np.full((120, 160, 3), 40 * k, np.uint8)))
+            index += 1
+
+    writer = threading.Thread(target=feed_cameras)
+    writer.start()
+    try:
+        browser.get(live.url)
+        modes = "return [...document.querySelectorAll('section.camera')].map((p) => p.dataset.mode)"
+        assert browser.execute_script(modes) == ["live"] * LIVE_STREAMS_PER_PAGE + ["still"] * 2
+        wait_for(browser, "return [...document.querySelectorAll('section.camera')].every((p) => "
+                          "p.querySelector('img.view').naturalWidth === 160 && "
+                          "p.querySelector('.frame').textContent !== '–')", 30, "every panel's picture and labels")
+        browser.find_element(By.CSS_SELECTOR, "section.camera[data-camera='roof'] img.view").click()
+        assert browser.execute_script(modes) == ["still", "live", "live", "live", "still", "live"]
+        wait_for(browser, "const p = document.querySelector('section.camera[data-camera=\"door\"]'); "
+                          "return p.querySelector('img.view').src.includes('/frame/door.jpg')", 10, "door to be a still")
+        assert csp_violations(browser) == []
+    finally:
+        stop.set()
+        writer.join()
+        live.close()

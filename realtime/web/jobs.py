@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import load_config
 from ..errors import OutputError, RealtimeError
@@ -37,6 +37,9 @@ from ..types import FrameRecord
 from .broadcast import Broadcaster
 from .encode import EncoderUnavailable, choose_format, finish_result
 from .store import JobRecord, JobStore
+
+if TYPE_CHECKING:
+    from ..pipeline import RunSummary
 
 log = logging.getLogger("realtime.web")
 
@@ -198,7 +201,10 @@ class JobRunner:
         return job_id, directory / f"input{suffix}"
 
     def enqueue(self, job_id: str, input_path: Path, frame_count: int | None = None) -> JobRecord:
+        """Queue an upload; `frame_count` is the container's (an estimate), for the progress bar."""
         relative = self._relative(input_path)
+        if frame_count and self.settings.max_frames:
+            frame_count = min(frame_count, self.settings.max_frames)
         with self._lock:
             waiting = self.store.count("queued")
             if waiting >= self.settings.max_queued:
@@ -219,11 +225,12 @@ class JobRunner:
         with self._lock:
             updates = self._updates.get(job_id)
             if updates is None:
-                updates = self._updates[job_id] = Broadcaster()
+                updates = Broadcaster()
                 current = self.store.get(job_id)
-                if current is None:
+                if current is None:  # gone (swept): the inbox says so at once, and nothing is kept
                     updates.close()
                 else:
+                    self._updates[job_id] = updates
                     updates.publish(current)
             return updates, updates.subscribe()
 
@@ -265,23 +272,12 @@ class JobRunner:
         if job is None or job.status != "queued":
             return
         directory = self.job_dir(job_id)
-        fmt = self.result_format
-        for leftover in (EVENTS_NAME, fmt.pipeline_name, fmt.result_name):  # of an interrupted attempt
-            (directory / leftover).unlink(missing_ok=True)
+        for leftover in (EVENTS_NAME, self.result_format.pipeline_name, self.result_format.result_name):
+            (directory / leftover).unlink(missing_ok=True)  # of an interrupted attempt
         job = self.report(job_id, status="running", started_at=time.time(), attempts=job.attempts + 1, frames=0,
-                          fps=None)
-        events_path = directory / EVENTS_NAME
-        overrides: dict[str, Any] = {
-            "source": str(self.path(job.input_path)),
-            "max_frames": self.settings.max_frames,
-            "capture": {"pace": False, "policy": "lossless"},
-            "output": {"headless": True, "fullscreen": False, "video": str(directory / fmt.pipeline_name),
-                       "events": str(events_path)},
-        }
-        if self.settings.weights:
-            overrides["classifier"] = {"weights": self.settings.weights}
+                          fps=None, notices=tuple(n for n in job.notices if n != STOPPING_NOTICE))
         try:
-            config = load_config(self.settings.config_path, overrides)
+            config = load_config(self.settings.config_path, self._overrides(job, directory))
             # The events name the upload by its stored name, never by a server path.
             pipeline = Pipeline(config, sinks=[ProgressSink(self, job_id)], event_writers=[],
                                 source_label=Path(job.input_path).name)
@@ -299,29 +295,44 @@ class JobRunner:
                 self._running.pop(job_id, None)
         if self._stop.is_set():  # the server is stopping: the job waits for the next start
             self.report(job_id, status="queued", started_at=None, attempts=job.attempts - 1, frames=0, fps=None,
-                        notices=(*job.notices, STOPPING_NOTICE))
+                        notices=(*job.notices, STOPPING_NOTICE))  # `job` is as it started: no notice twice
             log.info("job %s stopped with the server; it stays queued", job_id)
             return
-        if summary.error:
-            self._finish(job_id, "failed", error=summary.error)
-        elif summary.frames_out == 0:
-            self._finish(job_id, "failed", error="no frame of the video could be decoded")
-        else:
-            try:
-                finish_result(fmt, directory)
-            except EncoderUnavailable as exc:
-                self._finish(job_id, "failed", error=str(exc))
-                return
-            notices = [n for n in job.notices if n != STOPPING_NOTICE]
-            hint = no_action_hint(Timeline.from_events(read_events(events_path)), FeatureSpec().duration_s)
-            if hint:
-                notices.append(hint)
-            fps = max((camera.fps for camera in summary.cameras.values()), default=0.0)  # a job has one camera
-            self._finish(job_id, "done", frames=summary.frames_out, fps=fps, notices=tuple(notices),
-                         result_path=self._relative(directory / fmt.result_name),
-                         events_path=self._relative(events_path))
-        log.info("job %s %s: %s", job_id, self.store.get(job_id).status,  # type: ignore[union-attr]
+        done = self._settle(job, directory, summary)
+        log.info("job %s %s: %s", job_id, done.status,
                  "; ".join(line.removeprefix("realtime: ") for line in summary.lines()))
+
+    def _overrides(self, job: JobRecord, directory: Path) -> dict[str, Any]:
+        """The job's changes to the server's config: its upload in, its folder out, as fast as it goes."""
+        overrides: dict[str, Any] = {
+            "source": str(self.path(job.input_path)),
+            "max_frames": self.settings.max_frames,
+            "capture": {"pace": False, "policy": "lossless"},
+            "output": {"headless": True, "fullscreen": False,
+                       "video": str(directory / self.result_format.pipeline_name),
+                       "events": str(directory / EVENTS_NAME)},
+        }
+        if self.settings.weights:
+            overrides["classifier"] = {"weights": self.settings.weights}
+        return overrides
+
+    def _settle(self, job: JobRecord, directory: Path, summary: RunSummary) -> JobRecord:
+        """Done or failed, from what the pipeline's run says; the browser-playable result made."""
+        if summary.error:
+            return self._finish(job.id, "failed", error=summary.error)
+        if summary.frames_out == 0:
+            return self._finish(job.id, "failed", error="no frame of the video could be decoded")
+        try:
+            finish_result(self.result_format, directory)
+        except EncoderUnavailable as exc:
+            return self._finish(job.id, "failed", error=str(exc))
+        events_path = directory / EVENTS_NAME
+        hint = no_action_hint(Timeline.from_events(read_events(events_path)), FeatureSpec().duration_s)
+        fps = max((camera.fps for camera in summary.cameras.values()), default=0.0)  # a job has one camera
+        return self._finish(job.id, "done", frames=summary.frames_out, fps=fps,
+                            notices=(*job.notices, hint) if hint else job.notices,
+                            result_path=self._relative(directory / self.result_format.result_name),
+                            events_path=self._relative(events_path))
 
     def _relative(self, path: Path) -> str:
         return str(path.relative_to(self._ensure_root()))
