@@ -6,8 +6,9 @@
    one-node Ray cluster started here (`python -m realtime cluster --config cams.yaml --address`),
    one actor per camera. The cameras are real Weizmann clips (jack, wave2, wave1, ...) looped and
    scaled to --size, read at their 25 fps (`capture.pace`), posed at 10 Hz (`pose_fps`), one pose
-   model per camera (the one process: a pool of N; each actor: its own), headless, events only. After --warmup s, CPU seconds of every
-   process involved are read from /proc over --seconds: the one process; or the driver, the
+   model per camera (the one process: a pool of N; each actor: its own), headless, events only. After
+   --warmup s, CPU seconds of every process involved are read from /proc over --seconds: the one
+   process; or the driver, the
    camera actors and Ray's own daemons (GCS, raylet, agents). FPS and pose rate per camera come
    from each run's summary.
 2. Restart: --kills times, SIGKILL to one camera actor's process; the time until Ray has started
@@ -39,7 +40,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from ray_fixtures import LocalRayCluster, ray_env
+from ray_fixtures import LocalRayCluster, ray_env  # noqa: E402
 
 DATASETS = Path(os.environ.get("REALTIME_DATASETS", REPO.parent / "shared" / "datasets"))
 CLIPS = ["jack/daria_jack", "wave2/daria_wave2", "wave1/daria_wave1", "pjump/daria_pjump", "jack/denis_jack",
@@ -186,7 +187,7 @@ def under_ray(cluster: LocalRayCluster, config: Path, cameras: int, warmup: floa
 
     def status() -> dict:
         rows = ray.get([actor.status.remote() for actor in actors.values()], timeout=60)
-        return {camera: row[camera] for camera, row in zip(actors, rows)}
+        return {camera: row[camera] for camera, row in zip(actors, rows, strict=True)}
 
     result = Window(groups, status).measure(seconds)
     result["restarts"] = [kill_and_time(actors["cam0"], "cam0", events) for _ in range(kills)]

@@ -11,6 +11,7 @@ shares the token instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -86,10 +87,8 @@ class LocalRayCluster:
         """SIGTERM to each of our processes, SIGKILL to any left after 5 s (the agents ignore SIGTERM)."""
         for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
             for pid in self.pids():
-                try:
+                with contextlib.suppress(ProcessLookupError):  # ended meanwhile
                     os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
             if wait_for(lambda: not self.pids(), timeout=grace, interval=0.2):
                 return
 

@@ -29,14 +29,14 @@ from pathlib import Path
 import cv2
 import pytest
 import yaml
+
 from conftest import REPO, count_frames, read_events, run_cli
 from mqtt_fixtures import Broker, Subscriber
 from ray_fixtures import LocalRayCluster, nodes_by_resource, ray_env
-from rtsp_fixtures import RtspServer, free_port, wait_for
-
 from realtime.cluster.plan import Resources, actor_config, plan_actors
 from realtime.config import load_config
 from realtime.errors import ConfigError
+from rtsp_fixtures import RtspServer, free_port, wait_for
 
 
 def on_cluster(test):
@@ -110,7 +110,7 @@ def test_placement_of_a_camera_that_does_not_exist_is_a_config_error(tmp_path):
         "cameras": [{"name": "door", "source": "rtsp://cam/door"}],
         "cluster": {"placement": {"dor": {"num_gpus": 1}}},
     }))
-    with pytest.raises(ConfigError, match="cluster.placement names dor"):
+    with pytest.raises(ConfigError, match=r"cluster\.placement names dor"):
         plan_actors(config)
 
 

@@ -85,7 +85,7 @@ class CameraActor:
         self.board: Any = ray.get_actor(BOARD_NAME, namespace=config.cluster.namespace)
         self.pid = os.getpid()
         self.node_id: str = ray.get_runtime_context().get_node_id()
-        self.node_ip: str = ray.util.get_node_ip_address()
+        self.node_ip: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]  # (unannotated in ray)
         starts: Any = ray.get(self.board.register.remote(plan.name, plan.camera_names, self.node_id, self.node_ip,
                                                          self.pid))
         self.restarts: int = starts - 1

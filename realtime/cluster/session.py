@@ -87,7 +87,7 @@ def check_feasible(plans: list[ActorPlan], local: bool) -> list[str]:
     that is an error; on an existing one only a warning, since an autoscaler may add the node."""
     import ray
 
-    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]  # type: ignore[no-untyped-call]
     problems = []
     for plan in plans:
         need = {"CPU": plan.resources.num_cpus, "GPU": plan.resources.num_gpus, **dict(plan.resources.custom)}

@@ -40,7 +40,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                           f"{r['pose_fps']:.1f}", str(r["frames_out"]), str(r["restarts"]), str(r["pid"] or ""))
                          for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
-    lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in cells]
+    lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines += [f"{r['camera']}: {r['error']}" for r in rows if r.get("error")]
     return "\n".join(lines)
 
