@@ -145,7 +145,7 @@ class ClusterConfig:
     cameras_per_actor: int = _opt(1, "cameras run by one Ray actor (one pipeline, one pose pool)", minimum=1,
                                   maximum=64)
     num_cpus: float = _opt(0.5, "CPUs Ray reserves per camera (placement only; Ray does not cap the use); a "
-                                "640x480 25 fps camera posed at 10 Hz used 0.37 here", minimum=0.0)
+                                "640x480 25 fps camera posed at 10 Hz used 0.34-0.37 here", minimum=0.0)
     num_gpus: float = _opt(0.0, "GPUs Ray reserves per camera (GPU pose backends); 0.25 = four cameras a GPU",
                            minimum=0.0)
     resources: dict = _opt({}, "custom Ray resources per camera, e.g. {edge: 1} to run on nodes started with "
