@@ -51,6 +51,9 @@ def connect(address: str | None, namespace: str, local_cpus: int | None = None) 
                 from None
         raise ClusterError(f"--address {address}: {exc}") from None
     except (ConnectionError, RuntimeError) as exc:
+        if address == "auto":
+            raise ClusterError("--address auto found no Ray cluster started on this machine — start one with "
+                               "`ray start --head`, or give --address HEAD:6379") from None
         raise ClusterError(f"cannot join the Ray cluster at {address} ({_first_line(exc)}) — check the address, "
                            f"and that RAY_AUTH_TOKEN is the cluster's token (`ray get-auth-token` on the head)") \
             from None
