@@ -11,9 +11,9 @@ A fourth camera points at an RTSP port where nothing listens: it must end with i
 while the others run.
 
 One job serves the cluster tests, in order: its events and placement, then one camera actor
-killed and restarted, then SIGTERM to the driver. A module fixture keeps the file within CI's
-time budget (one cluster and one actor start-up instead of three). The first tests need no
-cluster: the placement plan and the one-line errors.
+killed and restarted, then that camera's stream lost and back, then SIGTERM to the driver. A
+module fixture keeps the file within CI's time budget (one cluster and one actor start-up
+instead of four). The first tests need no cluster: the placement plan and the one-line errors.
 """
 
 from __future__ import annotations
@@ -275,6 +275,18 @@ def test_killed_camera_actor_restarts_and_resumes_while_the_others_run(job):
         assert after[camera]["state"] == "running"
     others = [e for e in job.events()[seen:] if e["camera"] in ("jack", "wave") and e["type"] in ("stream", "actor")]
     assert others == [], others
+
+
+@on_cluster
+def test_status_follows_a_camera_whose_stream_is_lost_and_back(job, door_stream):
+    door_stream.kill()  # the camera, not the actor, goes away
+    assert wait_for(lambda: job.status()["door"]["state"] == "reconnecting", timeout=60, interval=1.0), job.log()
+    seen = len(job.events())
+    door_stream.start()
+    assert wait_for(lambda: any(e["camera"] == "door" and e.get("status") == "reconnected"
+                                for e in job.events()[seen:]), timeout=60, interval=0.5), job.log()
+    assert wait_for(lambda: job.status()["door"]["state"] == "running", timeout=30, interval=1.0)
+    assert job.status()["door"]["restarts"] == 1  # the same actor reconnected; nothing restarted
 
 
 @on_cluster

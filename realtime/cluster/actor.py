@@ -43,14 +43,22 @@ class EventBatch:
     mqtt: dict[str, int] | None = None  # the pipeline's MQTT messages published and dropped, when done
 
 
-class BufferWriter:
-    """An EventWriter that hands events to the driver through the actor's buffer."""
+# What a camera's stream events say about it, for `cluster status`.
+STREAM_STATES = {"opened": "running", "reconnected": "running", "lost": "reconnecting"}
 
-    def __init__(self, buffer: FrameQueue[dict[str, Any]]) -> None:
+
+class BufferWriter:
+    """An EventWriter that hands events to the driver through the actor's buffer, noting each camera's
+    stream state on the way."""
+
+    def __init__(self, buffer: FrameQueue[dict[str, Any]], stream_state: dict[str, str]) -> None:
         self.buffer = buffer
+        self.stream_state = stream_state
         self._never = threading.Event()
 
     def send(self, event: dict[str, Any]) -> None:
+        if event["type"] == "stream" and event.get("status") in STREAM_STATES:
+            self.stream_state[event["camera"]] = STREAM_STATES[event["status"]]
         self.buffer.put(event, self._never)  # drop-oldest: never blocks the pipeline
 
     def close(self) -> None:
@@ -99,6 +107,7 @@ class CameraActor:
         self._done: threading.Event = threading.Event()
         self._ended: bool = False
         self._state: str = "starting"
+        self._stream_state: dict[str, str] = {}  # camera -> running / reconnecting, from its stream events
         self._error: str | None = None
         for camera in plan.camera_names:
             self._emit(camera, {"type": "actor", "status": "started", "node_id": self.node_id,
@@ -118,7 +127,7 @@ class CameraActor:
 
         try:
             # MQTT, when configured, is the pipeline's own writer: every actor publishes its cameras' events.
-            pipeline = Pipeline(self.config, event_writers=[BufferWriter(self.buffer)])
+            pipeline = Pipeline(self.config, event_writers=[BufferWriter(self.buffer, self._stream_state)])
         except RealtimeError as exc:
             # This camera's source (or model) is not there: its own error event, not the job's end.
             self._error, self._state = str(exc), "error"
@@ -202,7 +211,8 @@ class CameraActor:
         out = {}
         for camera in self.plan.camera_names:
             values = dict(live.get(camera, {}))
-            values.update(state=self._state, error=self._error, node_id=self.node_id, node_ip=self.node_ip,
+            state = self._stream_state.get(camera, self._state) if self._state == "running" else self._state
+            values.update(state=state, error=self._error, node_id=self.node_id, node_ip=self.node_ip,
                           pid=self.pid, restarts=self.restarts)
             out[camera] = values
         return out

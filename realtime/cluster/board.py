@@ -21,7 +21,7 @@ class CameraStatus:
 
     camera: str
     actor: str
-    state: str = "starting"  # starting, running, restarting, ended, error
+    state: str = "starting"  # starting, running, reconnecting (its stream was lost), ended, error
     node_id: str = ""
     node_ip: str = ""
     pid: int = 0
@@ -68,7 +68,7 @@ class StatusBoard:
             status.updated = time.time()
 
     def mark(self, camera: str, state: str, error: str | None = None) -> None:
-        """The driver's word on a camera: restarting (its actor died), ended or error."""
+        """The driver's word on a camera: ended, or error (also when its actor is gone for good)."""
         status = self.cameras.get(camera)
         if status is not None:
             status.state, status.error, status.updated = state, error or status.error, time.time()

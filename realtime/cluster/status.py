@@ -30,7 +30,7 @@ def read_status(address: str, namespace: str, timeout_s: float = 10.0) -> list[d
         shutdown()
     now = time.time()
     for row in rows:
-        if row["state"] in ("running", "starting") and now - row["updated"] > STALE_AFTER_S:
+        if row["state"] in ("starting", "running", "reconnecting") and now - row["updated"] > STALE_AFTER_S:
             row["state"] = "unresponsive"
     return rows
 
