@@ -34,6 +34,7 @@ from conftest import REPO, count_frames, read_events, run_cli
 from mqtt_fixtures import Broker, Subscriber
 from ray_fixtures import LocalRayCluster, nodes_by_resource, ray_env
 from realtime.cluster.plan import Resources, actor_config, plan_actors
+from realtime.cluster.restarts import RestartAligner
 from realtime.config import load_config
 from realtime.errors import ConfigError
 from rtsp_fixtures import RtspServer, free_port, wait_for
@@ -112,6 +113,26 @@ def test_placement_of_a_camera_that_does_not_exist_is_a_config_error(tmp_path):
     }))
     with pytest.raises(ConfigError, match=r"cluster\.placement names dor"):
         plan_actors(config)
+
+
+def test_a_restarted_camera_continues_on_the_timeline_after_its_first_run():
+    """A restarted actor's pipeline counts t and track ids from zero again; the timeline gets them on
+    the camera's one time line, and the dead run's people leave at the restart."""
+    aligner = RestartAligner()
+    events = [
+        {"type": "stream", "camera": "door", "status": "opened", "time": 100.0},
+        {"type": "action", "camera": "door", "t": 1.0, "frame": 25, "track": 1, "label": "WAVING_1HAND"},
+        {"type": "action", "camera": "hall", "t": 2.0, "frame": 50, "track": 1, "label": "BOXING"},
+        {"type": "stream", "camera": "door", "status": "restarted", "time": 110.0, "restarts": 1},
+        {"type": "stream", "camera": "door", "status": "opened", "time": 112.0},
+        {"type": "action", "camera": "door", "t": 0.5, "frame": 12, "track": 1, "label": "WAVING_1HAND"},
+    ]
+    out = [e for event in events for e in aligner.align(event)]
+    door = [(e["type"], e.get("status"), e.get("t"), e.get("track")) for e in out if e["camera"] == "door"]
+    assert door == [("stream", "opened", None, None), ("action", None, 1.0, 1), ("person", "left", 10.0, 1),
+                    ("stream", "restarted", None, None), ("stream", "opened", None, None),
+                    ("action", None, 12.5, 2)]
+    assert [(e["t"], e["track"]) for e in out if e["camera"] == "hall"] == [(2.0, 1)]  # not restarted: as is
 
 
 def test_an_address_where_no_cluster_listens_is_one_line_and_quick(tmp_path):
@@ -204,7 +225,8 @@ def job(ray_cluster, door_stream, mqtt_broker, mqtt_received, datasets, tmp_path
         process = subprocess.Popen(
             [sys.executable, "-m", "realtime", "cluster", "--config", str(folder / "cams.yaml"),
              "--address", ray_cluster.address, "--events", str(folder / "events.jsonl"), "--flush-events",
-             "--output", str(folder / "video")], stdout=out, stderr=err, env=ray_env(), cwd=REPO)
+             "--output", str(folder / "video"), "--timeline", str(folder / "timeline.png")],
+            stdout=out, stderr=err, env=ray_env(), cwd=REPO)
     running = Job(folder, ray_cluster.address, process)
     yield running
     if process.poll() is None:  # a test failed before the SIGTERM test
@@ -308,3 +330,5 @@ def test_sigterm_to_the_driver_stops_every_camera_with_finalized_outputs(job):
         video = job.video_dir / (f"{camera}.restart1.mp4" if camera == "door" else f"{camera}.mp4")
         assert count_frames(video) == summary["frames_out"] > 0
         assert any(line.startswith(f"realtime: {camera} on ") for line in lines), lines
+    # The driver drew every camera's events into one timeline.
+    assert cv2.imread(str(job.folder / "timeline.png")) is not None

@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "on their nodes)")
     p.add_argument("--events", help="write every camera's events to this JSON-lines file (through the driver)")
     p.add_argument("--flush-events", action="store_true", default=None, help="flush the events file after each line")
+    p.add_argument("--timeline", help="draw every camera's people and their actions to this .png at the end")
     p.add_argument("--max-frames", type=int, help="stop each camera after this many frames")
     p.add_argument("--pace", action="store_true", default=None, help="read files at their native frame rate")
     p.add_argument("--mqtt", metavar="URL", help="also publish events from every actor: mqtt://host:port")
@@ -47,7 +48,8 @@ def overrides_from(args: argparse.Namespace) -> dict:
         cameras = [parse_camera_arg(value, i) for i, value in enumerate(args.source)]
         nested["cameras"] = [{"name": c.name, "source": c.source} for c in cameras]
     output = {key: value for key, value in (("video", args.output), ("events", args.events),
-                                            ("flush_events", args.flush_events)) if value is not None}
+                                            ("flush_events", args.flush_events), ("timeline", args.timeline))
+              if value is not None}
     if output:
         nested["output"] = output
     if args.max_frames is not None:

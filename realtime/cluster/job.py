@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
-from ..sinks import JsonlWriter
+from ..sinks import EventWriter, JsonlWriter
+from ..timeline import TimelineWriter
 from .actor import CameraActor, EventBatch
 from .board import BOARD_NAME, StatusBoard
 from .plan import ActorPlan, actor_config, plan_actors
+from .restarts import RestartAlignedWriter
 from .session import ClusterError, check_feasible, connect, import_ray, shutdown
 
 # How long one `next_events` call waits in the actor for the first event: short enough that an
@@ -98,7 +100,12 @@ class ClusterJob:
         self.plans = plan_actors(config)
         for plan in self.plans:
             actor_config(config, plan)
-        self.writer = JsonlWriter(events, flush_events) if events else None
+        # Every camera's events meet here: the one JSON-lines file, and the timeline drawn from them.
+        self.writers: list[EventWriter] = []
+        if events:
+            self.writers.append(JsonlWriter(events, flush_events))
+        if config.output.timeline:  # one time line per camera, also across its actor's restarts
+            self.writers.append(RestartAlignedWriter(TimelineWriter(config.output.timeline)))
         self.summary = JobSummary(cameras={camera: CameraOutcome(camera, plan.name)
                                            for plan in self.plans for camera in plan.camera_names})
         self._stop_reason: str | None = None
@@ -117,8 +124,8 @@ class ClusterJob:
             with self._signals():
                 self._run(ray, local)
         finally:
-            if self.writer is not None:
-                self.writer.close()
+            for writer in self.writers:
+                writer.close()
             shutdown()
         return self.summary
 
@@ -200,8 +207,8 @@ class ClusterJob:
             if outcome is not None and event["type"] == "stream" and event["status"] == "error":
                 outcome.error = event.get("error")
                 self.notice(f"realtime: {outcome.camera}: {outcome.error}")
-            if self.writer is not None:
-                self.writer.send(event)
+            for writer in self.writers:
+                writer.send(event)
 
     def _ended(self, plan: ActorPlan, batch: EventBatch, board: Any) -> None:
         if batch.mqtt is not None:
@@ -219,9 +226,9 @@ class ClusterJob:
         for camera in plan.camera_names:
             self.summary.cameras[camera].error = why
             board.mark.remote(camera, "error", why)
-            if self.writer is not None:
-                self.writer.send({"type": "stream", "camera": camera, "status": "error",
-                                  "time": round(time.time(), 3), "error": why})
+            for writer in self.writers:
+                writer.send({"type": "stream", "camera": camera, "status": "error", "time": round(time.time(), 3),
+                             "error": why})
         self.notice(f"realtime: {'+'.join(plan.camera_names)}: {why}")
 
     @contextmanager

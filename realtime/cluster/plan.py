@@ -91,14 +91,14 @@ def plan_actors(config: Config) -> list[ActorPlan]:
 
 
 def actor_config(config: Config, plan: ActorPlan, restart: int = 0) -> Config:
-    """The Config one actor's pipeline runs: its cameras only, headless, no events file of its own
-    (events reach the driver's file through the actor), its own MQTT client id.
+    """The Config one actor's pipeline runs: its cameras only, headless, no events file or timeline of
+    its own (events reach the driver's, which writes both), its own MQTT client id.
 
     Video: `output.video` is a folder, one `<camera>.mp4` per camera as on one machine. A restarted
     actor writes `<camera>.restart<N>.mp4` (a group: `restart<N>/<camera>.mp4`), so the file its
     dead predecessor left is not overwritten.
     """
-    output = dataclasses.replace(config.output, headless=True, fullscreen=False, events=None)
+    output = dataclasses.replace(config.output, headless=True, fullscreen=False, events=None, timeline=None)
     if config.output.video:
         folder = Path(config.output.video)
         if folder.suffix:
