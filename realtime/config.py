@@ -27,8 +27,15 @@ POSE_BACKENDS = ("movenet", "blazepose", "detectron2")
 CAMERA_NAME = re.compile(r"^[a-z0-9_-]+$")
 
 
-def _opt(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None,
-         maximum: float | None = None, path: bool = False) -> Any:
+def _opt(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    path: bool = False,
+) -> Any:
     """A schema field: default value plus what the loader accepts."""
     meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "path": path}
     if isinstance(default, (dict, list)):
@@ -39,17 +46,27 @@ def _opt(default: Any, help: str, *, choices: tuple | None = None, minimum: floa
 @dataclass
 class CaptureConfig:
     queue_size: int = _opt(4, "frames held between stages when lossless (files)", minimum=1, maximum=1024)
-    live_queue_size: int = _opt(1, "frames held between stages with drop_oldest (live): 1 = only the newest waits, "
-                                   "so latency stays near one frame's processing time", minimum=1, maximum=1024)
-    policy: str = _opt("auto", "when the queue is full: auto picks lossless for files, drop_oldest for live",
-                       choices=("auto", "lossless", "drop_oldest"))
+    live_queue_size: int = _opt(
+        1,
+        "frames held between stages with drop_oldest (live): 1 = only the newest waits, "
+        "so latency stays near one frame's processing time",
+        minimum=1,
+        maximum=1024,
+    )
+    policy: str = _opt(
+        "auto",
+        "when the queue is full: auto picks lossless for files, drop_oldest for live",
+        choices=("auto", "lossless", "drop_oldest"),
+    )
     pace: bool = _opt(False, "read files at their native frame rate, like a camera")
     open_timeout_ms: int = _opt(5000, "give up opening a stream after this long", minimum=100)
     read_timeout_ms: int = _opt(5000, "a stream read that blocks longer than this counts as lost", minimum=100)
-    reconnect_attempts: int = _opt(-1, "reconnects after a live stream is lost; -1 = forever, 0 = never",
-                                   minimum=-1)
-    reconnect_delay_s: float = _opt(0.5, "wait before the second reconnect try (the first is immediate); "
-                                         "doubles up to reconnect_max_delay_s", minimum=0.0)
+    reconnect_attempts: int = _opt(-1, "reconnects after a live stream is lost; -1 = forever, 0 = never", minimum=-1)
+    reconnect_delay_s: float = _opt(
+        0.5,
+        "wait before the second reconnect try (the first is immediate); doubles up to reconnect_max_delay_s",
+        minimum=0.0,
+    )
     reconnect_max_delay_s: float = _opt(2.0, "longest wait between reconnect attempts", minimum=0.0)
 
 
@@ -64,43 +81,61 @@ class Detectron2Config:
 
 @dataclass
 class MoveNetConfig:
-    long_side: int = _opt(256, "the image's long side fed to MoveNet (a multiple of 32); 384 finds small people's "
-                               "wrists more often at about 2.3x the cost", minimum=128, maximum=1024)
-    person_threshold: float = _opt(0.2, "minimum person score (clearly visible people score only 0.3-0.5)",
-                                   minimum=0.0, maximum=1.0)
+    long_side: int = _opt(
+        256,
+        "the image's long side fed to MoveNet (a multiple of 32); 384 finds small people's "
+        "wrists more often at about 2.3x the cost",
+        minimum=128,
+        maximum=1024,
+    )
+    person_threshold: float = _opt(
+        0.2, "minimum person score (clearly visible people score only 0.3-0.5)", minimum=0.0, maximum=1.0
+    )
     max_people: int = _opt(6, "people per frame (MoveNet MultiPose finds at most 6)", minimum=1, maximum=6)
 
 
 @dataclass
 class PoseConfig:
-    backend: str = _opt("movenet", "pose estimator: movenet (CPU, up to 6 people), blazepose (CPU, one person), "
-                                   "detectron2 (GPU, many people)", choices=POSE_BACKENDS)
-    skip: int = _opt(0, "pose every (skip+1)-th frame and carry the last pose in between", minimum=0,
-                     maximum=100)
-    workers: int = _opt(0, "pose threads, each with its own model; 0 = auto (mediapipe: one per core, up to 2; "
-                           "detectron2: 1)", minimum=0, maximum=16)
-    min_score: float = _opt(0.3, "joints below this score are drawn and used as missing", minimum=0.0,
-                            maximum=1.0)
+    backend: str = _opt(
+        "movenet",
+        "pose estimator: movenet (CPU, up to 6 people), blazepose (CPU, one person), detectron2 (GPU, many people)",
+        choices=POSE_BACKENDS,
+    )
+    skip: int = _opt(0, "pose every (skip+1)-th frame and carry the last pose in between", minimum=0, maximum=100)
+    workers: int = _opt(
+        0,
+        "pose threads, each with its own model; 0 = auto (mediapipe: one per core, up to 2; detectron2: 1)",
+        minimum=0,
+        maximum=16,
+    )
+    min_score: float = _opt(0.3, "joints below this score are drawn and used as missing", minimum=0.0, maximum=1.0)
     movenet: MoveNetConfig = field(default_factory=MoveNetConfig)
     detectron2: Detectron2Config = field(default_factory=Detectron2Config)
 
 
 @dataclass
 class ClassifierConfig:
-    weights: str | None = _opt(None, "action classifier checkpoint; empty = the shipped weights/action_lstm.pt",
-                               path=True)
-    threshold: float | None = _opt(None, "below this score a window is OTHER; empty = the checkpoint's own",
-                                   minimum=0.0, maximum=1.0)
-    smoothing_s: float = _opt(0.5, "time constant of each person's probability smoothing; 0 = none",
-                              minimum=0.0, maximum=10.0)
+    weights: str | None = _opt(
+        None, "action classifier checkpoint; empty = the shipped weights/action_lstm.pt", path=True
+    )
+    threshold: float | None = _opt(
+        None, "below this score a window is OTHER; empty = the checkpoint's own", minimum=0.0, maximum=1.0
+    )
+    smoothing_s: float = _opt(
+        0.5, "time constant of each person's probability smoothing; 0 = none", minimum=0.0, maximum=10.0
+    )
 
 
 @dataclass
 class OutputConfig:
     headless: bool = _opt(False, "show no window")
     fullscreen: bool = _opt(False, "fill the screen (kiosk)")
-    video: str | None = _opt(None, "write the annotated video here (.mp4, .avi, .mkv or .webm); with several "
-                                   "cameras a folder, one <camera>.mp4 each", path=True)
+    video: str | None = _opt(
+        None,
+        "write the annotated video here (.mp4, .avi, .mkv or .webm); with several "
+        "cameras a folder, one <camera>.mp4 each",
+        path=True,
+    )
     events: str | None = _opt(None, "write JSON-lines events here", path=True)
     timeline: str | None = _opt(None, "draw each person's actions over the run to this .png at the end", path=True)
     flush_events: bool = _opt(False, "flush the events file after every event, for tailing")
@@ -111,24 +146,30 @@ class OutputConfig:
 class MqttConfig:
     host: str | None = _opt(None, "MQTT broker host name or address; empty = no MQTT")
     port: int = _opt(1883, "broker port (8883 is usual with tls)", minimum=1, maximum=65535)
-    topic_prefix: str = _opt("realtime", "topics are <prefix>/<camera>/<type>, <prefix>/<camera>/state and "
-                                         "<prefix>/availability")
+    topic_prefix: str = _opt(
+        "realtime", "topics are <prefix>/<camera>/<type>, <prefix>/<camera>/state and <prefix>/availability"
+    )
     client_id: str | None = _opt(None, "MQTT client id, unique per broker; empty = realtime-<machine>-<pid>")
     username: str | None = _opt(None, "broker user name; empty = anonymous")
     password: str | None = _opt(None, "broker password")
     tls: bool = _opt(False, "connect with TLS, checked against the system's CA certificates")
-    qos: int = _opt(1, "0 = at most once; 1 = at least once (resent after a reconnect); 2 = exactly once",
-                    minimum=0, maximum=2)
-    queue_size: int = _opt(10000, "events held while the broker is unreachable; beyond it the oldest is dropped",
-                           minimum=1)
+    qos: int = _opt(
+        1, "0 = at most once; 1 = at least once (resent after a reconnect); 2 = exactly once", minimum=0, maximum=2
+    )
+    queue_size: int = _opt(
+        10000, "events held while the broker is unreachable; beyond it the oldest is dropped", minimum=1
+    )
 
 
 @dataclass
 class CameraConfig:
     name: str = _opt(DEFAULT_CAMERA, "[a-z0-9_-]+, unique; used in events, topics and file names")
     source: str = _opt("0", "camera index, video file, or rtsp:// / http(s):// URL")
-    pose_fps: float | None = _opt(None, "at most this many posed frames a second from this camera; empty = as many "
-                                        "as the pose models manage", minimum=0.1)
+    pose_fps: float | None = _opt(
+        None,
+        "at most this many posed frames a second from this camera; empty = as many as the pose models manage",
+        minimum=0.1,
+    )
     skip: int | None = _opt(None, "this camera's pose.skip", minimum=0, maximum=100)
     reconnect_attempts: int | None = _opt(None, "this camera's capture.reconnect_attempts", minimum=-1)
 
@@ -158,8 +199,11 @@ class ClusterConfig:
 @dataclass
 class Config:
     source: str = _opt("0", "camera index, video file, or rtsp:// / http(s):// URL (one camera, named cam0)")
-    cameras: list[CameraConfig] = _opt([], "several cameras: a list of {name, source, pose_fps, skip, "
-                                           "reconnect_attempts}; when given, `source` is not used")
+    cameras: list[CameraConfig] = _opt(
+        [],
+        "several cameras: a list of {name, source, pose_fps, skip, "
+        "reconnect_attempts}; when given, `source` is not used",
+    )
     pose_fps: float | None = _opt(None, "default pose rate cap per camera; empty = no cap", minimum=0.1)
     max_frames: int | None = _opt(None, "stop after this many frames", minimum=1)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
@@ -178,7 +222,7 @@ def _allowed_types(annotation: str) -> list[type]:
 
 
 def _check_value(key: str, value: Any, f: dataclasses.Field) -> Any:
-    types = _allowed_types(f.type)
+    types = _allowed_types(str(f.type))  # annotations are strings here (`from __future__ import annotations`)
     meta = f.metadata
     if value is None:
         if type(None) in types:
@@ -293,13 +337,17 @@ def cameras_of(config: Config) -> list[CameraConfig]:
     """The cameras to run: the `cameras` list, or the single `source` as cam0. Per-camera
     settings left empty take the global ones."""
     cameras = config.cameras or [CameraConfig(name=DEFAULT_CAMERA, source=config.source)]
-    return [dataclasses.replace(
-        camera,
-        pose_fps=camera.pose_fps if camera.pose_fps is not None else config.pose_fps,
-        skip=camera.skip if camera.skip is not None else config.pose.skip,
-        reconnect_attempts=camera.reconnect_attempts if camera.reconnect_attempts is not None
-        else config.capture.reconnect_attempts,
-    ) for camera in cameras]
+    return [
+        dataclasses.replace(
+            camera,
+            pose_fps=camera.pose_fps if camera.pose_fps is not None else config.pose_fps,
+            skip=camera.skip if camera.skip is not None else config.pose.skip,
+            reconnect_attempts=camera.reconnect_attempts
+            if camera.reconnect_attempts is not None
+            else config.capture.reconnect_attempts,
+        )
+        for camera in cameras
+    ]
 
 
 def weights_path(config: Config) -> Path:

@@ -71,7 +71,7 @@ class ActionClassification:
                 ready.append(key)
                 windows.append(features)
         if windows:
-            for key, probs in zip(ready, classifier.predict_proba(np.stack(windows))):
+            for key, probs in zip(ready, classifier.predict_proba(np.stack(windows)), strict=True):
                 smoothed = self._smoother.update(key, t, probs)
                 self._predictions[key] = classifier.verdict(smoothed)
 
@@ -87,8 +87,9 @@ T = TypeVar("T")
 class StageThread(threading.Thread):
     """Moves items from `inbox` through `step` into `outbox` until the end or `stop`; a camera's end passes."""
 
-    def __init__(self, name: str, step: Callable[[T], T], inbox: FrameQueue[T], outbox: FrameQueue[T],
-                 stop: threading.Event) -> None:
+    def __init__(
+        self, name: str, step: Callable[[T], T], inbox: FrameQueue[T], outbox: FrameQueue[T], stop: threading.Event
+    ) -> None:
         super().__init__(name=name, daemon=True)
         self.step = step
         self.inbox = inbox

@@ -29,6 +29,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .config import CameraConfig
 from .pose import PoseBackend
 from .queues import BufferPolicy, CameraEnd, CameraInbox, EndOfStream, FrameQueue
@@ -99,7 +101,7 @@ class RoundRobinPose:
         self.name = self.backends[0].name
         self._turn = 0
 
-    def estimate(self, image_bgr) -> Poses:
+    def estimate(self, image_bgr: np.ndarray) -> Poses:
         backend = self.backends[self._turn % len(self.backends)]
         self._turn += 1
         return backend.estimate(image_bgr)
@@ -151,9 +153,16 @@ class PoseStage:
     one `EndOfStream` follows when every camera has ended, or at once when a model failed.
     """
 
-    def __init__(self, backends: Sequence[PoseBackend], cameras: Sequence[CameraConfig],
-                 inbox: CameraInbox[FrameRecord], outbox: FrameQueue[FrameRecord], stop: threading.Event,
-                 prefetch: bool = True, tracking: Tracking | None = None) -> None:
+    def __init__(
+        self,
+        backends: Sequence[PoseBackend],
+        cameras: Sequence[CameraConfig],
+        inbox: CameraInbox[FrameRecord],
+        outbox: FrameQueue[FrameRecord],
+        stop: threading.Event,
+        prefetch: bool = True,
+        tracking: Tracking | None = None,
+    ) -> None:
         if not backends:
             raise ValueError("a pose stage needs at least one backend")
         self.backends = list(backends)
@@ -166,10 +175,14 @@ class PoseStage:
         self.ready: list[FrameQueue[bool]] = [FrameQueue(1, BufferPolicy.LOSSLESS) for _ in backends]
         self.estimates: FrameQueue[_Numbered] = FrameQueue(2 * len(backends), BufferPolicy.LOSSLESS)
         self.errors: list[str] = []
-        self._threads = [threading.Thread(target=self._dispatch, name="pose-dispatch", daemon=True),
-                         *[threading.Thread(target=self._work, args=(i,), name=f"pose-{i}", daemon=True)
-                           for i in range(len(backends))],
-                         threading.Thread(target=self._collect, name="pose-collect", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._dispatch, name="pose-dispatch", daemon=True),
+            *[
+                threading.Thread(target=self._work, args=(i,), name=f"pose-{i}", daemon=True)
+                for i in range(len(backends))
+            ],
+            threading.Thread(target=self._collect, name="pose-collect", daemon=True),
+        ]
 
     def start(self) -> None:
         for thread in self._threads:
@@ -242,6 +255,7 @@ class PoseStage:
                 seq = item.seq
                 if self.prefetch:  # the next frame may wait in the lane while this one is posed
                     ready.put(True, self.stop)
+                assert isinstance(item.record, FrameRecord)  # lanes carry frames; camera ends bypass them
                 pose(backend, item.record)
                 if not self.estimates.put(item, self.stop):
                     break
@@ -272,9 +286,10 @@ class PoseStage:
                     if failed_at is not None:
                         ready = [n for n in ready if n.seq < failed_at]
                     for numbered in ready:
-                        item = numbered.record
-                        if not self.outbox.put(item if isinstance(item, CameraEnd) else self.tracking.track(item),
-                                               self.stop):
+                        record = numbered.record
+                        if not self.outbox.put(
+                            record if isinstance(record, CameraEnd) else self.tracking.track(record), self.stop
+                        ):
                             return
                 if failed_at is not None and order.next_seq >= failed_at:
                     break

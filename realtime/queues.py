@@ -11,9 +11,9 @@ import enum
 import queue
 import threading
 from collections import deque
-from dataclasses import dataclass
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar, Union
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -34,7 +34,7 @@ class FrameQueue(Generic[T]):
     """A bounded queue of T (then EndOfStream) with a full-queue policy and a drop counter."""
 
     def __init__(self, maxsize: int, policy: BufferPolicy, on_drop: Callable[[T], None] | None = None) -> None:
-        self._queue: queue.Queue[Union[T, EndOfStream]] = queue.Queue(maxsize=maxsize)
+        self._queue: queue.Queue[T | EndOfStream] = queue.Queue(maxsize=maxsize)
         self.policy = policy
         self.dropped = 0
         self.on_drop = on_drop  # told of each item dropped, e.g. to count drops per camera

@@ -9,17 +9,19 @@ import time
 
 import pytest
 from mqtt_fixtures import Broker, Subscriber, broker_fixture, retained  # noqa: F401 (broker_fixture is `broker`)
-from rtsp_fixtures import RtspServer
+from rtsp_fixtures import RtspServer, free_port
 
-from conftest import REPO, count_frames, read_events
+from conftest import REPO, count_frames, read_events, run_cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.rtsp, pytest.mark.mqtt]
+pytestmark = pytest.mark.slow
 
 
 def labels_on(subscriber: Subscriber, topic: str) -> set[str]:
     return {m.json()["label"] for m in subscriber.on(topic)}
 
 
+@pytest.mark.rtsp
+@pytest.mark.mqtt
 def test_a_clip_and_a_live_stream_publish_their_own_labels(tmp_path, datasets, broker):
     """Two cameras share the pose models; each one's labels arrive on its own topics, its state is
     retained, and the process says `offline` as it leaves."""
@@ -70,3 +72,23 @@ def test_a_clip_and_a_live_stream_publish_their_own_labels(tmp_path, datasets, b
     assert count_frames(videos / "hall.mp4") == hall["frames_out"] > 0
     assert "MQTT: " in stdout and " 0 dropped" in stdout
     subscriber.close()
+
+
+def test_a_camera_down_from_the_start_does_not_keep_the_others_dark(tmp_path, datasets, random_weights):
+    """With several cameras, a stream nobody answers is retried in the background; the clip runs to its
+    end, and the dead camera ends with its own error once its retries are spent."""
+    clip = datasets / "weizmann" / "jack" / "daria_jack.avi"
+    config = tmp_path / "cams.yaml"
+    config.write_text(f"cameras:\n  - name: gym\n    source: {clip}\n"
+                      f"  - name: door\n    source: rtsp://127.0.0.1:{free_port()}/none\n    reconnect_attempts: 2\n")
+    events, videos = tmp_path / "events.jsonl", tmp_path / "videos"
+    proc = run_cli("--config", str(config), "--headless", "--weights", str(random_weights), "--events", str(events),
+                   "--output", str(videos), timeout=120)
+    assert proc.returncode == 1  # the run reports the dead camera...
+    assert "camera door:" in proc.stderr and "retrying in the background" in proc.stderr
+    assert "not back after 2 reconnect attempts" in proc.stderr.strip().splitlines()[-1]
+    summaries = {e["camera"]: e for e in read_events(events) if e["type"] == "summary"}
+    assert summaries["gym"]["frames_out"] == 89 == count_frames(videos / "gym.mp4")  # ...but the clip ran through
+    assert summaries["door"]["frames_in"] == 0 and "reconnect attempts" in summaries["door"]["error"]
+    ended = {e["camera"]: e for e in read_events(events) if e.get("status") == "ended"}
+    assert "error" not in ended["gym"] and "reconnect attempts" in ended["door"]["error"]

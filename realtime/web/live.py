@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from flask import Flask, Response, render_template
+from flask.typing import ResponseReturnValue
 
 from ..errors import ConfigError
 from ..queues import BufferPolicy, FrameQueue
@@ -128,8 +129,14 @@ class LiveViewServer:
     Without them, cameras are added as their first frame arrives, in that order.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8000, jpeg_quality: int = JPEG_QUALITY,
-                 allowed_hosts: Iterable[str] = (), cameras: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        jpeg_quality: int = JPEG_QUALITY,
+        allowed_hosts: Iterable[str] = (),
+        cameras: Iterable[str] = (),
+    ) -> None:
         """`allowed_hosts`: host names to answer besides the loopback ones and `host` (see security.py)."""
         names = allowed_host_names(host, allowed_hosts)
         sock = bind(host, port, fix="choose another --serve HOST:PORT")  # before any thread: it may fail
@@ -151,8 +158,9 @@ class LiveViewServer:
         self._http.start()
 
     @classmethod
-    def from_address(cls, address: str, allowed_hosts: Iterable[str] = (),
-                     cameras: Iterable[str] = ()) -> LiveViewServer:
+    def from_address(
+        cls, address: str, allowed_hosts: Iterable[str] = (), cameras: Iterable[str] = ()
+    ) -> LiveViewServer:
         server = cls(*parse_address(address), allowed_hosts=allowed_hosts, cameras=cameras)
         log.info("live view on %s", server.url)
         return server
@@ -237,8 +245,10 @@ class LiveViewServer:
 
     def mjpeg_parts(self, feed: CameraFeed) -> Iterator[bytes]:
         for frame in self.frames_of(feed):
-            head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n"
-                    f"X-Camera: {frame.camera}\r\nX-Frame-Index: {frame.index}\r\n\r\n").encode("ascii")
+            head = (
+                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n"
+                f"X-Camera: {frame.camera}\r\nX-Frame-Index: {frame.index}\r\n\r\n"
+            ).encode("ascii")
             yield head + frame.jpeg + b"\r\n"
 
     def latest_jpeg(self, feed: CameraFeed, timeout: float = 5.0) -> LiveFrame | None:
@@ -266,10 +276,14 @@ class LiveViewServer:
 
 
 def _labels(record: FrameRecord, fps: float) -> dict:
-    people = [{"track": t.track_id,
-               "label": t.prediction.label if t.prediction else None,
-               "score": round(t.prediction.score, 3) if t.prediction else None}
-              for t in record.tracks]
+    people = [
+        {
+            "track": t.track_id,
+            "label": t.prediction.label if t.prediction else None,
+            "score": round(t.prediction.score, 3) if t.prediction else None,
+        }
+        for t in record.tracks
+    ]
     return {"camera": record.camera, "frame": record.index, "fps": round(fps, 1), "people": people}
 
 
@@ -282,43 +296,46 @@ def create_live_app(live: LiveViewServer, allowed_hosts: frozenset[str]) -> Flas
         return Response(f"no camera {camera!r} — cameras: {known}", status=404, mimetype="text/plain")
 
     def stream_of(feed: CameraFeed | None) -> Response:
-        return Response(live.mjpeg_parts(feed) if feed else iter(()),
-                        mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-                        headers={"Cache-Control": "no-store"})
+        return Response(
+            live.mjpeg_parts(feed) if feed else iter(()),
+            mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+            headers={"Cache-Control": "no-store"},
+        )
 
     def frame_of(feed: CameraFeed | None) -> Response:
         latest = live.latest_jpeg(feed) if feed else None
         if latest is None:
             return Response("no new frame within 5 s", status=503, mimetype="text/plain")
-        return Response(latest.jpeg, mimetype="image/jpeg",
-                        headers={"Cache-Control": "no-store", "X-Camera": latest.camera,
-                                 "X-Frame-Index": str(latest.index)})
+        return Response(
+            latest.jpeg,
+            mimetype="image/jpeg",
+            headers={"Cache-Control": "no-store", "X-Camera": latest.camera, "X-Frame-Index": str(latest.index)},
+        )
 
     @app.get("/")
-    def page():
+    def page() -> ResponseReturnValue:
         return render_template("live.html", cameras=live.cameras, live_streams=LIVE_STREAMS_PER_PAGE)
 
     @app.get("/stream.mjpg")
-    def stream():
+    def stream() -> ResponseReturnValue:
         return stream_of(live.first_feed())
 
     @app.get("/stream/<camera>.mjpg")
-    def camera_stream(camera: str):
+    def camera_stream(camera: str) -> ResponseReturnValue:
         feed = live.feed(camera)
         return stream_of(feed) if feed else unknown(camera)
 
     @app.get("/frame.jpg")
-    def frame():
+    def frame() -> ResponseReturnValue:
         return frame_of(live.first_feed(timeout=5.0))
 
     @app.get("/frame/<camera>.jpg")
-    def camera_frame(camera: str):
+    def camera_frame(camera: str) -> ResponseReturnValue:
         feed = live.feed(camera)
         return frame_of(feed) if feed else unknown(camera)
 
     @app.get("/labels")
-    def labels():
+    def labels() -> ResponseReturnValue:
         return Response(live.label_events(), mimetype="text/event-stream", headers={"Cache-Control": "no-store"})
 
     return app
-
