@@ -183,14 +183,21 @@ class PlacementConfig:
 
 @dataclass
 class ClusterConfig:
-    cameras_per_actor: int = _opt(1, "cameras run by one Ray actor (one pipeline, one pose pool)", minimum=1,
-                                  maximum=64)
-    num_cpus: float = _opt(0.5, "CPUs Ray reserves per camera (placement only; Ray does not cap the use); a "
-                                "640x480 25 fps camera posed at 10 Hz used 0.34-0.37 here", minimum=0.0)
-    num_gpus: float = _opt(0.0, "GPUs Ray reserves per camera (GPU pose backends); 0.25 = four cameras a GPU",
-                           minimum=0.0)
-    resources: dict = _opt({}, "custom Ray resources per camera, e.g. {edge: 1} to run on nodes started with "
-                               "--resources '{\"edge\": N}'")
+    cameras_per_actor: int = _opt(
+        1, "cameras run by one Ray actor (one pipeline, one pose pool)", minimum=1, maximum=64
+    )
+    num_cpus: float = _opt(
+        0.5,
+        "CPUs Ray reserves per camera (placement only; Ray does not cap the use); a "
+        "640x480 25 fps camera posed at 10 Hz used 0.34-0.37 here",
+        minimum=0.0,
+    )
+    num_gpus: float = _opt(
+        0.0, "GPUs Ray reserves per camera (GPU pose backends); 0.25 = four cameras a GPU", minimum=0.0
+    )
+    resources: dict = _opt(
+        {}, "custom Ray resources per camera, e.g. {edge: 1} to run on nodes started with --resources '{\"edge\": N}'"
+    )
     placement: dict = _opt({}, "per-camera overrides by camera name: {door: {num_gpus: 1, resources: {gpu_site: 1}}}")
     max_restarts: int = _opt(3, "restarts of a camera actor whose process dies; -1 = forever", minimum=-1)
     namespace: str = _opt("realtime", "Ray namespace of the job's actors; one job per namespace on a cluster")

@@ -43,8 +43,16 @@ sys.path.insert(0, str(REPO / "tests"))
 from ray_fixtures import LocalRayCluster, ray_env  # noqa: E402
 
 DATASETS = Path(os.environ.get("REALTIME_DATASETS", REPO.parent / "shared" / "datasets"))
-CLIPS = ["jack/daria_jack", "wave2/daria_wave2", "wave1/daria_wave1", "pjump/daria_pjump", "jack/denis_jack",
-         "wave2/denis_wave2", "wave1/denis_wave1", "pjump/denis_pjump"]
+CLIPS = [
+    "jack/daria_jack",
+    "wave2/daria_wave2",
+    "wave1/daria_wave1",
+    "pjump/daria_pjump",
+    "jack/denis_jack",
+    "wave2/denis_wave2",
+    "wave1/denis_wave1",
+    "pjump/denis_pjump",
+]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -124,16 +132,33 @@ class Window:
         rss: dict[str, float] = {}
         for pid, group in self.pids().items():
             rss[group] = rss.get(group, 0.0) + rss_mb(pid)
-        cameras = {camera: {"fps": round((status1[camera]["frames_out"] - status0[camera]["frames_out"]) / elapsed, 2),
-                            "pose_fps": round(statistics.mean(self.pose_rates[camera]), 2)} for camera in status1}
-        return {"cpu_s_per_s": cpu, "rss_mb": {group: round(mb) for group, mb in rss.items()}, "cameras": cameras,
-                "load": round(os.getloadavg()[0], 2), "seconds": round(elapsed, 1)}
+        cameras = {
+            camera: {
+                "fps": round((status1[camera]["frames_out"] - status0[camera]["frames_out"]) / elapsed, 2),
+                "pose_fps": round(statistics.mean(self.pose_rates[camera]), 2),
+            }
+            for camera in status1
+        }
+        return {
+            "cpu_s_per_s": cpu,
+            "rss_mb": {group: round(mb) for group, mb in rss.items()},
+            "cameras": cameras,
+            "load": round(os.getloadavg()[0], 2),
+            "seconds": round(elapsed, 1),
+        }
 
 
 def one_process(config: Path, warmup: float, seconds: float) -> dict:
     """The cameras in one `Pipeline` in a child process that reports its status on stdout when asked."""
-    child = subprocess.Popen([sys.executable, __file__, "--single-run", str(config)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ray_env(), cwd=REPO)
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--single-run", str(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=ray_env(),
+        cwd=REPO,
+    )
     assert child.stdin is not None and child.stdout is not None
 
     def status() -> dict:
@@ -167,21 +192,39 @@ def single_run(config_path: str) -> int:
     return 0
 
 
-def under_ray(cluster: LocalRayCluster, config: Path, cameras: int, warmup: float, seconds: float, kills: int,
-              events: Path) -> dict:
+def under_ray(
+    cluster: LocalRayCluster, config: Path, cameras: int, warmup: float, seconds: float, kills: int, events: Path
+) -> dict:
     import ray
 
-    driver = subprocess.Popen([sys.executable, "-m", "realtime", "cluster", "--config", str(config), "--address",
-                               cluster.address, "--events", str(events), "--flush-events"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ray_env(), cwd=REPO)
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "realtime",
+            "cluster",
+            "--config",
+            str(config),
+            "--address",
+            cluster.address,
+            "--events",
+            str(events),
+            "--flush-events",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ray_env(),
+        cwd=REPO,
+    )
     os.environ.update({key: value for key, value in ray_env().items() if key.startswith("RAY_")})
     ray.init(address=cluster.address, namespace="realtime", logging_level="ERROR", log_to_driver=False)
     time.sleep(warmup)
     actors = {f"cam{i}": ray.get_actor(f"camera-cam{i}") for i in range(cameras)}
 
     def groups() -> dict[int, str]:
-        found = {pid: ("actors" if title(pid).startswith("ray::CameraActor") else "ray daemons")
-                 for pid in cluster.pids()}
+        found = {
+            pid: ("actors" if title(pid).startswith("ray::CameraActor") else "ray daemons") for pid in cluster.pids()
+        }
         found[driver.pid] = "driver"
         return found
 
@@ -214,8 +257,11 @@ def kill_and_time(actor, camera: str, events: Path) -> dict[str, float]:
     new = [json.loads(line) for line in events.read_text().splitlines()[seen:]]
     started = next(e["time"] for e in new if e["camera"] == camera and e["type"] == "actor")
     opened = next(e["time"] for e in new if e["camera"] == camera and e.get("status") == "opened")
-    return {"actor_started_s": round(started - t_kill_wall, 2), "stream_opened_s": round(opened - t_kill_wall, 2),
-            "frames_flowing_s": round(t_frames, 2)}
+    return {
+        "actor_started_s": round(started - t_kill_wall, 2),
+        "stream_opened_s": round(opened - t_kill_wall, 2),
+        "frames_flowing_s": round(t_frames, 2),
+    }
 
 
 def summarize(run: dict) -> dict:
@@ -224,9 +270,13 @@ def summarize(run: dict) -> dict:
     cpu = sum(run["cpu_s_per_s"].values())
     fps = sum(c["fps"] for c in run["cameras"].values())
     n = len(run["cameras"])
-    return {**run, "cpu_s_per_s_total": round(cpu, 3), "per_camera": round(cpu / n, 3),
-            "cpu_ms_per_frame": round(1000 * cpu / fps, 2) if fps else None,
-            "per_camera_at_25fps": round(25 * cpu / fps, 3) if fps else None}
+    return {
+        **run,
+        "cpu_s_per_s_total": round(cpu, 3),
+        "per_camera": round(cpu / n, 3),
+        "cpu_ms_per_frame": round(1000 * cpu / fps, 2) if fps else None,
+        "per_camera_at_25fps": round(25 * cpu / fps, 3) if fps else None,
+    }
 
 
 def main() -> int:
@@ -246,8 +296,12 @@ def main() -> int:
     cluster = LocalRayCluster()
     try:
         clip_seconds = args.warmup + args.seconds + args.kills * 40 + 60
-        sources = [make_clip(DATASETS / "weizmann" / f"{CLIPS[i % len(CLIPS)]}.avi", folder / f"cam{i}.avi",
-                             clip_seconds, size) for i in range(args.cameras)]
+        sources = [
+            make_clip(
+                DATASETS / "weizmann" / f"{CLIPS[i % len(CLIPS)]}.avi", folder / f"cam{i}.avi", clip_seconds, size
+            )
+            for i in range(args.cameras)
+        ]
         # The same pose models either way: one per camera (in the one process, a pool of them).
         single_config = write_config(folder / "one.yaml", sources, pose_workers=args.cameras)
         cluster_config = write_config(folder / "cluster.yaml", sources, pose_workers=1)
@@ -255,18 +309,25 @@ def main() -> int:
         single = one_process(single_config, args.warmup, args.seconds)
         print("one process:", json.dumps(single), flush=True)
         cluster.start_head(num_cpus=2)
-        ray_run = under_ray(cluster, cluster_config, args.cameras, args.warmup, args.seconds, args.kills,
-                            folder / "events.jsonl")
+        ray_run = under_ray(
+            cluster, cluster_config, args.cameras, args.warmup, args.seconds, args.kills, folder / "events.jsonl"
+        )
         print("under Ray:", json.dumps(ray_run), flush=True)
     finally:
         cluster.stop()
         shutil.rmtree(cluster.temp_dir, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)
-    report = {"cameras": args.cameras, "size": args.size,
-              "one_process": summarize(single), "ray": summarize(ray_run), "restarts": ray_run["restarts"]}
+    report = {
+        "cameras": args.cameras,
+        "size": args.size,
+        "one_process": summarize(single),
+        "ray": summarize(ray_run),
+        "restarts": ray_run["restarts"],
+    }
     if ray_run["restarts"]:
-        report["restart_median"] = {key: statistics.median(r[key] for r in ray_run["restarts"])
-                                    for key in ray_run["restarts"][0]}
+        report["restart_median"] = {
+            key: statistics.median(r[key] for r in ray_run["restarts"]) for key in ray_run["restarts"][0]
+        }
     print(json.dumps(report, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

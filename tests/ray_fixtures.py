@@ -24,9 +24,12 @@ from rtsp_fixtures import free_port, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(os.environ.get("REALTIME_RAY_BIN", str(Path(sys.executable).parent)))
-RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           # The actors import `realtime` from this checkout, as the driver does.
-           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+RAY_ENV = {
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # The actors import `realtime` from this checkout, as the driver does.
+    "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+}
 
 
 def ray_env() -> dict[str, str]:
@@ -44,24 +47,46 @@ class LocalRayCluster:
         self.log = self.temp_dir / "ray-start.log"
 
     def _ray_start(self, *args: str) -> None:
-        cmd = [str(VENV_BIN / "ray"), "start", "--node-ip-address", "127.0.0.1", "--disable-usage-stats",
-               "--temp-dir", str(self.temp_dir), *args]
+        cmd = [
+            str(VENV_BIN / "ray"),
+            "start",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--disable-usage-stats",
+            "--temp-dir",
+            str(self.temp_dir),
+            *args,
+        ]
         with open(self.log, "a") as log:
-            result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=ray_env(), timeout=120,
-                                    check=False)
+            result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=ray_env(), timeout=120, check=False)
         if result.returncode != 0:
             tail = self.log.read_text(errors="replace").strip().splitlines()[-5:]
             raise RuntimeError(f"ray start failed ({' | '.join(tail)})")
 
     def start_head(self, num_cpus: int, resources: dict[str, float] | None = None) -> str:
-        args = ["--head", "--port", str(self.port), "--num-cpus", str(num_cpus), "--include-dashboard=false",
-                "--dashboard-agent-listen-port", str(free_port())]
+        args = [
+            "--head",
+            "--port",
+            str(self.port),
+            "--num-cpus",
+            str(num_cpus),
+            "--include-dashboard=false",
+            "--dashboard-agent-listen-port",
+            str(free_port()),
+        ]
         self._ray_start(*args, *self._resources(resources))
         return self.address
 
     def add_node(self, num_cpus: int, resources: dict[str, float] | None = None) -> None:
-        self._ray_start("--address", self.address, "--num-cpus", str(num_cpus),
-                        "--dashboard-agent-listen-port", str(free_port()), *self._resources(resources))
+        self._ray_start(
+            "--address",
+            self.address,
+            "--num-cpus",
+            str(num_cpus),
+            "--dashboard-agent-listen-port",
+            str(free_port()),
+            *self._resources(resources),
+        )
 
     @staticmethod
     def _resources(resources: dict[str, float] | None) -> list[str]:
@@ -77,7 +102,8 @@ class LocalRayCluster:
                 continue
             try:
                 if marker.encode() in (entry / "cmdline").read_bytes() or any(
-                        os.readlink(fd).startswith(marker) for fd in (entry / "fd").iterdir()):
+                    os.readlink(fd).startswith(marker) for fd in (entry / "fd").iterdir()
+                ):
                     found.append(int(entry.name))
             except OSError:  # ended meanwhile, or not ours to read
                 continue
@@ -95,9 +121,12 @@ class LocalRayCluster:
 
 def nodes_by_resource(address: str) -> dict[str, str]:
     """node id -> 'edge' or 'head', asked of the cluster in a fresh process (so this one never joins Ray)."""
-    code = (f"import json, ray; ray.init(address={address!r}, logging_level='ERROR'); "
-            "print(json.dumps({n['NodeID']: ('edge' if 'edge' in n['Resources'] else 'head') "
-            "for n in ray.nodes() if n['Alive']}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ray_env(),
-                         timeout=60, check=True)
+    code = (
+        f"import json, ray; ray.init(address={address!r}, logging_level='ERROR'); "
+        "print(json.dumps({n['NodeID']: ('edge' if 'edge' in n['Resources'] else 'head') "
+        "for n in ray.nodes() if n['Alive']}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=ray_env(), timeout=60, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])

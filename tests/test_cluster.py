@@ -77,27 +77,46 @@ def write_config(tmp_path: Path, data: dict) -> Path:
 
 
 def test_cameras_group_by_what_they_ask_for_and_actors_ask_for_the_sum(tmp_path):
-    config = load_config(write_config(tmp_path, {
-        "cameras": [{"name": n, "source": f"rtsp://cam/{n}"} for n in ("a", "b", "c", "gpu1", "gpu2")],
-        "cluster": {"cameras_per_actor": 2, "num_cpus": 0.5, "resources": {"site": 1},
-                    "placement": {"gpu1": {"num_gpus": 0.5, "resources": {"gpu_site": 1}},
-                                  "gpu2": {"num_gpus": 0.5, "resources": {"gpu_site": 1}}}},
-    }))
+    config = load_config(
+        write_config(
+            tmp_path,
+            {
+                "cameras": [{"name": n, "source": f"rtsp://cam/{n}"} for n in ("a", "b", "c", "gpu1", "gpu2")],
+                "cluster": {
+                    "cameras_per_actor": 2,
+                    "num_cpus": 0.5,
+                    "resources": {"site": 1},
+                    "placement": {
+                        "gpu1": {"num_gpus": 0.5, "resources": {"gpu_site": 1}},
+                        "gpu2": {"num_gpus": 0.5, "resources": {"gpu_site": 1}},
+                    },
+                },
+            },
+        )
+    )
     plans = plan_actors(config)
     assert [plan.name for plan in plans] == ["a+b", "c", "gpu1+gpu2"]
     assert plans[0].resources == Resources(1.0, 0.0, (("site", 2.0),))
     assert plans[1].resources == Resources(0.5, 0.0, (("site", 1.0),))
     # A GPU camera never shares an actor (nor a node) with a CPU camera.
     assert plans[2].resources == Resources(1.0, 1.0, (("gpu_site", 2.0), ("site", 2.0)))
-    assert plans[2].resources.ray_options() == {"num_cpus": 1.0, "num_gpus": 1.0,
-                                                "resources": {"gpu_site": 2.0, "site": 2.0}}
+    assert plans[2].resources.ray_options() == {
+        "num_cpus": 1.0,
+        "num_gpus": 1.0,
+        "resources": {"gpu_site": 2.0, "site": 2.0},
+    }
 
 
 def test_each_actor_runs_only_its_cameras_headless_into_its_own_video_files(tmp_path):
-    config = load_config(write_config(tmp_path, {
-        "cameras": [{"name": "a", "source": "rtsp://cam/a"}, {"name": "b", "source": "rtsp://cam/b"}],
-        "output": {"video": str(tmp_path / "videos"), "events": str(tmp_path / "e.jsonl")},
-    }))
+    config = load_config(
+        write_config(
+            tmp_path,
+            {
+                "cameras": [{"name": "a", "source": "rtsp://cam/a"}, {"name": "b", "source": "rtsp://cam/b"}],
+                "output": {"video": str(tmp_path / "videos"), "events": str(tmp_path / "e.jsonl")},
+            },
+        )
+    )
     first = plan_actors(config)[0]
     own = actor_config(config, first)
     assert [c.name for c in own.cameras] == ["a"] and own.output.headless and own.output.events is None
@@ -107,10 +126,15 @@ def test_each_actor_runs_only_its_cameras_headless_into_its_own_video_files(tmp_
 
 
 def test_placement_of_a_camera_that_does_not_exist_is_a_config_error(tmp_path):
-    config = load_config(write_config(tmp_path, {
-        "cameras": [{"name": "door", "source": "rtsp://cam/door"}],
-        "cluster": {"placement": {"dor": {"num_gpus": 1}}},
-    }))
+    config = load_config(
+        write_config(
+            tmp_path,
+            {
+                "cameras": [{"name": "door", "source": "rtsp://cam/door"}],
+                "cluster": {"placement": {"dor": {"num_gpus": 1}}},
+            },
+        )
+    )
     with pytest.raises(ConfigError, match=r"cluster\.placement names dor"):
         plan_actors(config)
 
@@ -129,15 +153,21 @@ def test_a_restarted_camera_continues_on_the_timeline_after_its_first_run():
     ]
     out = [e for event in events for e in aligner.align(event)]
     door = [(e["type"], e.get("status"), e.get("t"), e.get("track")) for e in out if e["camera"] == "door"]
-    assert door == [("stream", "opened", None, None), ("action", None, 1.0, 1), ("person", "left", 10.0, 1),
-                    ("stream", "restarted", None, None), ("stream", "opened", None, None),
-                    ("action", None, 12.5, 2)]
+    assert door == [
+        ("stream", "opened", None, None),
+        ("action", None, 1.0, 1),
+        ("person", "left", 10.0, 1),
+        ("stream", "restarted", None, None),
+        ("stream", "opened", None, None),
+        ("action", None, 12.5, 2),
+    ]
     assert [(e["t"], e["track"]) for e in out if e["camera"] == "hall"] == [(2.0, 1)]  # not restarted: as is
 
 
 def test_an_address_where_no_cluster_listens_is_one_line_and_quick(tmp_path):
-    result = run_cli("cluster", "--source", "door=rtsp://127.0.0.1:1/x", "--address", f"127.0.0.1:{free_port()}",
-                     timeout=60)
+    result = run_cli(
+        "cluster", "--source", "door=rtsp://127.0.0.1:1/x", "--address", f"127.0.0.1:{free_port()}", timeout=60
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "nothing answers at 127.0.0.1:" in result.stderr
 
@@ -190,9 +220,15 @@ class Job:
         return read_events(self.events_path) if self.events_path.exists() else []
 
     def status(self) -> dict[str, dict]:
-        out = subprocess.run([sys.executable, "-m", "realtime", "cluster", "status", "--address", self.address,
-                              "--json"], capture_output=True, text=True, env=ray_env(), cwd=REPO, timeout=60,
-                             check=False)
+        out = subprocess.run(
+            [sys.executable, "-m", "realtime", "cluster", "status", "--address", self.address, "--json"],
+            capture_output=True,
+            text=True,
+            env=ray_env(),
+            cwd=REPO,
+            timeout=60,
+            check=False,
+        )
         assert out.returncode == 0, out.stderr
         return {row["camera"]: row for row in json.loads(out.stdout.strip().splitlines()[-1])}
 
@@ -206,10 +242,14 @@ def job(ray_cluster, door_stream, mqtt_broker, mqtt_received, datasets, tmp_path
     weizmann = datasets / "weizmann"
     config = {
         "cameras": [
-            {"name": "jack", "source": str(loop_clip(weizmann / "jack" / "daria_jack.avi", folder / "jack.avi",
-                                                     LOOP_SECONDS))},
-            {"name": "wave", "source": str(loop_clip(weizmann / "wave2" / "daria_wave2.avi", folder / "wave.avi",
-                                                     LOOP_SECONDS))},
+            {
+                "name": "jack",
+                "source": str(loop_clip(weizmann / "jack" / "daria_jack.avi", folder / "jack.avi", LOOP_SECONDS)),
+            },
+            {
+                "name": "wave",
+                "source": str(loop_clip(weizmann / "wave2" / "daria_wave2.avi", folder / "wave.avi", LOOP_SECONDS)),
+            },
             {"name": "door", "source": door_stream.url},
             {"name": "gone", "source": f"rtsp://127.0.0.1:{free_port()}/gone"},  # nothing listens there
         ],
@@ -217,16 +257,37 @@ def job(ray_cluster, door_stream, mqtt_broker, mqtt_received, datasets, tmp_path
         "capture": {"pace": True},
         "pose": {"workers": 1},
         "mqtt": {"host": "127.0.0.1", "port": mqtt_broker.port},
-        "cluster": {"num_cpus": 0.5, "max_restarts": 2,
-                    "placement": {"door": {"num_cpus": 0, "resources": {"edge": 1}}}},
+        "cluster": {
+            "num_cpus": 0.5,
+            "max_restarts": 2,
+            "placement": {"door": {"num_cpus": 0, "resources": {"edge": 1}}},
+        },
     }
     (folder / "cams.yaml").write_text(yaml.safe_dump(config))
     with open(folder / "driver.out", "w") as out, open(folder / "driver.err", "w") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "realtime", "cluster", "--config", str(folder / "cams.yaml"),
-             "--address", ray_cluster.address, "--events", str(folder / "events.jsonl"), "--flush-events",
-             "--output", str(folder / "video"), "--timeline", str(folder / "timeline.png")],
-            stdout=out, stderr=err, env=ray_env(), cwd=REPO)
+            [
+                sys.executable,
+                "-m",
+                "realtime",
+                "cluster",
+                "--config",
+                str(folder / "cams.yaml"),
+                "--address",
+                ray_cluster.address,
+                "--events",
+                str(folder / "events.jsonl"),
+                "--flush-events",
+                "--output",
+                str(folder / "video"),
+                "--timeline",
+                str(folder / "timeline.png"),
+            ],
+            stdout=out,
+            stderr=err,
+            env=ray_env(),
+            cwd=REPO,
+        )
     running = Job(folder, ray_cluster.address, process)
     yield running
     if process.poll() is None:  # a test failed before the SIGTERM test
@@ -248,10 +309,17 @@ def failed(events: list[dict], camera: str) -> list[dict]:
 
 @on_cluster
 def test_every_camera_runs_where_its_resources_say_and_its_labels_arrive(job, ray_cluster, mqtt_received):
-    arrived = wait_for(lambda: all(labelled(job.events(), camera, label) for camera, label in EXPECTED.items())
-                       and failed(job.events(), "gone"), timeout=150, interval=0.5)
-    assert arrived, f"labels so far: {[(e['camera'], e['label']) for e in job.events() if e['type'] == 'action']}" \
-                    f"\n{job.log()}"
+    arrived = wait_for(
+        lambda: (
+            all(labelled(job.events(), camera, label) for camera, label in EXPECTED.items())
+            and failed(job.events(), "gone")
+        ),
+        timeout=150,
+        interval=0.5,
+    )
+    assert arrived, (
+        f"labels so far: {[(e['camera'], e['label']) for e in job.events() if e['type'] == 'action']}\n{job.log()}"
+    )
     roles = nodes_by_resource(ray_cluster.address)
     assert sorted(roles.values()) == ["edge", "head"]
     started = {e["camera"]: e for e in job.events() if e["type"] == "actor" and e["status"] == "started"}
@@ -261,8 +329,12 @@ def test_every_camera_runs_where_its_resources_say_and_its_labels_arrive(job, ra
     assert "cannot open stream rtsp://127.0.0.1:" in failed(job.events(), "gone")[0]["error"]
     # Each actor publishes its own cameras' events on the many-cameras topics.
     for camera, label in EXPECTED.items():
-        assert mqtt_received.wait_until(lambda messages, camera=camera, label=label: any(
-            m.topic == f"realtime/{camera}/action" and m.json()["label"] == label for m in messages), timeout=30)
+        assert mqtt_received.wait_until(
+            lambda messages, camera=camera, label=label: any(
+                m.topic == f"realtime/{camera}/action" and m.json()["label"] == label for m in messages
+            ),
+            timeout=30,
+        )
     assert any("cannot open stream" in m.json().get("error", "") for m in mqtt_received.on("realtime/gone/stream"))
     status = job.status()
     assert set(status) == {*EXPECTED, "gone"}
@@ -284,8 +356,11 @@ def test_killed_camera_actor_restarts_and_resumes_while_the_others_run(job):
 
     def resumed() -> bool:
         events = job.events()[seen:]
-        restarted = [i for i, e in enumerate(events) if e["camera"] == "door" and e["type"] == "stream"
-                     and e["status"] == "restarted"]
+        restarted = [
+            i
+            for i, e in enumerate(events)
+            if e["camera"] == "door" and e["type"] == "stream" and e["status"] == "restarted"
+        ]
         return bool(restarted) and labelled(events, "door", EXPECTED["door"], after=restarted[0])
 
     assert wait_for(resumed, timeout=120, interval=0.5), job.log()
@@ -305,8 +380,11 @@ def test_status_follows_a_camera_whose_stream_is_lost_and_back(job, door_stream)
     assert wait_for(lambda: job.status()["door"]["state"] == "reconnecting", timeout=60, interval=1.0), job.log()
     seen = len(job.events())
     door_stream.start()
-    assert wait_for(lambda: any(e["camera"] == "door" and e.get("status") == "reconnected"
-                                for e in job.events()[seen:]), timeout=60, interval=0.5), job.log()
+    assert wait_for(
+        lambda: any(e["camera"] == "door" and e.get("status") == "reconnected" for e in job.events()[seen:]),
+        timeout=60,
+        interval=0.5,
+    ), job.log()
     assert wait_for(lambda: job.status()["door"]["state"] == "running", timeout=30, interval=1.0)
     assert job.status()["door"]["restarts"] == 1  # the same actor reconnected; nothing restarted
 

@@ -94,8 +94,9 @@ class CameraActor:
         self.pid = os.getpid()
         self.node_id: str = ray.get_runtime_context().get_node_id()
         self.node_ip: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]  # (unannotated in ray)
-        starts: Any = ray.get(self.board.register.remote(plan.name, plan.camera_names, self.node_id, self.node_ip,
-                                                         self.pid))
+        starts: Any = ray.get(
+            self.board.register.remote(plan.name, plan.camera_names, self.node_id, self.node_ip, self.pid)
+        )
         self.restarts: int = starts - 1
         self.config: Config = actor_config(config, plan, self.restarts)
         self._lock: threading.Lock = threading.Lock()  # pipeline and stop reason, set by different threads
@@ -110,17 +111,33 @@ class CameraActor:
         self._stream_state: dict[str, str] = {}  # camera -> running / reconnecting, from its stream events
         self._error: str | None = None
         for camera in plan.camera_names:
-            self._emit(camera, {"type": "actor", "status": "started", "node_id": self.node_id,
-                                "node_ip": self.node_ip, "pid": self.pid, "restarts": self.restarts})
+            self._emit(
+                camera,
+                {
+                    "type": "actor",
+                    "status": "started",
+                    "node_id": self.node_id,
+                    "node_ip": self.node_ip,
+                    "pid": self.pid,
+                    "restarts": self.restarts,
+                },
+            )
             if self.restarts:
-                self._emit(camera, {"type": "stream", "status": "restarted", "restarts": self.restarts,
-                                    "node_id": self.node_id, "pid": self.pid})
+                self._emit(
+                    camera,
+                    {
+                        "type": "stream",
+                        "status": "restarted",
+                        "restarts": self.restarts,
+                        "node_id": self.node_id,
+                        "pid": self.pid,
+                    },
+                )
         threading.Thread(target=self._run, name=f"pipeline-{plan.name}", daemon=True).start()
         threading.Thread(target=self._report, name=f"report-{plan.name}", daemon=True).start()
 
     def _emit(self, camera: str, event: dict[str, Any]) -> None:
-        self.buffer.put({"type": event["type"], "camera": camera, "time": round(time.time(), 3), **event},
-                        self._done)
+        self.buffer.put({"type": event["type"], "camera": camera, "time": round(time.time(), 3), **event}, self._done)
 
     def _run(self) -> None:
         from ..pipeline import Pipeline  # here, after native.configure()
@@ -131,8 +148,16 @@ class CameraActor:
         except RealtimeError as exc:
             # This camera's source (or model) is not there: its own error event, not the job's end.
             self._error, self._state = str(exc), "error"
-            errors = [{"type": "stream", "camera": camera, "status": "error", "time": round(time.time(), 3),
-                       "error": str(exc)} for camera in self.plan.camera_names]
+            errors = [
+                {
+                    "type": "stream",
+                    "camera": camera,
+                    "status": "error",
+                    "time": round(time.time(), 3),
+                    "error": str(exc),
+                }
+                for camera in self.plan.camera_names
+            ]
             for event in errors:
                 self.buffer.put(event, self._done)
             self._publish(errors)
@@ -201,8 +226,14 @@ class CameraActor:
         return self._batch(events)
 
     def _batch(self, events: list[dict[str, Any]], done: bool = False) -> EventBatch:
-        return EventBatch(events, done, self._summaries if done else {}, self._stopped_by, self.buffer.dropped,
-                          self._mqtt if done else None)
+        return EventBatch(
+            events,
+            done,
+            self._summaries if done else {},
+            self._stopped_by,
+            self.buffer.dropped,
+            self._mqtt if done else None,
+        )
 
     def status(self) -> dict[str, dict]:
         with self._lock:
@@ -212,8 +243,14 @@ class CameraActor:
         for camera in self.plan.camera_names:
             values = dict(live.get(camera, {}))
             state = self._stream_state.get(camera, self._state) if self._state == "running" else self._state
-            values.update(state=state, error=self._error, node_id=self.node_id, node_ip=self.node_ip,
-                          pid=self.pid, restarts=self.restarts)
+            values.update(
+                state=state,
+                error=self._error,
+                node_id=self.node_id,
+                node_ip=self.node_ip,
+                pid=self.pid,
+                restarts=self.restarts,
+            )
             out[camera] = values
         return out
 

@@ -53,8 +53,9 @@ class StatusBoard:
         """A camera actor (re)started; returns how many times it has started (1 = the first)."""
         self.starts[actor] = self.starts.get(actor, 0) + 1
         for camera in cameras:
-            self.cameras[camera] = CameraStatus(camera, actor, "starting", node_id, node_ip, pid,
-                                                restarts=self.starts[actor] - 1)
+            self.cameras[camera] = CameraStatus(
+                camera, actor, "starting", node_id, node_ip, pid, restarts=self.starts[actor] - 1
+            )
         return self.starts[actor]
 
     def update(self, actor: str, pid: int, snapshot: dict[str, dict]) -> None:

@@ -14,14 +14,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m realtime cluster",
         description="Run every camera of a config on a Ray cluster, one actor per camera (or group).",
-        epilog="python -m realtime cluster status --address ADDR lists the cameras of a running job.")
+        epilog="python -m realtime cluster status --address ADDR lists the cameras of a running job.",
+    )
     p.add_argument("--config", help="YAML config with the cameras and a cluster: section (default: ./config.yaml)")
-    p.add_argument("--address", help="Ray cluster: auto, HOST:PORT of the head, or ray://HOST:10001 (Ray Client); "
-                                     "none = start a local cluster on this machine")
-    p.add_argument("--source", action="append", metavar="NAME=SOURCE",
-                   help="a camera (repeatable) instead of the config's cameras")
-    p.add_argument("--output", help="folder for the annotated videos, one <camera>.mp4 each (written by the actors, "
-                                    "on their nodes)")
+    p.add_argument(
+        "--address",
+        help="Ray cluster: auto, HOST:PORT of the head, or ray://HOST:10001 (Ray Client); "
+        "none = start a local cluster on this machine",
+    )
+    p.add_argument(
+        "--source", action="append", metavar="NAME=SOURCE", help="a camera (repeatable) instead of the config's cameras"
+    )
+    p.add_argument(
+        "--output",
+        help="folder for the annotated videos, one <camera>.mp4 each (written by the actors, on their nodes)",
+    )
     p.add_argument("--events", help="write every camera's events to this JSON-lines file (through the driver)")
     p.add_argument("--flush-events", action="store_true", default=None, help="flush the events file after each line")
     p.add_argument("--timeline", help="draw every camera's people and their actions to this .png at the end")
@@ -32,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_status_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m realtime cluster status",
-                                description="List each camera of the job running on a Ray cluster.")
+    p = argparse.ArgumentParser(
+        prog="python -m realtime cluster status", description="List each camera of the job running on a Ray cluster."
+    )
     p.add_argument("--address", default="auto", help="Ray cluster: auto (default), HOST:PORT or ray://HOST:10001")
     p.add_argument("--namespace", default="realtime", help="the job's cluster.namespace (default: realtime)")
     p.add_argument("--json", action="store_true", help="one JSON list, for scripts")
@@ -47,9 +55,16 @@ def overrides_from(args: argparse.Namespace) -> dict:
     if args.source:
         cameras = [parse_camera_arg(value, i) for i, value in enumerate(args.source)]
         nested["cameras"] = [{"name": c.name, "source": c.source} for c in cameras]
-    output = {key: value for key, value in (("video", args.output), ("events", args.events),
-                                            ("flush_events", args.flush_events), ("timeline", args.timeline))
-              if value is not None}
+    output = {
+        key: value
+        for key, value in (
+            ("video", args.output),
+            ("events", args.events),
+            ("flush_events", args.flush_events),
+            ("timeline", args.timeline),
+        )
+        if value is not None
+    }
     if output:
         nested["output"] = output
     if args.max_frames is not None:

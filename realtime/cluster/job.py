@@ -60,9 +60,11 @@ class CameraOutcome:
         if s is None:
             return head + f"no summary ({self.error or 'its actor never reported'})"
         labels = ", ".join(f"{k} {v}" for k, v in sorted(s.labels.items(), key=lambda kv: -kv[1])) or "none"
-        text = (f"{s.frames_in} frames in, {s.frames_out} out, {s.dropped} dropped, {s.fps:.1f} FPS, "
-                f"pose {s.pose_fps:.1f}/s, latency p50 {s.latency_ms_p50:.0f} ms p95 {s.latency_ms_p95:.0f} ms; "
-                f"labels shown: {labels}")
+        text = (
+            f"{s.frames_in} frames in, {s.frames_out} out, {s.dropped} dropped, {s.fps:.1f} FPS, "
+            f"pose {s.pose_fps:.1f}/s, latency p50 {s.latency_ms_p50:.0f} ms p95 {s.latency_ms_p95:.0f} ms; "
+            f"labels shown: {labels}"
+        )
         return head + text + (f"; error: {self.error}" if self.error else "")
 
 
@@ -79,20 +81,28 @@ class JobSummary:
 
     def lines(self) -> list[str]:
         lines = [outcome.line() for outcome in self.cameras.values()]
-        lines.append(f"realtime: {len(self.cameras)} cameras, {len(self.failed)} with errors; stopped by "
-                     f"{self.stopped_by}" + (f"; {self.events_dropped} events dropped" if self.events_dropped else ""))
+        lines.append(
+            f"realtime: {len(self.cameras)} cameras, {len(self.failed)} with errors; stopped by "
+            f"{self.stopped_by}" + (f"; {self.events_dropped} events dropped" if self.events_dropped else "")
+        )
         if self.mqtt is not None:
-            lines.insert(-1, f"realtime: MQTT: {self.mqtt['published']} messages published, "
-                             f"{self.mqtt['dropped']} dropped")
+            lines.insert(
+                -1, f"realtime: MQTT: {self.mqtt['published']} messages published, {self.mqtt['dropped']} dropped"
+            )
         return lines
 
 
 class ClusterJob:
     """One run of every camera of a Config on a Ray cluster."""
 
-    def __init__(self, config: Config, address: str | None = None, events: str | None = None,
-                 flush_events: bool = False, notice: Callable[[str], None] = lambda m: print(m, file=sys.stderr)
-                 ) -> None:
+    def __init__(
+        self,
+        config: Config,
+        address: str | None = None,
+        events: str | None = None,
+        flush_events: bool = False,
+        notice: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+    ) -> None:
         self.config = config
         self.address = address
         self.notice = notice
@@ -106,8 +116,9 @@ class ClusterJob:
             self.writers.append(JsonlWriter(events, flush_events))
         if config.output.timeline:  # one time line per camera, also across its actor's restarts
             self.writers.append(RestartAlignedWriter(TimelineWriter(config.output.timeline)))
-        self.summary = JobSummary(cameras={camera: CameraOutcome(camera, plan.name)
-                                           for plan in self.plans for camera in plan.camera_names})
+        self.summary = JobSummary(
+            cameras={camera: CameraOutcome(camera, plan.name) for plan in self.plans for camera in plan.camera_names}
+        )
         self._stop_reason: str | None = None
         self._stop = threading.Event()
         self._dropped: dict[str, int] = {}
@@ -141,20 +152,27 @@ class ClusterJob:
         namespace = self.config.cluster.namespace
         try:
             # Restarted if its node goes (its counts start afresh); camera actors look it up by name.
-            board = ray.remote(StatusBoard).options(name=BOARD_NAME, namespace=namespace, num_cpus=0,
-                                                    max_restarts=-1).remote()
+            board = (
+                ray.remote(StatusBoard)
+                .options(name=BOARD_NAME, namespace=namespace, num_cpus=0, max_restarts=-1)
+                .remote()
+            )
         except ValueError:  # ActorAlreadyExistsError: the name is taken
-            raise ClusterError(f"a realtime job already runs in Ray namespace {namespace!r} on this cluster — "
-                               f"stop it, or set cluster.namespace") from None
+            raise ClusterError(
+                f"a realtime job already runs in Ray namespace {namespace!r} on this cluster — "
+                f"stop it, or set cluster.namespace"
+            ) from None
         ray.get([board.expect.remote(plan.name, plan.camera_names) for plan in self.plans])
         actor_class = ray.remote(CameraActor)
         actors = {}
         for plan in self.plans:
             actors[plan.name] = actor_class.options(
-                name=f"camera-{plan.name}", namespace=namespace,
+                name=f"camera-{plan.name}",
+                namespace=namespace,
                 max_restarts=self.config.cluster.max_restarts,
                 max_task_retries=-1,  # every method may run again on a restarted actor
-                max_concurrency=ACTOR_CONCURRENCY, **plan.resources.ray_options(),
+                max_concurrency=ACTOR_CONCURRENCY,
+                **plan.resources.ray_options(),
             ).remote(plan, self.config)
         self._pump(ray, actors, board)
 
@@ -227,8 +245,9 @@ class ClusterJob:
             self.summary.cameras[camera].error = why
             board.mark.remote(camera, "error", why)
             for writer in self.writers:
-                writer.send({"type": "stream", "camera": camera, "status": "error", "time": round(time.time(), 3),
-                             "error": why})
+                writer.send(
+                    {"type": "stream", "camera": camera, "status": "error", "time": round(time.time(), 3), "error": why}
+                )
         self.notice(f"realtime: {'+'.join(plan.camera_names)}: {why}")
 
     @contextmanager

@@ -27,8 +27,7 @@ class Resources:
         custom = dict(self.custom)
         for name, amount in other.custom:
             custom[name] = custom.get(name, 0.0) + amount
-        return Resources(self.num_cpus + other.num_cpus, self.num_gpus + other.num_gpus,
-                         tuple(sorted(custom.items())))
+        return Resources(self.num_cpus + other.num_cpus, self.num_gpus + other.num_gpus, tuple(sorted(custom.items())))
 
     def ray_options(self) -> dict:
         """The keyword arguments of `ActorClass.options` that reserve these resources."""
@@ -72,8 +71,10 @@ def plan_actors(config: Config) -> list[ActorPlan]:
     names = {camera.name for camera in cameras}
     unknown = sorted(set(config.cluster.placement) - names)
     if unknown:
-        raise ConfigError(f"config: cluster.placement names {', '.join(unknown)}, which no camera is called — "
-                          f"cameras are {', '.join(sorted(names))}")
+        raise ConfigError(
+            f"config: cluster.placement names {', '.join(unknown)}, which no camera is called — "
+            f"cameras are {', '.join(sorted(names))}"
+        )
     by_need: dict[Resources, list[CameraConfig]] = {}
     for camera in cameras:
         by_need.setdefault(camera_resources(config, camera.name), []).append(camera)
@@ -81,7 +82,7 @@ def plan_actors(config: Config) -> list[ActorPlan]:
     plans = []
     for need, group in by_need.items():
         for start in range(0, len(group), size):
-            members = tuple(group[start:start + size])
+            members = tuple(group[start : start + size])
             total = Resources()
             for _ in members:
                 total = total + need
@@ -102,8 +103,9 @@ def actor_config(config: Config, plan: ActorPlan, restart: int = 0) -> Config:
     if config.output.video:
         folder = Path(config.output.video)
         if folder.suffix:
-            raise ConfigError(f"output {folder} must be a folder for a cluster run — each camera writes "
-                              f"<folder>/<camera>.mp4")
+            raise ConfigError(
+                f"output {folder} must be a folder for a cluster run — each camera writes <folder>/<camera>.mp4"
+            )
         if len(plan.cameras) == 1:  # the pipeline takes the path as the file
             suffix = f".restart{restart}.mp4" if restart else ".mp4"
             output.video = str(folder / f"{plan.cameras[0].name}{suffix}")

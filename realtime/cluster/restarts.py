@@ -42,8 +42,10 @@ class RestartAligner:
                 camera.shift_s = float(event["time"]) - camera.first_opened
         if kind == "stream" and status == "restarted":
             at = float(event["time"]) - (camera.first_opened or float(event["time"]))
-            gone = [{"type": "person", "camera": event.get("camera"), "status": "left", "t": round(at, 3),
-                     "track": track} for track in sorted(camera.labelled)]
+            gone = [
+                {"type": "person", "camera": event.get("camera"), "status": "left", "t": round(at, 3), "track": track}
+                for track in sorted(camera.labelled)
+            ]
             camera.labelled.clear()
             camera.id_base = camera.last_id
             return [*gone, event]

@@ -46,17 +46,21 @@ def connect(address: str | None, namespace: str, local_cpus: int | None = None) 
         ray.init(address=address, **quiet)
     except ValueError as exc:  # ray:// without Ray Client's grpcio, or a malformed address
         if "ray[client]" in str(exc):
-            raise ClusterError(f"--address {address} needs Ray Client — install it with pip install "
-                               f"'ray[client]==2.60.0', or use the head's HOST:PORT (6379) from a cluster node") \
-                from None
+            raise ClusterError(
+                f"--address {address} needs Ray Client — install it with pip install "
+                f"'ray[client]==2.60.0', or use the head's HOST:PORT (6379) from a cluster node"
+            ) from None
         raise ClusterError(f"--address {address}: {exc}") from None
     except (ConnectionError, RuntimeError) as exc:
         if address == "auto":
-            raise ClusterError("--address auto found no Ray cluster started on this machine — start one with "
-                               "`ray start --head`, or give --address HEAD:6379") from None
-        raise ClusterError(f"cannot join the Ray cluster at {address} ({_first_line(exc)}) — check the address, "
-                           f"and that RAY_AUTH_TOKEN is the cluster's token (`ray get-auth-token` on the head)") \
-            from None
+            raise ClusterError(
+                "--address auto found no Ray cluster started on this machine — start one with "
+                "`ray start --head`, or give --address HEAD:6379"
+            ) from None
+        raise ClusterError(
+            f"cannot join the Ray cluster at {address} ({_first_line(exc)}) — check the address, "
+            f"and that RAY_AUTH_TOKEN is the cluster's token (`ray get-auth-token` on the head)"
+        ) from None
     return False
 
 
@@ -69,8 +73,10 @@ def _probe(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S).close()
     except OSError as exc:
-        raise ClusterError(f"nothing answers at {address} ({exc.strerror or exc}) — start a head there with "
-                           f"`ray start --head --port {port}`, or check --address") from None
+        raise ClusterError(
+            f"nothing answers at {address} ({exc.strerror or exc}) — start a head there with "
+            f"`ray start --head --port {port}`, or check --address"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -94,11 +100,13 @@ def check_feasible(plans: list[ActorPlan], local: bool) -> list[str]:
     problems = []
     for plan in plans:
         need = {"CPU": plan.resources.num_cpus, "GPU": plan.resources.num_gpus, **dict(plan.resources.custom)}
-        if not any(all(node.get(name, 0.0) >= amount for name, amount in need.items() if amount > 0)
-                   for node in nodes):
-            problems.append(f"camera actor {plan.name} needs {plan.resources.describe()}, more than any node "
-                            f"of this cluster offers")
+        if not any(all(node.get(name, 0.0) >= amount for name, amount in need.items() if amount > 0) for node in nodes):
+            problems.append(
+                f"camera actor {plan.name} needs {plan.resources.describe()}, more than any node of this cluster offers"
+            )
     if problems and local:
-        raise ClusterError(f"{problems[0]} — a local cluster is this machine only: lower cluster.num_cpus/"
-                           f"num_gpus, drop cluster.resources/placement, or give --address of a cluster that has them")
+        raise ClusterError(
+            f"{problems[0]} — a local cluster is this machine only: lower cluster.num_cpus/"
+            f"num_gpus, drop cluster.resources/placement, or give --address of a cluster that has them"
+        )
     return problems

@@ -23,8 +23,10 @@ def read_status(address: str, namespace: str, timeout_s: float = 10.0) -> list[d
         try:
             board = ray.get_actor(BOARD_NAME, namespace=namespace)
         except ValueError:
-            raise ClusterError(f"no realtime job runs in Ray namespace {namespace!r} at {address} — start one with "
-                               f"`python -m realtime cluster --config cams.yaml --address {address}`") from None
+            raise ClusterError(
+                f"no realtime job runs in Ray namespace {namespace!r} at {address} — start one with "
+                f"`python -m realtime cluster --config cams.yaml --address {address}`"
+            ) from None
         rows = ray.get(board.snapshot.remote(), timeout=timeout_s)
     finally:
         shutdown()
@@ -36,9 +38,19 @@ def read_status(address: str, namespace: str, timeout_s: float = 10.0) -> list[d
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    cells = [COLUMNS] + [(r["camera"], f"{r['node_ip']} {r['node_id'][:8]}".strip(), r["state"], f"{r['fps']:.1f}",
-                          f"{r['pose_fps']:.1f}", str(r["frames_out"]), str(r["restarts"]), str(r["pid"] or ""))
-                         for r in rows]
+    cells = [COLUMNS] + [
+        (
+            r["camera"],
+            f"{r['node_ip']} {r['node_id'][:8]}".strip(),
+            r["state"],
+            f"{r['fps']:.1f}",
+            f"{r['pose_fps']:.1f}",
+            str(r["frames_out"]),
+            str(r["restarts"]),
+            str(r["pid"] or ""),
+        )
+        for r in rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines += [f"{r['camera']}: {r['error']}" for r in rows if r.get("error")]
