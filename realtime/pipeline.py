@@ -335,8 +335,12 @@ class Pipeline:
         return self.summary
 
     def _consume(self) -> None:
-        for item in self.results.items(self.stop):
+        while not self.stop.is_set():
+            # Stream events are logged while no frame comes, too: that is when a stream is lost.
             self._drain_status()
+            item = self.results.get(timeout=0.1)
+            if item is None:
+                continue
             if isinstance(item, CameraEnd):  # that camera's last frame has been shown
                 self._camera_done(item.camera, item.error)
                 continue

@@ -101,7 +101,9 @@ def test_a_slow_lane_changes_nothing_but_the_timing(weizmann_clip, skip):
     estimates = out[:-1]
     assert [e.index for e in estimates] == list(range(len(frames)))
     assert [e.poses is not None for e in estimates] == [i % (skip + 1) == 0 for i in range(len(frames))]
-    assert all(len(e.tracks) == 1 for e in estimates[5:])  # tracked, and carried over unposed frames
+    # Tracked in the stage, and carried over the unposed frames: one person, one id.
+    assert sum(1 for e in estimates if len(e.tracks) == 1) >= 0.9 * len(estimates)
+    assert len({t.track_id for e in estimates for t in e.tracks}) == 1
 
     reference = RoundRobinPose([create_backend("blazepose"), create_backend("blazepose")])
     for image, got in zip(images, estimates):
