@@ -67,7 +67,7 @@ class CaptureConfig:
         "wait before the second reconnect try (the first is immediate); doubles up to reconnect_max_delay_s",
         minimum=0.0,
     )
-    reconnect_max_delay_s: float = _opt(2.0, "longest wait between reconnect attempts", minimum=0.0)
+    reconnect_max_delay_s: float = _opt(1.0, "longest wait between reconnect attempts", minimum=0.0)
 
 
 @dataclass
