@@ -1,7 +1,7 @@
 """Measure MoveNet MultiPose: how many people it finds per person threshold, and what it costs.
 
     python -m scripts.measure_movenet thresholds     # people found on real multi-person clips
-    python -m scripts.measure_movenet cost           # ms per frame and RSS, MoveNet vs BlazePose
+    python -m scripts.measure_movenet cost [movenet256 movenet320 blazepose ...]   # ms per frame, RSS
 
 Run from the repository root (`-m`, so that tests/clips.py, the clip builders the tests use,
 is importable). Clips: exercise.avi (3 people in every frame), every Weizmann clip (1 person),
@@ -21,11 +21,16 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from realtime.datasets import default_root
 from tests.clips import crossing_clip, fit_into, read_all, tile_clips
+
+if TYPE_CHECKING:
+    from realtime.pose.mediapipe_backend import MediaPipePose
+    from realtime.pose.movenet_backend import MoveNetPose
 
 THRESHOLDS = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
 # wild_dev clips with people in the background besides the one labelled (wild_dev/SOURCES.md).
@@ -115,37 +120,46 @@ def rss_mb() -> float:
 
 
 def cost_one(backend: str, clip_paths: list[str], rounds: int) -> dict:
-    """In a fresh process: RSS before and after loading, ms per frame and people per frame per clip."""
+    """In a fresh process: RSS before and after loading, per clip ms per frame and people per frame.
+
+    Wall time and CPU time of the whole process (MediaPipe computes in threads of its own):
+    on a machine shared with other work, CPU time is the steadier measure of cost.
+    """
+    import cv2
+
     os.environ.setdefault("GLOG_minloglevel", "2")
+    ok, first = cv2.VideoCapture(clip_paths[0]).read()
+    assert ok, clip_paths[0]
     before = rss_mb()
-    if backend == "movenet":
+    model: MoveNetPose | MediaPipePose
+    if backend.startswith("movenet"):
         from realtime.pose.movenet_backend import MoveNetPose
 
-        model = MoveNetPose()
+        model = MoveNetPose(long_side=int(backend.removeprefix("movenet") or 256))
     else:
         from realtime.pose.mediapipe_backend import MediaPipePose
 
         model = MediaPipePose()
-    loaded = rss_mb()
-    result: dict = {"backend": backend, "rss_before_mb": round(before, 1), "rss_loaded_mb": round(loaded, 1)}
+    model.estimate(first)  # the first call allocates
+    result: dict = {"backend": backend, "rss_added_by_load_mb": round(rss_mb() - before, 1)}
     for path in clip_paths:
         frames = read_all(Path(path))
-        model.estimate(frames[0])  # first call allocates
-        ms, people = [], []
+        wall, cpu, people = [], [], []
         for _ in range(rounds):
             for frame in frames:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 found = model.estimate(frame)
-                ms.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.process_time() - c0) * 1000)
+                wall.append((time.perf_counter() - t0) * 1000)
                 people.append(len(found))
-        result[Path(path).stem] = {"ms_median": round(statistics.median(ms), 2), "ms_mean": round(statistics.mean(ms), 2),
-                                   "people_mean": round(statistics.mean(people), 3)}
-    result["rss_after_mb"] = round(rss_mb(), 1)
+        result[Path(path).stem] = {"wall_ms_median": round(statistics.median(wall), 1),
+                                   "cpu_ms_mean": round(statistics.mean(cpu), 1),
+                                   "people_mean": round(statistics.mean(people), 2)}
     model.close()
     return result
 
 
-def cost(datasets: Path, rounds: int) -> None:
+def cost(datasets: Path, rounds: int, backends: list[str]) -> None:
     import cv2
 
     weizmann = datasets / "weizmann"
@@ -159,7 +173,7 @@ def cost(datasets: Path, rounds: int) -> None:
         assert cv2.VideoCapture(str(one)).isOpened()
         rows = []
         # Alternate backends so load from other processes hits both alike.
-        for backend in ("movenet", "blazepose", "movenet", "blazepose"):
+        for backend in [*backends, *reversed(backends)]:
             out = subprocess.run([sys.executable, "-m", "scripts.measure_movenet", "_cost_one", backend, str(one),
                                   str(four), "--rounds", str(rounds)], capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -177,7 +191,7 @@ def main() -> None:
     if args.what == "thresholds":
         thresholds(datasets, args.long_side)
     elif args.what == "cost":
-        cost(datasets, args.rounds)
+        cost(datasets, args.rounds, args.args or ["movenet256", "blazepose"])
     else:
         print(json.dumps(cost_one(args.args[0], args.args[1:], args.rounds)))
 

@@ -70,7 +70,7 @@ def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: float = FPS) -> None:
     height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
     if not writer.isOpened():
         raise OSError(f"cannot write {path}")
     for frame in frames:

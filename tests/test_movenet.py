@@ -26,11 +26,22 @@ from realtime.pose.movenet_backend import (
 
 # The target: every person fully in view is found on at least 95% of the frames.
 FOUND_SHARE = 0.95
+# The tiled people are ~110 px tall in 640x480. At the default long side 256 they are found
+# on 87% of frames (all 60 Weizmann clips tiled), and this clip's both-hands waver, whose
+# hands meet overhead, on 62%; at 384 on 98.8% and 100% (scripts/measure_movenet.py).
+SMALL_PEOPLE_LONG_SIDE = 384
 
 
 @pytest.fixture(scope="module")
 def movenet():
     model = MoveNetPose()
+    yield model
+    model.close()
+
+
+@pytest.fixture(scope="module")
+def movenet_small_people():
+    model = MoveNetPose(long_side=SMALL_PEOPLE_LONG_SIDE)
     yield model
     model.close()
 
@@ -45,10 +56,10 @@ def inside(points: np.ndarray, tile: tuple[int, int, int, int]) -> np.ndarray:
     return (points[:, 0] >= x1) & (points[:, 0] < x2) & (points[:, 1] >= y1) & (points[:, 1] < y2)
 
 
-def test_every_tiled_person_is_found_once_with_the_skeleton_in_their_tile(movenet, tiled):
+def test_every_tiled_person_is_found_once_with_the_skeleton_in_their_tile(movenet_small_people, tiled):
     found = np.zeros((tiled.frames, len(tiled.tiles)), bool)
     for i, frame in enumerate(read_all(tiled.path)):
-        poses = movenet.estimate(frame)
+        poses = movenet_small_people.estimate(frame)
         centres = (poses.boxes[:, :2] + poses.boxes[:, 2:]) / 2
         for k, tile in enumerate(tiled.tiles):
             here = np.flatnonzero(inside(centres, tile))
