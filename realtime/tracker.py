@@ -45,6 +45,9 @@ class Tracker:
     def __init__(self, max_age_s: float = 1.0) -> None:
         import supervision as sv
 
+        if not hasattr(sv, "ByteTrack"):
+            raise ImportError(f"supervision {sv.__version__} has no ByteTrack (removed in 0.31); "
+                              "install the pinned supervision==0.30.9 from requirements.txt")
         self.max_age_s = max_age_s
         with warnings.catch_warnings():
             # supervision (0.28-0.30) marks its ByteTrack deprecated for the `trackers` package,

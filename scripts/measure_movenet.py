@@ -2,6 +2,7 @@
 
     python -m scripts.measure_movenet thresholds     # people found on real multi-person clips
     python -m scripts.measure_movenet cost [movenet256 movenet320 blazepose ...]   # ms per frame, RSS
+    python -m scripts.measure_movenet jitter         # one model vs two dealt round-robin
 
 Run from the repository root (`-m`, so that tests/clips.py, the clip builders the tests use,
 is importable). Clips: exercise.avi (3 people in every frame), every Weizmann clip (1 person),
@@ -180,9 +181,36 @@ def cost(datasets: Path, rounds: int, backends: list[str]) -> None:
             print(json.dumps(rows[-1]), f"load {os.getloadavg()[0]:.2f}", flush=True)
 
 
+def jitter(datasets: Path) -> None:
+    """Frame-to-frame jitter of one person's joints, one model vs two models taking turns."""
+    from realtime.pose.mediapipe_backend import MediaPipePose
+    from realtime.pose.movenet_backend import MoveNetPose
+
+    for name in ("jack/lena_jack.avi", "wave2/ira_wave2.avi", "walk/eli_walk.avi", "wave1/eli_wave1.avi"):
+        frames = [fit_into(f, 640, 480) for f in read_all(datasets / "weizmann" / name)]
+        row = []
+        for label, make in (("blazepose", MediaPipePose), ("movenet", MoveNetPose)):
+            for workers in (1, 2):
+                models = [make() for _ in range(workers)]
+                keypoints = np.full((len(frames), 17, 2), np.nan)
+                scores = np.zeros((len(frames), 17))
+                for i, frame in enumerate(frames):
+                    found = models[i % workers].estimate(frame)
+                    if len(found):
+                        keypoints[i], scores[i] = found.keypoints[0], found.scores[0]
+                for model in models:
+                    model.close()
+                height = np.nanmedian(np.ptp(keypoints[..., 1], axis=1))
+                # Second difference: what motion at constant speed would not explain.
+                accel = np.linalg.norm(keypoints[2:] - 2 * keypoints[1:-1] + keypoints[:-2], axis=-1)
+                sure = (scores[2:] > 0.5) & (scores[1:-1] > 0.5) & (scores[:-2] > 0.5)
+                row.append(f"{label} x{workers} {100 * accel[sure].mean() / height:.2f}")
+        print(f"{name:24} jitter, % of body height: " + ", ".join(row), flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("thresholds", "cost", "_cost_one"))
+    p.add_argument("what", choices=("thresholds", "cost", "jitter", "_cost_one"))
     p.add_argument("args", nargs="*")
     p.add_argument("--rounds", type=int, default=2, help="passes over each clip when timing")
     p.add_argument("--long-side", type=int, default=256, help="MoveNet input long side (thresholds)")
@@ -190,6 +218,8 @@ def main() -> None:
     datasets = default_root()
     if args.what == "thresholds":
         thresholds(datasets, args.long_side)
+    elif args.what == "jitter":
+        jitter(datasets)
     elif args.what == "cost":
         cost(datasets, args.rounds, args.args or ["movenet256", "blazepose"])
     else:

@@ -10,10 +10,13 @@ Stateless: each frame is posed on its own, so frames can be dealt round-robin ov
 `pose.workers` threads (each with its own interpreter) and the result does not depend on
 which worker got which frame; the tracker, fed in frame order, joins people across frames.
 BlazePose is not like that: each instance tracks its one person from its own previous frame
-(the landmarks of frame t seed the crop of frame t+1 and are smoothed over time). Dealt
+(the landmarks of frame t place the crop for frame t+1, and are smoothed over time). Dealt
 round-robin over two workers, each instance sees every other frame, so the person moves twice
-as far between the frames it sees, its crop lags, and each instance smooths and re-detects on
-its own: the two halves of the stream disagree and the skeleton jitters between them.
+as far between the frames it sees, its crop lags, and the two instances smooth apart: the
+skeleton alternates between two estimates. Measured on four Weizmann clips at 640x480 (mean
+second difference of confident joints, % of body height), BlazePose 0.30-3.45 with one
+instance became 0.56-3.81 with two round-robin (up to 1.9x the jitter); MoveNet gave the
+same output either way (0.75-2.70).
 """
 
 from __future__ import annotations
