@@ -1,57 +1,117 @@
-"""Command line: `python -m realtime [--source ...]`, or `python -m realtime serve` for the web app."""
+"""Command line: `python -m realtime [--source ...]`, and the subcommands beside it."""
 
 from __future__ import annotations
 
 import argparse
-import os
+import importlib
+import logging
 import sys
 
-# Quiet the native libraries' start-up chatter (TensorFlow Lite, glog) before they load.
-os.environ.setdefault("GLOG_minloglevel", "2")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# OpenCV prints its own complaints about bad input (FFmpeg's are quieted in capture.py); the
-# user gets ours, in one line. Set OPENCV_LOG_LEVEL yourself to see OpenCV's.
-os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+from . import native
+from .errors import RealtimeError
 
-from .errors import RealtimeError  # noqa: E402
+# name -> module with build_parser() and main(argv) -> int; imported only when used.
+COMMANDS = {
+    "serve": "realtime.web.app",
+    "train": "realtime.commands.train",
+    "evaluate": "realtime.commands.evaluate",
+    "extract-poses": "realtime.commands.extract_poses",
+    "benchmark": "realtime.commands.benchmark",
+    "cluster": "realtime.cluster.cli",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m realtime",
-                                description="Recognise human actions live from a camera, file or stream.")
-    p.add_argument("--source", help="camera index, video file, or rtsp:// / http(s):// URL (config: source)")
-    p.add_argument("--config", help="YAML config file (default: ./config.yaml)")
-    p.add_argument("--pose", choices=("mediapipe", "detectron2"), help="pose backend (config: pose.backend)")
+    from .config import POSE_BACKENDS
+
+    p = argparse.ArgumentParser(
+        prog="python -m realtime",
+        description="Recognise human actions live from cameras, files or streams.",
+        epilog=f"subcommands: {', '.join(COMMANDS)} (python -m realtime COMMAND --help)",
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        metavar="[NAME=]SOURCE",
+        help="camera index, video file, or rtsp:// / http(s):// URL; repeat as NAME=SOURCE for several "
+        "cameras (config: source, cameras)",
+    )
+    p.add_argument("--config", help="YAML config file (default: ./config.yaml, else the shipped one)")
+    p.add_argument("--pose", choices=POSE_BACKENDS, help="pose backend (config: pose.backend)")
     p.add_argument("--skip", type=int, help="pose every (skip+1)-th frame (config: pose.skip)")
-    p.add_argument("--pose-workers", type=int, metavar="N",
-                   help="pose threads, each with its own model; 0 = auto (config: pose.workers)")
+    p.add_argument(
+        "--pose-fps", type=float, metavar="HZ", help="at most this many poses a second per camera (config: pose_fps)"
+    )
+    p.add_argument(
+        "--pose-workers",
+        type=int,
+        metavar="N",
+        help="pose threads, each with its own model; 0 = auto (config: pose.workers)",
+    )
     p.add_argument("--weights", help="action classifier checkpoint (config: classifier.weights)")
     p.add_argument("--weights-pose", help="Detectron2 weights file (config: pose.detectron2.weights)")
     p.add_argument("--headless", action="store_true", default=None, help="show no window")
     p.add_argument("--fullscreen", action="store_true", default=None, help="fill the screen (kiosk)")
-    p.add_argument("--output", help="write the annotated video (.mp4, .avi, .webm)")
+    p.add_argument(
+        "--output", help="write the annotated video (.mp4, .avi, .mkv, .webm); a folder with several cameras"
+    )
     p.add_argument("--events", help="write JSON-lines events")
+    p.add_argument("--timeline", metavar="PNG", help="draw each person's actions over the run to a PNG at the end")
+    p.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="publish events to an MQTT broker: mqtt://[user:pass@]host[:port] (mqtts:// for TLS; config: mqtt)",
+    )
     p.add_argument("--flush-events", action="store_true", default=None, help="flush events after each line")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--pace", action="store_true", default=None, help="read a file at its native frame rate")
-    p.add_argument("--reconnect-attempts", type=int, metavar="N",
-                   help="reconnects after a stream is lost; -1 = forever (config: capture.reconnect_attempts)")
+    p.add_argument(
+        "--reconnect-attempts",
+        type=int,
+        metavar="N",
+        help="reconnects after a stream is lost; -1 = forever (config: capture.reconnect_attempts)",
+    )
     p.add_argument("--serve", metavar="HOST:PORT", help="also serve the annotated stream to browsers")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --serve: a host name browsers may use besides loopback ones (repeatable)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log more (debug)")
     return p
 
 
 def overrides_from(args: argparse.Namespace) -> dict:
     """Only the flags actually given, as a nested dict in the config's shape."""
     pairs = {
-        ("source",): args.source, ("pose", "backend"): args.pose, ("pose", "skip"): args.skip,
+        ("pose", "backend"): args.pose,
+        ("pose", "skip"): args.skip,
+        ("pose_fps",): args.pose_fps,
         ("pose", "workers"): args.pose_workers,
-        ("classifier", "weights"): args.weights, ("pose", "detectron2", "weights"): args.weights_pose,
-        ("output", "headless"): args.headless, ("output", "fullscreen"): args.fullscreen,
-        ("output", "video"): args.output, ("output", "events"): args.events,
-        ("output", "flush_events"): args.flush_events, ("max_frames",): args.max_frames,
-        ("capture", "pace"): args.pace, ("capture", "reconnect_attempts"): args.reconnect_attempts,
+        ("classifier", "weights"): args.weights,
+        ("pose", "detectron2", "weights"): args.weights_pose,
+        ("output", "headless"): args.headless,
+        ("output", "fullscreen"): args.fullscreen,
+        ("output", "video"): args.output,
+        ("output", "events"): args.events,
+        ("output", "timeline"): args.timeline,
+        ("output", "flush_events"): args.flush_events,
+        ("max_frames",): args.max_frames,
+        ("capture", "pace"): args.pace,
+        ("capture", "reconnect_attempts"): args.reconnect_attempts,
     }
     nested: dict = {}
+    if args.mqtt:
+        from .mqtt import overrides_from_url
+
+        nested.update(overrides_from_url(args.mqtt))
+    if args.source:
+        from .config import parse_camera_arg
+
+        cameras = [parse_camera_arg(value, i) for i, value in enumerate(args.source)]
+        nested["cameras"] = [{"name": c.name, "source": c.source} for c in cameras]
     for keys, value in pairs.items():
         if value is None:
             continue
@@ -62,7 +122,19 @@ def overrides_from(args: argparse.Namespace) -> dict:
     return nested
 
 
+def setup_logging(verbose: bool = False) -> None:
+    """One line per message on stderr, prefixed like the errors, for every module's logger."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("realtime: %(message)s"))
+    root = logging.getLogger("realtime")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
+    native.configure()  # before anything loads cv2 or a pose model
+    setup_logging()
     from .logfilter import NativeLogFilter
 
     with NativeLogFilter():
@@ -71,11 +143,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     try:
-        if argv and argv[0] == "serve":
-            from .web.app import main as serve_main
-
-            return serve_main(argv[1:])
+        if argv and argv[0] in COMMANDS:
+            return int(importlib.import_module(COMMANDS[argv[0]]).main(argv[1:]))
         args = build_parser().parse_args(argv)
+        if args.verbose:
+            setup_logging(verbose=True)
         return run(args)
     except RealtimeError as exc:
         print(f"realtime: error: {exc}", file=sys.stderr)
@@ -85,18 +157,23 @@ def _main(argv: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .config import load_config
+    from .config import cameras_of, load_config
     from .pipeline import Pipeline
 
     config = load_config(args.config, overrides_from(args))
-    extra_sinks = []
+    sinks = []
     if args.serve:
         from .web.live import LiveViewServer
 
-        extra_sinks.append(LiveViewServer.from_address(args.serve))
-    pipeline = Pipeline(config, weights_explicit=args.weights is not None, extra_sinks=extra_sinks)
+        sinks.append(
+            LiveViewServer.from_address(
+                args.serve, args.allowed_host, cameras=[camera.name for camera in cameras_of(config)]
+            )
+        )
+    pipeline = Pipeline(config, sinks=sinks)
     summary = pipeline.run()
-    print(summary.line())
+    for line in summary.lines():
+        print(line, flush=True)
     if summary.error:
         print(f"realtime: error: {summary.error}", file=sys.stderr)
         return 1

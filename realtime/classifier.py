@@ -14,16 +14,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from .datasets.labels import CLASSES, OTHER
 from .errors import WeightsError
 from .features import FeatureSpec
 from .types import Prediction
 
-CLASSES: tuple[str, ...] = (
-    "JUMPING", "JUMPING_JACKS", "BOXING", "WAVING_2HANDS", "WAVING_1HAND", "CLAPPING_HANDS", "OTHER",
-)
-OTHER = "OTHER"
+__all__ = ["CLASSES", "OTHER", "ActionClassifier", "ActionLSTMNet", "Checkpoint", "decide", "load_checkpoint",
+           "save_checkpoint"]
 CHECKPOINT_FORMAT = "realtime-action-lstm/1"
-WEIGHTS_HINT = "train them with `python scripts/train.py` (see README) or pass --weights FILE"
+WEIGHTS_HINT = "train them with `python -m realtime train` (see README) or pass --weights FILE"
 
 
 class ActionLSTMNet(nn.Module):

@@ -7,6 +7,7 @@ any mistake into a one-line ConfigError naming the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,27 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .types import DEFAULT_CAMERA
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The shipped classifier. Resolved here, not against the working folder, so a run from any
+# folder (or with a config file elsewhere) still recognises actions.
+DEFAULT_WEIGHTS = PROJECT_ROOT / "weights" / "action_lstm.pt"
+
+# Pose backends, in one place: what the config, the CLI and the pool accept.
+POSE_BACKENDS = ("movenet", "blazepose", "detectron2")
+CAMERA_NAME = re.compile(r"^[a-z0-9_-]+$")
 
 
-def _opt(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None,
-         maximum: float | None = None, path: bool = False) -> Any:
+def _opt(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    path: bool = False,
+) -> Any:
     """A schema field: default value plus what the loader accepts."""
     meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "path": path}
     if isinstance(default, (dict, list)):
@@ -30,19 +46,28 @@ def _opt(default: Any, help: str, *, choices: tuple | None = None, minimum: floa
 @dataclass
 class CaptureConfig:
     queue_size: int = _opt(4, "frames held between stages when lossless (files)", minimum=1, maximum=1024)
-    live_queue_size: int = _opt(1, "frames held between stages with drop_oldest (live): 1 = only the newest waits, "
-                                   "so latency stays near one frame's processing time", minimum=1, maximum=1024)
-    policy: str = _opt("auto", "when the queue is full: auto picks lossless for files, drop_oldest for live",
-                       choices=("auto", "lossless", "drop_oldest"))
+    live_queue_size: int = _opt(
+        1,
+        "frames held between stages with drop_oldest (live): 1 = only the newest waits, "
+        "so latency stays near one frame's processing time",
+        minimum=1,
+        maximum=1024,
+    )
+    policy: str = _opt(
+        "auto",
+        "when the queue is full: auto picks lossless for files, drop_oldest for live",
+        choices=("auto", "lossless", "drop_oldest"),
+    )
     pace: bool = _opt(False, "read files at their native frame rate, like a camera")
     open_timeout_ms: int = _opt(5000, "give up opening a stream after this long", minimum=100)
     read_timeout_ms: int = _opt(5000, "a stream read that blocks longer than this counts as lost", minimum=100)
-    reconnect_attempts: int = _opt(-1, "reconnects after a live stream is lost; -1 = forever, 0 = never",
-                                   minimum=-1)
-    reconnect_delay_s: float = _opt(1.0, "first wait before reconnecting; doubles up to reconnect_max_delay_s",
-                                    minimum=0.0)
-    reconnect_max_delay_s: float = _opt(10.0, "longest wait between reconnect attempts", minimum=0.0)
-    rtsp_transport: str = _opt("tcp", "RTSP transport", choices=("tcp", "udp"))
+    reconnect_attempts: int = _opt(-1, "reconnects after a live stream is lost; -1 = forever, 0 = never", minimum=-1)
+    reconnect_delay_s: float = _opt(
+        0.5,
+        "wait before the second reconnect try (the first is immediate); doubles up to reconnect_max_delay_s",
+        minimum=0.0,
+    )
+    reconnect_max_delay_s: float = _opt(2.0, "longest wait between reconnect attempts", minimum=0.0)
 
 
 @dataclass
@@ -55,44 +80,115 @@ class Detectron2Config:
 
 
 @dataclass
+class MoveNetConfig:
+    long_side: int = _opt(
+        256,
+        "the image's long side fed to MoveNet (a multiple of 32); 384 finds small people's "
+        "wrists more often at about 2.3x the cost",
+        minimum=128,
+        maximum=1024,
+    )
+    person_threshold: float = _opt(
+        0.2, "minimum person score (clearly visible people score only 0.3-0.5)", minimum=0.0, maximum=1.0
+    )
+    max_people: int = _opt(6, "people per frame (MoveNet MultiPose finds at most 6)", minimum=1, maximum=6)
+
+
+@dataclass
 class PoseConfig:
-    backend: str = _opt("mediapipe", "pose estimator", choices=("mediapipe", "detectron2"))
-    skip: int = _opt(0, "pose every (skip+1)-th frame and carry the last pose in between", minimum=0,
-                     maximum=100)
-    workers: int = _opt(0, "pose threads, each with its own model; 0 = auto (mediapipe: one per core, up to 2; "
-                           "detectron2: 1)", minimum=0, maximum=16)
-    min_score: float = _opt(0.3, "joints below this score are drawn and used as missing", minimum=0.0,
-                            maximum=1.0)
+    backend: str = _opt(
+        "movenet",
+        "pose estimator: movenet (CPU, up to 6 people), blazepose (CPU, one person), detectron2 (GPU, many people)",
+        choices=POSE_BACKENDS,
+    )
+    skip: int = _opt(0, "pose every (skip+1)-th frame and carry the last pose in between", minimum=0, maximum=100)
+    workers: int = _opt(
+        0,
+        "pose threads, each with its own model; 0 = auto (mediapipe: one per core, up to 2; detectron2: 1)",
+        minimum=0,
+        maximum=16,
+    )
+    min_score: float = _opt(0.3, "joints below this score are drawn and used as missing", minimum=0.0, maximum=1.0)
+    movenet: MoveNetConfig = field(default_factory=MoveNetConfig)
     detectron2: Detectron2Config = field(default_factory=Detectron2Config)
 
 
 @dataclass
 class ClassifierConfig:
-    weights: str = _opt("weights/action_lstm.pt", "action classifier checkpoint", path=True)
-    threshold: float | None = _opt(None, "below this score a window is OTHER; empty = the checkpoint's own",
-                                   minimum=0.0, maximum=1.0)
-    smoothing_s: float = _opt(0.5, "time constant of each person's probability smoothing; 0 = none",
-                              minimum=0.0, maximum=10.0)
+    weights: str | None = _opt(
+        None, "action classifier checkpoint; empty = the shipped weights/action_lstm.pt", path=True
+    )
+    threshold: float | None = _opt(
+        None, "below this score a window is OTHER; empty = the checkpoint's own", minimum=0.0, maximum=1.0
+    )
+    smoothing_s: float = _opt(
+        0.5, "time constant of each person's probability smoothing; 0 = none", minimum=0.0, maximum=10.0
+    )
 
 
 @dataclass
 class OutputConfig:
     headless: bool = _opt(False, "show no window")
     fullscreen: bool = _opt(False, "fill the screen (kiosk)")
-    video: str | None = _opt(None, "write the annotated video here (.mp4, .avi or .webm)", path=True)
+    video: str | None = _opt(
+        None,
+        "write the annotated video here (.mp4, .avi, .mkv or .webm); with several "
+        "cameras a folder, one <camera>.mp4 each",
+        path=True,
+    )
     events: str | None = _opt(None, "write JSON-lines events here", path=True)
+    timeline: str | None = _opt(None, "draw each person's actions over the run to this .png at the end", path=True)
     flush_events: bool = _opt(False, "flush the events file after every event, for tailing")
     window_title: str = _opt("realtime", "title of the live window")
 
 
 @dataclass
-class Config:
+class MqttConfig:
+    host: str | None = _opt(None, "MQTT broker host name or address; empty = no MQTT")
+    port: int = _opt(1883, "broker port (8883 is usual with tls)", minimum=1, maximum=65535)
+    topic_prefix: str = _opt(
+        "realtime", "topics are <prefix>/<camera>/<type>, <prefix>/<camera>/state and <prefix>/availability"
+    )
+    client_id: str | None = _opt(None, "MQTT client id, unique per broker; empty = realtime-<machine>-<pid>")
+    username: str | None = _opt(None, "broker user name; empty = anonymous")
+    password: str | None = _opt(None, "broker password")
+    tls: bool = _opt(False, "connect with TLS, checked against the system's CA certificates")
+    qos: int = _opt(
+        1, "0 = at most once; 1 = at least once (resent after a reconnect); 2 = exactly once", minimum=0, maximum=2
+    )
+    queue_size: int = _opt(
+        10000, "events held while the broker is unreachable; beyond it the oldest is dropped", minimum=1
+    )
+
+
+@dataclass
+class CameraConfig:
+    name: str = _opt(DEFAULT_CAMERA, "[a-z0-9_-]+, unique; used in events, topics and file names")
     source: str = _opt("0", "camera index, video file, or rtsp:// / http(s):// URL")
+    pose_fps: float | None = _opt(
+        None,
+        "at most this many posed frames a second from this camera; empty = as many as the pose models manage",
+        minimum=0.1,
+    )
+    skip: int | None = _opt(None, "this camera's pose.skip", minimum=0, maximum=100)
+    reconnect_attempts: int | None = _opt(None, "this camera's capture.reconnect_attempts", minimum=-1)
+
+
+@dataclass
+class Config:
+    source: str = _opt("0", "camera index, video file, or rtsp:// / http(s):// URL (one camera, named cam0)")
+    cameras: list[CameraConfig] = _opt(
+        [],
+        "several cameras: a list of {name, source, pose_fps, skip, "
+        "reconnect_attempts}; when given, `source` is not used",
+    )
+    pose_fps: float | None = _opt(None, "default pose rate cap per camera; empty = no cap", minimum=0.1)
     max_frames: int | None = _opt(None, "stop after this many frames", minimum=1)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
 
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "None": type(None)}
@@ -103,7 +199,7 @@ def _allowed_types(annotation: str) -> list[type]:
 
 
 def _check_value(key: str, value: Any, f: dataclasses.Field) -> Any:
-    types = _allowed_types(f.type)
+    types = _allowed_types(str(f.type))  # annotations are strings here (`from __future__ import annotations`)
     meta = f.metadata
     if value is None:
         if type(None) in types:
@@ -134,6 +230,9 @@ def _apply(target: Any, data: dict, prefix: str, base_dir: Path | None) -> None:
         if key not in fields:
             raise ConfigError(f"config: unknown key {dotted!r}; allowed: {', '.join(fields)}")
         f = fields[key]
+        if key == "cameras" and isinstance(target, Config):
+            setattr(target, key, _cameras(value, dotted, base_dir))
+            continue
         if dataclasses.is_dataclass(getattr(target, key)):
             _apply(getattr(target, key), value, dotted + ".", base_dir)
             continue
@@ -141,6 +240,65 @@ def _apply(target: Any, data: dict, prefix: str, base_dir: Path | None) -> None:
         if f.metadata["path"] and base_dir is not None and isinstance(value, str) and value:
             value = str(resolve_path(value, base_dir))
         setattr(target, key, value)
+
+
+def _cameras(value: Any, key: str, base_dir: Path | None) -> list[CameraConfig]:
+    if value is None:
+        return []  # empty: the single `source`
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"config: {key} must be a list of cameras, each with a name and a source")
+    cameras: list[CameraConfig] = []
+    for i, item in enumerate(value):
+        camera = CameraConfig()
+        if not isinstance(item, dict) or "source" not in item:
+            raise ConfigError(f"config: {key}[{i}] must have a source (and a name)")
+        item = {"name": f"cam{i}", **item}
+        _apply(camera, item, f"{key}[{i}].", None)
+        if not CAMERA_NAME.match(camera.name):
+            raise ConfigError(f"config: {key}[{i}].name {camera.name!r} must be lowercase letters, digits, _ or -")
+        if any(c.name == camera.name for c in cameras):
+            raise ConfigError(f"config: camera name {camera.name!r} is used twice — names must be unique")
+        if base_dir is not None:
+            camera.source = _source_path(camera.source, base_dir)
+        cameras.append(camera)
+    return cameras
+
+
+def _source_path(source: str, base_dir: Path) -> str:
+    """A relative video file written in a config file is taken from the file's folder."""
+    if source.strip().isdigit() or "://" in source or not source:
+        return source
+    return str(resolve_path(source, base_dir))
+
+
+def parse_camera_arg(value: str, index: int) -> CameraConfig:
+    """`--source NAME=URL` or a bare `--source X` (named cam<index>)."""
+    name, sep, source = value.partition("=")
+    if not sep or "://" in name or not CAMERA_NAME.match(name):
+        return CameraConfig(name=f"cam{index}", source=value)
+    return CameraConfig(name=name, source=source)
+
+
+def cameras_of(config: Config) -> list[CameraConfig]:
+    """The cameras to run: the `cameras` list, or the single `source` as cam0. Per-camera
+    settings left empty take the global ones."""
+    cameras = config.cameras or [CameraConfig(name=DEFAULT_CAMERA, source=config.source)]
+    return [
+        dataclasses.replace(
+            camera,
+            pose_fps=camera.pose_fps if camera.pose_fps is not None else config.pose_fps,
+            skip=camera.skip if camera.skip is not None else config.pose.skip,
+            reconnect_attempts=camera.reconnect_attempts
+            if camera.reconnect_attempts is not None
+            else config.capture.reconnect_attempts,
+        )
+        for camera in cameras
+    ]
+
+
+def weights_path(config: Config) -> Path:
+    """The classifier checkpoint to load: as configured, else the shipped one."""
+    return Path(config.classifier.weights) if config.classifier.weights else DEFAULT_WEIGHTS
 
 
 def resolve_path(value: str, base_dir: Path) -> Path:
@@ -175,9 +333,5 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
             raise ConfigError(f"config file {file_path} is not valid YAML{where} — fix its syntax") from None
         _apply(config, data, "", file_path.resolve().parent)
     if overrides:
-        _apply(config, overrides, "", Path.cwd())
+        _apply(config, overrides, "", None)  # flags: paths stay relative to the working folder
     return config
-
-
-def describe(config: Config) -> dict:
-    return dataclasses.asdict(config)

@@ -25,3 +25,7 @@ class WeightsError(RealtimeError):
 
 class DisplayError(RealtimeError):
     """A window was asked for where none can be shown."""
+
+
+class DatasetError(RealtimeError):
+    """A data file or folder is missing, malformed, or holds an unmapped action."""

@@ -256,9 +256,6 @@ class TrackWindow:
         while len(self._samples) > 2 and self._samples[1][0] < horizon:
             self._samples.popleft()
 
-    def reset(self) -> None:
-        self._samples.clear()
-
     def features(self) -> np.ndarray | None:
         """The window ending at the newest sample, or None until it covers a full window."""
         if len(self._samples) < 2:

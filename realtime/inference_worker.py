@@ -1,138 +1,97 @@
-"""Inference: pose every (skip+1)-th frame, follow people, classify their windows.
+"""The classify stage: each person's window of poses, smoothed class probabilities, the LSTM.
 
-Runs between FrameQueues: a pose pool (pose threads, then the tracker in frame order) and
-a classify thread (windows + LSTM). It never draws; it turns each `Frame` into a
-`FrameResult` carrying the tracks and their latest predictions.
+It never draws and never poses: it takes `FrameRecord`s whose `tracks` the pose stage
+filled in and sets each track's `prediction`. All ready windows of a frame go to the
+classifier in one batch. `ClassifyWorker` runs it in a thread of its own, so the cores
+that pose never wait for the LSTM.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, replace
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
 
 import numpy as np
 
-from .capture import EndOfStream, FrameQueue
 from .classifier import ActionClassifier
 from .features import TrackWindow
-from .pose import PoseBackend
-from .pose_pool import PoseEstimate, PoseJob, PoseSchedule, estimate
+from .queues import CameraEnd, EndOfStream, FrameQueue
 from .smoothing import ProbabilitySmoother
-from .tracker import Tracker
-from .types import Frame, FrameResult, Prediction, Track
+from .types import FrameRecord, Prediction, Track
+
+# Windows kept per camera before everyone not in view now is forgotten early. The tracker's
+# expiries free windows as people leave; this bounds memory in a crowd that keeps changing.
+MAX_WINDOWS_PER_CAMERA = 64
+
+PersonKey = tuple[str, int]  # (camera, track id)
 
 
-MAX_REMEMBERED_TRACKS = 64
+class ActionClassification:
+    """Windows, smoothing and verdicts for every person of every camera; records in order per camera."""
 
-
-@dataclass
-class PosedFrame:
-    """Between the two steps: a frame's result before classification, and the tracks that ended."""
-
-    result: FrameResult
-    expired: list[int]
-
-
-class ActionRecognizer:
-    """The per-frame logic, usable without a thread (benchmarks, the web app's jobs).
-
-    Two steps: `pose_step` (pose + tracker) and `classify_step` (windows + LSTM); `process`
-    runs both in turn. The pipeline poses in a `PosePool` that calls `track_step` in frame
-    order, and classifies in another thread, so the cores that pose never wait for the
-    LSTM. The steps touch disjoint state (tracker vs windows and verdicts) and hand over
-    only through the PosedFrame they pass along a queue.
-    """
-
-    def __init__(self, backend: PoseBackend | None, classifier: ActionClassifier | None, skip: int = 0,
-                 tracker: Tracker | None = None, smoothing_s: float = 0.0) -> None:
-        self.backend = backend
+    def __init__(self, classifier: ActionClassifier | None, smoothing_s: float = 0.0) -> None:
         self.classifier = classifier
-        self.tracker = tracker or Tracker()
-        self._schedule = PoseSchedule(skip)
         self._smoother = ProbabilitySmoother(smoothing_s)
-        self._windows: dict[int, TrackWindow] = {}
-        self._predictions: dict[int, Prediction] = {}
-        self._last_tracks: list[Track] = []
-        self._seq = 0
-        self.poses_run = 0
+        self._windows: dict[PersonKey, TrackWindow] = {}
+        self._predictions: dict[PersonKey, Prediction] = {}
 
-    def process(self, frame: Frame) -> FrameResult:
-        return self.classify_step(self.pose_step(frame))
-
-    def pose_step(self, frame: Frame) -> PosedFrame:
-        """Pose (every skip+1-th frame) and track, in the calling thread."""
-        if self.backend is None:
-            raise RuntimeError("this recognizer has no pose backend of its own; feed it through a PosePool")
-        job = PoseJob(self._seq, frame, self._schedule.next())
-        self._seq += 1
-        return self.track_step(estimate(self.backend, job))
-
-    def track_step(self, posed: PoseEstimate) -> PosedFrame:
-        """Follow people from a frame's poses; frames in order (the pose pool calls this)."""
-        expired: list[int] = []
-        if posed.poses is not None:
-            self.poses_run += 1
-            tracks, expired = self.tracker.update(posed.poses, posed.frame.t_media)
-            # Snapshots: the tracker updates its own Track objects in place.
-            self._last_tracks = [Track(t.track_id, t.keypoints, t.scores, t.box) for t in tracks]
-        return PosedFrame(FrameResult(posed.frame, self._last_tracks, posed.poses is not None, posed.pose_ms),
-                          expired)
-
-    def classify_step(self, posed: PosedFrame) -> FrameResult:
-        result = posed.result
-        if result.posed:
+    def classify(self, record: FrameRecord) -> FrameRecord:
+        camera = record.camera
+        if record.posed:
             t0 = time.perf_counter()
-            for track_id in posed.expired:
-                self._forget(track_id)
-            if len(self._windows) > MAX_REMEMBERED_TRACKS:
-                # A crowd: bound memory by forgetting everyone not in view now, before the
-                # tracker's expiry would (expiries themselves always arrive: the queue is lossless).
-                current = {t.track_id for t in result.tracks}
-                for track_id in [i for i in self._windows if i not in current]:
-                    self._forget(track_id)
+            for track_id in record.expired:
+                self._forget((camera, track_id))
+            mine = [key for key in self._windows if key[0] == camera]
+            if len(mine) > MAX_WINDOWS_PER_CAMERA:
+                current = {(camera, t.track_id) for t in record.tracks}
+                for key in mine:
+                    if key not in current:
+                        self._forget(key)
             if self.classifier is not None:
-                self._classify(result.tracks, result.frame.t_media)
-            result.classify_ms = (time.perf_counter() - t0) * 1000
+                self._classify(self.classifier, camera, record.tracks, record.t_media)
+            record.classify_ms = (time.perf_counter() - t0) * 1000
         # Frames between poses carry the last tracks with the latest verdicts.
-        result.tracks = [replace(t, prediction=self._predictions.get(t.track_id)) for t in result.tracks]
-        return result
+        record.tracks = [replace(t, prediction=self._predictions.get((camera, t.track_id))) for t in record.tracks]
+        return record
 
-    def _classify(self, tracks: list[Track], t: float) -> None:
-        ready_ids, windows = [], []
+    def _classify(self, classifier: ActionClassifier, camera: str, tracks: list[Track], t: float) -> None:
+        ready: list[PersonKey] = []
+        windows = []
         for track in tracks:
-            window = self._windows.get(track.track_id)
+            key = (camera, track.track_id)
+            window = self._windows.get(key)
             if window is None:
-                window = self._windows[track.track_id] = TrackWindow(self.classifier.spec)
+                window = self._windows[key] = TrackWindow(classifier.spec)
             window.add(t, track.keypoints, track.scores)
-            features = window.features()
+            features = window.features()  # None until a full window with enough of the body seen
             if features is not None:
-                ready_ids.append(track.track_id)
+                ready.append(key)
                 windows.append(features)
         if windows:
-            for track_id, probs in zip(ready_ids, self.classifier.predict_proba(np.stack(windows))):
-                smoothed = self._smoother.update(track_id, t, probs)
-                self._predictions[track_id] = self.classifier.verdict(smoothed)
+            for key, probs in zip(ready, classifier.predict_proba(np.stack(windows)), strict=True):
+                smoothed = self._smoother.update(key, t, probs)
+                self._predictions[key] = classifier.verdict(smoothed)
 
-    def _forget(self, track_id: int) -> None:
-        self._windows.pop(track_id, None)
-        self._predictions.pop(track_id, None)
-        self._smoother.forget(track_id)
-
-    def close(self) -> None:
-        if self.backend is not None:
-            self.backend.close()
+    def _forget(self, key: PersonKey) -> None:
+        self._windows.pop(key, None)
+        self._predictions.pop(key, None)
+        self._smoother.forget(key)
 
 
-class InferenceWorker(threading.Thread):
-    """Moves items from `inbox` through `step` (default: the whole ActionRecognizer) into `outbox`."""
+T = TypeVar("T")
 
-    def __init__(self, recognizer: ActionRecognizer, inbox: FrameQueue, outbox: FrameQueue,
-                 stop: threading.Event, step: Callable[[Any], Any] | None = None, name: str = "inference") -> None:
+
+class StageThread(threading.Thread):
+    """Moves items from `inbox` through `step` into `outbox` until the end or `stop`; a camera's end passes."""
+
+    def __init__(
+        self, name: str, step: Callable[[T], T], inbox: FrameQueue[T], outbox: FrameQueue[T], stop: threading.Event
+    ) -> None:
         super().__init__(name=name, daemon=True)
-        self.recognizer = recognizer
-        self.step = step or recognizer.process
+        self.step = step
         self.inbox = inbox
         self.outbox = outbox
         self.stop = stop
@@ -142,13 +101,16 @@ class InferenceWorker(threading.Thread):
         end = EndOfStream()
         try:
             for item in self.inbox.items(self.stop):
+                if isinstance(item, CameraEnd):
+                    self.outbox.put(item, self.stop)
+                    continue
                 if isinstance(item, EndOfStream):
                     end = item
                     break
                 if not self.outbox.put(self.step(item), self.stop):
                     break
         except Exception as exc:  # report, then let the main thread finalize outputs
-            self.error = f"inference failed: {type(exc).__name__}: {exc}"
+            self.error = f"{self.name} failed: {type(exc).__name__}: {exc}"
             end = EndOfStream(self.error)
         finally:
             self.outbox.put(end, self.stop)

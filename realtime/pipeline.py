@@ -1,268 +1,400 @@
-"""The running pipeline: capture thread → pose pool → classify thread → main thread, joined by queues.
+"""The running pipeline, and the only place that wires stages together.
 
-The main thread owns the overlay and every sink (the window must live there). One
-stop event ends everything: end of input, q/ESC, Ctrl-C, SIGTERM or --max-frames.
-Whatever ends the run, the video file and the events log are finalized.
+    capture-<camera> ─► CameraInbox ─► PoseStage ─► FrameQueue ─► classify ─► FrameQueue ─► main thread
+     (FrameRecord)     (fair, per      (pose + tracking,          (windows,                 (OutputStep:
+                        camera)         in frame order)            LSTM)                     overlay, sinks)
+
+One stop event ends everything: end of input, q/ESC, Ctrl-C, SIGTERM or max_frames.
+Whatever ends the run, every sink is closed (video files and events finalized) and a
+summary per camera is given.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import logging
 import queue
 import signal
-import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING
 
-import numpy as np
+import cv2
 
-from .capture import (BufferPolicy, CaptureThread, EndOfStream, FrameQueue, SourceInfo, StreamStatus,
-                      default_policy, open_source)
+from .capture import (
+    CaptureThread,
+    SourceInfo,
+    SourceKind,
+    StreamStatus,
+    check_file,
+    classify_source,
+    default_policy,
+    open_source,
+    unopened_stream,
+)
 from .classifier import WEIGHTS_HINT, ActionClassifier
-from .config import Config
-from .errors import RealtimeError
-from .inference_worker import ActionRecognizer, InferenceWorker
-from .overlay import HudInfo, annotate
-from .pose import PoseBackend, create_backend
-from .pose_pool import PosePool
-from .sinks import EventLog, VideoSink, WindowSink
-from .stats import LatencyStats, RateMeter, StageTimes
-from .types import FrameResult
+from .config import CameraConfig, Config, cameras_of, weights_path
+from .errors import SourceError, WeightsError
+from .inference_worker import ActionClassification, StageThread
+from .output import CameraSummary, OutputStep
+from .pose import PoseBackend, create_backends
+from .pose_stage import PoseStage
+from .queues import BufferPolicy, CameraEnd, CameraInbox, CameraQueue, EndOfStream, FrameQueue
+from .sinks import EventSink, EventWriter, JsonlWriter, Sink, VideoFiles, WindowSink
+from .timeline import TimelineWriter
+from .types import FrameRecord
 
+if TYPE_CHECKING:
+    from .mqtt import MqttWriter
 
-# Enough samples for a steady HUD reading at 30 fps without lagging behind changes.
-HUD_LATENCY_SAMPLES = 150
-
-# Last shown label per person, for action events; pruned beyond this many people.
-MAX_REMEMBERED_TRACKS = 256
+log = logging.getLogger("realtime")
 
 _STATUS_NOTICES = {
-    "lost": "stream {source} lost after {frames} frames ({reason})",
-    "reconnected": "stream {source} back after {gap_s:.1f} s (attempt {attempt})",
+    "lost": "stream {camera} ({source}) lost after {frames} frames ({reason})",
+    "reconnected": "stream {camera} ({source}) back after {gap_s:.1f} s (attempt {attempt})",
 }
 
 
-class FrameSink(Protocol):
-    """Anything that takes annotated frames besides the built-in sinks (e.g. the web live view)."""
-
-    def write(self, image: np.ndarray, result: FrameResult) -> None: ...
-
-    def close(self) -> None: ...
+def _wall(t_monotonic: float) -> float:
+    """A monotonic time as wall-clock time, for logs joined with other systems'."""
+    return time.time() - (time.monotonic() - t_monotonic)
 
 
 @dataclass
 class RunSummary:
-    frames_in: int = 0
-    frames_out: int = 0
-    dropped: int = 0
-    fps: float = 0.0
-    latency_ms_p50: float = 0.0
-    latency_ms_p95: float = 0.0
-    labels: dict[str, int] = field(default_factory=dict)
+    """The whole run: totals over the cameras, and each camera's own figures."""
+
+    cameras: dict[str, CameraSummary] = field(default_factory=dict)
     stopped_by: str = "end"
     error: str | None = None
+    startup_s: float = 0.0  # from building the pipeline to the first frame shown
+    mqtt: dict[str, int] | None = None  # messages published and dropped, when MQTT is on
 
-    def line(self) -> str:
-        labels = ", ".join(f"{k} {v}" for k, v in sorted(self.labels.items(), key=lambda kv: -kv[1])) or "none"
-        return (f"realtime: {self.frames_in} frames in, {self.frames_out} out, {self.dropped} dropped, "
-                f"{self.fps:.1f} FPS, latency p50 {self.latency_ms_p50:.0f} ms p95 {self.latency_ms_p95:.0f} ms; "
-                f"labels shown: {labels}")
-
-
-def load_classifier(config: Config, explicit: bool, notice: Callable[[str], None]) -> ActionClassifier | None:
-    """The configured classifier; without weights, poses only (unless weights were asked for by name)."""
-    path = Path(config.classifier.weights)
-    if not path.exists() and not explicit:
-        notice(f"realtime: no action weights at {path} — showing poses only; {WEIGHTS_HINT}")
-        return None
-    return ActionClassifier.load(path, config.classifier.threshold)
-
-
-def pose_workers(config: Config) -> int:
-    """How many pose threads: as configured, or auto (0) = one per core up to 2 for MediaPipe.
-
-    Detectron2 stays at one: on a GPU a second copy of the model buys little, and on a CPU
-    one copy already uses every core.
-    """
-    if config.pose.workers:
-        return config.pose.workers
-    if config.pose.backend == "detectron2":
-        return 1
-    return max(1, min(2, os.cpu_count() or 1))
-
-
-def backend_options(config: Config) -> dict:
-    if config.pose.backend == "detectron2":
-        d2 = config.pose.detectron2
-        return {"config": d2.config, "weights": d2.weights, "score_thresh": d2.score_thresh,
-                "min_size_test": d2.min_size_test, "device": d2.device}
-    return {}
-
-
-class Pipeline:
-    """Builds the stages from a Config and runs them until the stop event is set."""
-
-    def __init__(self, config: Config, *, weights_explicit: bool = False,
-                 extra_sinks: list[FrameSink] | None = None,
-                 notice: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
-                 source_label: str | None = None) -> None:
-        self.config = config
-        # What events call the source; a server passes a name that reveals none of its paths.
-        self.source_label = source_label or config.source
-        self.notice = notice
-        self.stop = threading.Event()
-        self.extra_sinks = extra_sinks or []
-        # Fail fast, before any thread starts: source, then weights, then outputs.
-        self.cap = self.window = self.video = self.events = None
-        self.backends: list[PoseBackend] = []
-        try:
-            self.cap, self.info = open_source(config.source, config.capture)
-            self.classifier = load_classifier(config, weights_explicit, notice)
-            self.window = None if config.output.headless else WindowSink(config.output.window_title,
-                                                                           config.output.fullscreen)
-            self.video = VideoSink(config.output.video, self.info.fps) if config.output.video else None
-            self.events = EventLog(config.output.events, config.output.flush_events)
-            # Last: the slowest to build, and its native threads log while starting.
-            for _ in range(pose_workers(config)):
-                self.backends.append(create_backend(config.pose.backend, backend_options(config)))
-        except BaseException:
-            if self.cap is not None:
-                self.cap.release()
-            for opened in (self.window, self.video, self.events, *self.extra_sinks, *self.backends):
-                if opened is not None:
-                    opened.close()
-            raise
-        policy_name = config.capture.policy
-        policy = default_policy(self.info.kind) if policy_name == "auto" else BufferPolicy(policy_name)
-        # Live: every queued frame adds a frame's processing time to the latency, so hold few.
-        live = policy is BufferPolicy.DROP_OLDEST
-        size = config.capture.live_queue_size if live else config.capture.queue_size
-        # Live frames are dropped before pose, where dropping costs nothing, and before the
-        # main thread, which may be slow (a display, a disk). Every posed frame reaches the
-        # classifier. The pose pool hands frames on in bursts when a later frame is posed
-        # first, up to one round of its workers with their skipped frames: room for that.
-        burst = len(self.backends) * (config.pose.skip + 1) - 1 if live else 0
-        self.frames = FrameQueue(size, policy)
-        self.posed = FrameQueue(size, BufferPolicy.LOSSLESS)
-        self.results = FrameQueue(size + burst, policy)
-        self.status: queue.Queue = queue.Queue()
-        # No backend of its own: the pool poses, and calls the recognizer's tracker in frame order.
-        self.recognizer = ActionRecognizer(None, self.classifier, smoothing_s=config.classifier.smoothing_s)
-        self.capture = CaptureThread(self.cap, self.info, self.frames, self.stop, config.capture, self.status,
-                                     config.max_frames)
-        # Pose is the bottleneck: its threads do nothing else, and the LSTM has a thread of its own.
-        self.pose_pool = PosePool(self.backends, config.pose.skip, self.frames, self.posed, self.stop,
-                                  after=self.recognizer.track_step, prefetch=not live)
-        self.classify_worker = InferenceWorker(self.recognizer, self.posed, self.results, self.stop,
-                                               step=self.recognizer.classify_step, name="classify")
-        self.summary = RunSummary()
-        self.latency = LatencyStats()
-        self.stage_times = StageTimes()  # per-stage cost, read by scripts/benchmark.py
-        self._label_frames: Counter[str] = Counter()
-        self._shown_labels: dict[int, str] = {}
-        self._t0_media: float | None = None
+    def _total(self, name: str) -> int:
+        return sum(getattr(c, name) for c in self.cameras.values())
 
     @property
-    def source_info(self) -> SourceInfo:
-        return self.info
+    def frames_in(self) -> int:
+        return self._total("frames_in")
+
+    @property
+    def frames_out(self) -> int:
+        return self._total("frames_out")
 
     @property
     def dropped(self) -> int:
-        return self.frames.dropped + self.posed.dropped + self.results.dropped
+        return self._total("dropped")
+
+    @property
+    def labels(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for camera in self.cameras.values():
+            for label, count in camera.labels.items():
+                total[label] = total.get(label, 0) + count
+        return total
+
+    def lines(self) -> list[str]:
+        lines = []
+        for name, c in self.cameras.items():
+            labels = ", ".join(f"{k} {v}" for k, v in sorted(c.labels.items(), key=lambda kv: -kv[1])) or "none"
+            prefix = f"realtime: {name}: " if len(self.cameras) > 1 else "realtime: "
+            lines.append(
+                f"{prefix}{c.frames_in} frames in, {c.frames_out} out, {c.dropped} dropped, "
+                f"{c.fps:.1f} FPS, pose {c.pose_fps:.1f}/s, latency p50 {c.latency_ms_p50:.0f} ms "
+                f"p95 {c.latency_ms_p95:.0f} ms; people max {c.people_max}, mean {c.people_mean:.1f}, "
+                f"{c.tracks} tracks; labels shown: {labels}"
+            )
+        if self.mqtt is not None:
+            lines.append(f"realtime: MQTT: {self.mqtt['published']} messages published, {self.mqtt['dropped']} dropped")
+        lines.append(f"realtime: started in {self.startup_s:.1f} s; stopped by {self.stopped_by}")
+        return lines
+
+
+def load_classifier(config: Config) -> ActionClassifier | None:
+    """The configured classifier. A missing file named in the config is an error; without the
+    shipped default (a broken install), poses only."""
+    path = weights_path(config)
+    if not path.exists() and not config.classifier.weights:
+        log.warning("no action weights at %s — showing poses only; %s", path, WEIGHTS_HINT)
+        return None
+    if not path.exists():
+        raise WeightsError(f"weights file {path} not found — {WEIGHTS_HINT}")
+    return ActionClassifier.load(path, config.classifier.threshold)
+
+
+@dataclass
+class _Camera:
+    config: CameraConfig
+    info: SourceInfo
+    capture: CaptureThread
+
+
+class Pipeline:
+    """Builds the stages from a Config and runs them until the stop event is set.
+
+    `sinks` and `event_writers` add outputs to the configured ones (the web live view, MQTT);
+    `backends` replaces the configured pose models (a test's slow or faulty model).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        sinks: Sequence[Sink] = (),
+        event_writers: Sequence[EventWriter] = (),
+        backends: Sequence[PoseBackend] | None = None,
+        source_label: str | None = None,
+    ) -> None:
+        t_built = time.monotonic()
+        self.config = config
+        self.stop = threading.Event()
+        self.summary = RunSummary()
+        self.camera_configs = cameras_of(config)
+        # What events call a source; a server passes a name that reveals none of its paths.
+        self.source_label = source_label
+        opened: list = [*sinks, *event_writers]
+        caps: list[cv2.VideoCapture] = []
+        self.backends: list[PoseBackend] = list(backends or [])
+        try:
+            # Cheap checks first, then the models, then the sources: a live stream opened before a
+            # slow model load would hand over seconds-old frames in a burst.
+            for camera in self.camera_configs:
+                if classify_source(camera.source) is SourceKind.FILE:
+                    check_file(camera.source)
+            self.classifier = load_classifier(config)
+            writers: list[EventWriter] = []
+            if config.output.events:
+                writers.append(JsonlWriter(config.output.events, config.output.flush_events))
+                opened.append(writers[-1])
+            if config.output.timeline:
+                writers.append(TimelineWriter(config.output.timeline))
+                opened.append(writers[-1])
+            if config.mqtt.host:
+                from .mqtt import MqttWriter  # paho only when MQTT is asked for
+
+                # Connects in the background: a broker that is down never holds up the cameras.
+                self.mqtt: MqttWriter | None = MqttWriter(
+                    config.mqtt, notice=lambda message: log.warning(message.removeprefix("realtime: "))
+                )
+                writers.append(self.mqtt)
+                opened.append(writers[-1])
+            else:
+                self.mqtt = None
+            self.events = EventSink([*writers, *event_writers])
+            if not self.backends:
+                self.backends = create_backends(config.pose)
+            opened.extend(self.backends)
+            self._t_models = time.monotonic()
+            self.cameras: dict[str, _Camera] = {}
+            infos: dict[str, SourceInfo] = {}
+            for camera in self.camera_configs:
+                try:
+                    cap, infos[camera.name] = open_source(camera.source, config.capture)
+                except SourceError as exc:
+                    # One camera down at the start must not keep the others dark: with several, a
+                    # stream that may reconnect starts closed and its capture thread keeps trying.
+                    if (
+                        len(self.camera_configs) == 1
+                        or classify_source(camera.source) is not SourceKind.STREAM
+                        or camera.reconnect_attempts == 0
+                    ):
+                        raise
+                    log.warning("camera %s: %s; retrying in the background", camera.name, exc)
+                    cap, infos[camera.name] = unopened_stream(camera.source)
+                caps.append(cap)
+            own_sinks: list[Sink] = []
+            if config.output.video:
+                own_sinks.append(VideoFiles(config.output.video, {n: i.fps for n, i in infos.items()}))
+                opened.append(own_sinks[-1])
+            if not config.output.headless:
+                own_sinks.append(
+                    WindowSink(
+                        config.output.window_title, config.output.fullscreen, on_quit=lambda: self.request_stop("key")
+                    )
+                )
+                opened.append(own_sinks[-1])
+        except BaseException:
+            for cap in caps:
+                cap.release()
+            for thing in opened:
+                with contextlib.suppress(Exception):
+                    thing.close()
+            raise
+        live = any(info.kind.live for info in infos.values())
+        policy = self._policy(SourceKind.STREAM if live else SourceKind.FILE)
+        # Live: every queued frame adds a frame's processing time to the latency, so hold few.
+        size = config.capture.live_queue_size if live else config.capture.queue_size
+        self.inbox: CameraInbox[FrameRecord] = CameraInbox(
+            {
+                name: (
+                    config.capture.live_queue_size if info.kind.live else config.capture.queue_size,
+                    self._policy(info.kind),
+                )
+                for name, info in infos.items()
+            }
+        )
+        self.status: queue.Queue[StreamStatus] = queue.Queue()
+        for (name, info), cap, camera in zip(infos.items(), caps, self.camera_configs, strict=True):
+            options = config.capture
+            if camera.reconnect_attempts is not None:
+                options = type(options)(**{**vars(options), "reconnect_attempts": camera.reconnect_attempts})
+            thread = CaptureThread(
+                cap,
+                info,
+                CameraQueue(self.inbox, name),
+                self.stop,
+                options,
+                self.status,
+                config.max_frames,
+                camera=name,
+            )
+            self.cameras[name] = _Camera(camera, info, thread)
+        # Every posed frame reaches the classifier. Live frames are dropped before pose, where it
+        # costs nothing, and before the main thread, which may be slow (a display, a disk). The pose
+        # stage hands frames on in bursts when a later frame is posed first, up to one round of its
+        # models with their skipped frames: room for that.
+        burst = len(self.backends) * (max(c.skip or 0 for c in self.camera_configs) + 1) - 1 if live else 0
+        self.posed: FrameQueue[FrameRecord] = FrameQueue(size, BufferPolicy.LOSSLESS)
+        self._dropped_late: Counter[str] = Counter()  # per camera, after pose
+        self.results: FrameQueue[FrameRecord] = FrameQueue(
+            size + burst, policy, on_drop=lambda record: self._dropped_late.update((record.camera,))
+        )
+        self.pose_stage = PoseStage(
+            self.backends, self.camera_configs, self.inbox, self.posed, self.stop, prefetch=not live
+        )
+        self.classification = ActionClassification(self.classifier, config.classifier.smoothing_s)
+        self.classify_thread = StageThread(
+            "classify", self.classification.classify, self.posed, self.results, self.stop
+        )
+        self.output = OutputStep(
+            [self.events, *own_sinks, *sinks], config.pose.min_score, self._dropped, name_cameras=len(self.cameras) > 1
+        )
+        self._t_built = t_built
+        self._shown_first: set[str] = set()
+
+    def _policy(self, kind: SourceKind) -> BufferPolicy:
+        name = self.config.capture.policy
+        return default_policy(kind) if name == "auto" else BufferPolicy(name)
+
+    def _dropped(self, camera: str) -> int:
+        # Before pose (the inbox) or before output (a slow display); the queue between is lossless.
+        return self.inbox.dropped[camera] + self._dropped_late[camera]
+
+    @property
+    def info(self) -> SourceInfo:
+        """The first camera's source (most runs have one)."""
+        return next(iter(self.cameras.values())).info
 
     def request_stop(self, reason: str) -> None:
         if not self.stop.is_set():
             self.summary.stopped_by = reason
             self.stop.set()
 
+    def status_of(self) -> dict[str, dict]:
+        """A snapshot per camera (for status pages): frames read and shown, rates, the stream's state."""
+        out = {}
+        for name, camera in self.cameras.items():
+            m = self.output.meter(name)
+            out[name] = {
+                "frames_in": camera.capture.frames_read,
+                "frames_out": m.frames_out,
+                "fps": round(m.out_rate.rate(), 2),
+                "pose_fps": round(m.pose_rate.rate(), 2),
+                "alive": camera.capture.is_alive(),
+            }
+        return out
+
     def run(self) -> RunSummary:
         with self._signals():
-            self.events.emit({"type": "stream", "status": "opened", "time": round(time.time(), 3),
-                              "source": self.source_label, "fps": round(self.info.fps, 3), "width": self.info.width,
-                              "height": self.info.height})
-            t_start = time.monotonic()
-            self.capture.start()
-            self.pose_pool.start()
-            self.classify_worker.start()
+            for name, camera in self.cameras.items():
+                info = camera.info
+                self.events.emit(
+                    name,
+                    {
+                        "type": "stream",
+                        "status": "opened",
+                        "time": round(time.time(), 3),
+                        "source": self.source_label or info.source,
+                        "fps": round(info.fps, 3),
+                        "width": info.width,
+                        "height": info.height,
+                    },
+                )
+            self._t_started = time.monotonic()
+            for camera in self.cameras.values():
+                camera.capture.start()
+            self.pose_stage.start()
+            self.classify_thread.start()
             try:
                 self._consume()
             finally:
-                self._finish(time.monotonic() - t_start)
+                self._finish()
         return self.summary
 
     def _consume(self) -> None:
-        out_rate, pose_rate, latency, stages = RateMeter(), RateMeter(), self.latency, self.stage_times
-        recent = LatencyStats(keep=HUD_LATENCY_SAMPLES)  # the HUD shows now, not the whole run
         while not self.stop.is_set():
+            # Stream events are logged while no frame comes, too: that is when a stream is lost.
             self._drain_status()
             item = self.results.get(timeout=0.1)
             if item is None:
                 continue
+            if isinstance(item, CameraEnd):  # that camera's last frame has been shown
+                self._camera_done(item.camera, item.error)
+                continue
             if isinstance(item, EndOfStream):
-                self.summary.error = item.error or self.capture.error or self.pose_pool.error or self.classify_worker.error
+                self.summary.error = item.error
                 break
-            now = time.monotonic()
-            out_rate.tick(now)
-            if item.posed:
-                pose_rate.tick(now)
-            # The HUD shows this frame's latency up to drawing (it cannot include writing itself)
-            # and the p50/p95 of recent frames taken after output, as users see them.
-            hud = HudInfo(out_rate.rate(), pose_rate.rate(), (now - item.frame.t_capture) * 1000,
-                          self.dropped, recent.percentile(50), recent.percentile(95))
-            t_start_overlay = time.perf_counter()
-            image = annotate(item, hud, self.config.pose.min_score)
-            t_drawn = time.perf_counter()
-            self._record(item)
-            if self.video is not None:
-                self.video.write(image)
-            for sink in self.extra_sinks:
-                sink.write(image, item)
-            keep_going = self.window is None or self.window.show(image)
-            t_out = time.perf_counter()
-            latency_ms = (time.monotonic() - item.frame.t_capture) * 1000
-            latency.add(latency_ms)
-            recent.add(latency_ms)
-            stages.add("decode", item.frame.decode_ms)
-            stages.add("pose", item.pose_ms)
-            stages.add("classify", item.classify_ms)
-            stages.add("overlay", (t_drawn - t_start_overlay) * 1000)
-            stages.add("write", (t_out - t_drawn) * 1000)
-            stages.frame_done()
-            self.summary.frames_out += 1
-            if not keep_going:
-                self.request_stop("key")
+            self._show(item)
         self._drain_status()
 
-    def _record(self, result: FrameResult) -> None:
-        """Action events when a person's label changes, and per-label frame counts."""
-        if self._t0_media is None:
-            self._t0_media = result.frame.t_media
-        t = result.frame.t_media - self._t0_media
-        shown = set()
-        for track in result.tracks:
-            if track.prediction is None:
-                continue
-            label = track.prediction.label
-            shown.add(label)
-            if self._shown_labels.get(track.track_id) != label:
-                self._shown_labels[track.track_id] = label
-                self.events.emit({"type": "action", "t": round(t, 3), "frame": result.frame.index,
-                                  "track": track.track_id, "label": label,
-                                  "score": round(track.prediction.score, 4)})
-        self._label_frames.update(shown)
-        if len(self._shown_labels) > MAX_REMEMBERED_TRACKS:  # endless runs: forget people long gone
-            present = {track.track_id for track in result.tracks}
-            self._shown_labels = {i: label for i, label in self._shown_labels.items() if i in present}
+    def _show(self, item: FrameRecord) -> None:
+        if self.summary.startup_s == 0.0:
+            self.summary.startup_s = time.monotonic() - self._t_built
+        if item.camera not in self._shown_first:
+            self._shown_first.add(item.camera)
+            # The first frame is newer than the models (they load before the source opens).
+            self.events.emit(
+                item.camera,
+                {
+                    "type": "stream",
+                    "status": "first_frame",
+                    "frame": item.index,
+                    "time": round(_wall(item.t_capture), 3),
+                    "models_loaded": round(_wall(self._t_models), 3),
+                },
+            )
+        self.output(item)
+
+    def _camera_done(self, name: str, error: str | None) -> None:
+        """A camera's `ended` and `summary` events, once: when its last frame was shown, or at the end."""
+        if name in self.summary.cameras:
+            return
+        camera = self.cameras[name]
+        camera.capture.join(timeout=10)
+        summary = self.output.meter(name).summary(
+            camera.capture.frames_read, self._dropped(name), time.monotonic() - self._t_started
+        )
+        summary.error = camera.capture.error or error
+        self.summary.cameras[name] = summary
+        self.events.emit(
+            name,
+            {
+                "type": "stream",
+                "status": "ended",
+                "time": round(time.time(), 3),
+                "stopped_by": self.summary.stopped_by if self.stop.is_set() else "end",
+                **({"error": summary.error} if summary.error else {}),
+            },
+        )
+        self.events.emit(name, {**summary.event(), "startup_s": round(self.summary.startup_s, 3)})
 
     def _drain_status(self) -> None:
         while True:
             try:
-                status: StreamStatus = self.status.get_nowait()
+                status = self.status.get_nowait()
             except queue.Empty:
                 return
             if status.status == "ended":
@@ -270,42 +402,51 @@ class Pipeline:
             # After "lost", windows start afresh by themselves: the tracker retires people
             # unseen for max_age_s and TrackWindow drops history across any gap longer than
             # the feature spec's max_gap_s, so no window spans missing time.
-            wall = time.time() - (time.monotonic() - status.t)  # when it happened, for surveillance logs
-            self.events.emit({"type": "stream", "status": status.status, "time": round(wall, 3), **status.detail})
+            self.events.emit(
+                status.camera,
+                {"type": "stream", "status": status.status, "time": round(_wall(status.t), 3), **status.detail},
+            )
             message = _STATUS_NOTICES.get(status.status)
             if message:
-                self.notice("realtime: " + message.format(source=self.info.source, **status.detail))
+                log.warning(
+                    message.format(
+                        camera=status.camera, source=self.cameras[status.camera].info.source, **status.detail
+                    )
+                )
 
-    def _finish(self, elapsed: float) -> None:
+    def _finish(self) -> None:
         self.stop.set()
-        self.capture.join(timeout=10)
-        self.pose_pool.join(timeout=10)
-        self.classify_worker.join(timeout=10)
+        for camera in self.cameras.values():
+            camera.capture.join(timeout=10)
+        self.pose_stage.join(timeout=10)
+        self.classify_thread.join(timeout=10)
+        # Frames already posed when a stop came: shown and written too, so nothing in flight is lost.
+        while (item := self.results.get(timeout=0)) is not None:
+            if isinstance(item, CameraEnd):
+                self._camera_done(item.camera, item.error)
+            elif not isinstance(item, EndOfStream):
+                self._show(item)
         self._drain_status()
         s = self.summary
-        if s.error is None:
-            s.error = self.capture.error or self.pose_pool.error or self.classify_worker.error
-        s.frames_in = self.capture.frames_read
-        s.dropped = self.dropped
-        s.fps = s.frames_out / elapsed if elapsed > 0 else 0.0
-        s.latency_ms_p50, s.latency_ms_p95 = self.latency.percentile(50), self.latency.percentile(95)
-        s.labels = dict(self._label_frames)
-        for closer in (self.video, self.window, *self.extra_sinks):
-            if closer is not None:
-                with contextlib.suppress(Exception):
-                    closer.close()
-        self.events.emit({"type": "stream", "status": "ended", "time": round(time.time(), 3),
-                          "stopped_by": s.stopped_by, **({"error": s.error} if s.error else {})})
-        self.events.emit({"type": "summary", "frames_in": s.frames_in, "frames_out": s.frames_out,
-                          "dropped": s.dropped, "fps": round(s.fps, 2),
-                          "latency_ms_p50": round(s.latency_ms_p50, 1),
-                          "latency_ms_p95": round(s.latency_ms_p95, 1), "labels": s.labels})
-        self.events.close()
+        # A failed stage ends every camera; a camera's own failure (its source) ends only itself.
+        shared_error = s.error or self.pose_stage.error or self.classify_thread.error
+        for name in self.cameras:
+            self._camera_done(name, shared_error)
+        s.cameras = {name: s.cameras[name] for name in self.cameras}  # in the config's order
+        s.error = shared_error or next((c.error for c in s.cameras.values() if c.error), None)
+        for sink in self.output.sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # the others still get finalized
+                log.error("closing %s failed: %s", type(sink).__name__, exc)
+        if self.mqtt is not None:
+            stats = self.mqtt.stats
+            s.mqtt = {"published": stats.published, "dropped": stats.dropped}
         with contextlib.suppress(Exception):
-            self.pose_pool.close()
+            self.pose_stage.close()
 
     @contextlib.contextmanager
-    def _signals(self):
+    def _signals(self) -> Iterator[None]:
         """SIGINT and SIGTERM set the stop event (main thread only; elsewhere the caller stops us)."""
         if threading.current_thread() is not threading.main_thread():
             yield
@@ -318,11 +459,3 @@ class Pipeline:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-
-
-def run_pipeline(config: Config, **kwargs) -> RunSummary:
-    pipeline = Pipeline(config, **kwargs)
-    return pipeline.run()
-
-
-__all__ = ["Pipeline", "RunSummary", "run_pipeline", "RealtimeError"]

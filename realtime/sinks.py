@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable, Protocol
+from typing import IO, Any, Protocol
 
 import cv2
 import numpy as np
 
 from .errors import DisplayError, OutputError
+from .overlay import tile
 from .types import FrameRecord
 
 # A container's usual codec that OpenCV here can write.
@@ -48,10 +49,13 @@ class VideoSink:
 
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise OutputError(f"output {self.path} is a folder — give a file name such as {self.path / 'out.mp4'}")
         suffix = self.path.suffix.lower()
         if suffix not in FOURCC_BY_SUFFIX:
-            raise OutputError(f"output {self.path} has an unsupported extension — use one of "
-                              f"{', '.join(FOURCC_BY_SUFFIX)}")
+            raise OutputError(
+                f"output {self.path} has an unsupported extension — use one of {', '.join(FOURCC_BY_SUFFIX)}"
+            )
         self.fourcc = FOURCC_BY_SUFFIX[suffix]
         self.fps = fps
         self._writer: cv2.VideoWriter | None = None
@@ -63,8 +67,9 @@ class VideoSink:
         image = record.annotated if record.annotated is not None else record.image
         if self._writer is None:
             height, width = image.shape[:2]
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps,
-                                           (width, height))
+            self._writer = cv2.VideoWriter(
+                str(self.path), cv2.VideoWriter.fourcc(*self.fourcc), self.fps, (width, height)
+            )
             if not self._writer.isOpened():
                 raise OutputError(f"cannot open {self.path} for writing with codec {self.fourcc}")
         self._writer.write(image)
@@ -73,6 +78,29 @@ class VideoSink:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+
+
+class VideoFiles:
+    """One video file per camera: the path as given for one camera, `<folder>/<camera>.mp4` for several."""
+
+    def __init__(self, target: str | Path, fps_by_camera: dict[str, float]) -> None:
+        target = Path(target)
+        if len(fps_by_camera) == 1:
+            paths = dict.fromkeys(fps_by_camera, target)
+        else:
+            if target.suffix:
+                raise OutputError(
+                    f"output {target} must be a folder with several cameras — each gets <folder>/<camera>.mp4"
+                )
+            paths = {camera: target / f"{camera}.mp4" for camera in fps_by_camera}
+        self.sinks = {camera: VideoSink(paths[camera], fps) for camera, fps in fps_by_camera.items()}
+
+    def write(self, record: FrameRecord) -> None:
+        self.sinks[record.camera].write(record)
+
+    def close(self) -> None:
+        for sink in self.sinks.values():
+            sink.close()
 
 
 class JsonlWriter:
@@ -88,8 +116,7 @@ class JsonlWriter:
         try:
             self._file = open(self.path, "w", encoding="utf-8")
         except OSError as exc:
-            raise OutputError(f"cannot write events to {self.path} ({exc.strerror}) — choose another path") \
-                from None
+            raise OutputError(f"cannot write events to {self.path} ({exc.strerror}) — choose another path") from None
 
     def send(self, event: dict[str, Any]) -> None:
         if self._file is None:
@@ -110,13 +137,11 @@ class EventSink:
     """Turns records into events and hands every event to its writers.
 
     Its rule: an `action` event when a person's shown label changes, a `person` `left`
-    event when a labelled person's track ends. Every event carries its camera. It also
-    counts, per camera, the frames on which each label was shown (for the summary).
+    event when a labelled person's track ends. Every event carries its camera.
     """
 
     def __init__(self, writers: list[EventWriter]) -> None:
         self.writers = writers
-        self.label_frames: dict[str, Counter[str]] = {}
         self._shown: dict[tuple[str, int], str] = {}
         self._t0_media: dict[str, float] = {}
 
@@ -132,23 +157,37 @@ class EventSink:
         for track_id in record.expired:
             label = self._shown.pop((camera, track_id), None)
             if label is not None:
-                self.emit(camera, {"type": "person", "status": "left", "t": t, "frame": record.index,
-                                   "track": track_id, "label": label})
-        shown = set()
+                self.emit(
+                    camera,
+                    {
+                        "type": "person",
+                        "status": "left",
+                        "t": t,
+                        "frame": record.index,
+                        "track": track_id,
+                        "label": label,
+                    },
+                )
         for track in record.tracks:
             if track.prediction is None:
                 continue
             label = track.prediction.label
-            shown.add(label)
             if self._shown.get((camera, track.track_id)) != label:
                 self._shown[(camera, track.track_id)] = label
-                self.emit(camera, {"type": "action", "t": t, "frame": record.index, "track": track.track_id,
-                                   "label": label, "score": round(track.prediction.score, 4)})
-        self.label_frames.setdefault(camera, Counter()).update(shown)
+                self.emit(
+                    camera,
+                    {
+                        "type": "action",
+                        "t": t,
+                        "frame": record.index,
+                        "track": track.track_id,
+                        "label": label,
+                        "score": round(track.prediction.score, 4),
+                    },
+                )
         if len(self._shown) > MAX_LABELLED_PEOPLE:  # a crowd whose expiries were missed: keep those in view
             present = {(camera, track.track_id) for track in record.tracks}
-            self._shown = {key: label for key, label in self._shown.items()
-                           if key[0] != camera or key in present}
+            self._shown = {key: label for key, label in self._shown.items() if key[0] != camera or key in present}
 
     def close(self) -> None:
         for writer in self.writers:
@@ -157,22 +196,22 @@ class EventSink:
 
 def display_available() -> bool:
     """OpenCV's Qt window aborts the whole process without a display, so ask first."""
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
+    on_linux = sys.platform.startswith("linux")
+    return not on_linux or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 KEY_QUIT = {ord("q"), ord("Q"), 27}  # q or ESC
 
 
 class WindowSink:
-    """The live OpenCV window. Must be used from the main thread."""
+    """The live OpenCV window; several cameras share it as a grid. Must be used from the main thread."""
 
     def __init__(self, title: str, fullscreen: bool = False, on_quit: Callable[[], None] = lambda: None) -> None:
         if not display_available():
             raise DisplayError("no display to show the live window — use --headless (and --output/--events)")
         self.title = title
         self.on_quit = on_quit
+        self._latest: dict[str, np.ndarray] = {}  # each camera's last frame, for the grid
         flags = cv2.WINDOW_NORMAL if fullscreen else cv2.WINDOW_AUTOSIZE
         cv2.namedWindow(title, flags)
         self._screen: tuple[int, int] | None = None
@@ -184,6 +223,9 @@ class WindowSink:
     def write(self, record: FrameRecord) -> None:
         """Show a frame; q/ESC or closing the window calls `on_quit` (the pipeline's stop)."""
         image = record.annotated if record.annotated is not None else record.image
+        self._latest[record.camera] = image
+        if len(self._latest) > 1:
+            image = tile(list(self._latest.values()))
         if not self.show(image):
             self.on_quit()
 
@@ -230,5 +272,5 @@ def _fit(image: np.ndarray, screen: tuple[int, int]) -> np.ndarray:
     resized = cv2.resize(image, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_LINEAR)
     canvas = np.zeros((sh, sw, 3), dtype=image.dtype)
     y, x = (sh - resized.shape[0]) // 2, (sw - resized.shape[1]) // 2
-    canvas[y:y + resized.shape[0], x:x + resized.shape[1]] = resized
+    canvas[y : y + resized.shape[0], x : x + resized.shape[1]] = resized
     return canvas

@@ -9,6 +9,7 @@ the same whatever the pose rate, like the windows themselves.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 
 import numpy as np
 
@@ -18,9 +19,9 @@ class ProbabilitySmoother:
 
     def __init__(self, time_constant_s: float) -> None:
         self.time_constant_s = time_constant_s
-        self._state: dict[int, tuple[float, np.ndarray]] = {}
+        self._state: dict[Hashable, tuple[float, np.ndarray]] = {}
 
-    def update(self, track_id: int, t: float, probs: np.ndarray) -> np.ndarray:
+    def update(self, track_id: Hashable, t: float, probs: np.ndarray) -> np.ndarray:
         previous = self._state.get(track_id)
         if previous is None or self.time_constant_s <= 0 or t <= previous[0]:
             smoothed = probs if previous is None or self.time_constant_s <= 0 else previous[1]
@@ -30,7 +31,7 @@ class ProbabilitySmoother:
         self._state[track_id] = (t, smoothed)
         return smoothed
 
-    def forget(self, track_id: int) -> None:
+    def forget(self, track_id: Hashable) -> None:
         self._state.pop(track_id, None)
 
     def __len__(self) -> int:

@@ -33,10 +33,8 @@ class LatencyStats:
 
     def __init__(self, keep: int = 20000) -> None:
         self._samples: deque[float] = deque(maxlen=keep)
-        self.last_ms = 0.0
 
     def add(self, ms: float) -> None:
-        self.last_ms = ms
         self._samples.append(ms)
 
     def percentile(self, q: float) -> float:
@@ -64,5 +62,5 @@ class StageTimes:
     def per_frame_ms(self) -> dict[str, float]:
         """Each stage's cost averaged over all frames (with skip, pose time is spread over the frames it serves)."""
         if self.frames == 0:
-            return {stage: 0.0 for stage in self.total_ms}
+            return dict.fromkeys(self.total_ms, 0.0)
         return {stage: total / self.frames for stage, total in self.total_ms.items()}

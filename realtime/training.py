@@ -1,4 +1,4 @@
-"""Turning labelled pose sequences into a trained ActionLSTM (used by train.py and evaluate.py).
+"""Turning labelled pose sequences into a trained ActionLSTM (used by `realtime train` and `evaluate`).
 
 Windows are cut on the model's time grid from each sequence. Training windows are
 re-sampled on the fly with a random speed and then augmented, so every epoch sees
@@ -20,7 +20,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from .augment import Augment
-from .classifier import CLASSES, OTHER, ActionLSTM, decide
+from .classifier import ActionLSTM, decide
+from .datasets.labels import CLASSES, OTHER
+from .errors import DatasetError
 from .features import (FeatureSpec, PoseSequence, resample, sequence_grid, sequence_windows,
                        window_features, window_is_usable)
 from .metrics import macro_f1_of, per_class
@@ -206,7 +208,7 @@ def fit(train_seqs: list[PoseSequence], val_seqs: list[PoseSequence], config: Tr
     pl.seed_everything(config.seed, workers=True, verbose=False)
     train_ds = WindowDataset(train_seqs, config, Augment() if config.augment else None, seed=config.seed)
     if len(train_ds) == 0:
-        raise ValueError("no usable training windows: sequences are too short or lack hips")
+        raise DatasetError("no usable training windows: the sequences are too short or lack hips; give more data")
     val_ds = WindowDataset(val_seqs, config, None) if val_seqs else None
     has_val = val_ds is not None and len(val_ds) > 0 and fixed_epochs is None
     # Classes are balanced by the sampler, so the loss needs no class weights.

@@ -12,10 +12,23 @@ import numpy as np
 
 # COCO-17 keypoint order, shared by every backend and by the classifier features.
 COCO_KEYPOINTS: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
 )
 NUM_KEYPOINTS = len(COCO_KEYPOINTS)
 
@@ -46,7 +59,7 @@ class Poses:
     def __len__(self) -> int:
         return len(self.keypoints)
 
-    def __getitem__(self, item) -> Poses:
+    def __getitem__(self, item: int | slice | np.ndarray) -> Poses:
         idx = np.atleast_1d(np.arange(len(self))[item])
         return Poses(self.keypoints[idx], self.scores[idx], self.boxes[idx], self.person_scores[idx])
 
@@ -58,7 +71,7 @@ class Poses:
     def boxes_from_keypoints(keypoints: np.ndarray, scores: np.ndarray, min_score: float) -> np.ndarray:
         """Tight boxes around the confident joints of each person (for backends without boxes)."""
         boxes = np.zeros((len(keypoints), 4), dtype=np.float32)
-        for i, (kp, sc) in enumerate(zip(keypoints, scores)):
+        for i, (kp, sc) in enumerate(zip(keypoints, scores, strict=True)):
             seen = kp[sc >= min_score]
             if len(seen) == 0:
                 seen = kp

@@ -15,15 +15,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from realtime.config import load_config  # noqa: E402
-from realtime.pipeline import Pipeline  # noqa: E402
-from realtime.web.app import WebSettings, close_app, create_app  # noqa: E402
-from realtime.web.jobs import JobSettings  # noqa: E402
 
 
 def web_job(video: Path, work: str, codec: str) -> tuple[float, dict]:
+    from realtime.web.app import WebSettings, close_app, create_app
+    from realtime.web.jobs import JobSettings
+
     app = create_app(WebSettings(jobs=JobSettings(work_dir=work, video_codec=codec)))
     client = app.test_client()
     try:
@@ -38,15 +35,22 @@ def web_job(video: Path, work: str, codec: str) -> tuple[float, dict]:
 
 
 def plain_run(video: Path, out: Path) -> tuple[float, int]:
+    from realtime.config import load_config
+    from realtime.pipeline import Pipeline
+
     config = load_config(None, {"source": str(video), "output": {"headless": True, "video": str(out)},
                                 "capture": {"policy": "lossless"}})
     t0 = time.monotonic()  # construction included, as in a web job (the pose model loads per job)
-    pipeline = Pipeline(config, notice=lambda _: None)
+    pipeline = Pipeline(config)
     summary = pipeline.run()
     return time.monotonic() - t0, summary.frames_out
 
 
 def main() -> None:
+    sys.path.insert(0, str(REPO))  # run as a file: the repository's package, not an installed one
+    from realtime import native
+
+    native.configure()  # before cv2 and the pose models load, as `python -m realtime` does
     datasets = Path(os.environ.get("REALTIME_DATASETS", REPO.parent / "shared" / "datasets"))
     video = Path(sys.argv[1]) if len(sys.argv) > 1 else datasets / "videos" / "exercise.avi"
     with tempfile.TemporaryDirectory() as work:

@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from realtime.datasets import default_root
+from realtime import native
+
+native.configure()  # as the command line does, before any test loads cv2 or a pose model
+
+from realtime.datasets import default_root  # noqa: E402  (after the native settings)
 
 REPO = Path(__file__).resolve().parent.parent
 

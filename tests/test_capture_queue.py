@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
-from realtime.capture import (BufferPolicy, CaptureThread, EndOfStream, FrameQueue, SourceKind,
-                              classify_source, open_source)
+from realtime.capture import CaptureThread, SourceKind, classify_source, open_source
 from realtime.config import CaptureConfig
-from realtime.types import Frame
+from realtime.queues import BufferPolicy, EndOfStream, FrameQueue
+from realtime.types import FrameRecord
 
 
 def drain(queue: FrameQueue, stop: threading.Event, delay_s: float, max_size_seen: list[int]) -> list:
@@ -39,7 +39,7 @@ def run_capture(clip, policy: BufferPolicy, delay_s: float, queue_size: int = 3,
 
 def test_lossless_never_drops_and_keeps_order(weizmann_clip):
     thread, queue, got, sizes = run_capture(weizmann_clip, BufferPolicy.LOSSLESS, delay_s=0.01)
-    frames = [f for f in got if isinstance(f, Frame)]
+    frames = [f for f in got if isinstance(f, FrameRecord)]
     assert queue.dropped == 0
     assert [f.index for f in frames] == list(range(thread.frames_read))
     assert thread.frames_read == 89
@@ -52,7 +52,7 @@ def test_lossless_never_drops_and_keeps_order(weizmann_clip):
 def test_drop_oldest_bounds_the_queue_and_counts_drops(weizmann_clip):
     # The consumer takes 30 ms a frame while the file is read as fast as it decodes.
     thread, queue, got, sizes = run_capture(weizmann_clip, BufferPolicy.DROP_OLDEST, delay_s=0.03)
-    frames = [f for f in got if isinstance(f, Frame)]
+    frames = [f for f in got if isinstance(f, FrameRecord)]
     assert max(sizes) <= 3
     assert queue.dropped > 0
     assert len(frames) + queue.dropped == thread.frames_read == 89
@@ -65,7 +65,7 @@ def test_paced_file_arrives_in_real_time(weizmann_clip):
     start = time.monotonic()
     thread, queue, got, _ = run_capture(weizmann_clip, BufferPolicy.DROP_OLDEST, delay_s=0.0, pace=True)
     elapsed = time.monotonic() - start
-    frames = [f for f in got if isinstance(f, Frame)]
+    frames = [f for f in got if isinstance(f, FrameRecord)]
     span = frames[-1].t_capture - frames[0].t_capture
     assert span >= 88 / 25 * 0.9, "pacing must spread 89 frames over about 3.5 s"
     assert elapsed < 30

@@ -9,7 +9,7 @@ import yaml
 
 from conftest import REPO
 from realtime.__main__ import build_parser, overrides_from
-from realtime.config import Config, load_config
+from realtime.config import DEFAULT_WEIGHTS, Config, cameras_of, load_config, weights_path
 from realtime.errors import ConfigError
 
 
@@ -17,7 +17,6 @@ def test_shipped_config_states_every_default():
     """config.yaml holds every default, so what users read there is what runs."""
     from_file = load_config(REPO / "config.yaml")
     defaults = Config()
-    defaults.classifier.weights = str(REPO / "weights" / "action_lstm.pt")
     assert from_file == defaults
 
     def keys(d, prefix=""):
@@ -64,3 +63,42 @@ def test_mistakes_name_the_key_and_what_is_allowed(tmp_path, text, message):
         load_config(cfg_file)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_default_weights_are_the_shipped_file_from_any_folder(tmp_path, monkeypatch):
+    """A config file elsewhere that says nothing of weights still gets the shipped classifier."""
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("pose:\n  skip: 1\n")
+    monkeypatch.chdir(tmp_path)
+    config = load_config(cfg_file)
+    assert weights_path(config) == DEFAULT_WEIGHTS == REPO / "weights" / "action_lstm.pt"
+    assert DEFAULT_WEIGHTS.is_file()
+
+
+def test_cameras_from_the_file_and_from_flags(tmp_path):
+    cfg_file = tmp_path / "cams.yaml"
+    cfg_file.write_text("pose_fps: 10\ncameras:\n  - name: door\n    source: clips/door.mp4\n    pose_fps: 5\n"
+                        "  - name: hall\n    source: rtsp://127.0.0.1:8554/hall\n")
+    cameras = cameras_of(load_config(cfg_file))
+    assert [(c.name, c.pose_fps) for c in cameras] == [("door", 5.0), ("hall", 10.0)]
+    assert cameras[0].source == str(tmp_path / "clips" / "door.mp4")  # relative to the file
+    assert cameras[1].source == "rtsp://127.0.0.1:8554/hall"
+    args = build_parser().parse_args(["--source", "a=x.mp4", "--source", "rtsp://h/s"])
+    assert [(c.name, c.source) for c in cameras_of(load_config(cfg_file, overrides_from(args)))] == \
+        [("a", "x.mp4"), ("cam1", "rtsp://h/s")]
+    bare = build_parser().parse_args(["--source", "0"])
+    assert [(c.name, c.source) for c in cameras_of(load_config(None, overrides_from(bare)))] == [("cam0", "0")]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("cameras:\n  - name: Door\n    source: 0\n", "must be lowercase letters"),
+    ("cameras:\n  - name: a\n    source: 0\n  - name: a\n    source: 1\n", "used twice"),
+    ("cameras:\n  - name: a\n", "must have a source"),
+    ("cameras:\n  - name: a\n    source: 0\n    pose_fps: 0\n", "pose_fps must be at least 0.1"),
+])
+def test_camera_mistakes_are_one_line(tmp_path, text, message):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg_file)
+    assert message in str(info.value) and "\n" not in str(info.value)

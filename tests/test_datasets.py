@@ -133,8 +133,8 @@ def test_videos_loader_can_pose_like_the_pipelines_pool(datasets, tmp_path):
     clip = root / "wave2" / "denis_wave2.avi"
     (one,) = load_videos(root, cache_dir=tmp_path, clips=[clip])
     (two,) = load_videos(root, cache_dir=tmp_path, clips=[clip], pose_workers=2)
-    assert sorted(p.name for p in tmp_path.rglob("*.npz")) == ["denis_wave2.mediapipe.npz",
-                                                                "denis_wave2.mediapipe.workers2.npz"]
+    assert sorted(p.name for p in tmp_path.rglob("*.npz")) == ["denis_wave2.blazepose.npz",
+                                                                "denis_wave2.blazepose.workers2.npz"]
     assert two.meta["pose_workers"] == 2 and abs(len(two) - len(one)) <= 0.1 * len(one)
     shared = np.intersect1d(np.round(one.times * 25), np.round(two.times * 25), return_indices=True)
     a, b = one.keypoints[shared[1]], two.keypoints[shared[2]]

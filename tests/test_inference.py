@@ -8,25 +8,27 @@ import numpy as np
 import pytest
 
 from conftest import read_frames
-from realtime.capture import BufferPolicy, CaptureThread, EndOfStream, FrameQueue, open_source
+from realtime.capture import CaptureThread, open_source
 from realtime.classifier import ActionClassifier
 from realtime.config import CaptureConfig
-from realtime.inference_worker import ActionRecognizer, InferenceWorker
+from realtime.inference_worker import ActionClassification, StageThread
 from realtime.overlay import HudInfo, annotate
 from realtime.pose import create_backend
+from realtime.queues import BufferPolicy, EndOfStream, FrameQueue
+from realtime.serial import SerialLoop
 from realtime.tracker import Tracker
-from realtime.types import Frame, FrameResult, Poses, Track
+from realtime.types import FrameRecord, Poses, Track
 
 
 @pytest.fixture(scope="module")
 def mediapipe():
-    backend = create_backend("mediapipe")
+    backend = create_backend("blazepose")
     yield backend
     backend.close()
 
 
 def test_poses_found_on_most_weizmann_frames(weizmann_clip):
-    backend = create_backend("mediapipe")  # fresh: BlazePose tracks across calls
+    backend = create_backend("blazepose")  # fresh: BlazePose tracks across calls
     frames = read_frames(weizmann_clip)
     found = 0
     for image in frames:
@@ -57,13 +59,14 @@ def test_coco_mapping_puts_joints_in_anatomical_order(weizmann_clip, mediapipe):
 
 
 def test_skip_carries_the_last_pose(weizmann_clip, mediapipe):
-    recognizer = ActionRecognizer(mediapipe, None, skip=2)
-    results = [recognizer.process(Frame(i, 0.0, img, i / 25)) for i, img in enumerate(read_frames(weizmann_clip, 12))]
+    loop = SerialLoop(mediapipe, ActionClassification(None), skip=2)
+    results = [loop.process(FrameRecord("cam0", i, 0.0, img, i / 25))
+               for i, img in enumerate(read_frames(weizmann_clip, 12))]
     assert [r.posed for r in results] == [i % 3 == 0 for i in range(12)]
-    assert recognizer.poses_run == 4
+    assert loop.poses_run == 4
     for r in results:
         if not r.posed and r.tracks:
-            posed = results[r.frame.index - r.frame.index % 3]
+            posed = results[r.index - r.index % 3]
             assert r.tracks[0].keypoints is posed.tracks[0].keypoints
 
 
@@ -72,11 +75,12 @@ def test_worker_thread_classifies_windows_in_file_time(weizmann_clip, random_wei
     options = CaptureConfig()
     cap, info = open_source(str(weizmann_clip), options)
     stop = threading.Event()
-    frames, results = FrameQueue(4, BufferPolicy.LOSSLESS), FrameQueue(4, BufferPolicy.LOSSLESS)
+    frames: FrameQueue[FrameRecord] = FrameQueue(4, BufferPolicy.LOSSLESS)
+    results: FrameQueue[FrameRecord] = FrameQueue(4, BufferPolicy.LOSSLESS)
     classifier = ActionClassifier.load(random_weights)
-    recognizer = ActionRecognizer(create_backend("mediapipe"), classifier, skip=0)
+    recognizer = SerialLoop(create_backend("blazepose"), ActionClassification(classifier))
     capture = CaptureThread(cap, info, frames, stop, options)
-    worker = InferenceWorker(recognizer, frames, results, stop)
+    worker = StageThread("inference", recognizer.process, frames, results, stop)
     capture.start()
     worker.start()
     out = []
@@ -89,8 +93,8 @@ def test_worker_thread_classifies_windows_in_file_time(weizmann_clip, random_wei
     capture.join(5)
     worker.join(5)
     recognizer.close()
-    assert [r.frame.index for r in out] == list(range(89))
-    labelled = [r.frame.index for r in out if r.tracks and r.tracks[0].prediction is not None]
+    assert [r.index for r in out] == list(range(89))
+    labelled = [r.index for r in out if r.tracks and r.tracks[0].prediction is not None]
     assert labelled, "no window was ever classified"
     # Time is the file's: 32 samples at 25 Hz span 1.24 s, i.e. frame 31, however fast the CPU is.
     assert labelled[0] == 31
@@ -128,7 +132,7 @@ def test_overlay_draws_skeleton_label_and_hud(weizmann_clip, mediapipe):
     from realtime.types import Prediction
 
     track = Track(1, poses.keypoints[0], poses.scores[0], poses.boxes[0], Prediction("WAVING_1HAND", 0.87))
-    out = annotate(FrameResult(Frame(0, 0.0, image), [track], True), HudInfo(29.5, 30.0, 42.0, 3))
+    out = annotate(FrameRecord("cam0", 0, 0.0, image, tracks=[track]), HudInfo(29.5, 30.0, 42.0, 3))
     changed = np.abs(out.astype(int) - original).max(axis=2) > 30
     x1, y1, x2, y2 = poses.boxes[0].astype(int)
     # Pixels change on the person (skeleton) and in the top-left corner (HUD), not everywhere.

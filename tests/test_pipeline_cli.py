@@ -37,8 +37,8 @@ def test_events_parse_and_summary_counts_match(tmp_path, weizmann_clip, random_w
     events = read_events(events_path)
     opened, *middle, ended, summary = events
     assert abs(opened.pop("time") - time.time()) < 600  # wall clock, for joining with other logs
-    assert opened == {"type": "stream", "status": "opened", "source": str(weizmann_clip), "fps": 25.0,
-                      "width": 180, "height": 144}
+    assert opened == {"type": "stream", "camera": "cam0", "status": "opened", "source": str(weizmann_clip),
+                      "fps": 25.0, "width": 180, "height": 144}
     assert ended["type"] == "stream" and ended["status"] == "ended"
     assert summary["type"] == "summary"
     actions = [e for e in middle if e["type"] == "action"]
@@ -46,7 +46,7 @@ def test_events_parse_and_summary_counts_match(tmp_path, weizmann_clip, random_w
     frames = [a["frame"] for a in actions]
     assert frames == sorted(frames)
     for a in actions:
-        assert set(a) == {"type", "t", "frame", "track", "label", "score"}
+        assert set(a) == {"type", "camera", "t", "frame", "track", "label", "score"}
         assert 0 <= a["score"] <= 1 and a["t"] == pytest.approx(a["frame"] / 25.0, abs=1e-3)
     # A label appears in the summary exactly when some action event announced it, and it
     # was shown on at most every frame since that announcement.
@@ -129,3 +129,33 @@ def test_shipped_weights_label_clips_through_the_real_pipeline(tmp_path, dataset
     labels = read_events(events_path)[-1]["labels"]
     assert labels, "no label was shown"
     assert max(labels, key=labels.get) == expected, labels
+
+
+def test_config_outside_the_repository_still_recognises_actions(tmp_path, datasets):
+    """A config file elsewhere, run from elsewhere: the shipped weights are found and used."""
+    (tmp_path / "c.yaml").write_text("pose:\n  skip: 1\n")
+    events = tmp_path / "events.jsonl"
+    proc = run_cli("--config", "c.yaml", "--source", str(datasets / "weizmann" / "jack" / "daria_jack.avi"),
+                   "--headless", "--events", str(events), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "poses only" not in proc.stderr
+    assert [e for e in read_events(events) if e["type"] == "action"], "no action was recognised"
+
+
+def test_two_cameras_in_one_process(tmp_path, datasets, random_weights):
+    """Two named cameras: one video file each in the output folder, every event names its camera,
+    and each camera's summary counts its own frames."""
+    jack, wave = datasets / "weizmann" / "jack" / "daria_jack.avi", datasets / "weizmann" / "wave2" / "ido_wave2.avi"
+    out, events = tmp_path / "videos", tmp_path / "events.jsonl"
+    proc = run_cli("--source", f"gym={jack}", "--source", f"hall={wave}", "--headless", "--weights",
+                   str(random_weights), "--output", str(out), "--events", str(events))
+    assert proc.returncode == 0, proc.stderr
+    assert count_frames(out / "gym.mp4") == count_frames(jack)
+    assert count_frames(out / "hall.mp4") == count_frames(wave)
+    all_events = read_events(events)
+    assert {e["camera"] for e in all_events} == {"gym", "hall"}
+    summaries = {e["camera"]: e for e in all_events if e["type"] == "summary"}
+    assert summaries["gym"]["frames_out"] == count_frames(jack)
+    assert summaries["hall"]["frames_out"] == count_frames(wave)
+    assert {e["camera"] for e in all_events if e["type"] == "action"} == {"gym", "hall"}
+    assert "realtime: gym: " in proc.stdout and "realtime: hall: " in proc.stdout

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -17,9 +15,10 @@ from realtime.classifier import CLASSES, ActionClassifier, ActionLSTM, load_chec
 from realtime.errors import WeightsError
 from realtime.features import FeatureSpec
 
+from conftest import run_cli
+
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "weights" / "action_lstm.pt"
-sys.path.insert(0, str(REPO / "scripts"))
 
 
 def _kth(root: Path) -> str:
@@ -28,7 +27,7 @@ def _kth(root: Path) -> str:
 
 @pytest.mark.training
 def test_short_training_writes_a_checkpoint_inference_accepts(datasets, tmp_path):
-    import train
+    from realtime.commands import train
 
     out = tmp_path / "tiny.pt"
     rc = train.main(["--data", _kth(datasets),
@@ -46,11 +45,28 @@ def test_short_training_writes_a_checkpoint_inference_accepts(datasets, tmp_path
     assert not list((tmp_path / "runs").rglob("*.ckpt"))  # Lightning's temporary files are gone
 
 
-def test_train_script_reports_bad_data_in_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), "--data", "weizmann",
-                           "--out", str(tmp_path / "x.pt")], capture_output=True, text=True, timeout=120)
+def test_train_command_reports_bad_data_in_one_line(tmp_path):
+    proc = run_cli("train", "--data", "weizmann", "--out", str(tmp_path / "x.pt"), timeout=120)
     assert proc.returncode == 2
     assert "KIND:PATH" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "extract-poses"])
+def test_commands_print_their_help(command):
+    proc = run_cli(command, "--help", timeout=120)
+    assert proc.returncode == 0 and f"python -m realtime {command}" in proc.stdout
+
+
+def test_training_flags_default_to_train_config():
+    """TrainConfig is the one source of training defaults: both commands read theirs from it."""
+    from realtime.commands import evaluate, train
+    from realtime.commands.training_args import train_config_from
+    from realtime.training import TrainConfig
+
+    for command in (train, evaluate):
+        args = command.build_parser().parse_args(["--data", "kth:x.csv"])
+        assert train_config_from(args) == TrainConfig(progress=False)
 
 
 def _saved(tmp_path: Path, labels=CLASSES, spec: FeatureSpec = FeatureSpec()) -> Path:
@@ -93,8 +109,7 @@ def test_checkpoint_with_wrong_shape_or_labels_is_refused(tmp_path):
 
 
 def _evaluate(*args: str) -> dict:
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "evaluate.py"), *args, "--json"],
-                          capture_output=True, text=True, timeout=600)
+    proc = run_cli("evaluate", *args, "--json", timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -142,7 +157,7 @@ def test_live_frame_by_frame_majority_label(datasets, clip, label):
 
     clf = ActionClassifier.load(SHIPPED)
     window = TrackWindow(clf.spec)
-    backend = create_backend("mediapipe")
+    backend = create_backend("blazepose")
     cap = cv2.VideoCapture(str(datasets / "weizmann" / clip))
     shown = Counter()
     index = 0
@@ -182,7 +197,7 @@ def test_evaluate_scores_poses_from_round_robin_models(datasets, tmp_path):
 
 
 def test_predicting_no_windows_with_a_bare_network_gives_an_empty_table():
-    """evaluate.py --weights scores a plain ActionLSTMNet; data with no full window must not crash it."""
+    """`evaluate --weights` scores a plain ActionLSTMNet; data with no full window must not crash it."""
     from realtime.classifier import ActionLSTMNet
     from realtime.training import predict_windows
 

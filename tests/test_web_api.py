@@ -1,4 +1,7 @@
-"""The web app's JSON API through Flask's test client, running the real pipeline on real clips."""
+"""The web app's JSON API through Flask's test client, running the real pipeline on real clips.
+
+Tests marked slow run jobs through the real pipeline; the others need none.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +19,11 @@ import cv2
 import numpy as np
 import pytest
 
+from realtime.types import FrameRecord
 from realtime.web.app import RUNNER_KEY, WebSettings, close_app, create_app
-from realtime.web.jobs import JobSettings
+from realtime.web.jobs import (JOBS_FOLDER, RERUN_NOTICE, STOPPING_NOTICE, STORE_NAME, JobRunner, JobSettings,
+                               ProgressSink)
+from realtime.web.store import JobStore
 
 from conftest import REPO, read_frames
 
@@ -67,7 +73,9 @@ def sse_messages(client, url: str) -> list[dict]:
 
 
 def job_dirs(app) -> list[Path]:
-    return [p for p in app.extensions[RUNNER_KEY].root.iterdir()]
+    root = app.extensions[RUNNER_KEY].root
+    folder = root / JOBS_FOLDER if root else None
+    return sorted(folder.iterdir()) if folder and folder.is_dir() else []
 
 
 @pytest.mark.slow
@@ -85,11 +93,12 @@ def test_upload_is_analysed_with_progress_events_and_results(client, app, weizma
     assert progress == sorted(progress), "progress went backwards"
     assert progress[-1] == 100
     assert any(0 < p < 100 for p in progress), "no intermediate progress was streamed"
-    assert any(m["fps"] > 0 for m in messages if m["status"] == "running")
+    assert messages[-1]["fps"] > 0
     assert messages[-1]["frames"] == 89 and messages[-1]["frame_count"] == 89
 
     state = client.get(f"/api/jobs/{job_id}").get_json()
     assert state["status"] == "done" and state["progress"] == 100 and state["error"] is None
+    assert state["created"] <= state["started"] <= state["finished"]
 
     result = client.get(f"/api/jobs/{job_id}/result")
     assert result.status_code == 200 and result.mimetype == "video/mp4"  # ffmpeg is here: H.264
@@ -104,7 +113,7 @@ def test_upload_is_analysed_with_progress_events_and_results(client, app, weizma
     # The HUD line is drawn across the top of every frame; below it the picture is the clip's own.
     top_diff = np.abs(annotated[40][:14].astype(int) - original[40][:14].astype(int)).mean()
     assert top_diff > 20, f"no overlay found in the result (top strip differs by {top_diff:.1f})"
-    job_dir = app.extensions[RUNNER_KEY].root / job_id
+    job_dir = app.extensions[RUNNER_KEY].root / JOBS_FOLDER / job_id
     assert not (job_dir / "annotated-mjpeg.avi").exists()  # the intermediate file is gone
 
     ranged = client.get(f"/api/jobs/{job_id}/result", headers={"Range": "bytes=0-99"})
@@ -120,6 +129,12 @@ def test_upload_is_analysed_with_progress_events_and_results(client, app, weizma
 
     download = client.get(f"/api/jobs/{job_id}/events.jsonl?download=1")
     assert "attachment" in download.headers["Content-Disposition"]
+
+    timeline = client.get(f"/api/jobs/{job_id}/timeline").get_json()
+    labelled = sorted({e["track"] for e in events if e["type"] == "action"})
+    assert [row["track"] for row in timeline["rows"]] == labelled and labelled, timeline
+    assert timeline["duration"] == pytest.approx(89 / 25, abs=0.05)  # the clip's own length
+    assert "JUMPING_JACKS" in timeline["colours"]  # daria_jack: the action is recognised
 
 
 def codec_of(path: Path) -> str:
@@ -199,7 +214,7 @@ def test_empty_and_missing_uploads_are_refused(client, tmp_path):
     empty = tmp_path / "empty.avi"
     empty.write_bytes(b"")
     reply = upload(client, empty)
-    assert reply.status_code == 400 and "empty" in reply.get_json()["error"]
+    assert reply.status_code == 400 and "empty (0 bytes)" in reply.get_json()["error"]  # as the CLI says
     reply = client.post("/api/jobs", data={"other": "x"}, content_type="multipart/form-data")
     assert reply.status_code == 400 and "video" in reply.get_json()["error"]
 
@@ -223,16 +238,17 @@ def test_client_file_name_never_reaches_the_filesystem(client, app, tmp_path, we
     job_id = reply.get_json()["id"]
     assert not (tmp_path / "escaped.avi").exists()
     (job_dir,) = job_dirs(app)
-    assert job_dir.name == job_id
+    assert job_dir.name == job_id and job_dir.parent.parent == tmp_path
     assert (job_dir / "input.avi").is_file()  # the server's name, keeping only a known video suffix
     reply = upload(client, weizmann_clip, filename="clip.avi/../../x.sh")
     assert reply.status_code == 201
-    second = app.extensions[RUNNER_KEY].root / reply.get_json()["id"]
+    second = app.extensions[RUNNER_KEY].job_dir(reply.get_json()["id"])
     assert (second / "input").is_file()  # ".sh" is no video suffix: dropped
     for directory in job_dirs(app):
         assert {p.name for p in directory.iterdir()} <= {"input.avi", "input", "annotated-mjpeg.avi", "annotated.mp4",
                                                          "events.jsonl"}
-    assert [p.name for p in tmp_path.iterdir()] == [app.extensions[RUNNER_KEY].root.name]
+    assert {p.name for p in tmp_path.iterdir()} <= {JOBS_FOLDER, STORE_NAME, f"{STORE_NAME}-wal",
+                                                    f"{STORE_NAME}-shm", "server.lock"}
 
 
 def test_unknown_jobs_are_404(client):
@@ -250,8 +266,9 @@ def test_finished_jobs_are_deleted_after_the_retention_time(tmp_path, weizmann_c
     try:
         job_id = upload(client, weizmann_clip).get_json()["id"]
         assert wait_done(client, job_id)["status"] == "done"
-        job_dir = app.extensions[RUNNER_KEY].root / job_id
-        assert app.extensions[RUNNER_KEY].get(job_id).result_path.is_file()
+        runner = app.extensions[RUNNER_KEY]
+        job_dir = runner.root / JOBS_FOLDER / job_id
+        assert runner.path(runner.get(job_id).result_path).is_file()
         deadline = time.monotonic() + 10
         while job_dir.exists() and time.monotonic() < deadline:
             time.sleep(0.1)  # the janitor thread runs every half second here
@@ -261,12 +278,12 @@ def test_finished_jobs_are_deleted_after_the_retention_time(tmp_path, weizmann_c
         close_app(app)
 
 
-def test_closing_the_app_removes_its_work_folder(tmp_path, weizmann_clip):
+def test_a_work_folder_keeps_the_store_and_nothing_else_before_an_upload(tmp_path):
     app = make_app(tmp_path)
-    root = app.extensions[RUNNER_KEY].root
-    assert root.parent == tmp_path and root.is_dir()
     close_app(app)
-    assert not root.exists()
+    assert {p.name for p in tmp_path.iterdir()} <= {STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm",
+                                                    "server.lock"}
+    assert STORE_NAME in {p.name for p in tmp_path.iterdir()}
 
 
 def test_page_has_upload_form_and_progress(client):
@@ -279,18 +296,19 @@ def test_page_has_upload_form_and_progress(client):
 
 @pytest.mark.slow
 def test_serve_command_binds_localhost_and_stops_on_sigterm(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", "serve", "--port", "0", "--work-dir", str(tmp_path)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", "serve", "--port", "0"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
     try:
         line = proc.stdout.readline()
         match = re.search(r"serving on (http://127\.0\.0\.1:\d+/)", line)
         assert match, line + proc.stderr.read() if proc.poll() is not None else line
         with urllib.request.urlopen(match.group(1), timeout=10) as page:
             assert page.status == 200 and b"<progress" in page.read()
-        assert len(list(tmp_path.iterdir())) == 1  # its work folder
+        assert list(tmp_path.iterdir()) == []  # no temporary folder until a job needs one
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
-        assert list(tmp_path.iterdir()) == []  # removed on the way out
+        assert list(tmp_path.iterdir()) == []
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -298,7 +316,7 @@ def test_serve_command_binds_localhost_and_stops_on_sigterm(tmp_path):
 
 
 def test_serve_command_rejects_bad_options_in_one_line():
-    proc = subprocess.run([sys.executable, "-m", "realtime", "serve", "--port", "70000"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "realtime", "serve", "--port", "70000"], cwd=REPO, check=False,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["realtime: error: --port must be 0..65535, got 70000"]
@@ -307,7 +325,173 @@ def test_serve_command_rejects_bad_options_in_one_line():
 def test_h264_without_ffmpeg_is_a_one_line_error(tmp_path):
     env = {**os.environ, "PATH": str(tmp_path)}  # no ffmpeg anywhere on it
     proc = subprocess.run([sys.executable, "-m", "realtime", "serve", "--port", "0", "--video-codec", "h264"],
-                          cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+                          cwd=REPO, check=False, capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("realtime: error: H.264 output needs an ffmpeg binary") and "--video-codec vp8" in line
+
+
+def test_progress_shows_no_rate_until_a_second_of_frames_was_timed(tmp_path):
+    """Two frames 3 ms apart are no measure of speed: the stream said `fps 640.8` for them."""
+    runner = JobRunner(JobSettings(work_dir=str(tmp_path), video_codec="vp8"))
+    try:
+        runner.store.add("a" * 32, "jobs/x/input.avi", created_at=time.time(), frame_count=100)  # never queued
+        now = [100.0]
+        sink = ProgressSink(runner, "a" * 32, interval_s=0.0, clock=lambda: now[0])
+        record = FrameRecord("cam0", 0, 0.0, np.zeros((8, 8, 3), np.uint8))
+        reported = []
+        for t in (100.0, 100.003, 100.5, 101.0, 102.0):
+            now[0] = t
+            sink.write(record)
+            job = runner.get("a" * 32)
+            reported.append((job.frames, job.fps))
+        assert reported[:3] == [(1, None), (2, None), (3, None)]
+        assert reported[3][1] == pytest.approx(3.0) and reported[4][1] == pytest.approx(2.0)
+    finally:
+        runner.close()
+
+
+def start_server(work: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "realtime", "serve", "--port", "0", "--work-dir", str(work),
+                             *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    match = re.search(r"serving on (http://127\.0\.0\.1:\d+)/", line)
+    if not match:
+        proc.kill()
+        pytest.fail("server did not start: " + line + proc.stderr.read())
+    return proc, match.group(1)
+
+
+def api(base: str, path: str, data: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(base + path, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def post_video(base: str, path: Path) -> str:
+    boundary = "realtime-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"video\"; filename=\"{path.name}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + path.read_bytes() + \
+        f"\r\n--{boundary}--\r\n".encode()
+    status, reply = api(base, "/api/jobs", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status == 201, reply
+    return json.loads(reply)["id"]
+
+
+def job_state(base: str, job_id: str) -> dict:
+    status, reply = api(base, f"/api/jobs/{job_id}")
+    assert status == 200, reply
+    return json.loads(reply)
+
+
+def wait_for_state(base: str, job_id: str, ready, what: str, timeout: float = JOB_TIMEOUT_S) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = job_state(base, job_id)
+        if ready(state):
+            return state
+        time.sleep(0.1)
+    pytest.fail(f"job {job_id}: {what} did not happen within {timeout:g} s (last: {state})")
+
+
+@pytest.mark.slow
+def test_jobs_outlive_a_killed_server(tmp_path, weizmann_clip, exercise_clip):
+    """kill -9 mid-job, restart on the same work folder: nothing is lost, nothing is left over."""
+    work = tmp_path / "work"
+    proc, base = start_server(work, "--max-frames", "150")
+    try:
+        finished = post_video(base, weizmann_clip)
+        assert wait_for_state(base, finished, lambda s: s["status"] in ("done", "failed"), "the first job")[
+            "status"] == "done"
+        interrupted = post_video(base, exercise_clip)
+        queued = post_video(base, weizmann_clip)
+        wait_for_state(base, interrupted, lambda s: s["status"] == "running" and s["frames"] > 0, "frames analysed")
+        proc.kill()
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert job_state_in_store(work, interrupted) == "running" and job_state_in_store(work, queued) == "queued"
+    orphan = work / JOBS_FOLDER / ("0" * 32)  # what an upload cut short by the kill leaves behind
+    orphan.mkdir()
+    (orphan / "input.avi").write_bytes(weizmann_clip.read_bytes()[:5000])
+
+    proc, base = start_server(work, "--max-frames", "150")
+    try:
+        status, video = api(base, f"/api/jobs/{finished}/result")
+        assert status == 200 and video[4:8] == b"ftyp"  # the finished result is still served
+        assert not orphan.exists()  # swept at start
+        second = wait_for_state(base, interrupted, lambda s: s["status"] in ("done", "failed"), "the re-run")
+        assert second["status"] == "done", second
+        assert RERUN_NOTICE in second["notices"] and second["frames"] == 150
+        third = wait_for_state(base, queued, lambda s: s["status"] in ("done", "failed"), "the queued job")
+        assert third["status"] == "done" and third["started"] >= second["finished"]  # still in upload order
+        events = [json.loads(line) for line in api(base, f"/api/jobs/{interrupted}/events.jsonl")[1].splitlines()]
+        assert next(e["status"] for e in events if e["type"] == "stream") == "opened"
+        assert sum(e["type"] == "summary" for e in events) == 1  # one run's log, not two glued together
+        assert sorted(p.name for p in (work / JOBS_FOLDER).iterdir()) == sorted([finished, interrupted, queued])
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+
+
+def job_state_in_store(work: Path, job_id: str) -> str:
+    store = JobStore(work / STORE_NAME)
+    try:
+        return store.get(job_id).status
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_running_job_and_keeps_the_queue_for_the_next_start(tmp_path, weizmann_clip,
+                                                                             exercise_clip):
+    work = tmp_path / "work"
+    proc, base = start_server(work, "--max-frames", "150")
+    try:
+        running = post_video(base, exercise_clip)
+        waiting = post_video(base, weizmann_clip)
+        wait_for_state(base, running, lambda s: s["status"] == "running" and s["frames"] > 0, "frames analysed")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    store = JobStore(work / STORE_NAME)
+    try:
+        stopped = store.get(running)
+        assert (stopped.status, stopped.frames, stopped.attempts) == ("queued", 0, 0)  # a stop is no failed attempt
+        assert STOPPING_NOTICE in stopped.notices
+        assert [job.id for job in store.jobs("queued")] == [running, waiting]
+    finally:
+        store.close()
+
+    proc, base = start_server(work, "--max-frames", "150")
+    try:
+        for job_id in (running, waiting):
+            state = wait_for_state(base, job_id, lambda s: s["status"] in ("done", "failed"), "the job")
+            assert state["status"] == "done", state
+            assert STOPPING_NOTICE not in state["notices"] and RERUN_NOTICE not in state["notices"]
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+
+
+@pytest.mark.slow
+def test_a_one_frame_video_says_why_no_action_was_recognised(client, tmp_path, weizmann_clip):
+    (frame,) = read_frames(weizmann_clip, limit=1)
+    one = tmp_path / "one.avi"
+    writer = cv2.VideoWriter(str(one), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (frame.shape[1], frame.shape[0]))
+    writer.write(frame)
+    writer.release()
+    reply = upload(client, one)
+    assert reply.status_code == 201, reply.get_json()
+    state = wait_done(client, reply.get_json()["id"])
+    assert state["status"] == "done" and state["frames"] == 1
+    (hint,) = [n for n in state["notices"] if "no action" in n]
+    assert "0.04 s long" in hint and "at least 1.24 s" in hint

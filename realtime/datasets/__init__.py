@@ -1,30 +1,25 @@
 """Data loaders: one module per recorded format, all yielding `features.PoseSequence`.
 
 `load("kth", path)` picks the loader by kind. Every loader maps its source's action
-names to classifier classes through `realtime/data/labels.yaml`, keeps the source
+names to classifier classes through `labels.yaml` (see labels.py), keeps the source
 name in `seq.meta["action"]`, and leaves out actions the YAML maps to null.
 """
 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
-from ..classifier import CLASSES
-from ..errors import RealtimeError
+from ..errors import DatasetError
 from ..features import PoseSequence
+from .labels import CLASSES, OTHER, label_map, map_label
 
 KINDS: tuple[str, ...] = ("mhad", "kth", "openpose", "videos")
-LABELS_FILE = Path(__file__).resolve().parent.parent / "data" / "labels.yaml"
-# Where posed videos are cached (scripts/extract_poses.py, train.py, evaluate.py).
+# Where posed videos are cached (`realtime extract-poses`, `train`, `evaluate`).
 DEFAULT_POSE_CACHE = Path(__file__).resolve().parents[2] / "cache" / "poses"
 
-
-class DatasetError(RealtimeError):
-    """A data file or folder is missing, malformed, or holds an unmapped action."""
+__all__ = ["CLASSES", "DEFAULT_POSE_CACHE", "KINDS", "OTHER", "DatasetError", "default_root", "label_map", "load",
+           "load_labelled", "map_label", "parse_data_arg"]
 
 
 def default_root() -> Path:
@@ -33,36 +28,6 @@ def default_root() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-
-
-@lru_cache(maxsize=None)
-def _label_table() -> dict:
-    try:
-        table = yaml.safe_load(LABELS_FILE.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise DatasetError(f"label mapping {LABELS_FILE} cannot be read ({exc}) — reinstall the package") from None
-    for kind, mapping in table.items():
-        for action, cls in mapping.items():
-            if cls is not None and cls not in CLASSES:
-                raise DatasetError(f"{LABELS_FILE}: {kind}.{action} maps to {cls!r}, not one of {list(CLASSES)}")
-    return table
-
-
-def label_map(kind: str) -> dict[str, str | None]:
-    """The action-name -> class mapping of one data format (from labels.yaml)."""
-    table = _label_table()
-    if kind not in table:
-        raise DatasetError(f"{LABELS_FILE} has no section {kind!r}; add one mapping its actions to classes")
-    return {str(k): v for k, v in table[kind].items()}
-
-
-def map_label(kind: str, action: str, where: str | Path) -> str | None:
-    """Class of a source action name; an unmapped name is an error, never a silent OTHER."""
-    mapping = label_map(kind)
-    if action not in mapping:
-        raise DatasetError(f"{where}: action {action!r} is not in the {kind!r} section of {LABELS_FILE}; "
-                           f"add it (a class or null)")
-    return mapping[action]
 
 
 def parse_data_arg(text: str) -> tuple[str, Path]:

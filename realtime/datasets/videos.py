@@ -47,7 +47,7 @@ def cache_path(cache_dir: Path, root: Path, clip: Path, backend: str, pose_every
     return Path(cache_dir) / root.name / (str(rel) + suffix + ".npz")
 
 
-def pose_clip(clip: Path, backend_name: str = "mediapipe", pose_every: int = 1,
+def pose_clip(clip: Path, backend_name: str = "blazepose", pose_every: int = 1,
               backend_options: dict | None = None, pose_workers: int = 1) -> dict:
     """Run the pose backend over one clip; the first person of each posed frame is kept.
 
@@ -57,7 +57,7 @@ def pose_clip(clip: Path, backend_name: str = "mediapipe", pose_every: int = 1,
     import cv2
 
     from ..pose import create_backend
-    from ..pose_pool import PoseSchedule, RoundRobinPose
+    from ..pose_stage import PoseSchedule, RoundRobinPose
 
     cap = cv2.VideoCapture(str(clip))
     if not cap.isOpened():
@@ -76,7 +76,7 @@ def pose_clip(clip: Path, backend_name: str = "mediapipe", pose_every: int = 1,
             if not ok:
                 break
             height, width = image.shape[:2]
-            if schedule.next():
+            if schedule.due(index / fps):
                 poses = backend.estimate(image)
                 if len(poses):
                     kps.append(poses.keypoints[0])
@@ -116,7 +116,7 @@ def _write_cache(path: Path, record: dict) -> None:
 
 
 def load_videos(root: str | Path, cache_dir: str | Path | None = None, pose_every: int = 1,
-                backend: str = "mediapipe", backend_options: dict | None = None,
+                backend: str = "blazepose", backend_options: dict | None = None,
                 progress: Callable[[Iterable], Iterable] | None = None,
                 clips: list[Path] | None = None, pose_workers: int = 1) -> list[PoseSequence]:
     """All labelled clips under `root` as sequences; poses come from the cache when it is fresh."""

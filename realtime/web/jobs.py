@@ -1,276 +1,522 @@
-"""Offline analysis jobs: a FIFO queue, worker threads running the real pipeline, a janitor.
+"""Offline analysis jobs: kept in SQLite, run in upload order by worker threads, cleaned up by a janitor.
 
-Each job lives in its own server-made temporary folder (input, annotated video, events)
-and is deleted `retention_s` after it finished. Progress leaves the pipeline through a
-FrameSink and reaches web clients through a Broadcaster, never by waiting on them.
+Each job has a folder `<work dir>/jobs/<id>/` (upload, annotated video, events) and a
+row in `<work dir>/jobs.sqlite3`. With a work folder given, jobs survive the server: at
+start, finished jobs stay downloadable until their retention ends, a job that was running
+runs again from its stored upload, queued jobs run in order, and folders no job owns are
+deleted. A stop (SIGTERM) ends the running job and puts it back in the queue for the next
+start. Without one, jobs live in a temporary folder made at the first upload and deleted
+when the server stops.
+
+Progress leaves the pipeline through a Sink and reaches web clients through a
+Broadcaster per job, never by waiting on them.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
 import queue
 import shutil
 import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..config import load_config
-from ..errors import RealtimeError
-from ..stats import RateMeter
-from ..types import FrameResult
+from ..errors import OutputError, RealtimeError
+from ..features import FeatureSpec
+from ..timeline import Timeline
+from ..types import FrameRecord
 from .broadcast import Broadcaster
-from .encode import EncoderUnavailable, ResultFormat, choose_format, finish_result
+from .encode import EncoderUnavailable, choose_format, finish_result
+from .store import JobRecord, JobStore
+
+if TYPE_CHECKING:
+    from ..pipeline import RunSummary
 
 log = logging.getLogger("realtime.web")
 
+STORE_NAME = "jobs.sqlite3"
+LOCK_NAME = "server.lock"
+JOBS_FOLDER = "jobs"
 EVENTS_NAME = "events.jsonl"
-TERMINAL = ("done", "failed")
+# A job whose run was cut short by the server dying this many times is failed, not re-run again:
+# it may be what kills the server (memory, a decoder crash).
+MAX_ATTEMPTS = 2
+# A rate from a shorter span is noise: two frames 3 ms apart would read as 300 frames/s.
+MIN_RATE_SPAN_S = 1.0
+
+RERUN_NOTICE = "analysed again from the start: the server stopped during the first attempt"
+STOPPING_NOTICE = "the server stopped; this job runs again when it restarts"
 
 
 @dataclass(frozen=True)
 class JobSettings:
-    config_path: str | None = None  # the pipeline's YAML config (None: ./config.yaml if present)
+    config_path: str | None = None  # the pipeline's YAML config (None: the defaults)
     weights: str | None = None  # classifier checkpoint; None: the config's
     workers: int = 1  # jobs run at once
     max_queued: int = 16  # more waiting jobs than this are refused
     retention_s: float = 3600.0  # a finished job's files live this long
     max_frames: int | None = None  # analyse at most this many frames of an upload
-    work_dir: str | None = None  # parent of the per-job folders (None: the system temp dir)
+    work_dir: str | None = None  # jobs survive restarts here; None: a temporary folder, deleted at stop
     video_codec: str = "auto"  # h264 (via ffmpeg) | vp8 | auto (h264 when ffmpeg is found)
 
 
-@dataclass(frozen=True)
-class JobState:
-    """One consistent snapshot; the runner replaces it whole, readers never see half an update."""
-
-    status: str = "queued"  # queued | running | done | failed
-    frames: int = 0
-    frame_count: int | None = None
-    fps: float = 0.0
-    error: str | None = None
-    notices: tuple[str, ...] = ()
-
-    @property
-    def progress(self) -> float:
-        if self.status == "done":
-            return 100.0
-        if not self.frame_count:
-            return 0.0
-        # Frame counts from containers are estimates: never claim 100 before the end.
-        return min(99.0, 100.0 * self.frames / self.frame_count)
-
-    @property
-    def finished(self) -> bool:
-        return self.status in TERMINAL
-
-
-@dataclass
-class Job:
-    id: str
-    directory: Path
-    input_path: Path
-    result_format: ResultFormat
-    created: float = field(default_factory=time.time)
-    state: JobState = field(default_factory=JobState)
-    finished_at: float | None = None  # monotonic
-    updates: Broadcaster[JobState] = field(default_factory=Broadcaster)
-
-    @property
-    def result_path(self) -> Path:
-        return self.directory / self.result_format.result_name
-
-    @property
-    def events_path(self) -> Path:
-        return self.directory / EVENTS_NAME
-
-    def set_state(self, **changes) -> JobState:
-        self.state = replace(self.state, **changes)
-        if self.state.finished and self.finished_at is None:
-            self.finished_at = time.monotonic()
-        self.updates.publish(self.state)
-        return self.state
-
-    def describe(self, state: JobState | None = None) -> dict:
-        """The API's view of the job, as of `state` (default: now)."""
-        s = state or self.state
-        return {"id": self.id, "status": s.status, "progress": round(s.progress, 1), "frames": s.frames,
-                "frame_count": s.frame_count, "fps": round(s.fps, 1), "error": s.error,
-                "notices": list(s.notices)}
+def describe(job: JobRecord) -> dict[str, Any]:
+    """The API's view of a job."""
+    return {
+        "id": job.id,
+        "status": job.status,
+        "progress": round(job.progress, 1),
+        "frames": job.frames,
+        "frame_count": job.frame_count,
+        "fps": None if job.fps is None else round(job.fps, 1),
+        "error": job.error,
+        "notices": list(job.notices),
+        "created": job.created_at,
+        "started": job.started_at,
+        "finished": job.finished_at,
+    }
 
 
 class ProgressSink:
-    """A pipeline FrameSink that publishes frames done and frames/s, at most every `interval_s`."""
+    """A pipeline Sink that reports frames done and frames/s, at most every `interval_s`."""
 
-    def __init__(self, job: Job, interval_s: float = 0.25) -> None:
-        self.job = job
+    def __init__(
+        self, runner: JobRunner, job_id: str, interval_s: float = 0.25, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.runner = runner
+        self.job_id = job_id
         self.interval_s = interval_s
-        self.rate = RateMeter()
+        self.clock = clock
         self.frames = 0
-        self._last_publish = 0.0
+        self._t_first: float | None = None
+        self._last_report = 0.0
 
-    def write(self, image: np.ndarray, result: FrameResult) -> None:
-        now = time.monotonic()
+    def write(self, record: FrameRecord) -> None:
+        now = self.clock()
         self.frames += 1
-        self.rate.tick(now)
-        if now - self._last_publish >= self.interval_s:
-            self._last_publish = now
-            self.job.set_state(frames=self.frames, fps=self.rate.rate())
+        if self._t_first is None:
+            self._t_first = now
+        if now - self._last_report >= self.interval_s:
+            self._last_report = now
+            self.runner.report(self.job_id, frames=self.frames, fps=self.rate(now))
+
+    def rate(self, now: float) -> float | None:
+        """Frames/s since the first frame; None until that is long enough to mean something."""
+        if self._t_first is None or now - self._t_first < MIN_RATE_SPAN_S:
+            return None
+        return (self.frames - 1) / (now - self._t_first)
 
     def close(self) -> None:
-        self.job.set_state(frames=self.frames, fps=self.rate.rate())
+        self.runner.report(self.job_id, frames=self.frames, fps=self.rate(self.clock()))
 
 
 class QueueFull(Exception):
     pass
 
 
+def no_action_hint(timeline: Timeline, window_s: float) -> str | None:
+    """Why a finished job shows no action, when it shows none."""
+    if timeline.rows:
+        return None
+    if timeline.duration < window_s:
+        return (
+            f"no action could be recognised: the video is {timeline.duration:.2f} s long, and an action needs "
+            f"at least {window_s:.2f} s of a person moving"
+        )
+    return "no action was recognised: nobody was followed long enough (is a whole person in view?)"
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    events = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut short by a crash: the rest still counts
+                continue
+    return events
+
+
 class JobRunner:
-    """Owns every job: creation, the FIFO queue, the worker threads and the clean-up."""
+    """Owns every job: creation, the queue, the worker threads, recovery at start and clean-up."""
 
     def __init__(self, settings: JobSettings | None = None) -> None:
         self.settings = settings or JobSettings()
         self.result_format = choose_format(self.settings.video_codec)  # raises EncoderUnavailable
-        self.root = Path(tempfile.mkdtemp(prefix="realtime-web-", dir=self.settings.work_dir))
-        self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()  # guards _jobs only
-        self._pending: queue.Queue[Job | None] = queue.Queue()
+        work_dir = self.settings.work_dir
+        self.durable = work_dir is not None
+        self._root: Path | None = None
+        self._lock_fd: int | None = None
+        if work_dir is not None:
+            self._root = Path(work_dir).resolve()
+            self._lock_fd = _lock_work_dir(self._root)
+            try:
+                self.store = JobStore(self._root / STORE_NAME)
+            except BaseException:
+                os.close(self._lock_fd)
+                raise
+        else:
+            self.store = JobStore(":memory:")  # made on demand: no temporary folder until a job needs one
+        self._lock = threading.Lock()  # a store write and its broadcast happen together; guards the dicts below
+        self._updates: dict[str, Broadcaster[JobRecord]] = {}
+        self._running: dict[str, Any] = {}  # job id -> its Pipeline, to stop it
+        self._pending: queue.Queue[str | None] = queue.Queue()
         self._stop = threading.Event()
-        self._running_stops: dict[str, threading.Event] = {}  # job id -> that pipeline's stop event
-        self._threads = [threading.Thread(target=self._work, name=f"job-worker-{i}", daemon=True)
-                         for i in range(max(1, self.settings.workers))]
-        self._threads.append(threading.Thread(target=self._sweep, name="job-janitor", daemon=True))
+        if self._root is not None:
+            recovery = recover(self.store, self._root, self.settings.retention_s)
+            if recovery.changed:
+                log.info("%s", recovery.line())
+            for job_id in recovery.to_run:
+                self._pending.put(job_id)
+        self._threads = [
+            threading.Thread(target=self._work, name=f"job-worker-{i}", daemon=True)
+            for i in range(max(1, self.settings.workers))
+        ]
+        self._threads.append(threading.Thread(target=self._sweep_loop, name="job-janitor", daemon=True))
         for thread in self._threads:
             thread.start()
 
+    # --- where things are ---
+
+    @property
+    def root(self) -> Path | None:
+        """The work folder; None until the first upload when it is a temporary one."""
+        return self._root
+
+    def job_dir(self, job_id: str) -> Path:
+        return self._ensure_root() / JOBS_FOLDER / job_id
+
+    def path(self, relative: str) -> Path:
+        return self._ensure_root() / relative
+
+    def _ensure_root(self) -> Path:
+        with self._lock:
+            if self._root is None:
+                self._root = Path(tempfile.mkdtemp(prefix="realtime-web-"))
+            return self._root
+
     # --- creating and finding jobs (web request threads) ---
 
-    def new_job(self, suffix: str = "") -> Job:
-        """A job folder with a server-chosen name; the caller saves the upload to job.input_path."""
+    def new_job(self, suffix: str = "") -> tuple[str, Path]:
+        """A job id and the path to save its upload at, in a fresh folder with a server-chosen name."""
         job_id = uuid.uuid4().hex
-        directory = self.root / job_id
+        directory = self.job_dir(job_id)
+        directory.parent.mkdir(mode=0o700, exist_ok=True)
         directory.mkdir(mode=0o700)
-        return Job(id=job_id, directory=directory, input_path=directory / f"input{suffix}",
-                   result_format=self.result_format)
+        return job_id, directory / f"input{suffix}"
 
-    def enqueue(self, job: Job) -> None:
+    def enqueue(self, job_id: str, input_path: Path, frame_count: int | None = None) -> JobRecord:
+        """Queue an upload; `frame_count` is the container's (an estimate), for the progress bar."""
+        relative = self._relative(input_path)
+        if frame_count and self.settings.max_frames:
+            frame_count = min(frame_count, self.settings.max_frames)
         with self._lock:
-            waiting = sum(1 for j in self._jobs.values() if j.state.status == "queued")
+            waiting = self.store.count("queued")
             if waiting >= self.settings.max_queued:
                 raise QueueFull(f"{waiting} jobs are already waiting — try again later")
-            self._jobs[job.id] = job
-        job.set_state(status="queued")
-        self._pending.put(job)
+            record = self.store.add(job_id, relative, time.time(), frame_count)
+        self._pending.put(job_id)
+        return record
 
-    def discard(self, job: Job) -> None:
-        shutil.rmtree(job.directory, ignore_errors=True)
+    def discard(self, job_id: str) -> None:
+        """Forget an upload that never became a job."""
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
-    def get(self, job_id: str) -> Job | None:
+    def get(self, job_id: str) -> JobRecord | None:
+        return self.store.get(job_id)
+
+    def subscribe(self, job_id: str) -> tuple[Broadcaster[JobRecord], queue.Queue]:
+        """A one-slot inbox of the job's states, primed with the current one."""
         with self._lock:
-            return self._jobs.get(job_id)
+            updates = self._updates.get(job_id)
+            if updates is None:
+                updates = Broadcaster()
+                current = self.store.get(job_id)
+                if current is None:  # gone (swept): the inbox says so at once, and nothing is kept
+                    updates.close()
+                else:
+                    self._updates[job_id] = updates
+                    updates.publish(current)
+            return updates, updates.subscribe()
+
+    def events_of(self, job: JobRecord) -> list[dict[str, Any]]:
+        return read_events(self.path(job.events_path)) if job.events_path else []
+
+    # --- state changes (worker threads) ---
+
+    def report(self, job_id: str, **changes: Any) -> JobRecord:
+        """Store a change and tell the job's followers, as one step."""
+        with self._lock:
+            record = self.store.update(job_id, **changes)
+            updates = self._updates.get(job_id)
+            if updates is not None:
+                updates.publish(record)
+        return record
+
+    def _finish(self, job_id: str, status: str, **changes: Any) -> JobRecord:
+        return self.report(job_id, status=status, finished_at=time.time(), **changes)
 
     # --- running (worker threads) ---
 
     def _work(self) -> None:
         while not self._stop.is_set():
-            job = self._pending.get()
-            if job is None:
-                return
+            job_id = self._pending.get()
+            if job_id is None or self._stop.is_set():
+                return  # a job still queued stays queued in the store, for the next start
             try:
-                self._run(job)
+                self._run(job_id)
             except Exception as exc:  # a bug must not kill the worker and strand the queue
-                log.exception("job %s crashed", job.id)
-                job.set_state(status="failed", error=f"internal error: {type(exc).__name__}: {exc}")
+                log.exception("job %s crashed", job_id)
+                self._finish(job_id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
 
-    def _run(self, job: Job) -> None:
-        from ..pipeline import Pipeline  # heavy (torch, MediaPipe): only when a job runs
+    def _run(self, job_id: str) -> None:
+        # Heavy (torch, pose models): imported only when a job runs.
+        from ..pipeline import Pipeline
 
-        if self._stop.is_set():
-            job.set_state(status="failed", error="the server is shutting down")
+        job = self.store.get(job_id)
+        if job is None or job.status != "queued":
             return
-        notices: list[str] = []
-        overrides = {
-            "source": str(job.input_path),
-            "max_frames": self.settings.max_frames,
-            "capture": {"pace": False, "policy": "lossless"},
-            "output": {"headless": True, "fullscreen": False, "video": str(job.directory / job.result_format.pipeline_name),
-                       "events": str(job.events_path)},
-        }
-        if self.settings.weights:
-            overrides["classifier"] = {"weights": self.settings.weights}
+        directory = self.job_dir(job_id)
+        for leftover in (EVENTS_NAME, self.result_format.pipeline_name, self.result_format.result_name):
+            (directory / leftover).unlink(missing_ok=True)  # of an interrupted attempt
+        job = self.report(
+            job_id,
+            status="running",
+            started_at=time.time(),
+            attempts=job.attempts + 1,
+            frames=0,
+            fps=None,
+            notices=tuple(n for n in job.notices if n != STOPPING_NOTICE),
+        )
         try:
-            config = load_config(self.settings.config_path, overrides)
-            sink = ProgressSink(job)
-            pipeline = Pipeline(config, weights_explicit=self.settings.weights is not None, extra_sinks=[sink],
-                                notice=lambda text: notices.append(text.removeprefix("realtime: ")),
-                                source_label=job.input_path.name)
+            config = load_config(self.settings.config_path, self._overrides(job, directory))
+            # The events name the upload by its stored name, never by a server path.
+            pipeline = Pipeline(
+                config, sinks=[ProgressSink(self, job_id)], event_writers=[], source_label=Path(job.input_path).name
+            )
         except RealtimeError as exc:
-            job.set_state(status="failed", error=str(exc), notices=tuple(notices))
+            self._finish(job_id, "failed", error=str(exc))
             return
-        count = pipeline.source_info.frame_count
-        if count and self.settings.max_frames:
-            count = min(count, self.settings.max_frames)
-        job.set_state(status="running", frame_count=count, notices=tuple(notices))
-        self._running_stops[job.id] = pipeline.stop
+        with self._lock:
+            self._running[job_id] = pipeline
         try:
             if self._stop.is_set():
                 pipeline.request_stop("shutdown")
             summary = pipeline.run()
         finally:
-            self._running_stops.pop(job.id, None)
-        if self._stop.is_set():
-            job.set_state(status="failed", error="the server shut down during the analysis")
-        elif summary.error:
-            job.set_state(status="failed", error=summary.error)
-        elif summary.frames_out == 0:
-            job.set_state(status="failed", error="no frame of the video could be decoded")
-        else:
-            try:
-                finish_result(job.result_format, job.directory)
-            except EncoderUnavailable as exc:
-                job.set_state(status="failed", error=str(exc))
-                return
-            job.set_state(status="done", frames=summary.frames_out, fps=summary.fps)
-        log.info("job %s %s: %s", job.id, job.state.status, summary.line())
+            with self._lock:
+                self._running.pop(job_id, None)
+        if self._stop.is_set():  # the server is stopping: the job waits for the next start
+            self.report(
+                job_id,
+                status="queued",
+                started_at=None,
+                attempts=job.attempts - 1,
+                frames=0,
+                fps=None,
+                notices=(*job.notices, STOPPING_NOTICE),
+            )  # `job` is as it started: no notice twice
+            log.info("job %s stopped with the server; it stays queued", job_id)
+            return
+        done = self._settle(job, directory, summary)
+        log.info(
+            "job %s %s: %s", job_id, done.status, "; ".join(line.removeprefix("realtime: ") for line in summary.lines())
+        )
+
+    def _overrides(self, job: JobRecord, directory: Path) -> dict[str, Any]:
+        """The job's changes to the server's config: its upload in, its folder out, as fast as it goes."""
+        overrides: dict[str, Any] = {
+            "source": str(self.path(job.input_path)),
+            "max_frames": self.settings.max_frames,
+            "capture": {"pace": False, "policy": "lossless"},
+            "output": {
+                "headless": True,
+                "fullscreen": False,
+                "video": str(directory / self.result_format.pipeline_name),
+                "events": str(directory / EVENTS_NAME),
+            },
+        }
+        if self.settings.weights:
+            overrides["classifier"] = {"weights": self.settings.weights}
+        return overrides
+
+    def _settle(self, job: JobRecord, directory: Path, summary: RunSummary) -> JobRecord:
+        """Done or failed, from what the pipeline's run says; the browser-playable result made."""
+        if summary.error:
+            return self._finish(job.id, "failed", error=summary.error)
+        if summary.frames_out == 0:
+            return self._finish(job.id, "failed", error="no frame of the video could be decoded")
+        try:
+            finish_result(self.result_format, directory)
+        except EncoderUnavailable as exc:
+            return self._finish(job.id, "failed", error=str(exc))
+        events_path = directory / EVENTS_NAME
+        hint = no_action_hint(Timeline.from_events(read_events(events_path)), FeatureSpec().duration_s)
+        fps = max((camera.fps for camera in summary.cameras.values()), default=0.0)  # a job has one camera
+        return self._finish(
+            job.id,
+            "done",
+            frames=summary.frames_out,
+            fps=fps,
+            notices=(*job.notices, hint) if hint else job.notices,
+            result_path=self._relative(directory / self.result_format.result_name),
+            events_path=self._relative(events_path),
+        )
+
+    def _relative(self, path: Path) -> str:
+        return str(path.relative_to(self._ensure_root()))
 
     # --- clean-up ---
 
-    def _sweep(self) -> None:
+    def _sweep_loop(self) -> None:
         interval = min(60.0, max(0.5, self.settings.retention_s / 4))
         while not self._stop.wait(interval):
             self.sweep()
 
     def sweep(self, now: float | None = None) -> list[str]:
         """Delete the jobs that finished more than retention_s ago; their ids."""
-        now = time.monotonic() if now is None else now
+        if self._root is None:
+            return []
+        expired = delete_expired(self.store, self._root, self.settings.retention_s, now)
         with self._lock:
-            expired = [j for j in self._jobs.values()
-                       if j.finished_at is not None and now - j.finished_at >= self.settings.retention_s]
-            for job in expired:
-                del self._jobs[job.id]
-        for job in expired:
-            job.updates.close()
-            shutil.rmtree(job.directory, ignore_errors=True)
-        return [job.id for job in expired]
+            closing = [self._updates.pop(job_id) for job_id in expired if job_id in self._updates]
+        for updates in closing:
+            updates.close()
+        return expired
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop the running pipelines, end the threads, delete every job's files."""
+        """Stop the running pipelines and the threads; a temporary work folder is deleted.
+
+        With a work folder, a job cut short goes back to the queue, and queued jobs stay
+        queued: the next start runs them.
+        """
         self._stop.set()
-        for stop in list(self._running_stops.values()):
-            stop.set()
+        with self._lock:
+            running = list(self._running.values())
+        for pipeline in running:
+            pipeline.request_stop("shutdown")
         for _ in self._threads:
             self._pending.put(None)
         for thread in self._threads:
             thread.join(timeout=timeout)
         with self._lock:
-            jobs = list(self._jobs.values())
-            self._jobs.clear()
-        for job in jobs:
-            if not job.state.finished:
-                job.set_state(status="failed", error="the server shut down")
-            job.updates.close()
-        shutil.rmtree(self.root, ignore_errors=True)
+            updates = list(self._updates.values())
+            self._updates.clear()
+        for broadcaster in updates:
+            broadcaster.close()
+        self.store.close()
+        if not self.durable and self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+
+
+def _lock_work_dir(root: Path) -> int:
+    """Hold the work folder for this process (a file descriptor with a flock, released when closed).
+
+    Two servers on one folder would run each other's jobs and sweep each other's files.
+    """
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise OutputError(f"cannot use --work-dir {root} ({exc.strerror}) — choose a writable folder") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputError(f"another server is using --work-dir {root} — stop it or choose another folder") from None
+    return fd
+
+
+# --- what a previous server left behind ---
+
+
+@dataclass
+class Recovery:
+    """What `recover` did: ids of the jobs run again, failed, deleted; folders deleted; the queue to run."""
+
+    rerun: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    to_run: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.rerun or self.failed or self.expired or self.orphans or self.to_run)
+
+    def line(self) -> str:
+        return (
+            f"jobs from the last run: {len(self.to_run)} to run ({len(self.rerun)} interrupted, run again), "
+            f"{len(self.failed)} failed, {len(self.expired)} past retention deleted, {len(self.orphans)} "
+            f"folder(s) no job owns deleted"
+        )
+
+
+def recover(store: JobStore, root: Path, retention_s: float, now: float | None = None) -> Recovery:
+    """Settle the jobs of a server that stopped (or died) with this work folder, before any job runs.
+
+    Interrupted jobs go back to the queue if their upload is still there (not after
+    MAX_ATTEMPTS); queued jobs keep their order; finished jobs stay until their retention
+    ends; job folders that no job owns are deleted.
+    """
+    now = time.time() if now is None else now
+    done = Recovery()
+
+    def fail(job: JobRecord, error: str) -> None:
+        store.update(job.id, status="failed", finished_at=now, error=error)
+        done.failed.append(job.id)
+
+    for job in store.jobs("queued", "running"):
+        if not (root / job.input_path).is_file():
+            fail(job, "the server stopped before this job ended and its upload is gone — upload the video again")
+        elif job.status == "running" and job.attempts >= MAX_ATTEMPTS:
+            fail(
+                job,
+                f"the server stopped during this analysis {job.attempts} times — the video may be too long "
+                f"or too large for this server",
+            )
+        elif job.status == "running":
+            notices = (*(n for n in job.notices if n != RERUN_NOTICE), RERUN_NOTICE)
+            store.update(job.id, status="queued", started_at=None, frames=0, fps=None, notices=notices)
+            done.rerun.append(job.id)
+    for job in store.jobs("done"):
+        if not all(name and (root / name).is_file() for name in (job.result_path, job.events_path)):
+            fail(job, "its result files were deleted outside the server")
+    done.expired = delete_expired(store, root, retention_s, now)
+    owned = {job.id for job in store.jobs()}
+    folder = root / JOBS_FOLDER
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.name in owned:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        done.orphans.append(path.name)
+    done.to_run = [job.id for job in store.jobs("queued")]
+    return done
+
+
+def delete_expired(store: JobStore, root: Path, retention_s: float, now: float | None = None) -> list[str]:
+    """Delete the jobs (rows and folders) that finished `retention_s` or more ago; their ids."""
+    now = time.time() if now is None else now
+    expired = [
+        job.id
+        for job in store.jobs("done", "failed")
+        if job.finished_at is not None and now - job.finished_at >= retention_s
+    ]
+    for job_id in expired:
+        store.delete(job_id)
+        shutil.rmtree(root / JOBS_FOLDER / job_id, ignore_errors=True)
+    return expired

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import capture  # noqa: F401  (first: it sets FFmpeg's log level and options before cv2 loads)
-import cv2  # noqa: E402
+import cv2
 
 # Suffixes kept from the client's file name, only as a hint to FFmpeg; the name itself is never used.
-VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".ogv", ".wmv",
-                            ".flv", ".3gp", ".ts"})
+VIDEO_SUFFIXES = frozenset(
+    {".avi", ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv", ".3gp", ".ts"}
+)
 
 
 class UploadRejected(Exception):
@@ -38,19 +38,25 @@ def safe_suffix(client_filename: str | None) -> str:
 def probe_video(path: Path) -> VideoProbe:
     """Open the file with the same decoder the pipeline uses and read one frame."""
     if path.stat().st_size == 0:
-        raise UploadRejected("the uploaded file is empty — choose a video file", 400)
+        raise UploadRejected("the uploaded file is empty (0 bytes) — choose a video file", 400)
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
         if not cap.isOpened():
-            raise UploadRejected("the upload is not a video this server can decode — upload an .mp4, .avi, "
-                                 ".mov, .mkv or .webm file", 422)
+            raise UploadRejected(
+                "the upload is not a video this server can decode — upload an .mp4, .avi, .mov, .mkv or .webm file", 422
+            )
         ok, image = cap.read()
         if not ok or image is None:
-            raise UploadRejected("the video opened but no frame could be decoded — the file is corrupt or "
-                                 "truncated", 422)
+            raise UploadRejected(
+                "the video opened but no frame could be decoded — the file is corrupt or truncated", 422
+            )
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         fps = cap.get(cv2.CAP_PROP_FPS)
-        return VideoProbe(width=image.shape[1], height=image.shape[0], fps=float(fps) if 0 < fps < 1000 else 0.0,
-                          frame_count=count if count > 0 else None)
+        return VideoProbe(
+            width=image.shape[1],
+            height=image.shape[0],
+            fps=float(fps) if 0 < fps < 1000 else 0.0,
+            frame_count=count if count > 0 else None,
+        )
     finally:
         cap.release()

@@ -12,7 +12,7 @@ function showError(message) {
 function showState(job) {
   $("progress").value = job.progress;
   $("percent").textContent = Math.round(job.progress);
-  $("fps").textContent = job.fps.toFixed(1);
+  $("fps").textContent = job.fps == null ? "–" : job.fps.toFixed(1);  // null until a rate means something
   $("frames").textContent = job.frame_count ? `${job.frames} / ${job.frame_count}` : job.frames;
   $("status").textContent = {queued: "Waiting for the analyser…", running: "Analysing…",
                              done: "Done.", failed: "Failed."}[job.status] || job.status;
@@ -31,6 +31,10 @@ function showResult(job) {
   $("result").hidden = false;
   video.play().catch(() => {});  // autoplay may be refused; the controls remain
   $("upload-button").disabled = false;
+  fetch(job.links.timeline)
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
+    .then((data) => { drawTimeline($("timeline"), data, video); $("timeline").dataset.ready = "1"; })
+    .catch((err) => { $("timeline-figure").hidden = true; console.warn(`no timeline: ${err}`); });
 }
 
 function follow(job) {
@@ -49,7 +53,10 @@ function follow(job) {
   };
   events.onerror = () => {
     // EventSource reconnects by itself; only give up when the job is gone.
-    fetch(job.links.self).then((r) => { if (r.status === 404) { events.close(); showError("the job no longer exists"); } });
+    // While the server restarts the fetch fails too: EventSource keeps trying, and the job resumes.
+    fetch(job.links.self)
+      .then((r) => { if (r.status === 404) { events.close(); showError("the job no longer exists"); } })
+      .catch(() => {});
   };
 }
 
@@ -59,9 +66,12 @@ $("upload-form").addEventListener("submit", async (event) => {
   if (!file) return;
   $("error").hidden = true;
   $("result").hidden = true;
+  $("timeline").replaceChildren();
+  delete $("timeline").dataset.ready;
+  $("timeline-figure").hidden = false;
   $("job").hidden = false;
   $("upload-button").disabled = true;
-  showState({progress: 0, fps: 0, frames: 0, frame_count: null, status: "queued", notices: []});
+  showState({progress: 0, fps: null, frames: 0, frame_count: null, status: "queued", notices: []});
   $("status").textContent = "Uploading…";
   const body = new FormData();
   body.append("video", file);

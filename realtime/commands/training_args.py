@@ -1,0 +1,39 @@
+"""The training flags shared by `train` and `evaluate`; their defaults are TrainConfig's own."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..datasets import DEFAULT_POSE_CACHE
+from ..training import TrainConfig
+
+
+def add_training_arguments(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("--epochs", type=int, default=d.max_epochs,
+                   help="most epochs; early stopping may end sooner (default %(default)s)")
+    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience (default %(default)s)")
+    p.add_argument("--hidden", type=int, default=d.hidden_size, help="LSTM hidden size (default %(default)s)")
+    p.add_argument("--layers", type=int, default=d.num_layers, help="LSTM layers (default %(default)s)")
+    p.add_argument("--dropout", type=float, default=d.dropout, help="(default %(default)s)")
+    p.add_argument("--lr", type=float, default=d.learning_rate, help="learning rate (default %(default)s)")
+    p.add_argument("--batch", type=int, default=d.batch_size, help="(default %(default)s)")
+    p.add_argument("--max-windows", type=int, default=d.max_windows_per_sequence,
+                   help="most training windows per sequence (default %(default)s)")
+    p.add_argument("--epoch-windows", type=int, default=d.epoch_windows,
+                   help="training windows drawn per epoch (default %(default)s)")
+    p.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    p.add_argument("--seed", type=int, default=d.seed, help="(default %(default)s)")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (default %(default)s)")
+    p.add_argument("--cache", type=Path, default=DEFAULT_POSE_CACHE,
+                   help="pose cache for video data (default %(default)s)")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="Lightning's working folder (default %(default)s)")
+
+
+def train_config_from(args: argparse.Namespace, progress: bool = False) -> TrainConfig:
+    return TrainConfig(hidden_size=args.hidden, num_layers=args.layers, dropout=args.dropout,
+                       learning_rate=args.lr, batch_size=args.batch, max_epochs=args.epochs,
+                       patience=args.patience, max_windows_per_sequence=args.max_windows,
+                       epoch_windows=args.epoch_windows, augment=not args.no_augment, seed=args.seed,
+                       threads=args.threads, progress=progress)
