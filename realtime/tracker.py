@@ -46,8 +46,10 @@ class Tracker:
         import supervision as sv
 
         if not hasattr(sv, "ByteTrack"):
-            raise ImportError(f"supervision {sv.__version__} has no ByteTrack (removed in 0.31); "
-                              "install the pinned supervision==0.30.9 from requirements.txt")
+            raise ImportError(
+                f"supervision {sv.__version__} has no ByteTrack (removed in 0.31); "
+                "install the pinned supervision==0.30.9 from requirements.txt"
+            )
         self.max_age_s = max_age_s
         with warnings.catch_warnings():
             # supervision (0.28-0.30) marks its ByteTrack deprecated for the `trackers` package,
@@ -76,20 +78,21 @@ class Tracker:
         if expired:
             gone = set(expired)
             self._ids = {theirs: ours for theirs, ours in self._ids.items() if ours not in gone}
-        detections = self._detections(xyxy=poses.boxes.astype(np.float32),
-                                      confidence=np.full(len(poses), SURE, np.float32),
-                                      data={"pose": np.arange(len(poses))})
+        detections = self._detections(
+            xyxy=poses.boxes.astype(np.float32),
+            confidence=np.full(len(poses), SURE, np.float32),
+            data={"pose": np.arange(len(poses))},
+        )
         tracked = self._byte.update_with_detections(detections)
         # With no track in view supervision returns empty Detections without the data field.
         their_ids = tracked.tracker_id if tracked.tracker_id is not None else np.zeros(0, int)
         pose_index = np.asarray(tracked.data.get("pose", np.zeros(0, int)))
         seen: dict[int, Track] = {}
-        for theirs, c in zip(their_ids.tolist(), pose_index.tolist()):
+        for theirs, c in zip(their_ids.tolist(), pose_index.tolist(), strict=True):
             if theirs not in self._ids:
                 # New to ByteTrack, or one it held while lost longer than max_age_s: a new person.
                 self._ids[theirs] = self._next_id
-                self._tracks[self._next_id] = Track(self._next_id, poses.keypoints[c], poses.scores[c],
-                                                    poses.boxes[c])
+                self._tracks[self._next_id] = Track(self._next_id, poses.keypoints[c], poses.scores[c], poses.boxes[c])
                 self._next_id += 1
             track = self._tracks[self._ids[theirs]]
             track.keypoints, track.scores, track.box = poses.keypoints[c], poses.scores[c], poses.boxes[c]

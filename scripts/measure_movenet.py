@@ -104,13 +104,25 @@ def thresholds(datasets: Path, long_side: int) -> None:
                 for p in poses:
                     keep = p.person_scores >= thr
                     centres = (p.boxes[keep, :2] + p.boxes[keep, 2:]) / 2
-                    ok.append([((centres[:, 0] >= x1) & (centres[:, 0] < x2) & (centres[:, 1] >= y1)
-                                & (centres[:, 1] < y2)).sum() == 1 for x1, y1, x2, y2 in clip.tiles])
+                    ok.append(
+                        [
+                            (
+                                (centres[:, 0] >= x1)
+                                & (centres[:, 0] < x2)
+                                & (centres[:, 1] >= y1)
+                                & (centres[:, 1] < y2)
+                            ).sum()
+                            == 1
+                            for x1, y1, x2, y2 in clip.tiles
+                        ]
+                    )
                 tile_found = f"{np.mean(ok):.3f}"
             print(f"{clip.name:26} {thr:5.2f} {exact:7.3f} {missed:7.3f} {extra:8.3f} {tile_found:>9}")
-        print(f"{'':26} top-{clip.people} person scores: p1 {np.percentile(top, 1):.2f} p5 {np.percentile(top, 5):.2f} "
-              f"median {np.median(top):.2f}; the rest: p95 {np.percentile(np.setdiff1d(all_scores, top), 95):.2f} "
-              f"max {np.setdiff1d(all_scores, top).max():.2f}; {len(poses)} frames")
+        print(
+            f"{'':26} top-{clip.people} person scores: p1 {np.percentile(top, 1):.2f} p5 {np.percentile(top, 5):.2f} "
+            f"median {np.median(top):.2f}; the rest: p95 {np.percentile(np.setdiff1d(all_scores, top), 95):.2f} "
+            f"max {np.setdiff1d(all_scores, top).max():.2f}; {len(poses)} frames"
+        )
 
 
 def rss_mb() -> float:
@@ -153,9 +165,11 @@ def cost_one(backend: str, clip_paths: list[str], rounds: int) -> dict:
                 cpu.append((time.process_time() - c0) * 1000)
                 wall.append((time.perf_counter() - t0) * 1000)
                 people.append(len(found))
-        result[Path(path).stem] = {"wall_ms_median": round(statistics.median(wall), 1),
-                                   "cpu_ms_mean": round(statistics.mean(cpu), 1),
-                                   "people_mean": round(statistics.mean(people), 2)}
+        result[Path(path).stem] = {
+            "wall_ms_median": round(statistics.median(wall), 1),
+            "cpu_ms_mean": round(statistics.mean(cpu), 1),
+            "people_mean": round(statistics.mean(people), 2),
+        }
     model.close()
     return result
 
@@ -175,8 +189,22 @@ def cost(datasets: Path, rounds: int, backends: list[str]) -> None:
         rows = []
         # Alternate backends so load from other processes hits both alike.
         for backend in [*backends, *reversed(backends)]:
-            out = subprocess.run([sys.executable, "-m", "scripts.measure_movenet", "_cost_one", backend, str(one),
-                                  str(four), "--rounds", str(rounds)], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "scripts.measure_movenet",
+                    "_cost_one",
+                    backend,
+                    str(one),
+                    str(four),
+                    "--rounds",
+                    str(rounds),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), f"load {os.getloadavg()[0]:.2f}", flush=True)
 

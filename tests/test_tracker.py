@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from clips import crossing_clip, read_all, tile_clips
 
+from clips import crossing_clip, read_all, tile_clips
 from realtime.pose.movenet_backend import MoveNetPose
 from realtime.tracker import Tracker
 from realtime.types import Poses

@@ -172,4 +172,4 @@ class MoveNetPose:
         return Poses(keypoints, scores, boxes, person[keep])
 
     def close(self) -> None:
-        self._interpreter = None  # type: ignore[assignment]
+        self._interpreter = None
