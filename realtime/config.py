@@ -84,7 +84,7 @@ class MoveNetConfig:
     long_side: int = _opt(
         256,
         "the image's long side fed to MoveNet (a multiple of 32); people ~110 px tall in 640x480 are found "
-        "on 87% of frames at 256, 97% at 320, 99% at 384 (about 1.5x and 2.2x the cost)",
+        "on 87% of frames at 256, 97% at 320, 99% at 384 (1.7x and 2.5x the time a frame)",
         minimum=128,
         maximum=1024,
     )

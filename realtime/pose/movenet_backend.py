@@ -55,7 +55,8 @@ STRIDE = 32  # input sides must be multiples of this
 # (clearly visible people score 0.3-0.6); 0.10 finds a few more but leaves little margin over
 # the 0.09 that non-people reached.
 # Small people need a longer side: the tiled Weizmann people are found on 0.971 of frames at
-# long side 320 and 0.988 at 384 (threshold 0.15), at about 1.5x and 2.2x the cost of 256.
+# long side 320 and 0.988 at 384 (threshold 0.15), at 1.7x and 2.5x the time a frame of 256
+# (22 ms at 640x480 on one thread; `python -m scripts.measure_movenet cost movenet256 movenet320 movenet384`).
 DEFAULT_PERSON_THRESHOLD = 0.15
 
 
