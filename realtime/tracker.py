@@ -28,6 +28,8 @@ from .types import Poses, Track
 # skip, frames dropped live). So its buffer is sized for the fastest pose rate and expiry by
 # time is done here; a longer buffer only keeps a lost track inside ByteTrack for longer.
 MAX_POSE_RATE_HZ = 60.0
+# A pose ByteTrack left out goes to the previous frame's unmatched track it overlaps this much.
+MIN_HOLD_IOU = 0.3
 
 # Every pose handed in is a person by the backend's own threshold, so ByteTrack sees each as
 # sure (confidence 1). Given MoveNet's raw person scores instead (a clearly visible person
@@ -65,6 +67,7 @@ class Tracker:
         self._tracks: dict[int, Track] = {}
         self._last_seen: dict[int, float] = {}
         self._next_id = 1
+        self._last_t: float | None = None  # the previous update's time
 
     def update(self, poses: Poses, t: float) -> tuple[list[Track], list[int]]:
         """Match poses at time t to tracks. Returns (tracks seen now, in pose order; ids that expired).
@@ -98,4 +101,38 @@ class Tracker:
             track.keypoints, track.scores, track.box = poses.keypoints[c], poses.scores[c], poses.boxes[c]
             self._last_seen[track.track_id] = t
             seen[c] = track
+        self._hold_on(poses, t, seen)
+        self._last_t = t
         return [seen[c] for c in sorted(seen)], expired
+
+    def _hold_on(self, poses: Poses, t: float, seen: dict[int, Track]) -> None:
+        """Keep people ByteTrack followed but left out of its answer.
+
+        supervision reports a track only if its Kalman-smoothed box still overlaps the pose's
+        box by IoU 0.5; a box that changes fast (arms flung out in a jumping jack) falls short
+        for a frame, and the person vanished from the screen and from their window (frame 7
+        of Weizmann's daria_jack). Such a pose goes to the track seen on the previous posed
+        frame that overlaps it most, when one does (IoU >= MIN_HOLD_IOU).
+        """
+        shown = {track.track_id for track in seen.values()}
+        previous = [track for tid, track in self._tracks.items()
+                    if tid not in shown and self._last_seen.get(tid) == self._last_t]
+        for c in range(len(poses)):
+            if c in seen or not previous:
+                continue
+            overlap = [box_iou(track.box, poses.boxes[c]) for track in previous]
+            best = int(np.argmax(overlap))
+            if overlap[best] >= MIN_HOLD_IOU:
+                track = previous.pop(best)
+                track.keypoints, track.scores, track.box = poses.keypoints[c], poses.scores[c], poses.boxes[c]
+                self._last_seen[track.track_id] = t
+                seen[c] = track
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two x1,y1,x2,y2 boxes."""
+    w = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
+    h = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
+    inter = w * h
+    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
+    return inter / union if union > 0 else 0.0

@@ -7,7 +7,7 @@ import pytest
 
 from clips import crossing_clip, read_all, tile_clips
 from realtime.pose.movenet_backend import MoveNetPose
-from realtime.tracker import Tracker
+from realtime.tracker import Tracker, box_iou
 from realtime.types import Poses
 
 
@@ -29,13 +29,6 @@ def movenet_small_people():
 
 def pose_clip(model: MoveNetPose, path) -> list[Poses]:
     return [model.estimate(frame) for frame in read_all(path)]
-
-
-def box_iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union
 
 
 def test_four_tiled_people_keep_their_ids_for_the_whole_clip(movenet_small_people, datasets, tmp_path):
@@ -115,3 +108,12 @@ def test_a_gap_longer_than_max_age_starts_a_new_id_and_reports_the_expiry(movene
         assert expired == []
         seen += [track.track_id for track in tracks]
     assert seen and first.track_id not in seen and len(set(seen)) == 1
+
+
+def test_a_person_whose_box_changes_fast_is_never_dropped(movenet, weizmann_clip):
+    """Jumping jacks widen the box faster than ByteTrack's smoothed box follows; the person must
+    still be on every frame they are found on, with one id (supervision alone drops frame 7)."""
+    tracker = Tracker()
+    found = [(poses, tracker.update(poses, i / 25)[0]) for i, poses in enumerate(pose_clip(movenet, weizmann_clip))]
+    assert all(len(tracks) == len(poses) for poses, tracks in found)
+    assert {track.track_id for _, tracks in found for track in tracks} == {1}
