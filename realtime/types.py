@@ -24,25 +24,32 @@ NUM_KEYPOINTS = len(COCO_KEYPOINTS)
 class Poses:
     """All people found in one image, in pixels of that image.
 
-    keypoints (N,17,2) x,y; scores (N,17) in 0..1; boxes (N,4) x1,y1,x2,y2.
+    keypoints (N,17,2) x,y; scores (N,17) in 0..1; boxes (N,4) x1,y1,x2,y2;
+    person_scores (N,) how sure the backend is that each is a person (the tracker weighs
+    detections by it); a backend without one gets the mean joint score.
     """
 
     keypoints: np.ndarray
     scores: np.ndarray
     boxes: np.ndarray
+    person_scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.keypoints = np.asarray(self.keypoints, dtype=np.float32).reshape(-1, NUM_KEYPOINTS, 2)
         n = len(self.keypoints)
         self.scores = np.asarray(self.scores, dtype=np.float32).reshape(n, NUM_KEYPOINTS)
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(n, 4)
+        if self.person_scores is None:
+            self.person_scores = self.scores.mean(axis=1)
+        self.person_scores = np.asarray(self.person_scores, dtype=np.float32).reshape(n)
 
     def __len__(self) -> int:
         return len(self.keypoints)
 
     def __getitem__(self, item) -> Poses:
         idx = np.atleast_1d(np.arange(len(self))[item])
-        return Poses(self.keypoints[idx], self.scores[idx], self.boxes[idx])
+        person_scores = None if self.person_scores is None else self.person_scores[idx]
+        return Poses(self.keypoints[idx], self.scores[idx], self.boxes[idx], person_scores)
 
     @classmethod
     def empty(cls) -> Poses:

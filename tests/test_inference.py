@@ -14,7 +14,7 @@ from realtime.config import CaptureConfig
 from realtime.inference_worker import ActionRecognizer, InferenceWorker
 from realtime.overlay import HudInfo, annotate
 from realtime.pose import create_backend
-from realtime.tracker import Tracker, box_iou
+from realtime.tracker import Tracker
 from realtime.types import Frame, FrameResult, Poses, Track
 
 
@@ -119,12 +119,6 @@ def test_tracker_keeps_ids_and_separates_people():
     assert expired == [ids[0]]
     third, _ = tracker.update(people(0, 220), 0.8)
     assert third[1].track_id == ids[1] and third[0].track_id not in ids
-
-
-def test_box_iou():
-    a = np.array([[0, 0, 10, 10]], dtype=float)
-    b = np.array([[5, 0, 15, 10], [20, 20, 30, 30]], dtype=float)
-    assert box_iou(a, b) == pytest.approx(np.array([[50 / 150, 0.0]]))
 
 
 def test_overlay_draws_skeleton_label_and_hud(weizmann_clip, mediapipe):
