@@ -11,9 +11,10 @@ clips):
   cutoff      the frame edge cuts the legs (below a line between hips and ankles) or the head;
   frame_rate  the source films at 8-30 fps, so fewer poses fall in the window;
   speed       people move faster or slower;
-  noise       keypoint jitter as large as the pose model's own (see NOISE below);
-  dropout     the estimator loses one joint for a stretch of time.
-`speed` and `frame_rate` act when the window's samples are chosen (training.WindowDataset);
+  noise       keypoint jitter as large as the pose model's own (measured, see `noise`);
+  dropout     the estimator loses one joint for a stretch of time;
+  still       some OTHER windows are a real pose held still (with a sway): no motion, no action.
+`speed`, `frame_rate` and `still` act when the window's samples are chosen (training.WindowDataset);
 the rest act on the resampled window. `Augment().without(names)` turns some off, for
 measuring what each one is worth.
 """
@@ -42,6 +43,7 @@ _OFF: dict[str, dict] = {
     "speed": {"speed_range": (1.0, 1.0)},
     "noise": {"noise": 0.0},
     "dropout": {"dropout_p": 0.0},
+    "still": {"still_p": 0.0},
 }
 NAMES: tuple[str, ...] = tuple(_OFF)
 
@@ -56,8 +58,12 @@ class Augment:
     frame_rate_p: float = 0.3  # chance that the source is re-timed to a rate in frame_rate_range
     frame_rate_range: tuple[float, float] = (8.0, 30.0)
     speed_range: tuple[float, float] = (0.75, 1.33)
-    noise: float = 0.02  # standard deviation, in torso lengths (about a pose model's frame-to-frame jitter)
+    # Standard deviation in thirds of the body's height (about a torso length): MoveNet's own
+    # frame-to-frame jitter, measured as the robust spread of each joint's second difference on
+    # the wild_dev and Weizmann clips, is 0.009-0.010 torso lengths (BlazePose, which smooths: 0.003-0.005).
+    noise: float = 0.01
     dropout_p: float = 0.3
+    still_p: float = 0.2  # share of OTHER draws replaced by a person holding still (training.WindowDataset)
 
     def without(self, names: list[str] | tuple[str, ...]) -> Augment:
         unknown = [n for n in names if n not in _OFF]
@@ -120,7 +126,7 @@ class Augment:
         if rng.random() < self.cutoff_p:
             nose, shoulders = _mean_y(kp, vis, _HEAD[:1]), _mean_y(kp, vis, _SHOULDERS)
             if nose is not None and shoulders is not None and shoulders > nose:
-                edge = rng.uniform(nose - 0.3 * (shoulders - nose), shoulders - 0.1 * (shoulders - nose))
+                edge = rng.uniform(nose, nose + 0.6 * (shoulders - nose))  # through the head, above the shoulders
                 vis &= kp[..., 1] >= edge
 
 

@@ -46,6 +46,7 @@ class TrainConfig:
     epoch_windows: int = 4000  # windows drawn per epoch by the balanced sampler
     augment: bool = True
     augment_off: tuple[str, ...] = ()  # augmentations (augment.NAMES) left out
+    balance_sources: bool = True  # each data set an equal share of a class's training windows
     # The rejection threshold is the best macro-F1 on the validation subjects among those that
     # give at most this share of OTHER windows one of the six actions (a false alarm is the
     # worst outcome for a surveillance user).
@@ -109,10 +110,14 @@ class WindowDataset(Dataset):
             centre = t0 + span / 2
             t0 = float(np.clip(centre - span * speed / 2, seq.times[0], seq.times[-1] - span * speed))
         grid = t0 + np.arange(spec.window) * speed / spec.rate_hz
-        times, keypoints, scores = seq.times, seq.keypoints, seq.scores
+        # Only samples within the gap limit of the grid can shape the window: resampling just
+        # those made a training window 3-4 times cheaper on minutes-long sequences.
+        start, stop = grid[0] - spec.max_gap_s, grid[-1] + spec.max_gap_s
         if frame_rate is not None:
-            keep = _retimed(times, grid[0] - spec.max_gap_s, grid[-1] + spec.max_gap_s, frame_rate, self.rng)
-            times, keypoints, scores = times[keep], keypoints[keep], scores[keep]
+            keep = _retimed(seq.times, start, stop, frame_rate, self.rng)
+        else:
+            keep = slice(np.searchsorted(seq.times, start), np.searchsorted(seq.times, stop, side="right"))
+        times, keypoints, scores = seq.times[keep], seq.keypoints[keep], seq.scores[keep]
         # The gap limit is in source time, so a stretched grid keeps the same tolerance.
         kp, vis = resample(times, keypoints, scores >= spec.min_score, grid, spec.max_gap_s)
         if self.augment is not None:
@@ -125,6 +130,9 @@ class WindowDataset(Dataset):
         if self._fixed is not None:
             x = self._fixed[index]
         else:
+            target = int(self.targets[index])
+            if target == self.other and self.rng.random() < self.augment.still_p:
+                return torch.from_numpy(self._still_window()), target
             i, t0 = self.items[index]
             t0 += float(self.rng.uniform(-0.5, 0.5)) * self.config.stride_s
             seq = self.sequences[i]
@@ -132,17 +140,51 @@ class WindowDataset(Dataset):
             x = self._window(i, t0, self.augment.speed(self.rng), self.augment.frame_rate(self.rng))
         return torch.from_numpy(x), int(self.targets[index])
 
+    @property
+    def other(self) -> int:
+        return self.config.labels.index(OTHER) if OTHER in self.config.labels else -1
+
+    def _still_window(self) -> np.ndarray:
+        """An OTHER window of someone holding still: one real pose of any training window (of any
+        class: a jumping jack frozen mid-jump is no jumping jack), held for the whole window with a
+        slow sway; the augmentation then adds the pose model's jitter. It teaches that the six
+        actions need their motion, against false alarms on people standing, sitting or drinking."""
+        spec = self.spec
+        i, t0 = self.items[int(self.rng.integers(len(self.items)))]
+        seq = self.sequences[i]
+        frame = int(np.clip(np.searchsorted(seq.times, t0 + float(self.rng.uniform(0, spec.duration_s))),
+                            0, len(seq) - 1))
+        kp = np.repeat(seq.keypoints[frame][None], spec.window, axis=0)
+        vis = np.repeat((seq.scores[frame] >= spec.min_score)[None], spec.window, axis=0)
+        if vis.any():
+            height = float(np.ptp(kp[0][vis[0]][:, 1])) or 1.0
+            drift = self.rng.normal(0.0, 0.02 * height, size=2)  # a sway of about 2% of the body's height
+            kp = kp + np.linspace(0.0, 1.0, spec.window)[:, None, None] * drift.astype(np.float32)
+        kp, vis = self.augment(kp, vis, self.rng, spec.joints)
+        return window_features(kp, vis, spec)
+
     def balanced_weights(self) -> np.ndarray:
-        """Drawing weights that give every class, and within it every recording, an equal share.
+        """Drawing weights that give every class an equal share; within a class, every data set
+        (source) that has it an equal share (with `balance_sources`); within that, every recording.
 
         Sources differ wildly in length (a 6 s Weizmann clip against a minutes-long OpenPose
-        run), so uniform drawing would teach mostly the long ones.
+        run), so uniform drawing would teach mostly the long ones; and one studio's many clips
+        of a class (KTH's twelve boxing videos against three wild ones) would teach that studio's
+        camera as part of the action.
         """
         owners = np.array([i for i, _ in self.items])
         windows_per_seq = np.bincount(owners, minlength=len(self.sequences))
-        seqs_per_class = Counter(self.config.labels.index(self.sequences[i].label) for i in np.unique(owners))
-        weights = np.array([1.0 / (windows_per_seq[i] * seqs_per_class[int(t)])
-                            for (i, _), t in zip(self.items, self.targets)])
+        labels = self.config.labels
+
+        def group(i: int) -> tuple[int, str]:
+            seq = self.sequences[i]
+            return labels.index(seq.label), seq.source if self.config.balance_sources else ""
+
+        used = np.unique(owners)
+        seqs_per_group = Counter(group(i) for i in used)
+        groups_per_class = Counter(c for c, _ in seqs_per_group)
+        weights = np.array([1.0 / (windows_per_seq[i] * seqs_per_group[group(i)] * groups_per_class[group(i)[0]])
+                            for i, _ in self.items])
         return weights / weights.sum()
 
 

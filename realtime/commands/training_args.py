@@ -35,6 +35,8 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
     p.add_argument("--augment-off", nargs="+", default=list(d.augment_off), choices=AUGMENTATIONS, metavar="NAME",
                    help=f"leave these augmentations out ({', '.join(AUGMENTATIONS)})")
+    p.add_argument("--balance-sources", action=argparse.BooleanOptionalAction, default=d.balance_sources,
+                   help="give each data set an equal share of a class's training windows (default %(default)s)")
     p.add_argument("--max-false-action", type=float, default=d.max_false_action,
                    help="the rejection threshold keeps the validation subjects' false-action rate on OTHER "
                         "at most this (default %(default)s)")
@@ -52,5 +54,6 @@ def train_config_from(args: argparse.Namespace, progress: bool = False) -> Train
                        max_epochs=args.epochs, patience=args.patience, max_windows_per_sequence=args.max_windows,
                        epoch_windows=args.epoch_windows, augment=not args.no_augment,
                        augment_off=tuple(args.augment_off), max_false_action=args.max_false_action,
+                       balance_sources=args.balance_sources,
                        seed=args.seed, threads=args.threads, progress=progress,
                        spec=replace(d.spec, bones=args.bones))

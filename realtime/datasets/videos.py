@@ -113,6 +113,7 @@ def pack_frames(frames: list[Poses]) -> dict[str, np.ndarray]:
         else np.zeros((0, NUM_KEYPOINTS, 2), np.float32),
         "scores": np.concatenate([p.scores for p in people]) if people else np.zeros((0, NUM_KEYPOINTS), np.float32),
         "boxes": np.concatenate([p.boxes for p in people]) if people else np.zeros((0, 4), np.float32),
+        "person_scores": np.concatenate([p.person_scores for p in people]) if people else np.zeros(0, np.float32),
     }
 
 
@@ -120,7 +121,9 @@ def unpack_frames(record: dict) -> list[Poses]:
     """The inverse of `pack_frames`."""
     ends = np.cumsum(record["counts"])
     starts = ends - record["counts"]
-    return [Poses(record["keypoints"][a:b], record["scores"][a:b], record["boxes"][a:b]) for a, b in zip(starts, ends)]
+    person = record.get("person_scores")
+    return [Poses(record["keypoints"][a:b], record["scores"][a:b], record["boxes"][a:b],
+                  None if person is None else person[a:b]) for a, b in zip(starts, ends)]
 
 
 def _read_cache(path: Path, clip: Path) -> dict | None:
