@@ -204,3 +204,69 @@ def test_predicting_no_windows_with_a_bare_network_gives_an_empty_table():
     spec = FeatureSpec()
     probs = predict_windows(ActionLSTMNet(spec.dim, len(CLASSES)), np.zeros((0, spec.window, spec.dim), np.float32))
     assert probs.shape == (0, len(CLASSES))
+
+
+def test_tcn_checkpoint_round_trip_and_an_old_lstm_file_still_loads(tmp_path):
+    from realtime.classifier import ActionTCNNet
+
+    spec = FeatureSpec(bones=True)
+    net = ActionTCNNet(spec.dim, len(CLASSES), 32, 3, 0.2).eval()
+    save_checkpoint(tmp_path / "tcn.pt", net, CLASSES, spec, threshold=0.6)
+    clf = ActionClassifier.load(tmp_path / "tcn.pt")
+    assert clf.checkpoint.arch == "tcn" and clf.spec.bones and clf.checkpoint.num_layers == 3
+    windows = np.random.default_rng(0).normal(size=(4, spec.window, spec.dim)).astype(np.float32)
+    with torch.inference_mode():
+        expected = torch.softmax(net(torch.from_numpy(windows)), dim=1).numpy()
+    np.testing.assert_allclose(clf.predict_proba(windows), expected, atol=1e-5)
+    # A format-1 file (LSTM only, no arch, no bones in its spec) is read as the LSTM it is.
+    old = _rewrite(_saved(tmp_path), format="realtime-action-lstm/1")
+    raw = torch.load(old, weights_only=True)
+    del raw["arch"]
+    raw["feature_spec"].pop("bones")
+    torch.save(raw, old)
+    ckpt = load_checkpoint(old)
+    assert ckpt.arch == "lstm" and not ckpt.spec.bones
+    with pytest.raises(WeightsError, match="'transformer' network"):
+        load_checkpoint(_rewrite(tmp_path / "tcn.pt", arch="transformer"))
+
+
+def test_threshold_keeps_false_actions_on_other_under_the_cap():
+    from realtime.training import choose_threshold, false_action_rate
+    from realtime.classifier import decide
+
+    rng = np.random.default_rng(0)
+    other, boxing = CLASSES.index("OTHER"), CLASSES.index("BOXING")
+    y_true = np.array([other] * 100 + [boxing] * 100)
+    probs = np.full((200, len(CLASSES)), 0.01)
+    # A fifth of the OTHER windows look like unsure boxing (0.5-0.7), like half the boxing windows;
+    # the other boxing windows are sure (0.8-0.99).
+    probs[:100, other] = 0.9
+    probs[:20, other], probs[:20, boxing] = 0.1, rng.uniform(0.5, 0.7, 20)
+    probs[100:150, boxing] = rng.uniform(0.5, 0.7, 50)
+    probs[150:, boxing] = rng.uniform(0.8, 0.99, 50)
+    probs[100:, other] = 0.05
+    probs /= probs.sum(axis=1, keepdims=True)
+    loose = choose_threshold(probs, y_true, CLASSES, max_false_action=1.0)
+    strict = choose_threshold(probs, y_true, CLASSES, max_false_action=0.05)
+    assert false_action_rate(y_true, decide(probs, CLASSES, strict), CLASSES) <= 0.05
+    assert strict > loose
+    assert (decide(probs, CLASSES, strict)[150:] == boxing).all()  # the sure actions survive
+
+
+def test_subject_folds_hold_out_whole_subjects_and_spread_a_rare_class():
+    from realtime.evaluation import subject_folds
+    from realtime.features import PoseSequence
+
+    def seq(source, subject, label):
+        return PoseSequence(np.zeros((2, 17, 2)), np.zeros((2, 17)), [0.0, 0.1], label, subject, "", source)
+
+    seqs = [seq("kth", f"p{i}", "BOXING") for i in range(3) for _ in range(4)]
+    seqs += [seq("wild", "gym", "BOXING"), seq("wild", "gym", "OTHER"), seq("wild", "gym", "OTHER"),
+             seq("wild", "webcam", "BOXING"), seq("wild", "webcam", "BOXING"), seq("wild", "yoga", "OTHER")]
+    folds = subject_folds(seqs, 3)
+    keys = sum(folds, [])
+    assert sorted(keys) == sorted({f"{s.source}:{s.subject}" for s in seqs}) and len(keys) == len(set(keys))
+    fold_of = {k: i for i, fold in enumerate(folds) for k in fold}
+    assert fold_of["wild:gym"] != fold_of["wild:webcam"]  # wild boxing is never all held out at once
+    assert len({fold_of[f"kth:p{i}"] for i in range(3)}) == 3
+    assert subject_folds(seqs, 0) == [[k] for k in sorted(keys)]

@@ -18,7 +18,8 @@ import time
 import warnings
 from pathlib import Path
 
-from ..datasets import KINDS, DatasetError, load_labelled
+from ..datasets import KINDS, DatasetError, default_pose_backend, load_labelled
+from ..config import POSE_BACKENDS
 from .training_args import add_training_arguments, train_config_from
 
 
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated subjects to validate on (default: about --val-fraction of each "
                         "source's subjects, chosen by --seed)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="(default %(default)s)")
+    p.add_argument("--exclude", default="",
+                   help="comma-separated subjects to leave out of training and validation altogether "
+                        "(e.g. to test on them afterwards)")
     p.add_argument("--all", action="store_true",
                    help="after validating, retrain on all data for the best epoch count")
     p.add_argument("--subset", type=int, default=0,
@@ -39,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None,
                    help="store this rejection threshold instead of the one chosen on the validation "
                         "subjects (e.g. evaluate's pooled_best_threshold)")
+    p.add_argument("--pose", default=default_pose_backend(), choices=POSE_BACKENDS,
+                   help="pose backend for video data (default: the pipeline's, %(default)s)")
     p.add_argument("--pose-every", type=int, default=1, help="videos: pose every Nth frame (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_training_arguments(p)
@@ -59,8 +65,14 @@ def main(argv: list[str]) -> int:
     from ..training import describe, fit, split_by_subject
 
     start = time.perf_counter()
-    sequences = load_labelled(args.data, args.cache, args.pose_every, subset=args.subset,
+    sequences = load_labelled(args.data, args.cache, args.pose_every, subset=args.subset, backend=args.pose,
                               progress=None if args.quiet else _progress_bar)
+    if args.exclude:
+        excluded = {s.strip() for s in args.exclude.split(",") if s.strip()}
+        unknown = excluded - {s.subject for s in sequences}
+        if unknown:
+            raise DatasetError(f"--exclude {','.join(sorted(unknown))}: no such subject in the data")
+        sequences = [s for s in sequences if s.subject not in excluded]
     if not sequences:
         raise DatasetError("the given --data hold no labelled sequences")
     if args.val_subjects:
@@ -90,9 +102,12 @@ def main(argv: list[str]) -> int:
     info = {
         "data": args.data, "trained_on": "all" if args.all else "train split",
         "val_subjects": sorted({f"{s.source}:{s.subject}" for s in val}),
+        "excluded_subjects": sorted(s.strip() for s in args.exclude.split(",") if s.strip()),
         "epochs": epochs, "val_macro_f1": result.val_macro_f1, "seed": args.seed,
         "val_threshold": result.threshold,
-        "augment": not args.no_augment, "command": " ".join(["python -m realtime train", *argv]),
+        "pose": args.pose, "arch": config.arch, "augment": not args.no_augment,
+        "augment_off": list(config.augment_off), "max_false_action": config.max_false_action,
+        "command": " ".join(["python -m realtime train", *argv]),
     }
     save_checkpoint(args.out, model, config.labels, config.spec, threshold, info)
     print(f"wrote {args.out} ({time.perf_counter() - start:.0f} s in all)")

@@ -14,12 +14,21 @@ from ..errors import DatasetError
 from ..features import PoseSequence
 from .labels import CLASSES, OTHER, label_map, map_label
 
-KINDS: tuple[str, ...] = ("mhad", "kth", "openpose", "videos")
+KINDS: tuple[str, ...] = ("mhad", "kth", "openpose", "videos", "wild")
+# Kinds that are video folders, posed by a pose backend (the others hold poses already).
+VIDEO_KINDS: tuple[str, ...] = ("videos", "wild")
 # Where posed videos are cached (`realtime extract-poses`, `train`, `evaluate`).
 DEFAULT_POSE_CACHE = Path(__file__).resolve().parents[2] / "cache" / "poses"
 
-__all__ = ["CLASSES", "DEFAULT_POSE_CACHE", "KINDS", "OTHER", "DatasetError", "default_root", "label_map", "load",
-           "load_labelled", "map_label", "parse_data_arg"]
+__all__ = ["CLASSES", "DEFAULT_POSE_CACHE", "KINDS", "OTHER", "VIDEO_KINDS", "DatasetError", "default_pose_backend",
+           "default_root", "label_map", "load", "load_labelled", "map_label", "parse_data_arg"]
+
+
+def default_pose_backend() -> str:
+    """The pipeline's default pose backend: data is posed as the live system will pose it."""
+    from ..config import PoseConfig
+
+    return PoseConfig().backend
 
 
 def default_root() -> Path:
@@ -53,25 +62,29 @@ def load(kind: str, path: str | Path, **options) -> list[PoseSequence]:
         from .openpose_csv import load_openpose_csv as loader
     elif kind == "videos":
         from .videos import load_videos as loader
+    elif kind == "wild":
+        from .wild import load_wild as loader
     else:
         raise DatasetError(f"unknown data kind {kind!r}; choose one of {', '.join(KINDS)}")
     return loader(path, **options)
 
 
 def load_labelled(data_args: list[str], cache_dir: Path, pose_every: int = 1, progress=None,
-                  subset: int = 0, pose_workers: int = 1) -> list[PoseSequence]:
-    """The labelled sequences of every `KIND:PATH` argument, as train.py and evaluate.py take them.
+                  subset: int = 0, pose_workers: int = 1, backend: str | None = None) -> list[PoseSequence]:
+    """The labelled sequences of every `KIND:PATH` argument, as `train` and `evaluate` take them.
 
     `progress` wraps the clip iterator of video folders (e.g. a tqdm factory taking a
     description); `subset` keeps at most that many sequences per argument, spread evenly.
-    `pose_every` and `pose_workers` apply to video folders (see `load_videos`).
+    `pose_every`, `pose_workers` and `backend` (default: the pipeline's) apply to video
+    folders (see `videos.load_clips`).
     """
     sequences: list[PoseSequence] = []
     for text in data_args:
         kind, path = parse_data_arg(text)
         options = {}
-        if kind == "videos":
+        if kind in VIDEO_KINDS:
             options = {"cache_dir": cache_dir, "pose_every": pose_every, "pose_workers": pose_workers,
+                       "backend": backend or default_pose_backend(),
                        "progress": (lambda it, name=path.name: progress(it, f"poses {name}")) if progress else None}
         seqs = [s for s in load(kind, path, **options) if s.label is not None]
         if subset:
