@@ -28,7 +28,7 @@ from .types import Poses, Track
 # skip, frames dropped live). So its buffer is sized for the fastest pose rate and expiry by
 # time is done here; a longer buffer only keeps a lost track inside ByteTrack for longer.
 MAX_POSE_RATE_HZ = 60.0
-# A pose ByteTrack left out goes to the previous frame's unmatched track it overlaps this much.
+# A pose ByteTrack left out, or a person it has just confirmed, goes to the previous frame's track it overlaps this much.
 MIN_HOLD_IOU = 0.3
 
 # Every pose handed in is a person by the backend's own threshold, so ByteTrack sees each as
@@ -72,8 +72,12 @@ class Tracker:
     def update(self, poses: Poses, t: float) -> tuple[list[Track], list[int]]:
         """Match poses at time t to tracks. Returns (tracks seen now, in pose order; ids that expired).
 
-        A person new to the scene gets a track on the second frame in a row they are found
-        (ByteTrack confirms new tracks so; on the very first update, at once).
+        Every pose gets a track. ByteTrack confirms a new person only on their second frame and
+        reports a track only while its smoothed box overlaps the pose's by IoU 0.5, so on its
+        own it leaves people out: new ones for a frame, and fast-moving ones (arms flung out in
+        a jumping jack) now and then. A pose it left out goes to the track of the previous posed
+        frame that overlaps it most (IoU >= MIN_HOLD_IOU), else to a new track that ByteTrack's
+        own id adopts once it confirms the person.
         """
         expired = [i for i, seen in self._last_seen.items() if t - seen > self.max_age_s]
         for ours in expired:
@@ -90,43 +94,46 @@ class Tracker:
         # With no track in view supervision returns empty Detections without the data field.
         their_ids = tracked.tracker_id if tracked.tracker_id is not None else np.zeros(0, int)
         pose_index = np.asarray(tracked.data.get("pose", np.zeros(0, int)))
+        claimed = set(self._ids.values())
+        previous = [track for tid, track in self._tracks.items() if self._last_seen.get(tid) == self._last_t]
         seen: dict[int, Track] = {}
         for theirs, c in zip(their_ids.tolist(), pose_index.tolist(), strict=True):
             if theirs not in self._ids:
-                # New to ByteTrack, or one it held while lost longer than max_age_s: a new person.
-                self._ids[theirs] = self._next_id
-                self._tracks[self._next_id] = Track(self._next_id, poses.keypoints[c], poses.scores[c], poses.boxes[c])
-                self._next_id += 1
-            track = self._tracks[self._ids[theirs]]
-            track.keypoints, track.scores, track.box = poses.keypoints[c], poses.scores[c], poses.boxes[c]
-            self._last_seen[track.track_id] = t
-            seen[c] = track
-        self._hold_on(poses, t, seen)
+                # New to ByteTrack: the person we gave a track last frame, or a new one.
+                unclaimed = [track for track in previous if track.track_id not in claimed]
+                adopted = _best_overlap(unclaimed, poses.boxes[c])
+                self._ids[theirs] = adopted.track_id if adopted else self._new_track(poses, c).track_id
+                claimed.add(self._ids[theirs])
+            seen[c] = self._follow(self._tracks[self._ids[theirs]], poses, c, t)
+        shown = {track.track_id for track in seen.values()}
+        left_out = [track for track in previous if track.track_id not in shown]
+        for c in range(len(poses)):
+            if c not in seen:
+                held = _best_overlap(left_out, poses.boxes[c])
+                if held is not None:
+                    left_out.remove(held)
+                seen[c] = self._follow(held or self._new_track(poses, c), poses, c, t)
         self._last_t = t
         return [seen[c] for c in sorted(seen)], expired
 
-    def _hold_on(self, poses: Poses, t: float, seen: dict[int, Track]) -> None:
-        """Keep people ByteTrack followed but left out of its answer.
+    def _new_track(self, poses: Poses, c: int) -> Track:
+        track = self._tracks[self._next_id] = Track(self._next_id, poses.keypoints[c], poses.scores[c], poses.boxes[c])
+        self._next_id += 1
+        return track
 
-        supervision reports a track only if its Kalman-smoothed box still overlaps the pose's
-        box by IoU 0.5; a box that changes fast (arms flung out in a jumping jack) falls short
-        for a frame, and the person vanished from the screen and from their window (frame 7
-        of Weizmann's daria_jack). Such a pose goes to the track seen on the previous posed
-        frame that overlaps it most, when one does (IoU >= MIN_HOLD_IOU).
-        """
-        shown = {track.track_id for track in seen.values()}
-        previous = [track for tid, track in self._tracks.items()
-                    if tid not in shown and self._last_seen.get(tid) == self._last_t]
-        for c in range(len(poses)):
-            if c in seen or not previous:
-                continue
-            overlap = [box_iou(track.box, poses.boxes[c]) for track in previous]
-            best = int(np.argmax(overlap))
-            if overlap[best] >= MIN_HOLD_IOU:
-                track = previous.pop(best)
-                track.keypoints, track.scores, track.box = poses.keypoints[c], poses.scores[c], poses.boxes[c]
-                self._last_seen[track.track_id] = t
-                seen[c] = track
+    def _follow(self, track: Track, poses: Poses, c: int, t: float) -> Track:
+        track.keypoints, track.scores, track.box = poses.keypoints[c], poses.scores[c], poses.boxes[c]
+        self._last_seen[track.track_id] = t
+        return track
+
+
+def _best_overlap(tracks: list[Track], box: np.ndarray) -> Track | None:
+    """The track whose box overlaps `box` most, if by at least MIN_HOLD_IOU."""
+    if not tracks:
+        return None
+    overlap = [box_iou(track.box, box) for track in tracks]
+    best = int(np.argmax(overlap))
+    return tracks[best] if overlap[best] >= MIN_HOLD_IOU else None
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
