@@ -28,7 +28,7 @@ from .types import Poses, Track
 # skip, frames dropped live). So its buffer is sized for the fastest pose rate and expiry by
 # time is done here; a longer buffer only keeps a lost track inside ByteTrack for longer.
 MAX_POSE_RATE_HZ = 60.0
-# A pose ByteTrack left out, or a person it has just confirmed, goes to the previous frame's track it overlaps this much.
+# A pose ByteTrack left out, or a person it just confirmed, goes to the previous frame's track it overlaps this much.
 MIN_HOLD_IOU = 0.3
 
 # Every pose handed in is a person by the backend's own threshold, so ByteTrack sees each as
