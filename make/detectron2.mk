@@ -12,10 +12,10 @@ D2_PY := $(D2_VENV)/bin/python
 setup-detectron2: $(D2_VENV)/.installed
 
 # The stamp is written last, so an interrupted install is redone on the next run.
-$(D2_VENV)/.installed: pyproject.toml requirements-detectron2.txt requirements-no-deps.txt
+# MoveNet's weights package is not installed here: it needs Python 3.11, and this environment is for Detectron2.
+$(D2_VENV)/.installed: pyproject.toml requirements-detectron2.txt
 	test -x $(D2_PY) || $(D2_PYTHON) -m venv $(D2_VENV)
 	$(D2_PY) -m pip install $(PIP_FLAGS) -r requirements-detectron2.txt
-	$(D2_PY) -m pip install $(PIP_FLAGS) --no-deps -r requirements-no-deps.txt
 	$(D2_PY) -c "import detectron2, mediapipe, cv2, realtime.pose.detectron2_backend"
 	touch $@
 
