@@ -1,4 +1,4 @@
-# Live streams: the real RTSP server tests and the soak run (see tests/test_rtsp.py, scripts/soak_rtsp.py).
+# Live streams: the real RTSP server tests and the soak run (tests/test_rtsp.py, `realtime benchmark soak`).
 SOAK_MINUTES ?= 10
 
 .PHONY: test-rtsp soak-rtsp
@@ -7,4 +7,4 @@ test-rtsp: $(VENV)/.installed system-deps
 	$(PY) -m pytest -m rtsp tests/test_rtsp.py $(PYTEST_ARGS)
 
 soak-rtsp: $(VENV)/.installed system-deps
-	$(PY) scripts/soak_rtsp.py --minutes $(SOAK_MINUTES) --untrained-classifier $(ARGS)
+	$(PY) -m realtime benchmark soak --minutes $(SOAK_MINUTES) $(ARGS)

@@ -9,9 +9,11 @@ import time
 
 import pytest
 from mqtt_fixtures import Broker, Subscriber, broker_fixture, retained  # noqa: F401 (broker_fixture is `broker`)
-from rtsp_fixtures import RtspServer, free_port
+from rtsp_fixtures import free_port
 
 from conftest import REPO, count_frames, read_events, run_cli
+
+from realtime.bench.rtsp import RtspServer
 
 pytestmark = pytest.mark.slow
 

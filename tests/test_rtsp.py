@@ -1,6 +1,6 @@
 """Live streams against real servers: GStreamer's RTSP server and an HTTP MJPEG server.
 
-The RTSP server (tests/rtsp_server.py) is a separate process looping a real clip; tests
+The RTSP server (realtime/bench/rtsp_server.py) is a separate process looping a real clip; tests
 kill, freeze and restart it the way cameras fail. Everything else is the real pipeline
 with the real MediaPipe model. The classifier, where one is needed, is an untrained
 ActionLSTM saved in the real checkpoint format: these tests check when windows are
@@ -22,9 +22,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO, count_frames, read_events
-from rtsp_fixtures import MjpegServer, RtspServer, free_port, wait_for
+from rtsp_fixtures import MjpegServer, wait_for
 
 from realtime.__main__ import main as cli_main
+from realtime.bench.rtsp import RtspServer, free_port
 from realtime.capture import open_source
 from realtime.classifier import CLASSES, ActionLSTM, save_checkpoint
 from realtime.config import CaptureConfig, load_config

@@ -1,8 +1,8 @@
-"""A real RTSP server for the tests and the soak script: loops a video clip as H.264 over RTP.
+"""A real RTSP server for the soak run and the tests: loops a video clip as H.264 over RTP.
 
 Runs under Debian's /usr/bin/python3 (where `gi` lives), never under the project venv:
 
-    /usr/bin/python3 tests/rtsp_server.py --clip ../shared/datasets/videos/exercise.avi [--port 0]
+    /usr/bin/python3 realtime/bench/rtsp_server.py --clip ../shared/datasets/videos/exercise.avi [--port 0]
 
 The clip is decoded once into memory (scaled to --width/--height), then an appsrc
 replays it forever at --fps, repeating frames when --fps exceeds the clip's own rate so
