@@ -5,4 +5,4 @@ test-cluster: $(VENV)/.installed system-deps
 	$(PY) -m pytest -m cluster tests/test_cluster.py $(PYTEST_ARGS)
 
 bench-cluster: $(VENV)/.installed
-	$(PY) scripts/bench_cluster.py $(ARGS)
+	$(PY) -m realtime.bench.cluster $(ARGS)

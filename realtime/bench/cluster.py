@@ -1,6 +1,6 @@
 """What running the cameras under Ray costs, measured on this machine (issue 16's closing figures).
 
-    python scripts/bench_cluster.py [--cameras 3] [--seconds 60] [--warmup 25] [--kills 3] [--json out.json]
+    python -m realtime.bench.cluster [--cameras 3] [--seconds 60] [--warmup 25] [--kills 3] [--json out.json]
 
 1. The same cameras twice: in one process (`python -m realtime --config cams.yaml`) and on a
    one-node Ray cluster started here (`python -m realtime cluster --config cams.yaml --address`),
@@ -37,12 +37,10 @@ from pathlib import Path
 import cv2
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+from ..datasets import default_root
+from .ray_cluster import REPO, LocalRayCluster, ray_env
 
-from ray_fixtures import LocalRayCluster, ray_env  # noqa: E402
-
-DATASETS = Path(os.environ.get("REALTIME_DATASETS", REPO.parent / "shared" / "datasets"))
+DATASETS = default_root()
 CLIPS = [
     "jack/daria_jack",
     "wave2/daria_wave2",
@@ -151,7 +149,7 @@ class Window:
 def one_process(config: Path, warmup: float, seconds: float) -> dict:
     """The cameras in one `Pipeline` in a child process that reports its status on stdout when asked."""
     child = subprocess.Popen(
-        [sys.executable, __file__, "--single-run", str(config)],
+        [sys.executable, "-m", "realtime.bench.cluster", "--single-run", str(config)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -175,7 +173,6 @@ def one_process(config: Path, warmup: float, seconds: float) -> dict:
 
 def single_run(config_path: str) -> int:
     """The child of `one_process`: run the pipeline; answer each `status` line on stdin with one JSON line."""
-    sys.path.insert(0, str(REPO))
     from realtime import native
 
     native.configure()
