@@ -18,5 +18,13 @@ class MjpegServer(RtspServer):
     GIL while opening a capture, so a server thread in the reader's process would stall."""
 
     def _command(self) -> list[str]:
-        return [sys.executable, str(MJPEG_SCRIPT), "--clip", str(self.clip),
-                "--port", str(self.port), "--fps", str(self.fps)]
+        return [
+            sys.executable,
+            str(MJPEG_SCRIPT),
+            "--clip",
+            str(self.clip),
+            "--port",
+            str(self.port),
+            "--fps",
+            str(self.fps),
+        ]

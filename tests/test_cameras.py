@@ -8,12 +8,11 @@ import sys
 import time
 
 import pytest
-from mqtt_fixtures import Broker, Subscriber, broker_fixture, retained  # noqa: F401 (broker_fixture is `broker`)
-from rtsp_fixtures import free_port
 
 from conftest import REPO, count_frames, read_events, run_cli
-
+from mqtt_fixtures import Broker, Subscriber, broker_fixture, retained  # noqa: F401 (broker_fixture is `broker`)
 from realtime.bench.rtsp import RtspServer
+from rtsp_fixtures import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -30,19 +29,40 @@ def test_a_clip_and_a_live_stream_publish_their_own_labels(tmp_path, datasets, b
     stream = RtspServer(datasets / "weizmann" / "wave2" / "ido_wave2.avi", fps=25, size=(360, 288))
     stream.start()
     config = tmp_path / "cams.yaml"
-    config.write_text(f"cameras:\n  - name: gym\n    source: {datasets / 'weizmann' / 'jack' / 'daria_jack.avi'}\n"
-                      f"  - name: hall\n    source: {stream.url}\n    pose_fps: 10\n"
-                      "capture:\n  pace: true\n")
+    config.write_text(
+        f"cameras:\n  - name: gym\n    source: {datasets / 'weizmann' / 'jack' / 'daria_jack.avi'}\n"
+        f"  - name: hall\n    source: {stream.url}\n    pose_fps: 10\n"
+        "capture:\n  pace: true\n"
+    )
     subscriber = Subscriber(broker.port, "realtime/#")
     events, videos = tmp_path / "events.jsonl", tmp_path / "videos"
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", "--config", str(config), "--headless",
-                             "--mqtt", f"mqtt://127.0.0.1:{broker.port}", "--events", str(events),
-                             "--output", str(videos)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "realtime",
+            "--config",
+            str(config),
+            "--headless",
+            "--mqtt",
+            f"mqtt://127.0.0.1:{broker.port}",
+            "--events",
+            str(events),
+            "--output",
+            str(videos),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        assert subscriber.wait_until(lambda m: any(x.topic == "realtime/hall/action" for x in m)
-                                     and any(x.topic == "realtime/gym/summary" for x in m), timeout=120), \
-            f"labels did not arrive: {[m.topic for m in subscriber.messages]}"
+        assert subscriber.wait_until(
+            lambda m: (
+                any(x.topic == "realtime/hall/action" for x in m) and any(x.topic == "realtime/gym/summary" for x in m)
+            ),
+            timeout=120,
+        ), f"labels did not arrive: {[m.topic for m in subscriber.messages]}"
         time.sleep(2)  # a little more of the stream
         # Retained while running: who is in view on the stream camera now.
         live_state = retained(broker.port, "realtime/hall/state").json()
@@ -81,11 +101,23 @@ def test_a_camera_down_from_the_start_does_not_keep_the_others_dark(tmp_path, da
     end, and the dead camera ends with its own error once its retries are spent."""
     clip = datasets / "weizmann" / "jack" / "daria_jack.avi"
     config = tmp_path / "cams.yaml"
-    config.write_text(f"cameras:\n  - name: gym\n    source: {clip}\n"
-                      f"  - name: door\n    source: rtsp://127.0.0.1:{free_port()}/none\n    reconnect_attempts: 2\n")
+    config.write_text(
+        f"cameras:\n  - name: gym\n    source: {clip}\n"
+        f"  - name: door\n    source: rtsp://127.0.0.1:{free_port()}/none\n    reconnect_attempts: 2\n"
+    )
     events, videos = tmp_path / "events.jsonl", tmp_path / "videos"
-    proc = run_cli("--config", str(config), "--headless", "--weights", str(random_weights), "--events", str(events),
-                   "--output", str(videos), timeout=120)
+    proc = run_cli(
+        "--config",
+        str(config),
+        "--headless",
+        "--weights",
+        str(random_weights),
+        "--events",
+        str(events),
+        "--output",
+        str(videos),
+        timeout=120,
+    )
     assert proc.returncode == 1  # the run reports the dead camera...
     assert "camera door:" in proc.stderr and "retrying in the background" in proc.stderr
     assert "not back after 2 reconnect attempts" in proc.stderr.strip().splitlines()[-1]

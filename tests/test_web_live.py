@@ -17,8 +17,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, read_events, read_frames
 
+from conftest import REPO, read_events, read_frames
 from realtime.config import cameras_of, load_config
 from realtime.pipeline import Pipeline
 from realtime.types import FrameRecord
@@ -46,7 +46,7 @@ def read_mjpeg_parts(response: http.client.HTTPResponse, count: int) -> list[Par
         if line.strip() != b"--frame":
             continue
         headers = {}
-        while (line := response.readline().strip()):
+        while line := response.readline().strip():
             key, _, value = line.decode().partition(":")
             headers[key.strip().lower()] = value.strip()
         assert headers["content-type"] == "image/jpeg"
@@ -81,7 +81,7 @@ def read_label_states(response: http.client.HTTPResponse, until) -> list[dict]:
         if not line:
             break
         if line.startswith("data: "):
-            states.append(json.loads(line[len("data: "):]))
+            states.append(json.loads(line[len("data: ") :]))
     return states
 
 
@@ -96,14 +96,30 @@ def wait_until(condition, what: str, timeout: float = 5.0) -> None:
 def test_live_view_serves_annotated_frames_from_a_running_pipeline(weizmann_clip, tmp_path):
     """One camera through the command line: the single-camera URLs as before."""
     events = tmp_path / "events.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", "--source", str(weizmann_clip), "--headless",
-                             "--pace", "--serve", "127.0.0.1:0", "--events", str(events)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "realtime",
+            "--source",
+            str(weizmann_clip),
+            "--headless",
+            "--pace",
+            "--serve",
+            "127.0.0.1:0",
+            "--events",
+            str(events),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = None
         assert proc.stderr is not None
         for line in proc.stderr:
-            if (match := re.search(r"live view on http://127\.0\.0\.1:(\d+)/", line)):
+            if match := re.search(r"live view on http://127\.0\.0\.1:(\d+)/", line):
                 port = int(match.group(1))
                 break
         assert port, "the live view never announced its address"
@@ -135,19 +151,28 @@ def test_live_view_serves_annotated_frames_from_a_running_pipeline(weizmann_clip
         assert_annotated(part, original[part.index])
     assert state["camera"] == "cam0" and state["frame"] >= 0
     assert state["people"] and state["people"][0]["track"] >= 1
-    assert any(e.get("type") == "summary" and e["frames_out"] == 89 for e in map(json.loads, events.read_text().splitlines()))
+    assert any(
+        e.get("type") == "summary" and e["frames_out"] == 89 for e in map(json.loads, events.read_text().splitlines())
+    )
 
 
 @pytest.mark.slow
 def test_every_camera_has_its_own_stream_and_labels(datasets, tmp_path):
     """Two cameras from real clips in one pipeline: each stream shows its own clip, annotated,
     and the labels stream names both cameras with the labels their events name."""
-    clips = {"gym": datasets / "weizmann" / "jack" / "daria_jack.avi",
-             "hall": datasets / "weizmann" / "wave2" / "ido_wave2.avi"}
+    clips = {
+        "gym": datasets / "weizmann" / "jack" / "daria_jack.avi",
+        "hall": datasets / "weizmann" / "wave2" / "ido_wave2.avi",
+    }
     events = tmp_path / "events.jsonl"
-    config = load_config(REPO / "config.yaml", {
-        "cameras": [{"name": name, "source": str(path)} for name, path in clips.items()],
-        "capture": {"pace": True}, "output": {"headless": True, "events": str(events)}})
+    config = load_config(
+        REPO / "config.yaml",
+        {
+            "cameras": [{"name": name, "source": str(path)} for name, path in clips.items()],
+            "capture": {"pace": True},
+            "output": {"headless": True, "events": str(events)},
+        },
+    )
     live = LiveViewServer("127.0.0.1", 0, cameras=[camera.name for camera in cameras_of(config)])
     parts: dict[str, list[Part]] = {}
     states: list[dict] = []
@@ -175,8 +200,13 @@ def test_every_camera_has_its_own_stream_and_labels(datasets, tmp_path):
         for viewer in viewers:
             viewer.start()
         watchers = {"gym": 2, "hall": 1}  # gym is also /stream.mjpg's camera
-        wait_until(lambda: all(live.feed(name).frames.subscriber_count == n for name, n in watchers.items())
-                   and live.labels.subscriber_count == 1, "the viewers to subscribe")
+        wait_until(
+            lambda: (
+                all(live.feed(name).frames.subscriber_count == n for name, n in watchers.items())
+                and live.labels.subscriber_count == 1
+            ),
+            "the viewers to subscribe",
+        )
         summary = Pipeline(config, sinks=[live]).run()  # closes the live view at the end
         for viewer in viewers:
             viewer.join(timeout=60)
@@ -228,8 +258,10 @@ def test_a_stalled_viewer_of_one_camera_slows_neither_the_pipeline_nor_another_c
         stalled.sendall(b"GET /stream/a.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # ...and never reads
         viewer_b = http.client.HTTPConnection("127.0.0.1", live.port, timeout=30)
         viewer_b.request("GET", "/stream/b.mjpg")  # the answer starts with the first frame
-        wait_until(lambda: live.feed("a").frames.subscriber_count == 1 and live.feed("b").frames.subscriber_count == 1,
-                   "both viewers to subscribe")
+        wait_until(
+            lambda: live.feed("a").frames.subscriber_count == 1 and live.feed("b").frames.subscriber_count == 1,
+            "both viewers to subscribe",
+        )
 
         def watch_b() -> None:  # a viewer that keeps up: reads until camera b's last frame
             response_b = viewer_b.getresponse()
@@ -274,8 +306,13 @@ def test_a_new_viewer_never_gets_a_frame_older_than_one_nobody_watched():
     rng = np.random.default_rng(1)
     try:
         got: list[str] = []
-        fetch = threading.Thread(target=lambda: got.append(urllib.request.urlopen(
-            f"http://127.0.0.1:{live.port}/frame/door.jpg", timeout=10).headers["X-Frame-Index"]))
+        fetch = threading.Thread(
+            target=lambda: got.append(
+                urllib.request.urlopen(f"http://127.0.0.1:{live.port}/frame/door.jpg", timeout=10).headers[
+                    "X-Frame-Index"
+                ]
+            )
+        )
         fetch.start()
         wait_until(lambda: live.feed("door").frames.subscriber_count == 1, "the viewer to subscribe")
         live.write(noise_record("door", 0, rng))  # watched: encoded, and kept as the latest JPEG
@@ -285,8 +322,13 @@ def test_a_new_viewer_never_gets_a_frame_older_than_one_nobody_watched():
             live.write(noise_record("door", i, rng))
         assert live.feed("door").encoded == 1
 
-        fetch = threading.Thread(target=lambda: got.append(urllib.request.urlopen(
-            f"http://127.0.0.1:{live.port}/frame/door.jpg", timeout=10).headers["X-Frame-Index"]))
+        fetch = threading.Thread(
+            target=lambda: got.append(
+                urllib.request.urlopen(f"http://127.0.0.1:{live.port}/frame/door.jpg", timeout=10).headers[
+                    "X-Frame-Index"
+                ]
+            )
+        )
         fetch.start()
         wait_until(lambda: live.feed("door").frames.subscriber_count == 1, "the second viewer to subscribe")
         live.write(noise_record("door", 5, rng))

@@ -28,15 +28,28 @@ CLIPS = [
 ]
 MODEL_CACHE = REPO / "cache" / "models"
 # What the cached model depends on besides its data: a change to any of these retrains it.
-TRAINING_CODE = ["realtime/features.py", "realtime/training.py", "realtime/classifier.py", "realtime/augment.py",
-                 "realtime/datasets/labels.yaml", "realtime/datasets/labelled_person.py", "realtime/tracker.py"]
+TRAINING_CODE = [
+    "realtime/features.py",
+    "realtime/training.py",
+    "realtime/classifier.py",
+    "realtime/augment.py",
+    "realtime/datasets/labels.yaml",
+    "realtime/datasets/labelled_person.py",
+    "realtime/tracker.py",
+]
 
 
 def _data_args(datasets: Path) -> list[str]:
-    return ["--data", f"videos:{datasets / 'weizmann'}",
-            "--data", f"kth:{datasets / 'kth_pose' / 'kth_pose_persons21-23.csv'}",
-            "--data", f"wild:{datasets / 'wild_dev'}",
-            "--data", f"openpose:{datasets / 'openpose_chenge' / 'skeleton_raw.csv'}"]
+    return [
+        "--data",
+        f"videos:{datasets / 'weizmann'}",
+        "--data",
+        f"kth:{datasets / 'kth_pose' / 'kth_pose_persons21-23.csv'}",
+        "--data",
+        f"wild:{datasets / 'wild_dev'}",
+        "--data",
+        f"openpose:{datasets / 'openpose_chenge' / 'skeleton_raw.csv'}",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +63,18 @@ def weights_without_clip_subjects(datasets) -> Path:
         key.update((REPO / name).read_bytes())
     path = MODEL_CACHE / f"without-{'-'.join(excluded)}-{key.hexdigest()[:12]}.pt"
     if not path.is_file():
-        proc = run_cli("train", *_data_args(datasets), "--exclude", ",".join(excluded), "--quiet",
-                       "--out", str(path), "--runs", str(MODEL_CACHE / "runs"), timeout=3600)
+        proc = run_cli(
+            "train",
+            *_data_args(datasets),
+            "--exclude",
+            ",".join(excluded),
+            "--quiet",
+            "--out",
+            str(path),
+            "--runs",
+            str(MODEL_CACHE / "runs"),
+            timeout=3600,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
     return path
 
@@ -61,13 +84,22 @@ def weights_without_clip_subjects(datasets) -> Path:
 @pytest.mark.timeout(4000)
 @pytest.mark.parametrize("clip, expected, subject", CLIPS)
 def test_wild_clip_gets_its_label_from_a_model_that_never_saw_its_person(
-        datasets, tmp_path, weights_without_clip_subjects, clip, expected, subject):
+    datasets, tmp_path, weights_without_clip_subjects, clip, expected, subject
+):
     from realtime.classifier import load_checkpoint
 
     assert subject in load_checkpoint(weights_without_clip_subjects).info["excluded_subjects"]
     events_path = tmp_path / "events.jsonl"
-    proc = run_cli("--source", str(datasets / "wild_dev" / clip), "--headless", "--events", str(events_path),
-                   "--weights", str(weights_without_clip_subjects), timeout=600)
+    proc = run_cli(
+        "--source",
+        str(datasets / "wild_dev" / clip),
+        "--headless",
+        "--events",
+        str(events_path),
+        "--weights",
+        str(weights_without_clip_subjects),
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     labels = read_events(events_path)[-1]["labels"]
     assert labels, "no label was shown"

@@ -52,15 +52,24 @@ class RtspServer:
         if not line.startswith("READY "):
             self.kill()
             log = Path(self._log.name).read_text(errors="replace").strip().splitlines()[-5:]
-            raise SourceError(f"{type(self).__name__} did not start ({' | '.join(log) or 'no output'}) — "
-                              f"{INSTALL_HINT}")
+            raise SourceError(
+                f"{type(self).__name__} did not start ({' | '.join(log) or 'no output'}) — {INSTALL_HINT}"
+            )
         self.url = line.split()[1]
         self.port = int(self.url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])  # kept for restarts
         return self.url
 
     def _command(self) -> list[str]:
-        cmd = [GST_PYTHON, str(SERVER_SCRIPT), "--clip", str(self.clip), "--port", str(self.port),
-               "--fps", str(self.fps)]
+        cmd = [
+            GST_PYTHON,
+            str(SERVER_SCRIPT),
+            "--clip",
+            str(self.clip),
+            "--port",
+            str(self.port),
+            "--fps",
+            str(self.fps),
+        ]
         if self.size:
             cmd += ["--width", str(self.size[0]), "--height", str(self.size[1])]
         return cmd
