@@ -122,7 +122,9 @@ def test_a_camera_down_from_the_start_does_not_keep_the_others_dark(tmp_path, da
     assert "camera door:" in proc.stderr and "retrying in the background" in proc.stderr
     assert "not back after 2 reconnect attempts" in proc.stderr.strip().splitlines()[-1]
     summaries = {e["camera"]: e for e in read_events(events) if e["type"] == "summary"}
-    assert summaries["gym"]["frames_out"] == 89 == count_frames(videos / "gym.mp4")  # ...but the clip ran through
+    gym = summaries["gym"]  # ...but the clip ran through, every frame shown or counted as dropped
+    assert gym["frames_in"] == 89 and gym["frames_out"] + gym["dropped"] == 89
+    assert count_frames(videos / "gym.mp4") == gym["frames_out"] > 0
     assert summaries["door"]["frames_in"] == 0 and "reconnect attempts" in summaries["door"]["error"]
     ended = {e["camera"]: e for e in read_events(events) if e.get("status") == "ended"}
     assert "error" not in ended["gym"] and "reconnect attempts" in ended["door"]["error"]
