@@ -4,11 +4,14 @@ Each clip is run through `realtime.pose.create_backend(...)` frame by frame, exa
 the inference worker does, with time = frame index / fps. Posing only every Nth frame
 (`pose_every`) reproduces the pipeline's `skip` setting. Every person of every posed frame
 is cached (one .npz per clip), so training and evaluation do not pay for pose estimation
-twice, and the labelled person is chosen from the cache by `labelled_person`'s rule.
+twice, and the labelled person is chosen from the cache by `labelled_person`'s rule. Unless told otherwise, a backend runs with the pipeline's
+default settings (config.py), so the classifier learns from poses like those it will see live.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +56,22 @@ def subject_of(clip: Path) -> str:
 
 
 def cache_path(cache_dir: Path, root: Path, clip: Path, backend: str, pose_every: int,
-               pose_workers: int = 1) -> Path:
+               pose_workers: int = 1, backend_options: dict | None = None) -> Path:
+    """`<cache>/<data set>/<action>/<clip>.<backend>-<options digest>[.everyN][.workersN].npz`: poses
+    made with other backend settings (e.g. another person threshold) never pass for these."""
     rel = clip.relative_to(root).with_suffix("")
-    suffix = (f".{backend}" + (f".every{pose_every}" if pose_every > 1 else "")
+    digest = hashlib.sha256(json.dumps(backend_options or {}, sort_keys=True).encode()).hexdigest()[:8]
+    suffix = (f".{backend}-{digest}" + (f".every{pose_every}" if pose_every > 1 else "")
               + (f".workers{pose_workers}" if pose_workers > 1 else ""))
     return Path(cache_dir) / root.name / (str(rel) + suffix + ".npz")
+
+
+def default_backend_options(backend: str) -> dict:
+    """The pipeline's default settings of a pose backend (config.yaml's pose section unchanged)."""
+    from ..config import PoseConfig
+    from ..pose import backend_options
+
+    return backend_options(PoseConfig(backend=backend))
 
 
 def pose_clip(clip: Path, backend_name: str, pose_every: int = 1,
@@ -121,9 +135,9 @@ def unpack_frames(record: dict) -> list[Poses]:
     """The inverse of `pack_frames`."""
     ends = np.cumsum(record["counts"])
     starts = ends - record["counts"]
-    person = record.get("person_scores")
-    return [Poses(record["keypoints"][a:b], record["scores"][a:b], record["boxes"][a:b],
-                  None if person is None else person[a:b]) for a, b in zip(starts, ends)]
+    person = record.get("person_scores", np.zeros(len(record["keypoints"]), np.float32))
+    return [Poses(record["keypoints"][a:b], record["scores"][a:b], record["boxes"][a:b], person[a:b])
+            for a, b in zip(starts, ends, strict=True)]
 
 
 def _read_cache(path: Path, clip: Path) -> dict | None:
@@ -167,6 +181,8 @@ def load_clips(root: Path, clips: list[Clip], kind: str, cache_dir: str | Path |
     `kind` names the labels.yaml section that maps the clips' actions; the data set's name
     (the sequences' `source`) is the folder's name, e.g. weizmann or wild_dev.
     """
+    if backend_options is None:
+        backend_options = default_backend_options(backend)
     if pose_every < 1:
         raise DatasetError(f"pose_every must be 1 or more, got {pose_every}")
     if pose_workers < 1:
@@ -177,7 +193,7 @@ def load_clips(root: Path, clips: list[Clip], kind: str, cache_dir: str | Path |
         if label is None:
             continue
         record = None
-        path = (cache_path(Path(cache_dir), root, clip.path, backend, pose_every, pose_workers)
+        path = (cache_path(Path(cache_dir), root, clip.path, backend, pose_every, pose_workers, backend_options)
                 if cache_dir else None)
         if path is not None:
             record = _read_cache(path, clip.path)
