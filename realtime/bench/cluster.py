@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import signal
@@ -32,13 +33,18 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import yaml
 
 from ..datasets import default_root
 from .ray_cluster import REPO, LocalRayCluster, ray_env
+
+if TYPE_CHECKING:
+    from ray.actor import ActorHandle
 
 DATASETS = default_root()
 CLIPS = [
@@ -87,7 +93,7 @@ def make_clip(src: Path, dst: Path, seconds: float, size: tuple[int, int]) -> st
     while (read := cap.read())[0]:
         frames.append(cv2.resize(read[1], size, interpolation=cv2.INTER_LINEAR))
     cap.release()
-    writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    writer = cv2.VideoWriter(str(dst), cv2.VideoWriter.fourcc(*"MJPG"), fps, size)
     for i in range(int(seconds * fps)):
         writer.write(frames[i % len(frames)])
     writer.release()
@@ -110,7 +116,7 @@ def write_config(path: Path, sources: list[str], pose_workers: int) -> Path:
 class Window:
     """CPU seconds per group of processes and frames per camera, between two readings."""
 
-    def __init__(self, pids, status) -> None:
+    def __init__(self, pids: Callable[[], dict[int, str]], status: Callable[[], dict]) -> None:
         self.pids, self.status = pids, status  # callables: {pid: group}, {camera: status row}
         self.pose_rates: dict[str, list[float]] = {}
 
@@ -158,15 +164,16 @@ def one_process(config: Path, warmup: float, seconds: float) -> dict:
         cwd=REPO,
     )
     assert child.stdin is not None and child.stdout is not None
+    stdin, stdout = child.stdin, child.stdout
 
     def status() -> dict:
-        child.stdin.write("status\n")
-        child.stdin.flush()
-        return json.loads(child.stdout.readline())
+        stdin.write("status\n")
+        stdin.flush()
+        return json.loads(stdout.readline())
 
     time.sleep(warmup)
     result = Window(lambda: {child.pid: "process"}, status).measure(seconds)
-    child.stdin.close()  # the child stops its pipeline
+    stdin.close()  # the child stops its pipeline
     child.wait(timeout=120)
     return result
 
@@ -214,7 +221,7 @@ def under_ray(
         cwd=REPO,
     )
     os.environ.update({key: value for key, value in ray_env().items() if key.startswith("RAY_")})
-    ray.init(address=cluster.address, namespace="realtime", logging_level="ERROR", log_to_driver=False)
+    ray.init(address=cluster.address, namespace="realtime", logging_level=logging.ERROR, log_to_driver=False)
     time.sleep(warmup)
     actors = {f"cam{i}": ray.get_actor(f"camera-cam{i}") for i in range(cameras)}
 
@@ -237,7 +244,7 @@ def under_ray(
     return result
 
 
-def kill_and_time(actor, camera: str, events: Path) -> dict[str, float]:
+def kill_and_time(actor: ActorHandle, camera: str, events: Path) -> dict[str, float]:
     """SIGKILL one camera actor; seconds until its successor started, opened its stream, showed frames."""
     import ray
 
@@ -288,7 +295,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.single_run:
         return single_run(args.single_run)
-    size = tuple(int(v) for v in args.size.split("x"))
+    width, height = (int(v) for v in args.size.split("x"))
+    size = (width, height)
     folder = Path(tempfile.mkdtemp(prefix="bench_cluster_"))
     cluster = LocalRayCluster()
     try:

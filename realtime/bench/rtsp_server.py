@@ -101,7 +101,7 @@ def main() -> int:
     factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
     factory.set_shared(False)  # each client gets its own encoder, starting on a key frame
 
-    def configure(_factory, media) -> None:
+    def configure(_factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
         appsrc = media.get_element().get_by_name_recurse_up("src")
         appsrc.connect("need-data", ClipFeed(frames, clip_fps, args.fps).need_data)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -283,7 +285,7 @@ def lstm_timing(config: Config, repeats: int) -> tuple[dict[str, float], float]:
         raise RealtimeError("no classifier weights to time — pass --weights")
     spec, rng = classifier.spec, np.random.default_rng(0)
 
-    def median_ms(call) -> float:
+    def median_ms(call: Callable[[], object]) -> float:
         for _ in range(10):
             call()
         samples = []
@@ -296,7 +298,7 @@ def lstm_timing(config: Config, repeats: int) -> tuple[dict[str, float], float]:
     batches = {}
     for batch in LSTM_BATCHES:
         windows = rng.standard_normal((batch, spec.window, spec.dim)).astype(np.float32)
-        batches[str(batch)] = median_ms(lambda w=windows: classifier.predict_proba(w))
+        batches[str(batch)] = median_ms(functools.partial(classifier.predict_proba, windows))
     window = TrackWindow(spec)
     base = rng.uniform(100, 400, (17, 2)).astype(np.float32)
     for i in range(60):  # two seconds of a person at 30 fps

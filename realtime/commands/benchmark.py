@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ConfigError, SourceError
@@ -25,7 +26,7 @@ from ..errors import ConfigError, SourceError
 MODES = ("throughput", "cameras", "soak", "web-job", "detectron2")
 
 
-def _csv(kind):
+def _csv(kind: type) -> Callable[[str], tuple]:
     def parse(text: str) -> tuple:
         try:
             return tuple(kind(part) for part in text.split(",") if part.strip())
