@@ -84,8 +84,9 @@ class Augment:
             return None
         return float(rng.uniform(*self.frame_rate_range))
 
-    def __call__(self, keypoints: np.ndarray, visible: np.ndarray, rng: np.random.Generator,
-                 joints: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, keypoints: np.ndarray, visible: np.ndarray, rng: np.random.Generator, joints: tuple[int, ...]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """keypoints (W,17,2), visible (W,17) -> augmented copies."""
         kp = keypoints.astype(np.float32).copy()
         vis = visible.copy()

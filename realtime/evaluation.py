@@ -17,11 +17,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
 from .features import FeatureSpec, PoseSequence
 from .metrics import clip_votes, confusion, macro_f1_of, per_class
+
+if TYPE_CHECKING:
+    import torch
+
+    from .training import TrainConfig
 
 
 def subject_key(seq: PoseSequence) -> str:
@@ -50,6 +56,7 @@ def subject_folds(sequences: list[PoseSequence], folds: int) -> list[list[str]]:
     groups: list[list[str]] = [[] for _ in range(folds)]
     held: list[Counter[str]] = [Counter() for _ in range(folds)]
     for key in sorted(clips, key=lambda k: (-sum(clips[k].values()), k)):
+
         def load(i: int, key: str = key) -> tuple[float, int, int]:
             share = sum(held[i][c] / total[c] for c in clips[key])
             same_source = sum(source_of[k] == source_of[key] for k in groups[i])
@@ -88,8 +95,9 @@ class HeldOut:
     def empty(cls, classes: int) -> HeldOut:
         return cls(np.zeros((0, classes), np.float32), np.zeros(0, np.int64), np.zeros(0), [])
 
-    def add(self, probs: np.ndarray, owner: list[int] | np.ndarray, threshold: float,
-            sequences: list[PoseSequence]) -> None:
+    def add(
+        self, probs: np.ndarray, owner: list[int] | np.ndarray, threshold: float, sequences: list[PoseSequence]
+    ) -> None:
         offset = len(self.sequences)
         self.probs = np.concatenate([self.probs, probs])
         self.owner = np.concatenate([self.owner, np.asarray(owner, np.int64) + offset])
@@ -102,8 +110,9 @@ class HeldOut:
         new_index = np.full(len(self.sequences), -1, np.int64)
         new_index[kept] = np.arange(len(kept))
         sel = new_index[self.owner] >= 0 if len(self.owner) else np.zeros(0, bool)
-        return HeldOut(self.probs[sel], new_index[self.owner[sel]], self.thresholds[sel],
-                       [self.sequences[i] for i in kept])
+        return HeldOut(
+            self.probs[sel], new_index[self.owner[sel]], self.thresholds[sel], [self.sequences[i] for i in kept]
+        )
 
     def predictions(self, labels: tuple[str, ...]) -> np.ndarray:
         from .classifier import decide
@@ -157,10 +166,16 @@ def brief(report: dict) -> dict:
     return {k: v for k, v in report.items() if k != "confusion"}
 
 
-def cross_validate(pool: list[PoseSequence], folds: list[list[str]], config, run_dir: Path,
-                   scored: dict[object, list[PoseSequence]], stride_s: float = 0.16,
-                   extra: list[PoseSequence] | None = None, log=sys.stderr,
-                   ) -> tuple[dict[object, HeldOut], list[dict]]:
+def cross_validate(
+    pool: list[PoseSequence],
+    folds: list[list[str]],
+    config: TrainConfig,
+    run_dir: Path,
+    scored: dict[object, list[PoseSequence]],
+    stride_s: float = 0.16,
+    extra: list[PoseSequence] | None = None,
+    log: TextIO = sys.stderr,
+) -> tuple[dict[object, HeldOut], list[dict]]:
     """Train one model per fold on `pool` (+ `extra`) without the fold's subjects, and score them.
 
     `scored` maps a variant name to the sequences to score (e.g. the same clips posed every
@@ -177,10 +192,21 @@ def cross_validate(pool: list[PoseSequence], folds: list[list[str]], config, run
         train = [s for s in pool if subject_key(s) not in held] + list(extra or [])
         fit_train, fit_val = split_by_subject(train, 0.2, config.seed)
         result = fit(fit_train, fit_val, config, run_dir)
-        info.append({"held_out": group, "best_epoch": result.best_epoch, "threshold": result.threshold,
-                     "val_subjects": sorted({subject_key(s) for s in fit_val}), "seconds": round(result.seconds, 1)})
-        print(f"fold {k + 1}/{len(folds)} {','.join(group)}: epoch {result.best_epoch}, "
-              f"threshold {result.threshold}, {result.seconds:.0f} s", file=log, flush=True)
+        info.append(
+            {
+                "held_out": group,
+                "best_epoch": result.best_epoch,
+                "threshold": result.threshold,
+                "val_subjects": sorted({subject_key(s) for s in fit_val}),
+                "seconds": round(result.seconds, 1),
+            }
+        )
+        print(
+            f"fold {k + 1}/{len(folds)} {','.join(group)}: epoch {result.best_epoch}, "
+            f"threshold {result.threshold}, {result.seconds:.0f} s",
+            file=log,
+            flush=True,
+        )
         for variant, sequences in scored.items():
             test = [s for s in sequences if subject_key(s) in held]
             x, owner = eval_windows(test, config.spec, stride_s)
@@ -188,8 +214,14 @@ def cross_validate(pool: list[PoseSequence], folds: list[list[str]], config, run
     return held_out, info
 
 
-def score_checkpoint(model, spec: FeatureSpec, threshold: float, labels: tuple[str, ...],
-                     sequences: list[PoseSequence], stride_s: float = 0.16) -> HeldOut:
+def score_checkpoint(
+    model: torch.nn.Module,
+    spec: FeatureSpec,
+    threshold: float,
+    labels: tuple[str, ...],
+    sequences: list[PoseSequence],
+    stride_s: float = 0.16,
+) -> HeldOut:
     """A trained model's windows on `sequences` (in-sample if it was trained on them)."""
     from .training import eval_windows, predict_windows
 

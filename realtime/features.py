@@ -28,29 +28,51 @@ J = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
 # Eyes and ears are left out: several sources (KTH) do not have them and they add
 # little to whole-body actions.
 BODY_JOINTS: tuple[int, ...] = (
-    J["nose"], J["left_shoulder"], J["right_shoulder"], J["left_elbow"], J["right_elbow"],
-    J["left_wrist"], J["right_wrist"], J["left_hip"], J["right_hip"],
-    J["left_knee"], J["right_knee"], J["left_ankle"], J["right_ankle"],
+    J["nose"],
+    J["left_shoulder"],
+    J["right_shoulder"],
+    J["left_elbow"],
+    J["right_elbow"],
+    J["left_wrist"],
+    J["right_wrist"],
+    J["left_hip"],
+    J["right_hip"],
+    J["left_knee"],
+    J["right_knee"],
+    J["left_ankle"],
+    J["right_ankle"],
 )
 
 # Index of each joint's mirror image, for left-right flipping.
 MIRROR: tuple[int, ...] = tuple(
-    J[name.replace("left_", "right_")] if name.startswith("left_")
-    else J[name.replace("right_", "left_")] if name.startswith("right_")
+    J[name.replace("left_", "right_")]
+    if name.startswith("left_")
+    else J[name.replace("right_", "left_")]
+    if name.startswith("right_")
     else i
     for i, name in enumerate(COCO_KEYPOINTS)
 )
 
 # Skeleton edges (parent, child) between body joints, for bone features.
-BONES: tuple[tuple[int, int], ...] = tuple((J[a], J[b]) for a, b in (
-    ("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"),
-    ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
-    ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
-    ("left_shoulder", "left_hip"), ("right_shoulder", "right_hip"),
-    ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
-    ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
-    ("nose", "left_shoulder"), ("nose", "right_shoulder"),
-))
+BONES: tuple[tuple[int, int], ...] = tuple(
+    (J[a], J[b])
+    for a, b in (
+        ("left_shoulder", "right_shoulder"),
+        ("left_hip", "right_hip"),
+        ("left_shoulder", "left_elbow"),
+        ("left_elbow", "left_wrist"),
+        ("right_shoulder", "right_elbow"),
+        ("right_elbow", "right_wrist"),
+        ("left_shoulder", "left_hip"),
+        ("right_shoulder", "right_hip"),
+        ("left_hip", "left_knee"),
+        ("left_knee", "left_ankle"),
+        ("right_hip", "right_knee"),
+        ("right_knee", "right_ankle"),
+        ("nose", "left_shoulder"),
+        ("nose", "right_shoulder"),
+    )
+)
 
 _HIPS = (J["left_hip"], J["right_hip"])
 _SHOULDERS = (J["left_shoulder"], J["right_shoulder"])
@@ -248,9 +270,7 @@ def sequence_grid(seq: PoseSequence, spec: FeatureSpec) -> tuple[np.ndarray, np.
     return grid, kp, vis
 
 
-def sequence_windows(
-    seq: PoseSequence, spec: FeatureSpec, stride: int = 4
-) -> tuple[np.ndarray, np.ndarray]:
+def sequence_windows(seq: PoseSequence, spec: FeatureSpec, stride: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Sliding windows over a sequence: features (N, W, dim) and each window's end time (N,)."""
     grid, kp, vis = sequence_grid(seq, spec)
     feats, ends = [], []

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,8 +24,15 @@ from .augment import Augment
 from .classifier import decide
 from .datasets.labels import CLASSES, OTHER
 from .errors import DatasetError
-from .features import (FeatureSpec, PoseSequence, resample, sequence_grid, sequence_windows,
-                       window_features, window_is_usable)
+from .features import (
+    FeatureSpec,
+    PoseSequence,
+    resample,
+    sequence_grid,
+    sequence_windows,
+    window_features,
+    window_is_usable,
+)
 from .metrics import macro_f1_of, per_class
 
 
@@ -63,10 +71,11 @@ class TrainConfig:
 
 def window_starts(seq: PoseSequence, spec: FeatureSpec, stride_s: float, limit: int) -> list[float]:
     """Start times of usable windows, at most `limit` of them spread over the sequence."""
-    grid, kp, vis = sequence_grid(seq, spec)
-    step = max(1, int(round(stride_s * spec.rate_hz)))
-    starts = [grid[i] for i in range(0, len(grid) - spec.window + 1, step)
-              if window_is_usable(vis[i:i + spec.window], spec)]
+    grid, _kp, vis = sequence_grid(seq, spec)
+    step = max(1, round(stride_s * spec.rate_hz))
+    starts = [
+        grid[i] for i in range(0, len(grid) - spec.window + 1, step) if window_is_usable(vis[i : i + spec.window], spec)
+    ]
     if len(starts) > limit:
         keep = np.linspace(0, len(starts) - 1, limit).round().astype(int)
         starts = [starts[i] for i in keep]
@@ -76,8 +85,9 @@ def window_starts(seq: PoseSequence, spec: FeatureSpec, stride_s: float, limit: 
 class WindowDataset(Dataset):
     """(features, label index) windows of labelled sequences, optionally augmented."""
 
-    def __init__(self, sequences: list[PoseSequence], config: TrainConfig, augment: Augment | None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, sequences: list[PoseSequence], config: TrainConfig, augment: Augment | None, seed: int = 0
+    ) -> None:
         self.sequences = [s for s in sequences if s.label is not None]
         self.config = config
         self.spec = config.spec
@@ -87,16 +97,18 @@ class WindowDataset(Dataset):
         for i, seq in enumerate(self.sequences):
             for t0 in window_starts(seq, self.spec, config.stride_s, config.max_windows_per_sequence):
                 self.items.append((i, t0))
-        self.targets = np.array([config.labels.index(self.sequences[i].label) for i, _ in self.items],
-                                dtype=np.int64)
+        self.targets = np.array([config.labels.index(self.sequences[i].label) for i, _ in self.items], dtype=np.int64)
         self._fixed: np.ndarray | None = None
         if augment is None:
             # Validation windows need not overlap as densely as training ones.
-            step = max(1, int(round(0.16 / config.stride_s)))
+            step = max(1, round(0.16 / config.stride_s))
             self.items = self.items[::step]
             self.targets = self.targets[::step]
-            self._fixed = np.stack([self._window(i, t0, 1.0) for i, t0 in self.items]) if self.items \
+            self._fixed = (
+                np.stack([self._window(i, t0, 1.0) for i, t0 in self.items])
+                if self.items
                 else np.zeros((0, self.spec.window, self.spec.dim), np.float32)
+            )
 
     def __len__(self) -> int:
         return len(self.items)
@@ -113,6 +125,7 @@ class WindowDataset(Dataset):
         # Only samples within the gap limit of the grid can shape the window: resampling just
         # those made a training window 3-4 times cheaper on minutes-long sequences.
         start, stop = grid[0] - spec.max_gap_s, grid[-1] + spec.max_gap_s
+        keep: np.ndarray | slice
         if frame_rate is not None:
             keep = _retimed(seq.times, start, stop, frame_rate, self.rng)
         else:
@@ -126,10 +139,12 @@ class WindowDataset(Dataset):
             kp, vis = self.augment(kp, vis, self.rng, spec.joints)
         return window_features(kp, vis, spec)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         if self._fixed is not None:
             x = self._fixed[index]
         else:
+            # Without fixed windows the dataset is a training one, so it has an augmentation.
+            assert self.augment is not None
             target = int(self.targets[index])
             if target == self.other and self.rng.random() < self.augment.still_p:
                 return torch.from_numpy(self._still_window()), target
@@ -152,14 +167,16 @@ class WindowDataset(Dataset):
         spec = self.spec
         i, t0 = self.items[int(self.rng.integers(len(self.items)))]
         seq = self.sequences[i]
-        frame = int(np.clip(np.searchsorted(seq.times, t0 + float(self.rng.uniform(0, spec.duration_s))),
-                            0, len(seq) - 1))
+        frame = int(
+            np.clip(np.searchsorted(seq.times, t0 + float(self.rng.uniform(0, spec.duration_s))), 0, len(seq) - 1)
+        )
         kp = np.repeat(seq.keypoints[frame][None], spec.window, axis=0)
         vis = np.repeat((seq.scores[frame] >= spec.min_score)[None], spec.window, axis=0)
         if vis.any():
             height = float(np.ptp(kp[0][vis[0]][:, 1])) or 1.0
             drift = self.rng.normal(0.0, 0.02 * height, size=2)  # a sway of about 2% of the body's height
             kp = kp + np.linspace(0.0, 1.0, spec.window)[:, None, None] * drift.astype(np.float32)
+        assert self.augment is not None  # still windows are drawn for training datasets only
         kp, vis = self.augment(kp, vis, self.rng, spec.joints)
         return window_features(kp, vis, spec)
 
@@ -183,8 +200,12 @@ class WindowDataset(Dataset):
         used = np.unique(owners)
         seqs_per_group = Counter(group(i) for i in used)
         groups_per_class = Counter(c for c, _ in seqs_per_group)
-        weights = np.array([1.0 / (windows_per_seq[i] * seqs_per_group[group(i)] * groups_per_class[group(i)[0]])
-                            for i, _ in self.items])
+        weights = np.array(
+            [
+                1.0 / (windows_per_seq[i] * seqs_per_group[group(i)] * groups_per_class[group(i)[0]])
+                for i, _ in self.items
+            ]
+        )
         return weights / weights.sum()
 
 
@@ -203,8 +224,11 @@ def _retimed(times: np.ndarray, start: float, stop: float, rate: float, rng: np.
     return np.unique(inside[np.where(left_closer, nearest - 1, nearest)])
 
 
-def split_by_subject(sequences: list[PoseSequence], fraction: float, seed: int = 0,
-                     ) -> tuple[list[PoseSequence], list[PoseSequence]]:
+def split_by_subject(
+    sequences: list[PoseSequence],
+    fraction: float,
+    seed: int = 0,
+) -> tuple[list[PoseSequence], list[PoseSequence]]:
     """Hold out whole subjects (of every source) until about `fraction` of the sequences is held out.
 
     Sources with a single subject stay in training: holding out their only person would
@@ -222,7 +246,7 @@ def split_by_subject(sequences: list[PoseSequence], fraction: float, seed: int =
             continue
         subjects = sorted(subjects)
         rng.shuffle(subjects)
-        n = max(1, int(round(fraction * len(subjects))))
+        n = max(1, round(fraction * len(subjects)))
         held.update((source, subj) for subj in subjects[:n])
     train = [s for s in sequences if (s.source, s.subject) not in held]
     val = [s for s in sequences if (s.source, s.subject) in held]
@@ -235,8 +259,11 @@ def predict_windows(model: torch.nn.Module, windows: np.ndarray, batch: int = 51
     out = []
     with torch.inference_mode():
         for i in range(0, len(windows), batch):
-            out.append(torch.softmax(model(torch.from_numpy(windows[i:i + batch])), dim=1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, getattr(model, "net", model).head.out_features), np.float32)
+            out.append(torch.softmax(model(torch.from_numpy(windows[i : i + batch])), dim=1).numpy())
+    if out:
+        return np.concatenate(out)
+    net: Any = getattr(model, "net", model)  # a bare network of ARCHITECTURES, or the ActionModel around one
+    return np.zeros((0, net.head.out_features), np.float32)
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> float:
@@ -251,8 +278,9 @@ def false_action_rate(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str,
     return float(np.mean(y_pred[other] != labels.index(OTHER))) if other.any() else None
 
 
-def choose_threshold(probs: np.ndarray, y_true: np.ndarray, labels: tuple[str, ...],
-                     max_false_action: float = 1.0) -> float:
+def choose_threshold(
+    probs: np.ndarray, y_true: np.ndarray, labels: tuple[str, ...], max_false_action: float = 1.0
+) -> float:
     """The rejection threshold with the best macro-F1 on validation windows among those whose
     false-action rate is at most `max_false_action`; when none is, the one with the lowest rate.
     Ties go to the lower threshold."""
@@ -283,8 +311,13 @@ class TrainResult:
     val_macro_f1: float | None = None
 
 
-def fit(train_seqs: list[PoseSequence], val_seqs: list[PoseSequence], config: TrainConfig,
-        run_dir: str | Path = "runs", fixed_epochs: int | None = None) -> TrainResult:
+def fit(
+    train_seqs: list[PoseSequence],
+    val_seqs: list[PoseSequence],
+    config: TrainConfig,
+    run_dir: str | Path = "runs",
+    fixed_epochs: int | None = None,
+) -> TrainResult:
     """Train one model; with validation data, stop early and choose the rejection threshold on it.
 
     `fixed_epochs` trains that many epochs without validation (the final all-data model).
@@ -303,34 +336,57 @@ def fit(train_seqs: list[PoseSequence], val_seqs: list[PoseSequence], config: Tr
     # Classes are balanced by the sampler, so the loss needs no class weights.
     from .classifier import ActionModel
 
-    model = ActionModel(config.spec.dim, len(config.labels), config.hidden_size, config.num_layers,
-                        config.dropout, config.learning_rate, arch=config.arch, weight_decay=config.weight_decay)
+    model = ActionModel(
+        config.spec.dim,
+        len(config.labels),
+        config.hidden_size,
+        config.num_layers,
+        config.dropout,
+        config.learning_rate,
+        arch=config.arch,
+        weight_decay=config.weight_decay,
+    )
     if not has_val:
         # The scheduler watches val_loss; without validation data it watches the training loss.
         model.monitor_key = "train_loss"
     generator = torch.Generator().manual_seed(config.seed)
-    sampler = WeightedRandomSampler(train_ds.balanced_weights().tolist(), config.epoch_windows,
-                                    replacement=True, generator=generator)
+    sampler = WeightedRandomSampler(
+        train_ds.balanced_weights().tolist(), config.epoch_windows, replacement=True, generator=generator
+    )
     train_loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=sampler)
     callbacks = []
     checkpoint = None
     if has_val:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         ckpt_dir = tempfile.mkdtemp(prefix="fit-", dir=run_dir)
-        checkpoint = ModelCheckpoint(dirpath=ckpt_dir, monitor="val_loss", mode="min",
-                                     save_top_k=1, filename="best-{epoch}-{val_loss:.3f}")
+        checkpoint = ModelCheckpoint(
+            dirpath=ckpt_dir, monitor="val_loss", mode="min", save_top_k=1, filename="best-{epoch}-{val_loss:.3f}"
+        )
         callbacks = [checkpoint, EarlyStopping(monitor="val_loss", mode="min", patience=config.patience)]
     trainer = pl.Trainer(
-        max_epochs=fixed_epochs or config.max_epochs, accelerator="cpu", devices=1, logger=False,
-        callbacks=callbacks, enable_checkpointing=has_val, enable_progress_bar=config.progress,
-        enable_model_summary=False, default_root_dir=str(run_dir), deterministic=True,
+        max_epochs=fixed_epochs or config.max_epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        callbacks=callbacks,
+        enable_checkpointing=has_val,
+        enable_progress_bar=config.progress,
+        enable_model_summary=False,
+        default_root_dir=str(run_dir),
+        deterministic=True,
         num_sanity_val_steps=0,
     )
-    val_loader = DataLoader(val_ds, batch_size=256) if has_val else None
+    val_loader = DataLoader(val_ds, batch_size=256) if has_val and val_ds is not None else None
     trainer.fit(model, train_loader, val_loader)
     best_epoch = trainer.current_epoch
     threshold, val_f1 = 0.0, None
-    if has_val and checkpoint is not None and checkpoint.best_model_path:
+    if (
+        has_val
+        and val_ds is not None
+        and val_ds._fixed is not None
+        and checkpoint is not None
+        and checkpoint.best_model_path
+    ):
         best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
         model.load_state_dict(best["state_dict"])
         best_epoch = int(best["epoch"]) + 1
@@ -338,23 +394,37 @@ def fit(train_seqs: list[PoseSequence], val_seqs: list[PoseSequence], config: Tr
         threshold = choose_threshold(probs, val_ds.targets, config.labels, config.max_false_action)
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         val_f1 = macro_f1(val_ds.targets, decide(probs, config.labels, threshold), config.labels)
-    return TrainResult(model.eval(), threshold, best_epoch, trainer.current_epoch, len(val_ds or []),
-                       len(train_ds), time.perf_counter() - start, val_f1)
+    return TrainResult(
+        model.eval(),
+        threshold,
+        best_epoch,
+        trainer.current_epoch,
+        len(val_ds or []),
+        len(train_ds),
+        time.perf_counter() - start,
+        val_f1,
+    )
 
 
 def describe(sequences: list[PoseSequence]) -> str:
     """One line: subjects per source and sequences per class."""
     subjects = Counter(source for source, _ in {(s.source, s.subject) for s in sequences})
     labels = Counter(s.label for s in sequences)
-    return (", ".join(f"{src}: {n} subjects" for src, n in sorted(subjects.items())) + " | "
-            + ", ".join(f"{name}={labels[name]}" for name in CLASSES))
+    return (
+        ", ".join(f"{src}: {n} subjects" for src, n in sorted(subjects.items()))
+        + " | "
+        + ", ".join(f"{name}={labels[name]}" for name in CLASSES)
+    )
 
 
-def eval_windows(sequences: list[PoseSequence], spec: FeatureSpec, stride_s: float = 0.16,
-                 ) -> tuple[np.ndarray, list[int]]:
+def eval_windows(
+    sequences: list[PoseSequence],
+    spec: FeatureSpec,
+    stride_s: float = 0.16,
+) -> tuple[np.ndarray, list[int]]:
     """Fixed windows of each sequence (no cap) and, per window, the index of its sequence."""
     feats, owner = [], []
-    stride = max(1, int(round(stride_s * spec.rate_hz)))
+    stride = max(1, round(stride_s * spec.rate_hz))
     for i, seq in enumerate(sequences):
         x, _ = sequence_windows(seq, spec, stride)
         feats.append(x)

@@ -47,8 +47,10 @@ def main() -> None:
             if i >= 50:  # warm-up
                 times.append((time.perf_counter() - t0) * 1000)
     ms = np.array(times)
-    print(f"{name}: batch {args.batch}, input {spec.dim}: min {ms.min():.3f} ms, p10 {np.percentile(ms, 10):.3f} ms, "
-          f"median {np.median(ms):.3f} ms over {args.repeats} calls")
+    print(
+        f"{name}: batch {args.batch}, input {spec.dim}: min {ms.min():.3f} ms, p10 {np.percentile(ms, 10):.3f} ms, "
+        f"median {np.median(ms):.3f} ms over {args.repeats} calls"
+    )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,10 @@ def main() -> None:
     r = np.concatenate([residuals(s.keypoints, s.scores, s.times) for s in seqs])
     spread = 1.4826 * np.median(np.abs(r - np.median(r, axis=0)), axis=0)
     sigma = spread / np.sqrt(1.5)
-    print(f"{args.pose}: {len(r)} joint residuals from {len(seqs)} clips; jitter (x, y) "
-          f"{sigma[0]:.4f}, {sigma[1]:.4f} torso lengths")
+    print(
+        f"{args.pose}: {len(r)} joint residuals from {len(seqs)} clips; jitter (x, y) "
+        f"{sigma[0]:.4f}, {sigma[1]:.4f} torso lengths"
+    )
 
 
 if __name__ == "__main__":

@@ -162,10 +162,17 @@ def _frames(*people):
     from realtime.types import Poses
 
     frames = []
-    for poses in zip(*people):
+    for poses in zip(*people, strict=True):
         present = [p for p in poses if p is not None]
-        frames.append(Poses(np.concatenate([p.keypoints for p in present]), np.concatenate([p.scores for p in present]),
-                            np.concatenate([p.boxes for p in present])) if present else Poses.empty())
+        frames.append(
+            Poses(
+                np.concatenate([p.keypoints for p in present]),
+                np.concatenate([p.scores for p in present]),
+                np.concatenate([p.boxes for p in present]),
+            )
+            if present
+            else Poses.empty()
+        )
     return frames
 
 
@@ -181,8 +188,10 @@ def test_labelled_person_is_the_largest_track_never_a_smaller_bystander(datasets
     # The bystander steps close for a few frames: larger than the main person there.
     small[20:24] = (small[20:24] - 500.0) * 6.0 + 500.0
     times = np.arange(n) * 0.12
-    frames = _frames([_poses(k, s) for k, s in zip(big, main.scores[:n])],
-                     [_poses(k, s) for k, s in zip(small, other.scores[:n])])
+    frames = _frames(
+        [_poses(k, s) for k, s in zip(big, main.scores[:n], strict=True)],
+        [_poses(k, s) for k, s in zip(small, other.scores[:n], strict=True)],
+    )
     kp, _, t, info = labelled_person(frames, times)
     assert info["tracks"] >= 2 and info["kept_tracks"] == 1
     np.testing.assert_allclose(t, times)
@@ -195,8 +204,11 @@ def test_labelled_person_continues_after_a_scene_cut_to_another_performer(datase
     from realtime.datasets.labelled_person import labelled_person
 
     a, b = _kth_person(datasets, "boxing"), _kth_person(datasets, "handwaving")
-    first = [_poses(k * 2.0, s) for k, s in zip(a.keypoints[:30], a.scores[:30])]
-    second = [_poses(k * 2.0 + np.array([300.0, 0.0], np.float32), s) for k, s in zip(b.keypoints[:30], b.scores[:30])]
+    first = [_poses(k * 2.0, s) for k, s in zip(a.keypoints[:30], a.scores[:30], strict=True)]
+    second = [
+        _poses(k * 2.0 + np.array([300.0, 0.0], np.float32), s)
+        for k, s in zip(b.keypoints[:30], b.scores[:30], strict=True)
+    ]
     frames = _frames(first + [None] * 30, [None] * 30 + second)
     kp, _, t, info = labelled_person(frames, np.arange(60) * 0.12)
     assert info["kept_tracks"] == 2 and len(t) == 60
@@ -213,8 +225,13 @@ def test_wild_subjects_come_from_sources_md(datasets):
     assert by_name["stevewoz_rope_garage.mp4"].action == "JUMPING"
     from collections import Counter
 
-    assert Counter(c.action for c in clips) == {"OTHER": 14, "JUMPING_JACKS": 3, "BOXING": 3, "JUMPING": 1,
-                                                "WAVING_1HAND": 1}
+    assert Counter(c.action for c in clips) == {
+        "OTHER": 14,
+        "JUMPING_JACKS": 3,
+        "BOXING": 3,
+        "JUMPING": 1,
+        "WAVING_1HAND": 1,
+    }
     assert len({c.subject for c in clips}) == 10
 
 
@@ -224,13 +241,14 @@ def test_wild_clip_missing_from_sources_md_or_a_bad_folder_is_an_error(datasets,
     root = tmp_path / "wild"
     (root / "OTHER").mkdir(parents=True)
     (root / "OTHER" / "arm.mp4").symlink_to(datasets / "wild_dev" / "OTHER" / "treadtv_arm_circles.mp4")
-    with pytest.raises(DatasetError, match="SOURCES.md not found"):
+    with pytest.raises(DatasetError, match=r"SOURCES\.md not found"):
         wild_clips(root)
     (root / "SOURCES.md").write_text("| file | subject |\n|---|---|\n| OTHER/other.mp4 | someone |\n")
-    with pytest.raises(DatasetError, match="arm.mp4: not listed"):
+    with pytest.raises(DatasetError, match=r"arm\.mp4: not listed"):
         wild_clips(root)
-    (root / "SOURCES.md").write_text("| file | subject |\n|---|---|\n| OTHER/arm.mp4 | someone |\n"
-                                     "| DANCING/arm.mp4 | someone |\n")
+    (root / "SOURCES.md").write_text(
+        "| file | subject |\n|---|---|\n| OTHER/arm.mp4 | someone |\n| DANCING/arm.mp4 | someone |\n"
+    )
     (root / "DANCING").mkdir()
     (root / "DANCING" / "arm.mp4").symlink_to(datasets / "wild_dev" / "OTHER" / "treadtv_arm_circles.mp4")
     with pytest.raises(DatasetError, match="'DANCING' is not in the 'wild' section"):
@@ -245,8 +263,8 @@ def test_weizmann_jump_is_jumping_now():
 
 @pytest.mark.mediapipe
 def test_wild_loader_poses_a_clip_and_names_its_data_set(datasets, tmp_path):
-    from realtime.datasets.wild import wild_clips
     from realtime.datasets.videos import load_clips
+    from realtime.datasets.wild import wild_clips
 
     root = datasets / "wild_dev"
     clip = next(c for c in wild_clips(root) if c.path.name == "treadtv_arm_circles.mp4")  # 53 frames, 10 fps
@@ -262,7 +280,8 @@ def test_pose_cache_names_the_backend_settings(tmp_path):
 
     root, clip = tmp_path / "wild", tmp_path / "wild" / "OTHER" / "a.mp4"
     default = cache_path(tmp_path, root, clip, "movenet", 1, 1, default_backend_options("movenet"))
-    other = cache_path(tmp_path, root, clip, "movenet", 1, 1, {**default_backend_options("movenet"),
-                                                                "person_threshold": 0.3})
+    other = cache_path(
+        tmp_path, root, clip, "movenet", 1, 1, {**default_backend_options("movenet"), "person_threshold": 0.3}
+    )
     assert default != other and default.parent == other.parent == tmp_path / "wild" / "OTHER"
     assert default.name.startswith("a.movenet-") and default.suffix == ".npz"

@@ -20,39 +20,75 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..datasets import CLASSES, KINDS, DatasetError, default_pose_backend, load_labelled
 from ..config import POSE_BACKENDS
+from ..datasets import CLASSES, KINDS, DatasetError, default_pose_backend, load_labelled
 from .training_args import add_training_arguments, train_config_from
+
+if TYPE_CHECKING:
+    from ..features import PoseSequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m realtime evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", action="append", required=True, metavar="KIND:PATH",
-                   help=f"data to evaluate on, repeatable; KIND is one of {', '.join(KINDS)}")
-    p.add_argument("--extra", action="append", default=[], metavar="KIND:PATH",
-                   help="cross-validation only: data always added to training, never scored")
+    p = argparse.ArgumentParser(
+        prog="python -m realtime evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="KIND:PATH",
+        help=f"data to evaluate on, repeatable; KIND is one of {', '.join(KINDS)}",
+    )
+    p.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="KIND:PATH",
+        help="cross-validation only: data always added to training, never scored",
+    )
     p.add_argument("--weights", type=Path, help="score this checkpoint instead of cross-validating")
     p.add_argument("--folds", type=int, default=0, help="grouped folds; 0 = leave one subject out")
-    p.add_argument("--lodo", action="store_true",
-                   help="leave one data set out: one fold per data set of --data instead of subject folds")
-    p.add_argument("--pose", default=default_pose_backend(), choices=POSE_BACKENDS,
-                   help="pose backend for video data (default: the pipeline's, %(default)s)")
-    p.add_argument("--pose-every", type=int, nargs="+", default=[1],
-                   help="videos: score poses of every Nth frame (as the pipeline's skip N-1); "
-                        "the first N is the headline, training always uses every frame; "
-                        "by_pose_every in the JSON covers the video data only")
-    p.add_argument("--pose-workers", type=int, nargs="+", default=[1],
-                   help="videos: also score poses dealt round-robin to N pose models, as the pipeline's "
-                        "pose.workers N does (with the first --pose-every); by_pose_workers in the JSON")
+    p.add_argument(
+        "--lodo",
+        action="store_true",
+        help="leave one data set out: one fold per data set of --data instead of subject folds",
+    )
+    p.add_argument(
+        "--pose",
+        default=default_pose_backend(),
+        choices=POSE_BACKENDS,
+        help="pose backend for video data (default: the pipeline's, %(default)s)",
+    )
+    p.add_argument(
+        "--pose-every",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="videos: score poses of every Nth frame (as the pipeline's skip N-1); "
+        "the first N is the headline, training always uses every frame; "
+        "by_pose_every in the JSON covers the video data only",
+    )
+    p.add_argument(
+        "--pose-workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="videos: also score poses dealt round-robin to N pose models, as the pipeline's "
+        "pose.workers N does (with the first --pose-every); by_pose_workers in the JSON",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--confusion", type=Path, default=None,
-                   help="write the confusion matrix PNG here, and one per data set beside it (NAME.<data set>.png)")
+    p.add_argument(
+        "--confusion",
+        type=Path,
+        default=None,
+        help="write the confusion matrix PNG here, and one per data set beside it (NAME.<data set>.png)",
+    )
     p.add_argument("--stride", type=float, default=0.16, help="seconds between scored windows")
     add_training_arguments(p)
     return p
@@ -64,8 +100,15 @@ def main(argv: list[str]) -> int:
     import torch
 
     from ..classifier import load_checkpoint
-    from ..evaluation import (brief, cross_validate, dataset_folds, pooled_threshold, score, score_checkpoint,
-                              subject_folds)
+    from ..evaluation import (
+        brief,
+        cross_validate,
+        dataset_folds,
+        pooled_threshold,
+        score,
+        score_checkpoint,
+        subject_folds,
+    )
 
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -80,8 +123,9 @@ def main(argv: list[str]) -> int:
     if args.weights:
         ckpt = load_checkpoint(args.weights)
         model, labels = ckpt.build_model().eval(), ckpt.labels
-        results = {v: score_checkpoint(model, ckpt.spec, ckpt.threshold, labels, seqs, args.stride)
-                   for v, seqs in data.items()}
+        results = {
+            v: score_checkpoint(model, ckpt.spec, ckpt.threshold, labels, seqs, args.stride) for v, seqs in data.items()
+        }
         mode = f"checkpoint {args.weights} (threshold {ckpt.threshold})"
         max_false_action = 1.0
     else:
@@ -94,13 +138,25 @@ def main(argv: list[str]) -> int:
         if args.lodo and len(folds) < 2:
             raise DatasetError("--lodo needs at least two data sets in --data")
         results, fold_info = cross_validate(pool, folds, config, args.runs, data, args.stride, extra)
-        mode = ("leave-one-data-set-out" if args.lodo else
-                "leave-one-subject-out" if args.folds <= 0 else f"{args.folds}-fold grouped") + \
-            f" cross-validation, {len(folds)} folds"
+        mode = (
+            "leave-one-data-set-out"
+            if args.lodo
+            else "leave-one-subject-out"
+            if args.folds <= 0
+            else f"{args.folds}-fold grouped"
+        ) + f" cross-validation, {len(folds)} folds"
     head = results[variants[0]]
     report = score(head, labels)
-    report.update({"mode": mode, "data": args.data, "extra": args.extra, "pose": args.pose,
-                   "pose_every": everies[0], "seconds": round(time.perf_counter() - start, 1)})
+    report.update(
+        {
+            "mode": mode,
+            "data": args.data,
+            "extra": args.extra,
+            "pose": args.pose,
+            "pose_every": everies[0],
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+    )
     if not args.weights:
         report["train_config"] = {k: v for k, v in vars(config).items() if k not in ("labels", "spec", "progress")}
         report["feature_spec"] = config.spec.to_dict()
@@ -108,7 +164,11 @@ def main(argv: list[str]) -> int:
         report["folds"] = fold_info
         report["pooled_best_threshold"] = pooled_threshold(head, labels, max_false_action)
     sources = sorted({s.source for s in head.sequences})
-    by_source = {src: score(head.restrict(lambda s, src=src: s.source == src), labels) for src in sources}
+
+    def of_source(src: str) -> Callable[[PoseSequence], bool]:
+        return lambda s: s.source == src
+
+    by_source = {src: score(head.restrict(of_source(src)), labels) for src in sources}
     report["by_source"] = {src: brief(r) for src, r in by_source.items()}
 
     def video_only(variant: tuple[int, int]) -> dict:
@@ -127,18 +187,23 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _save_confusions(path: Path, report: dict, by_source: dict[str, dict], labels: tuple[str, ...],
-                     mode: str) -> list[str]:
+def _save_confusions(
+    path: Path, report: dict, by_source: dict[str, dict], labels: tuple[str, ...], mode: str
+) -> list[str]:
     import numpy as np
 
     from ..metrics import save_confusion_png
 
     path.parent.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, r, target in [("all data", report, path),
-                            *((src, r, path.with_name(f"{path.stem}.{src}{path.suffix}")) for src, r in by_source.items())]:
-        title = (f"{name}: {mode}\nwindows: accuracy {r['accuracy']:.3f}, macro-F1 {r['macro_f1']:.3f}, "
-                 f"false actions {_pct(r['false_action_rate'])}; clips {r['clips_right']}/{r['clips']}")
+    for name, r, target in [
+        ("all data", report, path),
+        *((src, r, path.with_name(f"{path.stem}.{src}{path.suffix}")) for src, r in by_source.items()),
+    ]:
+        title = (
+            f"{name}: {mode}\nwindows: accuracy {r['accuracy']:.3f}, macro-F1 {r['macro_f1']:.3f}, "
+            f"false actions {_pct(r['false_action_rate'])}; clips {r['clips_right']}/{r['clips']}"
+        )
         save_confusion_png(np.array(r["confusion"]["matrix"]), labels, str(target), title)
         written.append(str(target))
     return written
@@ -153,19 +218,27 @@ def print_human(r: dict) -> None:
     print(f"{'class':<16}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
     for name, v in r["per_class"].items():
         print(f"{name:<16}{v['precision']:>10.3f}{v['recall']:>8.3f}{v['f1']:>8.3f}{v['support']:>9}")
-    print(f"window accuracy {r['accuracy']:.3f}  macro-F1 {r['macro_f1']:.3f}  "
-          f"false actions on OTHER {_pct(r['false_action_rate'])}  "
-          f"clip accuracy {r['clip_accuracy']:.3f} ({r['clips_right']}/{r['clips']} clips)  {r['seconds']:.0f} s")
+    print(
+        f"window accuracy {r['accuracy']:.3f}  macro-F1 {r['macro_f1']:.3f}  "
+        f"false actions on OTHER {_pct(r['false_action_rate'])}  "
+        f"clip accuracy {r['clip_accuracy']:.3f} ({r['clips_right']}/{r['clips']} clips)  {r['seconds']:.0f} s"
+    )
     for src, v in r.get("by_source", {}).items():
-        print(f"{src}: window accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}, "
-              f"false actions {_pct(v['false_action_rate'])}, "
-              f"clip accuracy {v['clip_accuracy']:.3f} ({v['clips_right']}/{v['clips']} clips)")
+        print(
+            f"{src}: window accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}, "
+            f"false actions {_pct(v['false_action_rate'])}, "
+            f"clip accuracy {v['clip_accuracy']:.3f} ({v['clips_right']}/{v['clips']} clips)"
+        )
     for n, v in r.get("by_pose_every", {}).items():
-        print(f"pose every {n}: window accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}, "
-              f"clip accuracy {v['clip_accuracy']:.3f}")
+        print(
+            f"pose every {n}: window accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}, "
+            f"clip accuracy {v['clip_accuracy']:.3f}"
+        )
     for n, v in r.get("by_pose_workers", {}).items():
-        print(f"{n} pose model(s), round-robin: window accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}, "
-              f"clip accuracy {v['clip_accuracy']:.3f}")
+        print(
+            f"{n} pose model(s), round-robin: window accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}, "
+            f"clip accuracy {v['clip_accuracy']:.3f}"
+        )
     if r["clips_wrong"]:
         print("wrong clips: " + "; ".join(r["clips_wrong"][:30]))
     if "pooled_best_threshold" in r:

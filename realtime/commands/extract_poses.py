@@ -11,22 +11,40 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from ..datasets import DEFAULT_POSE_CACHE, VIDEO_KINDS, DatasetError, default_pose_backend, load_labelled
 from ..config import POSE_BACKENDS
+from ..datasets import DEFAULT_POSE_CACHE, VIDEO_KINDS, DatasetError, default_pose_backend, load_labelled
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m realtime extract-poses", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", nargs="+", metavar="KIND:PATH",
-                   help=f"video folders; KIND is one of {', '.join(VIDEO_KINDS)} (a bare PATH is videos:PATH)")
+    p = argparse.ArgumentParser(
+        prog="python -m realtime extract-poses",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "data",
+        nargs="+",
+        metavar="KIND:PATH",
+        help=f"video folders; KIND is one of {', '.join(VIDEO_KINDS)} (a bare PATH is videos:PATH)",
+    )
     p.add_argument("--cache", type=Path, default=DEFAULT_POSE_CACHE, help="cache folder (default %(default)s)")
-    p.add_argument("--pose-every", type=int, nargs="+", default=[1],
-                   help="pose every Nth frame, as the pipeline's skip N-1 does (several allowed)")
-    p.add_argument("--pose", default=default_pose_backend(), choices=POSE_BACKENDS,
-                   help="pose backend (default: the pipeline's, %(default)s)")
+    p.add_argument(
+        "--pose-every",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="pose every Nth frame, as the pipeline's skip N-1 does (several allowed)",
+    )
+    p.add_argument(
+        "--pose",
+        default=default_pose_backend(),
+        choices=POSE_BACKENDS,
+        help="pose backend (default: the pipeline's, %(default)s)",
+    )
     return p
 
 
@@ -37,13 +55,19 @@ def main(argv: list[str]) -> int:
     data = [d if ":" in d else f"videos:{d}" for d in args.data]
     for d in data:
         if d.partition(":")[0] not in VIDEO_KINDS:
-            raise DatasetError(f"{d}: extract-poses takes video folders ({', '.join(VIDEO_KINDS)}), "
-                               f"other kinds hold poses already")
+            raise DatasetError(
+                f"{d}: extract-poses takes video folders ({', '.join(VIDEO_KINDS)}), other kinds hold poses already"
+            )
     for every in args.pose_every:
         start = time.perf_counter()
-        seqs = load_labelled(data, args.cache, every, backend=args.pose,
-                             progress=lambda it, name, n=every: tqdm(it, desc=f"{name}, every {n}", unit="clip"))
+
+        def progress(it: Iterable[Any], name: str, n: int = every) -> Iterable[Any]:
+            return tqdm(it, desc=f"{name}, every {n}", unit="clip")
+
+        seqs = load_labelled(data, args.cache, every, backend=args.pose, progress=progress)
         frames = sum(len(s) for s in seqs)
-        print(f"pose every {every}: {len(seqs)} labelled clips, {frames} frames of the labelled people, "
-              f"{time.perf_counter() - start:.1f} s, backend {args.pose}, cache {args.cache}")
+        print(
+            f"pose every {every}: {len(seqs)} labelled clips, {frames} frames of the labelled people, "
+            f"{time.perf_counter() - start:.1f} s, backend {args.pose}, cache {args.cache}"
+        )
     return 0

@@ -45,7 +45,7 @@ def track_people(frames: list[Poses], times: np.ndarray) -> dict[int, PersonTrac
 
     tracker = Tracker()
     people: dict[int, PersonTrack] = {}
-    for index, (poses, t) in enumerate(zip(frames, times)):
+    for index, (poses, t) in enumerate(zip(frames, times, strict=False)):
         tracks, _ = tracker.update(poses, float(t))
         for track in tracks:
             box = np.asarray(track.box, np.float32)
@@ -62,7 +62,7 @@ def choose_tracks(people: dict[int, PersonTrack], min_share: float = MIN_MAIN_SH
     """Ids of the labelled person's tracks, by the rule in the module docstring."""
     largest: dict[int, tuple[float, int]] = {}  # frame -> (area, track id) of its main person
     for person in people.values():
-        for frame, area in zip(person.frames, person.areas):
+        for frame, area in zip(person.frames, person.areas, strict=True):
             if frame not in largest or area > largest[frame][0]:
                 largest[frame] = (area, person.track_id)
     main_frames = Counter(track_id for _, track_id in largest.values())
@@ -93,6 +93,10 @@ def labelled_person(frames: list[Poses], times: np.ndarray) -> tuple[np.ndarray,
     kp = np.array([people[track_id].keypoints[i] for _, track_id, i in rows], np.float32)
     sc = np.array([people[track_id].scores[i] for _, track_id, i in rows], np.float32)
     t = np.asarray([times[frame] for frame, _, _ in rows], np.float64)
-    info = {"tracks": len(people), "kept_tracks": len(chosen), "kept_frames": len(rows),
-            "frames_with_people": sum(1 for p in frames if len(p))}
+    info = {
+        "tracks": len(people),
+        "kept_tracks": len(chosen),
+        "kept_frames": len(rows),
+        "frames_with_people": sum(1 for p in frames if len(p)),
+    }
     return kp.reshape(-1, NUM_KEYPOINTS, 2), sc.reshape(-1, NUM_KEYPOINTS), t, info

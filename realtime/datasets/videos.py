@@ -4,8 +4,9 @@ Each clip is run through `realtime.pose.create_backend(...)` frame by frame, exa
 the inference worker does, with time = frame index / fps. Posing only every Nth frame
 (`pose_every`) reproduces the pipeline's `skip` setting. Every person of every posed frame
 is cached (one .npz per clip), so training and evaluation do not pay for pose estimation
-twice, and the labelled person is chosen from the cache by `labelled_person`'s rule. Unless told otherwise, a backend runs with the pipeline's
-default settings (config.py), so the classifier learns from poses like those it will see live.
+twice, and the labelled person is chosen from the cache by `labelled_person`'s rule. Unless
+told otherwise, a backend runs with the pipeline's default settings (config.py), so the
+classifier learns from poses like those it will see live.
 """
 
 from __future__ import annotations
@@ -55,14 +56,24 @@ def subject_of(clip: Path) -> str:
     return stem.split("_")[0]
 
 
-def cache_path(cache_dir: Path, root: Path, clip: Path, backend: str, pose_every: int,
-               pose_workers: int = 1, backend_options: dict | None = None) -> Path:
+def cache_path(
+    cache_dir: Path,
+    root: Path,
+    clip: Path,
+    backend: str,
+    pose_every: int,
+    pose_workers: int = 1,
+    backend_options: dict | None = None,
+) -> Path:
     """`<cache>/<data set>/<action>/<clip>.<backend>-<options digest>[.everyN][.workersN].npz`: poses
     made with other backend settings (e.g. another person threshold) never pass for these."""
     rel = clip.relative_to(root).with_suffix("")
     digest = hashlib.sha256(json.dumps(backend_options or {}, sort_keys=True).encode()).hexdigest()[:8]
-    suffix = (f".{backend}-{digest}" + (f".every{pose_every}" if pose_every > 1 else "")
-              + (f".workers{pose_workers}" if pose_workers > 1 else ""))
+    suffix = (
+        f".{backend}-{digest}"
+        + (f".every{pose_every}" if pose_every > 1 else "")
+        + (f".workers{pose_workers}" if pose_workers > 1 else "")
+    )
     return Path(cache_dir) / root.name / (str(rel) + suffix + ".npz")
 
 
@@ -74,8 +85,9 @@ def default_backend_options(backend: str) -> dict:
     return backend_options(PoseConfig(backend=backend))
 
 
-def pose_clip(clip: Path, backend_name: str, pose_every: int = 1,
-              backend_options: dict | None = None, pose_workers: int = 1) -> dict:
+def pose_clip(
+    clip: Path, backend_name: str, pose_every: int = 1, backend_options: dict | None = None, pose_workers: int = 1
+) -> dict:
     """Run the pose backend over one clip and keep every person of every posed frame.
 
     `pose_workers` > 1 deals the posed frames round-robin to that many backends, exactly as
@@ -112,9 +124,16 @@ def pose_clip(clip: Path, backend_name: str, pose_every: int = 1,
         backend.close()
         cap.release()
     return {
-        **pack_frames(frames), "times": np.asarray(times, np.float64),
-        "fps": float(fps), "frames": index, "width": width, "height": height,
-        "backend": backend_name, "pose_every": pose_every, "pose_workers": pose_workers, "version": CACHE_VERSION,
+        **pack_frames(frames),
+        "times": np.asarray(times, np.float64),
+        "fps": float(fps),
+        "frames": index,
+        "width": width,
+        "height": height,
+        "backend": backend_name,
+        "pose_every": pose_every,
+        "pose_workers": pose_workers,
+        "version": CACHE_VERSION,
     }
 
 
@@ -123,7 +142,8 @@ def pack_frames(frames: list[Poses]) -> dict[str, np.ndarray]:
     people = [p for p in frames if len(p)]
     return {
         "counts": np.array([len(p) for p in frames], np.int32),
-        "keypoints": np.concatenate([p.keypoints for p in people]) if people
+        "keypoints": np.concatenate([p.keypoints for p in people])
+        if people
         else np.zeros((0, NUM_KEYPOINTS, 2), np.float32),
         "scores": np.concatenate([p.scores for p in people]) if people else np.zeros((0, NUM_KEYPOINTS), np.float32),
         "boxes": np.concatenate([p.boxes for p in people]) if people else np.zeros((0, 4), np.float32),
@@ -136,8 +156,10 @@ def unpack_frames(record: dict) -> list[Poses]:
     ends = np.cumsum(record["counts"])
     starts = ends - record["counts"]
     person = record.get("person_scores", np.zeros(len(record["keypoints"]), np.float32))
-    return [Poses(record["keypoints"][a:b], record["scores"][a:b], record["boxes"][a:b], person[a:b])
-            for a, b in zip(starts, ends, strict=True)]
+    return [
+        Poses(record["keypoints"][a:b], record["scores"][a:b], record["boxes"][a:b], person[a:b])
+        for a, b in zip(starts, ends, strict=True)
+    ]
 
 
 def _read_cache(path: Path, clip: Path) -> dict | None:
@@ -160,22 +182,44 @@ def _write_cache(path: Path, record: dict) -> None:
     tmp.replace(path)
 
 
-def load_videos(root: str | Path, cache_dir: str | Path | None = None, pose_every: int = 1,
-                backend: str | None = None, backend_options: dict | None = None,
-                progress: Callable[[Iterable], Iterable] | None = None,
-                clips: list[Path] | None = None, pose_workers: int = 1) -> list[PoseSequence]:
+def load_videos(
+    root: str | Path,
+    cache_dir: str | Path | None = None,
+    pose_every: int = 1,
+    backend: str | None = None,
+    backend_options: dict | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
+    clips: list[Path] | None = None,
+    pose_workers: int = 1,
+) -> list[PoseSequence]:
     """All labelled clips under `root` (Weizmann layout) as sequences of their labelled person."""
     root = Path(root)
     paths = clips if clips is not None else find_clips(root)
     entries = [Clip(p, p.parent.name, subject_of(p)) for p in paths]
-    return load_clips(root, entries, "videos", cache_dir, pose_every, backend or default_pose_backend(),
-                      backend_options, progress, pose_workers)
+    return load_clips(
+        root,
+        entries,
+        "videos",
+        cache_dir,
+        pose_every,
+        backend or default_pose_backend(),
+        backend_options,
+        progress,
+        pose_workers,
+    )
 
 
-def load_clips(root: Path, clips: list[Clip], kind: str, cache_dir: str | Path | None = None, pose_every: int = 1,
-               backend: str = "movenet", backend_options: dict | None = None,
-               progress: Callable[[Iterable], Iterable] | None = None, pose_workers: int = 1,
-               ) -> list[PoseSequence]:
+def load_clips(
+    root: Path,
+    clips: list[Clip],
+    kind: str,
+    cache_dir: str | Path | None = None,
+    pose_every: int = 1,
+    backend: str = "movenet",
+    backend_options: dict | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
+    pose_workers: int = 1,
+) -> list[PoseSequence]:
     """Labelled clips as sequences of their labelled person; poses come from the cache when it is fresh.
 
     `kind` names the labels.yaml section that maps the clips' actions; the data set's name
@@ -188,13 +232,16 @@ def load_clips(root: Path, clips: list[Clip], kind: str, cache_dir: str | Path |
     if pose_workers < 1:
         raise DatasetError(f"pose_workers must be 1 or more, got {pose_workers}")
     sequences = []
-    for clip in (progress(clips) if progress else clips):
+    for clip in progress(clips) if progress else clips:
         label = map_label(kind, clip.action, clip.path)
         if label is None:
             continue
         record = None
-        path = (cache_path(Path(cache_dir), root, clip.path, backend, pose_every, pose_workers, backend_options)
-                if cache_dir else None)
+        path = (
+            cache_path(Path(cache_dir), root, clip.path, backend, pose_every, pose_workers, backend_options)
+            if cache_dir
+            else None
+        )
         if path is not None:
             record = _read_cache(path, clip.path)
         if record is None:
@@ -202,11 +249,26 @@ def load_clips(root: Path, clips: list[Clip], kind: str, cache_dir: str | Path |
             if path is not None:
                 _write_cache(path, record)
         keypoints, scores, times, choice = labelled_person(unpack_frames(record), record["times"])
-        sequences.append(PoseSequence(
-            keypoints, scores, times, label=label, subject=clip.subject, clip=str(clip.path.relative_to(root)),
-            source=root.name,
-            meta={"action": clip.action, "fps": float(record["fps"]), "frames": int(record["frames"]),
-                  "width": int(record["width"]), "height": int(record["height"]), "pose_every": pose_every,
-                  "pose_workers": pose_workers, "backend": backend, **choice},
-        ))
+        sequences.append(
+            PoseSequence(
+                keypoints,
+                scores,
+                times,
+                label=label,
+                subject=clip.subject,
+                clip=str(clip.path.relative_to(root)),
+                source=root.name,
+                meta={
+                    "action": clip.action,
+                    "fps": float(record["fps"]),
+                    "frames": int(record["frames"]),
+                    "width": int(record["width"]),
+                    "height": int(record["height"]),
+                    "pose_every": pose_every,
+                    "pose_workers": pose_workers,
+                    "backend": backend,
+                    **choice,
+                },
+            )
+        )
     return sequences

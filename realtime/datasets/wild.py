@@ -23,8 +23,10 @@ def read_subjects(root: Path) -> dict[str, str]:
     """Clip path (relative to root, e.g. `BOXING/x.mp4`) -> subject id, from SOURCES.md's table."""
     path = root / SOURCES_FILE
     if not path.is_file():
-        raise DatasetError(f"{path} not found: a wild folder needs a {SOURCES_FILE} with a table of "
-                           f"`file` and `subject` columns (subjects keep one person out of both sides of a split)")
+        raise DatasetError(
+            f"{path} not found: a wild folder needs a {SOURCES_FILE} with a table of "
+            f"`file` and `subject` columns (subjects keep one person out of both sides of a split)"
+        )
     subjects: dict[str, str] = {}
     columns: list[str] | None = None
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -57,10 +59,24 @@ def wild_clips(root: str | Path) -> list[Clip]:
     return clips
 
 
-def load_wild(root: str | Path, cache_dir: str | Path | None = None, pose_every: int = 1,
-              backend: str | None = None, backend_options: dict | None = None,
-              progress: Callable[[Iterable], Iterable] | None = None, pose_workers: int = 1,
-              ) -> list[PoseSequence]:
+def load_wild(
+    root: str | Path,
+    cache_dir: str | Path | None = None,
+    pose_every: int = 1,
+    backend: str | None = None,
+    backend_options: dict | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
+    pose_workers: int = 1,
+) -> list[PoseSequence]:
     root = Path(root)
-    return load_clips(root, wild_clips(root), "wild", cache_dir, pose_every, backend or default_pose_backend(),
-                      backend_options, progress, pose_workers)
+    return load_clips(
+        root,
+        wild_clips(root),
+        "wild",
+        cache_dir,
+        pose_every,
+        backend or default_pose_backend(),
+        backend_options,
+        progress,
+        pose_workers,
+    )
