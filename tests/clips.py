@@ -17,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.bench.clips import fit_into, read_frames
+
 FPS = 25.0  # Weizmann's own rate
 FRAME_SIZE = (640, 480)  # width, height
 
@@ -45,27 +47,7 @@ class CrossingClip:
 
 
 def read_all(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(image)
-    cap.release()
-    if not frames:
-        raise FileNotFoundError(f"no frames in {path}")
-    return frames
-
-
-def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Scale to fit width x height keeping the aspect ratio, centred on black."""
-    scale = min(width / image.shape[1], height / image.shape[0])
-    w, h = round(image.shape[1] * scale), round(image.shape[0] * scale)
-    canvas = np.zeros((height, width, 3), np.uint8)
-    x, y = (width - w) // 2, (height - h) // 2
-    canvas[y : y + h, x : x + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
-    return canvas
+    return read_frames(path)
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: float = FPS) -> None:
