@@ -1,23 +1,28 @@
-# realtime: `make run` and `make test` work on a fresh machine; they build what is missing.
+# realtime: `make run`, `make test` and `make lint` work on a fresh machine; they build what is missing.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+PIP_FLAGS := --quiet --disable-pip-version-check
 SOURCE ?=
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast system-deps venv clean help
+.PHONY: run test test-fast lint format system-deps venv clean help
 
 help:
 	@echo "make run [SOURCE=0|file|url] [ARGS='--headless ...']   run the live pipeline"
 	@echo "make test                                            create the environment and run every test"
+	@echo "make lint                                            ruff (lint + format check) and mypy"
+	@echo "make format                                          apply ruff's safe fixes and its formatting"
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt setup.py
+# The pins are in pyproject.toml; requirements.txt names the extras. The stamp is written last, so an
+# interrupted install is redone on the next run.
+$(VENV)/.installed: pyproject.toml requirements.txt requirements-no-deps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PY) -m pip install $(PIP_FLAGS) -r requirements.txt
+	$(PY) -m pip install $(PIP_FLAGS) --no-deps -r requirements-no-deps.txt
 	touch $@
 
 # Debian packages the tests drive for real (Xvfb, ffmpeg, an RTSP server, Chromium, mosquitto).
@@ -33,7 +38,20 @@ test: $(VENV)/.installed system-deps
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "not detectron2 and not slow and not rtsp and not browser and not gui and not mqtt" $(PYTEST_ARGS)
 
+# All three run even when one fails, so one CI run shows every finding; settings in pyproject.toml.
+lint: $(VENV)/.installed
+	status=0; \
+	$(PY) -m ruff check . || status=1; \
+	$(PY) -m ruff format --check . || status=1; \
+	$(PY) -m mypy realtime/ || status=1; \
+	exit $$status
+
+# Safe fixes only; what is left is printed and needs a hand.
+format: $(VENV)/.installed
+	$(PY) -m ruff check --fix --exit-zero .
+	$(PY) -m ruff format .
+
 -include make/*.mk
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

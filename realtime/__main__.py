@@ -27,33 +27,58 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m realtime",
         description="Recognise human actions live from cameras, files or streams.",
-        epilog=f"subcommands: {', '.join(COMMANDS)} (python -m realtime COMMAND --help)")
-    p.add_argument("--source", action="append", metavar="[NAME=]SOURCE",
-                   help="camera index, video file, or rtsp:// / http(s):// URL; repeat as NAME=SOURCE for several "
-                        "cameras (config: source, cameras)")
+        epilog=f"subcommands: {', '.join(COMMANDS)} (python -m realtime COMMAND --help)",
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        metavar="[NAME=]SOURCE",
+        help="camera index, video file, or rtsp:// / http(s):// URL; repeat as NAME=SOURCE for several "
+        "cameras (config: source, cameras)",
+    )
     p.add_argument("--config", help="YAML config file (default: ./config.yaml, else the shipped one)")
     p.add_argument("--pose", choices=POSE_BACKENDS, help="pose backend (config: pose.backend)")
     p.add_argument("--skip", type=int, help="pose every (skip+1)-th frame (config: pose.skip)")
-    p.add_argument("--pose-fps", type=float, metavar="HZ", help="at most this many poses a second per camera "
-                                                                 "(config: pose_fps)")
-    p.add_argument("--pose-workers", type=int, metavar="N",
-                   help="pose threads, each with its own model; 0 = auto (config: pose.workers)")
+    p.add_argument(
+        "--pose-fps", type=float, metavar="HZ", help="at most this many poses a second per camera (config: pose_fps)"
+    )
+    p.add_argument(
+        "--pose-workers",
+        type=int,
+        metavar="N",
+        help="pose threads, each with its own model; 0 = auto (config: pose.workers)",
+    )
     p.add_argument("--weights", help="action classifier checkpoint (config: classifier.weights)")
     p.add_argument("--weights-pose", help="Detectron2 weights file (config: pose.detectron2.weights)")
     p.add_argument("--headless", action="store_true", default=None, help="show no window")
     p.add_argument("--fullscreen", action="store_true", default=None, help="fill the screen (kiosk)")
-    p.add_argument("--output", help="write the annotated video (.mp4, .avi, .mkv, .webm); a folder with several "
-                                    "cameras")
+    p.add_argument(
+        "--output", help="write the annotated video (.mp4, .avi, .mkv, .webm); a folder with several cameras"
+    )
     p.add_argument("--events", help="write JSON-lines events")
     p.add_argument("--timeline", metavar="PNG", help="draw each person's actions over the run to a PNG at the end")
-    p.add_argument("--mqtt", metavar="URL", help="publish events to an MQTT broker: mqtt://[user:pass@]host[:port] "
-                                                 "(mqtts:// for TLS; config: mqtt)")
+    p.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="publish events to an MQTT broker: mqtt://[user:pass@]host[:port] (mqtts:// for TLS; config: mqtt)",
+    )
     p.add_argument("--flush-events", action="store_true", default=None, help="flush events after each line")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--pace", action="store_true", default=None, help="read a file at its native frame rate")
-    p.add_argument("--reconnect-attempts", type=int, metavar="N",
-                   help="reconnects after a stream is lost; -1 = forever (config: capture.reconnect_attempts)")
+    p.add_argument(
+        "--reconnect-attempts",
+        type=int,
+        metavar="N",
+        help="reconnects after a stream is lost; -1 = forever (config: capture.reconnect_attempts)",
+    )
     p.add_argument("--serve", metavar="HOST:PORT", help="also serve the annotated stream to browsers")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --serve: a host name browsers may use besides loopback ones (repeatable)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log more (debug)")
     return p
 
@@ -61,13 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
 def overrides_from(args: argparse.Namespace) -> dict:
     """Only the flags actually given, as a nested dict in the config's shape."""
     pairs = {
-        ("pose", "backend"): args.pose, ("pose", "skip"): args.skip, ("pose_fps",): args.pose_fps,
+        ("pose", "backend"): args.pose,
+        ("pose", "skip"): args.skip,
+        ("pose_fps",): args.pose_fps,
         ("pose", "workers"): args.pose_workers,
-        ("classifier", "weights"): args.weights, ("pose", "detectron2", "weights"): args.weights_pose,
-        ("output", "headless"): args.headless, ("output", "fullscreen"): args.fullscreen,
-        ("output", "video"): args.output, ("output", "events"): args.events, ("output", "timeline"): args.timeline,
-        ("output", "flush_events"): args.flush_events, ("max_frames",): args.max_frames,
-        ("capture", "pace"): args.pace, ("capture", "reconnect_attempts"): args.reconnect_attempts,
+        ("classifier", "weights"): args.weights,
+        ("pose", "detectron2", "weights"): args.weights_pose,
+        ("output", "headless"): args.headless,
+        ("output", "fullscreen"): args.fullscreen,
+        ("output", "video"): args.output,
+        ("output", "events"): args.events,
+        ("output", "timeline"): args.timeline,
+        ("output", "flush_events"): args.flush_events,
+        ("max_frames",): args.max_frames,
+        ("capture", "pace"): args.pace,
+        ("capture", "reconnect_attempts"): args.reconnect_attempts,
     }
     nested: dict = {}
     if args.mqtt:
@@ -124,7 +157,7 @@ def _main(argv: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .config import load_config
+    from .config import cameras_of, load_config
     from .pipeline import Pipeline
 
     config = load_config(args.config, overrides_from(args))
@@ -132,7 +165,11 @@ def run(args: argparse.Namespace) -> int:
     if args.serve:
         from .web.live import LiveViewServer
 
-        sinks.append(LiveViewServer.from_address(args.serve))
+        sinks.append(
+            LiveViewServer.from_address(
+                args.serve, args.allowed_host, cameras=[camera.name for camera in cameras_of(config)]
+            )
+        )
     pipeline = Pipeline(config, sinks=sinks)
     summary = pipeline.run()
     for line in summary.lines():

@@ -20,7 +20,7 @@ import cv2
 
 from .config import CaptureConfig
 from .errors import SourceError
-from .queues import BufferPolicy, EndOfStream, FrameQueue
+from .queues import BufferPolicy, CameraQueue, EndOfStream, FrameQueue
 from .types import DEFAULT_CAMERA, FrameRecord
 
 
@@ -63,8 +63,10 @@ def classify_source(source: str) -> SourceKind:
         scheme = source.split("://", 1)[0].lower()
         if scheme in ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt"):
             return SourceKind.STREAM
-        raise SourceError(f"source {source!r} has an unsupported scheme {scheme!r} — use rtsp://, http(s)://, "
-                          f"a file path or a camera index")
+        raise SourceError(
+            f"source {source!r} has an unsupported scheme {scheme!r} — use rtsp://, http(s)://, "
+            f"a file path or a camera index"
+        )
     return SourceKind.FILE
 
 
@@ -76,8 +78,12 @@ def _open_capture(source: str, kind: SourceKind, options: CaptureConfig) -> cv2.
     if kind is SourceKind.CAMERA:
         return cv2.VideoCapture(int(source))
     if kind is SourceKind.STREAM:
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, options.open_timeout_ms,
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, options.read_timeout_ms]
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            options.open_timeout_ms,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            options.read_timeout_ms,
+        ]
         return cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
     return cv2.VideoCapture(source, cv2.CAP_FFMPEG)
 
@@ -96,8 +102,11 @@ def open_source(source: str, options: CaptureConfig) -> tuple[cv2.VideoCapture, 
         if kind is SourceKind.STREAM:
             waited_ms = (time.monotonic() - started) * 1000
             # An instant failure is a refusal or a bad address, not a slow server.
-            how = f"within {options.open_timeout_ms} ms" if waited_ms >= 0.9 * options.open_timeout_ms \
+            how = (
+                f"within {options.open_timeout_ms} ms"
+                if waited_ms >= 0.9 * options.open_timeout_ms
                 else "(refused or not found)"
+            )
             raise SourceError(f"cannot open stream {source} {how} — check the URL and that the server is reachable")
         raise SourceError(f"cannot decode video file {source} — it is corrupt or not a video")
     return cap, source_info(cap, source, kind)
@@ -114,21 +123,40 @@ def check_file(source: str) -> None:
         raise SourceError(f"video file {source} is empty (0 bytes) — record or copy it again")
 
 
+def unopened_stream(source: str) -> tuple[cv2.VideoCapture, SourceInfo]:
+    """A stream to open later (its capture thread keeps trying), with a camera's usual rate until then."""
+    return cv2.VideoCapture(), SourceInfo(source, SourceKind.STREAM, 30.0, 0, 0, None)
+
+
 def source_info(cap: cv2.VideoCapture, source: str, kind: SourceKind) -> SourceInfo:
     fps = cap.get(cv2.CAP_PROP_FPS)
     if not (0 < fps < 1000):
         fps = 30.0  # cameras and some streams report 0
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind is SourceKind.FILE else None
-    return SourceInfo(source, kind, float(fps), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                      int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), count if count and count > 0 else None)
+    return SourceInfo(
+        source,
+        kind,
+        float(fps),
+        int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        count if count and count > 0 else None,
+    )
 
 
 class CaptureThread(threading.Thread):
     """Reads frames until the source ends, `max_frames` is reached or `stop` is set."""
 
-    def __init__(self, cap: cv2.VideoCapture, info: SourceInfo, out: FrameQueue[FrameRecord], stop: threading.Event,
-                 options: CaptureConfig, status: queue.Queue[StreamStatus] | None = None,
-                 max_frames: int | None = None, camera: str = DEFAULT_CAMERA) -> None:
+    def __init__(
+        self,
+        cap: cv2.VideoCapture,
+        info: SourceInfo,
+        out: FrameQueue[FrameRecord] | CameraQueue[FrameRecord],
+        stop: threading.Event,
+        options: CaptureConfig,
+        status: queue.Queue[StreamStatus] | None = None,
+        max_frames: int | None = None,
+        camera: str = DEFAULT_CAMERA,
+    ) -> None:
         super().__init__(name=f"capture-{camera}", daemon=True)
         self.camera = camera
         self.cap = cap
@@ -143,7 +171,9 @@ class CaptureThread(threading.Thread):
 
     def run(self) -> None:
         try:
-            self._read_loop()
+            # A camera of several that was unreachable at the start is tried again like a lost one.
+            if self.cap.isOpened() or self._reconnect("not reachable at the start"):
+                self._read_loop()
         except Exception as exc:  # keep the pipeline alive long enough to finalize outputs
             self.error = f"capture failed: {type(exc).__name__}: {exc}"
         finally:
@@ -164,8 +194,9 @@ class CaptureThread(threading.Thread):
             # A read that waited out the read timeout means a hung peer. FFmpeg then still
             # returns the frames its decoder held back, one per timeout, before failing;
             # treating the first such read as the loss cuts detection from ~3x the timeout to 1x.
-            stalled = self.info.kind is SourceKind.STREAM and \
-                t_grab - t_asked >= 0.9 * self.options.read_timeout_ms / 1000
+            stalled = (
+                self.info.kind is SourceKind.STREAM and t_grab - t_asked >= 0.9 * self.options.read_timeout_ms / 1000
+            )
             if not ok or image is None or stalled:
                 if self.info.kind is SourceKind.FILE:
                     self._check_complete()
@@ -175,8 +206,7 @@ class CaptureThread(threading.Thread):
                 next_due = time.monotonic()
                 continue
             t_source = self.frames_read / self.info.fps if self.info.kind is SourceKind.FILE else None
-            frame = FrameRecord(self.camera, self.frames_read, t_grab, image, t_source=t_source,
-                                decode_ms=decode_ms)
+            frame = FrameRecord(self.camera, self.frames_read, t_grab, image, t_source=t_source, decode_ms=decode_ms)
             self.frames_read += 1
             if not self.out.put(frame, self.stop):
                 return
@@ -189,8 +219,10 @@ class CaptureThread(threading.Thread):
         if self.frames_read == 0:
             self.error = f"no frame could be decoded from {self.info.source} — the file is corrupt or not a video"
         elif expected and expected - self.frames_read > max(2, 0.01 * expected):
-            self.error = (f"video {self.info.source} ended at frame {self.frames_read} of {expected} — "
-                          f"the file is truncated or corrupt; frames before the damage were processed")
+            self.error = (
+                f"video {self.info.source} ended at frame {self.frames_read} of {expected} — "
+                f"the file is truncated or corrupt; frames before the damage were processed"
+            )
 
     def _reconnect(self, reason: str) -> bool:
         """Reopen a lost live source: at once, then with backoff. False when giving up or stopping.
@@ -219,8 +251,10 @@ class CaptureThread(threading.Thread):
             cap.release()
             delay = min(max(delay * 2, self.options.reconnect_delay_s), self.options.reconnect_max_delay_s)
         if not self.stop.is_set():
-            self.error = (f"stream {self.info.source} lost and not back after {attempt} reconnect attempts — "
-                          f"check the camera or raise capture.reconnect_attempts")
+            self.error = (
+                f"stream {self.info.source} lost and not back after {attempt} reconnect attempts — "
+                f"check the camera or raise capture.reconnect_attempts"
+            )
             self._report("gave_up", attempts=attempt)
         return False
 

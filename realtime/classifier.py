@@ -1,4 +1,4 @@
-"""The action classifier: the article's LSTM, its checkpoint format, and the live wrapper.
+"""The action classifier: the article's LSTM or a temporal conv net, the checkpoint format, the live wrapper.
 
 A checkpoint is a torch file holding everything needed to rebuild the model and to
 feed it exactly as in training: labels, feature spec, layer sizes and the rejection
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,20 +20,41 @@ from .errors import WeightsError
 from .features import FeatureSpec
 from .types import Prediction
 
-__all__ = ["CLASSES", "OTHER", "ActionClassifier", "ActionLSTMNet", "Checkpoint", "decide", "load_checkpoint",
-           "save_checkpoint"]
-CHECKPOINT_FORMAT = "realtime-action-lstm/1"
+if TYPE_CHECKING:
+    from pytorch_lightning.utilities.types import OptimizerLRSchedulerConfig
+
+__all__ = [
+    "ARCHITECTURES",
+    "CLASSES",
+    "OTHER",
+    "ActionClassifier",
+    "ActionLSTMNet",
+    "ActionTCNNet",
+    "Checkpoint",
+    "build_net",
+    "decide",
+    "load_checkpoint",
+    "save_checkpoint",
+]
+CHECKPOINT_FORMAT = "realtime-action/2"
+# Format 1 held LSTMs only and had no `arch` field; such files still load.
+OLD_FORMATS = ("realtime-action-lstm/1",)
 WEIGHTS_HINT = "train them with `python -m realtime train` (see README) or pass --weights FILE"
 
 
 class ActionLSTMNet(nn.Module):
     """The article's network: an LSTM over a window of pose features, a linear layer on the last hidden state."""
 
-    def __init__(self, input_size: int, num_classes: int, hidden_size: int = 50, num_layers: int = 1,
-                 dropout: float = 0.0) -> None:
+    arch = "lstm"
+
+    def __init__(
+        self, input_size: int, num_classes: int, hidden_size: int = 50, num_layers: int = 1, dropout: float = 0.0
+    ) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(input_size, hidden_size, num_layers=num_layers, batch_first=True,
-                            dropout=dropout if num_layers > 1 else 0.0)
+        self.hidden_size, self.num_layers, self.dropout_p = hidden_size, num_layers, dropout
+        self.lstm = nn.LSTM(
+            input_size, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
+        )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, num_classes)
 
@@ -41,29 +63,86 @@ class ActionLSTMNet(nn.Module):
         return self.head(self.dropout(hidden[-1]))
 
 
-def __getattr__(name: str):
+class ActionTCNNet(nn.Module):
+    """A temporal convolution net over the window (as in skeleton action recognition's TCN baselines).
+
+    A 1x1 convolution embeds each sample's features; `num_layers` residual blocks of
+    dilated 3-wide convolutions (dilation 1, 2, 4, ...) see 31 samples with 4 blocks, the
+    whole 32-sample window; the mean and the max over time feed the linear head.
+    """
+
+    arch = "tcn"
+
+    def __init__(
+        self, input_size: int, num_classes: int, hidden_size: int = 64, num_layers: int = 4, dropout: float = 0.3
+    ) -> None:
+        super().__init__()
+        self.hidden_size, self.num_layers, self.dropout_p = hidden_size, num_layers, dropout
+        self.embed = nn.Sequential(nn.Conv1d(input_size, hidden_size, 1), nn.BatchNorm1d(hidden_size), nn.ReLU())
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv1d(hidden_size, hidden_size, 3, padding=2**i, dilation=2**i),
+                nn.BatchNorm1d(hidden_size),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+            )
+            for i in range(num_layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(2 * hidden_size, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x.transpose(1, 2))  # (B, W, D) -> (B, hidden, W)
+        for block in self.blocks:
+            h = h + block(h)
+        pooled = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)
+        return self.head(self.dropout(pooled))
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"lstm": ActionLSTMNet, "tcn": ActionTCNNet}
+
+
+def build_net(
+    arch: str, input_size: int, num_classes: int, hidden_size: int, num_layers: int, dropout: float = 0.0
+) -> nn.Module:
+    if arch not in ARCHITECTURES:
+        raise WeightsError(f"unknown classifier architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](input_size, num_classes, hidden_size, num_layers, dropout)
+
+
+def __getattr__(name: str) -> Any:
     # The LightningModule is built on first use: importing pytorch_lightning costs about
     # 9 s here, which live inference (plain torch) should not pay at every start.
-    if name == "ActionLSTM":
+    # ActionLSTM is its older name, still used by tests and scripts that build LSTM checkpoints.
+    if name in ("ActionModel", "ActionLSTM"):
         cls = _define_lightning_module()
-        globals()["ActionLSTM"] = cls
+        globals()["ActionModel"] = globals()["ActionLSTM"] = cls
         return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _define_lightning_module():
+def _define_lightning_module() -> type[Any]:
     import pytorch_lightning as pl
     import torchmetrics
 
-    class ActionLSTM(pl.LightningModule):
-        """Training wrapper (PyTorch Lightning) around ActionLSTMNet, as in the article."""
+    class ActionModel(pl.LightningModule):
+        """Training wrapper (PyTorch Lightning) around one of ARCHITECTURES' networks, as in the article."""
 
-        def __init__(self, input_size: int, num_classes: int, hidden_size: int = 50, num_layers: int = 1,
-                     dropout: float = 0.0, learning_rate: float = 1e-3,
-                     class_weights: list[float] | None = None) -> None:
+        def __init__(
+            self,
+            input_size: int,
+            num_classes: int,
+            hidden_size: int = 50,
+            num_layers: int = 1,
+            dropout: float = 0.0,
+            learning_rate: float = 1e-3,
+            class_weights: list[float] | None = None,
+            arch: str = "lstm",
+            weight_decay: float = 0.0,
+        ) -> None:
             super().__init__()
             self.save_hyperparameters()
-            self.net = ActionLSTMNet(input_size, num_classes, hidden_size, num_layers, dropout)
+            self.net = build_net(arch, input_size, num_classes, hidden_size, num_layers, dropout)
             weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
             self.loss_fn = nn.CrossEntropyLoss(weight=weight)
             self.train_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
@@ -73,7 +152,7 @@ def _define_lightning_module():
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.net(x)
 
-        def training_step(self, batch, batch_idx):
+        def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
             x, y = batch
             logits = self(x)
             loss = self.loss_fn(logits, y)
@@ -82,7 +161,7 @@ def _define_lightning_module():
             self.log("train_acc", self.train_acc, prog_bar=True, on_step=False, on_epoch=True)
             return loss
 
-        def validation_step(self, batch, batch_idx):
+        def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
             x, y = batch
             logits = self(x)
             loss = self.loss_fn(logits, y)
@@ -92,16 +171,18 @@ def _define_lightning_module():
             self.log("val_acc", self.val_acc, prog_bar=True, on_step=False, on_epoch=True)
             self.log("val_f1", self.val_f1, prog_bar=True, on_step=False, on_epoch=True)
 
-        def configure_optimizers(self):
-            optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
+        def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+            optimizer = torch.optim.AdamW(
+                self.parameters(), lr=self.hparams["learning_rate"], weight_decay=self.hparams["weight_decay"]
+            )
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=3)
             # A final fit on all data has no validation set; then the training loss steers the rate.
             monitor = getattr(self, "monitor_key", "val_loss")
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor}}
 
-    ActionLSTM.__module__ = __name__
-    ActionLSTM.__qualname__ = "ActionLSTM"
-    return ActionLSTM
+    ActionModel.__module__ = __name__
+    ActionModel.__qualname__ = "ActionModel"
+    return ActionModel
 
 
 @dataclass
@@ -116,29 +197,40 @@ class Checkpoint:
     state_dict: dict
     threshold: float = 0.0
     info: dict | None = None
+    arch: str = "lstm"
 
-    def build_model(self) -> ActionLSTMNet:
-        model = ActionLSTMNet(self.spec.dim, len(self.labels), self.hidden_size, self.num_layers, self.dropout)
+    def build_model(self) -> nn.Module:
+        model = build_net(self.arch, self.spec.dim, len(self.labels), self.hidden_size, self.num_layers, self.dropout)
         model.load_state_dict(self.state_dict)
         return model
 
 
-def save_checkpoint(path: str | Path, model, labels: tuple[str, ...], spec: FeatureSpec,
-                    threshold: float = 0.0, info: dict | None = None) -> None:
-    """Write a checkpoint from a trained ActionLSTM (Lightning) or a bare ActionLSTMNet."""
-    net: ActionLSTMNet = getattr(model, "net", model)
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    labels: tuple[str, ...],
+    spec: FeatureSpec,
+    threshold: float = 0.0,
+    info: dict | None = None,
+) -> None:
+    """Write a checkpoint from a trained ActionModel (Lightning) or a bare network of ARCHITECTURES."""
+    net: Any = getattr(model, "net", model)
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    torch.save({
-        "format": CHECKPOINT_FORMAT,
-        "labels": list(labels),
-        "feature_spec": spec.to_dict(),
-        "hidden_size": int(net.lstm.hidden_size),
-        "num_layers": int(net.lstm.num_layers),
-        "dropout": float(net.dropout.p),
-        "threshold": float(threshold),
-        "info": info or {},
-        "state_dict": state,
-    }, str(path))
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "arch": net.arch,
+            "labels": list(labels),
+            "feature_spec": spec.to_dict(),
+            "hidden_size": int(net.hidden_size),
+            "num_layers": int(net.num_layers),
+            "dropout": float(net.dropout_p),
+            "threshold": float(threshold),
+            "info": info or {},
+            "state_dict": state,
+        },
+        str(path),
+    )
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -150,26 +242,42 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raw = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
         raise WeightsError(f"weights file {path} cannot be read ({type(exc).__name__}) — {WEIGHTS_HINT}") from None
-    if not isinstance(raw, dict) or raw.get("format") != CHECKPOINT_FORMAT:
-        raise WeightsError(f"weights file {path} is not a realtime action checkpoint "
-                           f"(expected format {CHECKPOINT_FORMAT}) — {WEIGHTS_HINT}")
+    if not isinstance(raw, dict) or raw.get("format") not in (CHECKPOINT_FORMAT, *OLD_FORMATS):
+        raise WeightsError(
+            f"weights file {path} is not a realtime action checkpoint "
+            f"(expected format {CHECKPOINT_FORMAT}) — {WEIGHTS_HINT}"
+        )
     try:
         spec = FeatureSpec.from_dict(raw["feature_spec"])
-        ckpt = Checkpoint(tuple(raw["labels"]), spec, int(raw["hidden_size"]), int(raw["num_layers"]),
-                          float(raw["dropout"]), raw["state_dict"], float(raw.get("threshold", 0.0)),
-                          raw.get("info"))
+        ckpt = Checkpoint(
+            tuple(raw["labels"]),
+            spec,
+            int(raw["hidden_size"]),
+            int(raw["num_layers"]),
+            float(raw["dropout"]),
+            raw["state_dict"],
+            float(raw.get("threshold", 0.0)),
+            raw.get("info"),
+            str(raw.get("arch", "lstm")),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise WeightsError(f"weights file {path} lacks or garbles field {exc} — {WEIGHTS_HINT}") from None
+    if ckpt.arch not in ARCHITECTURES:
+        raise WeightsError(
+            f"weights file {path} holds a {ckpt.arch!r} network; this version knows "
+            f"{', '.join(ARCHITECTURES)} — {WEIGHTS_HINT}"
+        )
     unknown = [label for label in ckpt.labels if label not in CLASSES]
     if unknown or len(set(ckpt.labels)) != len(ckpt.labels):
-        raise WeightsError(f"weights file {path} has labels {list(ckpt.labels)}; allowed are {list(CLASSES)}, "
-                           f"each once")
+        raise WeightsError(
+            f"weights file {path} has labels {list(ckpt.labels)}; allowed are {list(CLASSES)}, each once"
+        )
     _check_shapes(path, ckpt)
     return ckpt
 
 
 def _check_shapes(path: Path, ckpt: Checkpoint) -> None:
-    expected = ActionLSTMNet(ckpt.spec.dim, len(ckpt.labels), ckpt.hidden_size, ckpt.num_layers).state_dict()
+    expected = build_net(ckpt.arch, ckpt.spec.dim, len(ckpt.labels), ckpt.hidden_size, ckpt.num_layers).state_dict()
     got = ckpt.state_dict
     unexpected = sorted(set(got) - set(expected))
     if unexpected:
@@ -178,9 +286,11 @@ def _check_shapes(path: Path, ckpt: Checkpoint) -> None:
         if name not in got:
             raise WeightsError(f"weights file {path} lacks tensor {name} — {WEIGHTS_HINT}")
         if tuple(got[name].shape) != tuple(tensor.shape):
-            raise WeightsError(f"weights file {path}: tensor {name} has shape {tuple(got[name].shape)}, "
-                               f"the model needs {tuple(tensor.shape)} "
-                               f"(input {ckpt.spec.dim}, hidden {ckpt.hidden_size}, {len(ckpt.labels)} labels)")
+            raise WeightsError(
+                f"weights file {path}: tensor {name} has shape {tuple(got[name].shape)}, "
+                f"the model needs {tuple(tensor.shape)} "
+                f"(input {ckpt.spec.dim}, hidden {ckpt.hidden_size}, {len(ckpt.labels)} labels)"
+            )
 
 
 class ActionClassifier:
@@ -199,8 +309,7 @@ class ActionClassifier:
         self.model = checkpoint.build_model().eval()
 
     @classmethod
-    def load(cls, path: str | Path, threshold: float | None = None, torch_threads: int | None = 1
-             ) -> ActionClassifier:
+    def load(cls, path: str | Path, threshold: float | None = None, torch_threads: int | None = 1) -> ActionClassifier:
         return cls(load_checkpoint(path), threshold, torch_threads)
 
     def predict(self, windows: np.ndarray) -> list[Prediction]:
@@ -212,15 +321,18 @@ class ActionClassifier:
         if len(windows) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         if windows.shape[1:] != (self.spec.window, self.spec.dim):
-            raise ValueError(f"windows of shape {windows.shape[1:]} given; the model takes "
-                             f"{(self.spec.window, self.spec.dim)}")
+            raise ValueError(
+                f"windows of shape {windows.shape[1:]} given; the model takes {(self.spec.window, self.spec.dim)}"
+            )
         with torch.inference_mode():
             return torch.softmax(self.model(torch.from_numpy(np.ascontiguousarray(windows))), dim=1).numpy()
 
     def verdict(self, probs: np.ndarray) -> Prediction:
         """The label for one probability vector, with low-confidence ones sent to OTHER."""
         label = self.labels[int(decide(probs[None], self.labels, self.threshold)[0])]
-        return Prediction(label, float(probs.max()), {name: float(p) for name, p in zip(self.labels, probs)})
+        return Prediction(
+            label, float(probs.max()), {name: float(p) for name, p in zip(self.labels, probs, strict=True)}
+        )
 
 
 def decide(probs: np.ndarray, labels: tuple[str, ...], threshold: float) -> np.ndarray:

@@ -27,8 +27,15 @@ POSE_BACKENDS = ("movenet", "blazepose", "detectron2")
 CAMERA_NAME = re.compile(r"^[a-z0-9_-]+$")
 
 
-def _opt(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None,
-         maximum: float | None = None, path: bool = False) -> Any:
+def _opt(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    path: bool = False,
+) -> Any:
     """A schema field: default value plus what the loader accepts."""
     meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "path": path}
     if isinstance(default, (dict, list)):
@@ -39,18 +46,28 @@ def _opt(default: Any, help: str, *, choices: tuple | None = None, minimum: floa
 @dataclass
 class CaptureConfig:
     queue_size: int = _opt(4, "frames held between stages when lossless (files)", minimum=1, maximum=1024)
-    live_queue_size: int = _opt(1, "frames held between stages with drop_oldest (live): 1 = only the newest waits, "
-                                   "so latency stays near one frame's processing time", minimum=1, maximum=1024)
-    policy: str = _opt("auto", "when the queue is full: auto picks lossless for files, drop_oldest for live",
-                       choices=("auto", "lossless", "drop_oldest"))
+    live_queue_size: int = _opt(
+        1,
+        "frames held between stages with drop_oldest (live): 1 = only the newest waits, "
+        "so latency stays near one frame's processing time",
+        minimum=1,
+        maximum=1024,
+    )
+    policy: str = _opt(
+        "auto",
+        "when the queue is full: auto picks lossless for files, drop_oldest for live",
+        choices=("auto", "lossless", "drop_oldest"),
+    )
     pace: bool = _opt(False, "read files at their native frame rate, like a camera")
     open_timeout_ms: int = _opt(5000, "give up opening a stream after this long", minimum=100)
     read_timeout_ms: int = _opt(5000, "a stream read that blocks longer than this counts as lost", minimum=100)
-    reconnect_attempts: int = _opt(-1, "reconnects after a live stream is lost; -1 = forever, 0 = never",
-                                   minimum=-1)
-    reconnect_delay_s: float = _opt(0.5, "wait before the second reconnect try (the first is immediate); "
-                                         "doubles up to reconnect_max_delay_s", minimum=0.0)
-    reconnect_max_delay_s: float = _opt(2.0, "longest wait between reconnect attempts", minimum=0.0)
+    reconnect_attempts: int = _opt(-1, "reconnects after a live stream is lost; -1 = forever, 0 = never", minimum=-1)
+    reconnect_delay_s: float = _opt(
+        0.5,
+        "wait before the second reconnect try (the first is immediate); doubles up to reconnect_max_delay_s",
+        minimum=0.0,
+    )
+    reconnect_max_delay_s: float = _opt(1.0, "longest wait between reconnect attempts", minimum=0.0)
 
 
 @dataclass
@@ -64,43 +81,64 @@ class Detectron2Config:
 
 @dataclass
 class MoveNetConfig:
-    long_side: int = _opt(256, "the image's long side fed to MoveNet (a multiple of 32); 384 finds small people's "
-                               "wrists more often at about 2.3x the cost", minimum=128, maximum=1024)
-    person_threshold: float = _opt(0.2, "minimum person score (clearly visible people score only 0.3-0.5)",
-                                   minimum=0.0, maximum=1.0)
+    long_side: int = _opt(
+        256,
+        "the image's long side fed to MoveNet (a multiple of 32); people ~110 px tall in 640x480 are found "
+        "on 87% of frames at 256, 97% at 320, 99% at 384 (1.7x and 2.5x the time a frame)",
+        minimum=128,
+        maximum=1024,
+    )
+    person_threshold: float = _opt(
+        0.15,
+        "minimum person score (clearly visible people score 0.3-0.6, non-people at most 0.09 as measured)",
+        minimum=0.0,
+        maximum=1.0,
+    )
     max_people: int = _opt(6, "people per frame (MoveNet MultiPose finds at most 6)", minimum=1, maximum=6)
 
 
 @dataclass
 class PoseConfig:
-    backend: str = _opt("movenet", "pose estimator: movenet (CPU, up to 6 people), blazepose (CPU, one person), "
-                                   "detectron2 (GPU, many people)", choices=POSE_BACKENDS)
-    skip: int = _opt(0, "pose every (skip+1)-th frame and carry the last pose in between", minimum=0,
-                     maximum=100)
-    workers: int = _opt(0, "pose threads, each with its own model; 0 = auto (mediapipe: one per core, up to 2; "
-                           "detectron2: 1)", minimum=0, maximum=16)
-    min_score: float = _opt(0.3, "joints below this score are drawn and used as missing", minimum=0.0,
-                            maximum=1.0)
+    backend: str = _opt(
+        "movenet",
+        "pose estimator: movenet (CPU, up to 6 people), blazepose (CPU, one person), detectron2 (GPU, many people)",
+        choices=POSE_BACKENDS,
+    )
+    skip: int = _opt(0, "pose every (skip+1)-th frame and carry the last pose in between", minimum=0, maximum=100)
+    workers: int = _opt(
+        0,
+        "pose threads, each with its own model; 0 = auto (mediapipe: one per core, up to 2; detectron2: 1)",
+        minimum=0,
+        maximum=16,
+    )
+    min_score: float = _opt(0.3, "joints below this score are drawn and used as missing", minimum=0.0, maximum=1.0)
     movenet: MoveNetConfig = field(default_factory=MoveNetConfig)
     detectron2: Detectron2Config = field(default_factory=Detectron2Config)
 
 
 @dataclass
 class ClassifierConfig:
-    weights: str | None = _opt(None, "action classifier checkpoint; empty = the shipped weights/action_lstm.pt",
-                               path=True)
-    threshold: float | None = _opt(None, "below this score a window is OTHER; empty = the checkpoint's own",
-                                   minimum=0.0, maximum=1.0)
-    smoothing_s: float = _opt(0.5, "time constant of each person's probability smoothing; 0 = none",
-                              minimum=0.0, maximum=10.0)
+    weights: str | None = _opt(
+        None, "action classifier checkpoint; empty = the shipped weights/action_lstm.pt", path=True
+    )
+    threshold: float | None = _opt(
+        None, "below this score a window is OTHER; empty = the checkpoint's own", minimum=0.0, maximum=1.0
+    )
+    smoothing_s: float = _opt(
+        0.5, "time constant of each person's probability smoothing; 0 = none", minimum=0.0, maximum=10.0
+    )
 
 
 @dataclass
 class OutputConfig:
     headless: bool = _opt(False, "show no window")
     fullscreen: bool = _opt(False, "fill the screen (kiosk)")
-    video: str | None = _opt(None, "write the annotated video here (.mp4, .avi, .mkv or .webm); with several "
-                                   "cameras a folder, one <camera>.mp4 each", path=True)
+    video: str | None = _opt(
+        None,
+        "write the annotated video here (.mp4, .avi, .mkv or .webm); with several "
+        "cameras a folder, one <camera>.mp4 each",
+        path=True,
+    )
     events: str | None = _opt(None, "write JSON-lines events here", path=True)
     timeline: str | None = _opt(None, "draw each person's actions over the run to this .png at the end", path=True)
     flush_events: bool = _opt(False, "flush the events file after every event, for tailing")
@@ -111,33 +149,71 @@ class OutputConfig:
 class MqttConfig:
     host: str | None = _opt(None, "MQTT broker host name or address; empty = no MQTT")
     port: int = _opt(1883, "broker port (8883 is usual with tls)", minimum=1, maximum=65535)
-    topic_prefix: str = _opt("realtime", "topics are <prefix>/<camera>/<type>, <prefix>/<camera>/state and "
-                                         "<prefix>/availability")
+    topic_prefix: str = _opt(
+        "realtime", "topics are <prefix>/<camera>/<type>, <prefix>/<camera>/state and <prefix>/availability"
+    )
     client_id: str | None = _opt(None, "MQTT client id, unique per broker; empty = realtime-<machine>-<pid>")
     username: str | None = _opt(None, "broker user name; empty = anonymous")
     password: str | None = _opt(None, "broker password")
     tls: bool = _opt(False, "connect with TLS, checked against the system's CA certificates")
-    qos: int = _opt(1, "0 = at most once; 1 = at least once (resent after a reconnect); 2 = exactly once",
-                    minimum=0, maximum=2)
-    queue_size: int = _opt(10000, "events held while the broker is unreachable; beyond it the oldest is dropped",
-                           minimum=1)
+    qos: int = _opt(
+        1, "0 = at most once; 1 = at least once (resent after a reconnect); 2 = exactly once", minimum=0, maximum=2
+    )
+    queue_size: int = _opt(
+        10000, "events held while the broker is unreachable; beyond it the oldest is dropped", minimum=1
+    )
 
 
 @dataclass
 class CameraConfig:
     name: str = _opt(DEFAULT_CAMERA, "[a-z0-9_-]+, unique; used in events, topics and file names")
     source: str = _opt("0", "camera index, video file, or rtsp:// / http(s):// URL")
-    pose_fps: float | None = _opt(None, "at most this many posed frames a second from this camera; empty = as many "
-                                        "as the pose models manage", minimum=0.1)
+    pose_fps: float | None = _opt(
+        None,
+        "at most this many posed frames a second from this camera; empty = as many as the pose models manage",
+        minimum=0.1,
+    )
     skip: int | None = _opt(None, "this camera's pose.skip", minimum=0, maximum=100)
     reconnect_attempts: int | None = _opt(None, "this camera's capture.reconnect_attempts", minimum=-1)
 
 
 @dataclass
+class PlacementConfig:
+    num_cpus: float | None = _opt(None, "CPUs Ray reserves for this camera; empty = cluster.num_cpus", minimum=0.0)
+    num_gpus: float | None = _opt(None, "GPUs Ray reserves for this camera; empty = cluster.num_gpus", minimum=0.0)
+    resources: dict = _opt({}, "custom Ray resources for this camera, added to cluster.resources, e.g. {edge: 1}")
+
+
+@dataclass
+class ClusterConfig:
+    cameras_per_actor: int = _opt(
+        1, "cameras run by one Ray actor (one pipeline, one pose pool)", minimum=1, maximum=64
+    )
+    num_cpus: float = _opt(
+        0.5,
+        "CPUs Ray reserves per camera (placement only; Ray does not cap the use); a "
+        "640x480 25 fps camera posed at 10 Hz used 0.34-0.37 here",
+        minimum=0.0,
+    )
+    num_gpus: float = _opt(
+        0.0, "GPUs Ray reserves per camera (GPU pose backends); 0.25 = four cameras a GPU", minimum=0.0
+    )
+    resources: dict = _opt(
+        {}, "custom Ray resources per camera, e.g. {edge: 1} to run on nodes started with --resources '{\"edge\": N}'"
+    )
+    placement: dict = _opt({}, "per-camera overrides by camera name: {door: {num_gpus: 1, resources: {gpu_site: 1}}}")
+    max_restarts: int = _opt(3, "restarts of a camera actor whose process dies; -1 = forever", minimum=-1)
+    namespace: str = _opt("realtime", "Ray namespace of the job's actors; one job per namespace on a cluster")
+
+
+@dataclass
 class Config:
     source: str = _opt("0", "camera index, video file, or rtsp:// / http(s):// URL (one camera, named cam0)")
-    cameras: list[CameraConfig] = _opt([], "several cameras: a list of {name, source, pose_fps, skip, "
-                                           "reconnect_attempts}; when given, `source` is not used")
+    cameras: list[CameraConfig] = _opt(
+        [],
+        "several cameras: a list of {name, source, pose_fps, skip, "
+        "reconnect_attempts}; when given, `source` is not used",
+    )
     pose_fps: float | None = _opt(None, "default pose rate cap per camera; empty = no cap", minimum=0.1)
     max_frames: int | None = _opt(None, "stop after this many frames", minimum=1)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
@@ -145,6 +221,7 @@ class Config:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "None": type(None)}
@@ -155,7 +232,7 @@ def _allowed_types(annotation: str) -> list[type]:
 
 
 def _check_value(key: str, value: Any, f: dataclasses.Field) -> Any:
-    types = _allowed_types(f.type)
+    types = _allowed_types(str(f.type))  # annotations are strings here (`from __future__ import annotations`)
     meta = f.metadata
     if value is None:
         if type(None) in types:
@@ -189,6 +266,9 @@ def _apply(target: Any, data: dict, prefix: str, base_dir: Path | None) -> None:
         if key == "cameras" and isinstance(target, Config):
             setattr(target, key, _cameras(value, dotted, base_dir))
             continue
+        if isinstance(target, (ClusterConfig, PlacementConfig)) and key in ("resources", "placement"):
+            setattr(target, key, _resources(value, dotted) if key == "resources" else _placement(value, dotted))
+            continue
         if dataclasses.is_dataclass(getattr(target, key)):
             _apply(getattr(target, key), value, dotted + ".", base_dir)
             continue
@@ -220,6 +300,34 @@ def _cameras(value: Any, key: str, base_dir: Path | None) -> list[CameraConfig]:
     return cameras
 
 
+def _resources(value: Any, key: str) -> dict[str, float]:
+    """Custom Ray resources: {name: amount}, amounts at least 0."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"config: {key} must be a mapping of resource names to amounts, e.g. {{edge: 1}}")
+    out = {}
+    for name, amount in value.items():
+        if not isinstance(amount, (int, float)) or isinstance(amount, bool) or amount < 0:
+            raise ConfigError(f"config: {key}.{name} must be a number of at least 0, got {amount!r}")
+        out[str(name)] = float(amount)
+    return out
+
+
+def _placement(value: Any, key: str) -> dict[str, PlacementConfig]:
+    """Per-camera Ray resources, by camera name (checked against the cameras when the job starts)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"config: {key} must map camera names to {{num_cpus, num_gpus, resources}}")
+    out = {}
+    for name, item in value.items():
+        placement = PlacementConfig()
+        _apply(placement, item or {}, f"{key}.{name}.", None)
+        out[str(name)] = placement
+    return out
+
+
 def _source_path(source: str, base_dir: Path) -> str:
     """A relative video file written in a config file is taken from the file's folder."""
     if source.strip().isdigit() or "://" in source or not source:
@@ -239,13 +347,17 @@ def cameras_of(config: Config) -> list[CameraConfig]:
     """The cameras to run: the `cameras` list, or the single `source` as cam0. Per-camera
     settings left empty take the global ones."""
     cameras = config.cameras or [CameraConfig(name=DEFAULT_CAMERA, source=config.source)]
-    return [dataclasses.replace(
-        camera,
-        pose_fps=camera.pose_fps if camera.pose_fps is not None else config.pose_fps,
-        skip=camera.skip if camera.skip is not None else config.pose.skip,
-        reconnect_attempts=camera.reconnect_attempts if camera.reconnect_attempts is not None
-        else config.capture.reconnect_attempts,
-    ) for camera in cameras]
+    return [
+        dataclasses.replace(
+            camera,
+            pose_fps=camera.pose_fps if camera.pose_fps is not None else config.pose_fps,
+            skip=camera.skip if camera.skip is not None else config.pose.skip,
+            reconnect_attempts=camera.reconnect_attempts
+            if camera.reconnect_attempts is not None
+            else config.capture.reconnect_attempts,
+        )
+        for camera in cameras
+    ]
 
 
 def weights_path(config: Config) -> Path:

@@ -8,7 +8,9 @@ Per grid sample the features are, for the body joints in `FeatureSpec.joints`:
   - joint positions relative to that sample's hip centre, divided by body size;
   - the hip centre relative to the window's mean hip centre (keeps translation,
     which separates jumping forward from jumping in place);
-  - optionally, the per-sample change of both (velocities);
+  - optionally, bones: each limb's vector from its parent joint to its child, divided by
+    body size (a forearm's direction does not depend on where the hips are);
+  - optionally, the per-sample change of all of these (velocities);
   - a visibility mask (1 = seen, 0 = missing or low confidence, values zeroed).
 """
 
@@ -26,17 +28,50 @@ J = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
 # Eyes and ears are left out: several sources (KTH) do not have them and they add
 # little to whole-body actions.
 BODY_JOINTS: tuple[int, ...] = (
-    J["nose"], J["left_shoulder"], J["right_shoulder"], J["left_elbow"], J["right_elbow"],
-    J["left_wrist"], J["right_wrist"], J["left_hip"], J["right_hip"],
-    J["left_knee"], J["right_knee"], J["left_ankle"], J["right_ankle"],
+    J["nose"],
+    J["left_shoulder"],
+    J["right_shoulder"],
+    J["left_elbow"],
+    J["right_elbow"],
+    J["left_wrist"],
+    J["right_wrist"],
+    J["left_hip"],
+    J["right_hip"],
+    J["left_knee"],
+    J["right_knee"],
+    J["left_ankle"],
+    J["right_ankle"],
 )
 
 # Index of each joint's mirror image, for left-right flipping.
 MIRROR: tuple[int, ...] = tuple(
-    J[name.replace("left_", "right_")] if name.startswith("left_")
-    else J[name.replace("right_", "left_")] if name.startswith("right_")
+    J[name.replace("left_", "right_")]
+    if name.startswith("left_")
+    else J[name.replace("right_", "left_")]
+    if name.startswith("right_")
     else i
     for i, name in enumerate(COCO_KEYPOINTS)
+)
+
+# Skeleton edges (parent, child) between body joints, for bone features.
+BONES: tuple[tuple[int, int], ...] = tuple(
+    (J[a], J[b])
+    for a, b in (
+        ("left_shoulder", "right_shoulder"),
+        ("left_hip", "right_hip"),
+        ("left_shoulder", "left_elbow"),
+        ("left_elbow", "left_wrist"),
+        ("right_shoulder", "right_elbow"),
+        ("right_elbow", "right_wrist"),
+        ("left_shoulder", "left_hip"),
+        ("right_shoulder", "right_hip"),
+        ("left_hip", "left_knee"),
+        ("left_knee", "left_ankle"),
+        ("right_hip", "right_knee"),
+        ("right_knee", "right_ankle"),
+        ("nose", "left_shoulder"),
+        ("nose", "right_shoulder"),
+    )
 )
 
 _HIPS = (J["left_hip"], J["right_hip"])
@@ -53,6 +88,11 @@ class FeatureSpec:
     min_score: float = 0.3
     velocities: bool = True
     max_gap_s: float = 0.6
+    bones: bool = False
+
+    @property
+    def bone_pairs(self) -> tuple[tuple[int, int], ...]:
+        return tuple((a, b) for a, b in BONES if a in self.joints and b in self.joints) if self.bones else ()
 
     @property
     def duration_s(self) -> float:
@@ -62,7 +102,7 @@ class FeatureSpec:
     @property
     def dim(self) -> int:
         n = len(self.joints)
-        per_sample = 2 * n + 2
+        per_sample = 2 * n + 2 + 2 * len(self.bone_pairs)
         return per_sample * (2 if self.velocities else 1) + n
 
     def to_dict(self) -> dict:
@@ -74,6 +114,7 @@ class FeatureSpec:
     def from_dict(cls, d: dict) -> FeatureSpec:
         d = dict(d)
         d["joints"] = tuple(int(j) for j in d["joints"])
+        d.setdefault("bones", False)  # checkpoints older than bone features
         return cls(**d)
 
 
@@ -157,13 +198,24 @@ def window_features(keypoints: np.ndarray, visible: np.ndarray, spec: FeatureSpe
     mask = vis[:, spec.joints]
     rel[~mask] = 0.0
     body = (centre - centre.mean(axis=0)) / scale
-    static = np.concatenate([rel.reshape(len(kp), -1), body], axis=1)
+    pairs = spec.bone_pairs
+    columns = [rel.reshape(len(kp), -1), body]
+    # Per feature column, whether it is measured (joints and bones can be unseen; the body centre is filled in).
+    seen = [np.repeat(mask, 2, axis=1), np.ones((len(kp), 2), bool)]
+    if pairs:
+        parent, child = np.array(pairs).T
+        bone_seen = vis[:, parent] & vis[:, child]
+        bones = (kp[:, child] - kp[:, parent]) / scale
+        bones[~bone_seen] = 0.0
+        columns.append(bones.reshape(len(kp), -1))
+        seen.append(np.repeat(bone_seen, 2, axis=1))
+    static = np.concatenate(columns, axis=1)
     parts = [static]
     if spec.velocities:
         velocity = np.diff(static, axis=0, prepend=static[:1])
         # A joint that appears or disappears is not motion.
-        both = np.concatenate([mask[:1], mask[1:] & mask[:-1]], axis=0)
-        velocity[:, : 2 * len(spec.joints)] *= np.repeat(both, 2, axis=1)
+        measured = np.concatenate(seen, axis=1)
+        velocity *= np.concatenate([measured[:1], measured[1:] & measured[:-1]], axis=0)
         parts.append(velocity)
     parts.append(mask.astype(np.float32))
     return np.concatenate(parts, axis=1).astype(np.float32)
@@ -218,9 +270,7 @@ def sequence_grid(seq: PoseSequence, spec: FeatureSpec) -> tuple[np.ndarray, np.
     return grid, kp, vis
 
 
-def sequence_windows(
-    seq: PoseSequence, spec: FeatureSpec, stride: int = 4
-) -> tuple[np.ndarray, np.ndarray]:
+def sequence_windows(seq: PoseSequence, spec: FeatureSpec, stride: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Sliding windows over a sequence: features (N, W, dim) and each window's end time (N,)."""
     grid, kp, vis = sequence_grid(seq, spec)
     feats, ends = [], []

@@ -18,7 +18,7 @@ import numpy as np
 
 from .classifier import ActionClassifier
 from .features import TrackWindow
-from .queues import EndOfStream, FrameQueue
+from .queues import CameraEnd, EndOfStream, FrameQueue
 from .smoothing import ProbabilitySmoother
 from .types import FrameRecord, Prediction, Track
 
@@ -71,7 +71,7 @@ class ActionClassification:
                 ready.append(key)
                 windows.append(features)
         if windows:
-            for key, probs in zip(ready, classifier.predict_proba(np.stack(windows))):
+            for key, probs in zip(ready, classifier.predict_proba(np.stack(windows)), strict=True):
                 smoothed = self._smoother.update(key, t, probs)
                 self._predictions[key] = classifier.verdict(smoothed)
 
@@ -85,10 +85,11 @@ T = TypeVar("T")
 
 
 class StageThread(threading.Thread):
-    """Moves items from `inbox` through `step` into `outbox` until the end or `stop`."""
+    """Moves items from `inbox` through `step` into `outbox` until the end or `stop`; a camera's end passes."""
 
-    def __init__(self, name: str, step: Callable[[T], T], inbox: FrameQueue[T], outbox: FrameQueue[T],
-                 stop: threading.Event) -> None:
+    def __init__(
+        self, name: str, step: Callable[[T], T], inbox: FrameQueue[T], outbox: FrameQueue[T], stop: threading.Event
+    ) -> None:
         super().__init__(name=name, daemon=True)
         self.step = step
         self.inbox = inbox
@@ -100,6 +101,9 @@ class StageThread(threading.Thread):
         end = EndOfStream()
         try:
             for item in self.inbox.items(self.stop):
+                if isinstance(item, CameraEnd):
+                    self.outbox.put(item, self.stop)
+                    continue
                 if isinstance(item, EndOfStream):
                     end = item
                     break

@@ -39,8 +39,9 @@ class NativeLogFilter:
         sys.stderr.flush()
         os.dup2(write_end, 2)
         os.close(write_end)
-        self._thread = threading.Thread(target=self._forward, args=(read_end, self._saved), name="stderr-filter",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._forward, args=(read_end, self._saved), name="stderr-filter", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -60,7 +61,7 @@ class NativeLogFilter:
             if pending and not NOISE.match(pending.decode("utf-8", "replace")):
                 os.write(target, pending)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._saved is None:
             return
         sys.stderr.flush()

@@ -19,8 +19,12 @@ def per_class(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * tp / (2 * tp + fp + fn)
-        out[name] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
-                     "support": tp + fn}
+        out[name] = {
+            "precision": round(precision, 4),
+            "recall": round(recall, 4),
+            "f1": round(f1, 4),
+            "support": tp + fn,
+        }
     return out
 
 
@@ -40,7 +44,7 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
 def clip_votes(y_pred: np.ndarray, owner: np.ndarray) -> dict[int, int]:
     """Majority label of each clip's windows (ties go to the label seen first)."""
     votes: dict[int, Counter] = {}
-    for p, o in zip(y_pred.tolist(), owner.tolist()):
+    for p, o in zip(y_pred.tolist(), owner.tolist(), strict=True):
         votes.setdefault(o, Counter())[p] += 1
     return {o: c.most_common(1)[0][0] for o, c in votes.items()}
 
@@ -59,8 +63,15 @@ def save_confusion_png(matrix: np.ndarray, labels: tuple[str, ...], path: str, t
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(used)):
         for j in range(len(used)):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center",
-                    color="white" if rates[i, j] > 0.5 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                str(m[i, j]),
+                ha="center",
+                va="center",
+                color="white" if rates[i, j] > 0.5 else "black",
+                fontsize=9,
+            )
     ax.set_xticks(range(len(used)), names, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(len(used)), names, fontsize=8)
     ax.set_xlabel("predicted")

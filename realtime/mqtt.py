@@ -15,6 +15,7 @@ network thread connects, reconnects, and resends those unacknowledged ones after
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -27,6 +28,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from .config import MqttConfig
 from .errors import ConfigError
@@ -87,14 +89,16 @@ def overrides_from_url(url: str) -> dict[str, Any]:
 class MqttWriter:
     """An `EventWriter` that publishes to an MQTT broker (paho-mqtt). Starts connecting at once."""
 
-    def __init__(self, config: MqttConfig, flush_timeout_s: float = 2.0,
-                 notice: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, config: MqttConfig, flush_timeout_s: float = 2.0, notice: Callable[[str], None] | None = None
+    ) -> None:
         if not config.host:
             raise ConfigError("mqtt.host is empty — set it, or pass --mqtt mqtt://host:port")
         prefix = config.topic_prefix.strip("/")
         if not prefix or "+" in prefix or "#" in prefix:
-            raise ConfigError(f"mqtt.topic_prefix {config.topic_prefix!r} is not a topic — "
-                              "use a name such as realtime (no + or #)")
+            raise ConfigError(
+                f"mqtt.topic_prefix {config.topic_prefix!r} is not a topic — use a name such as realtime (no + or #)"
+            )
         self.config = config
         self.prefix = prefix
         self.availability_topic = f"{prefix}/availability"
@@ -118,7 +122,7 @@ class MqttWriter:
         self._deadline = float("inf")
 
         client_id = config.client_id or f"realtime-{socket.gethostname()}-{os.getpid()}"
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         if config.username:
             self._client.username_pw_set(config.username, config.password)
         if config.tls:
@@ -179,10 +183,9 @@ class MqttWriter:
         self._thread.join()
         if self.connected:
             info = self._client.publish(self.availability_topic, "offline", qos=self.config.qos, retain=True)
-            try:
+            # If the connection went just now, the last will says offline.
+            with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=max(0.2, self._deadline - time.monotonic()))
-            except (RuntimeError, ValueError):  # the connection went just now: the last will says offline
-                pass
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -196,8 +199,11 @@ class MqttWriter:
         kind, status = event.get("type"), event.get("status")
         before = dict(people)
         if kind == "action" and "track" in event:
-            people[int(event["track"])] = {"track": int(event["track"]), "label": event.get("label"),
-                                           "score": event.get("score")}
+            people[int(event["track"])] = {
+                "track": int(event["track"]),
+                "label": event.get("label"),
+                "score": event.get("score"),
+            }
             if len(people) > MAX_PEOPLE_PER_CAMERA:
                 del people[next(iter(people))]
         elif kind == "person" and status == "left" and "track" in event:
@@ -210,8 +216,7 @@ class MqttWriter:
 
     def _state_payload(self, camera: str) -> str:
         people = [self._people[camera][track] for track in sorted(self._people[camera])]
-        return json.dumps({"camera": camera, "t": self._state_t.get(camera), "people": people},
-                          separators=(",", ":"))
+        return json.dumps({"camera": camera, "t": self._state_t.get(camera), "people": people}, separators=(",", ":"))
 
     # --- the publisher thread ------------------------------------------------------------
 
@@ -247,8 +252,9 @@ class MqttWriter:
         batch: list[_Pending] = []
         while self._dirty and len(batch) < room:
             camera = self._dirty.pop()
-            batch.append(_Pending(f"{self.prefix}/{camera}/state", self._state_payload(camera), retain=True,
-                                  is_event=False))
+            batch.append(
+                _Pending(f"{self.prefix}/{camera}/state", self._state_payload(camera), retain=True, is_event=False)
+            )
         while self._outbox and len(batch) < room:
             batch.append(self._outbox.popleft())
         self._handing = sum(pending.is_event for pending in batch)
@@ -321,8 +327,10 @@ class MqttWriter:
             if self._outage_reported:
                 return
             self._outage_reported = True
-        self.notice(f"realtime: {what}; retrying every {RECONNECT_MIN_DELAY_S}-{RECONNECT_MAX_DELAY_S} s, "
-                    f"events wait in a queue of {self.config.queue_size}")
+        self.notice(
+            f"realtime: {what}; retrying every {RECONNECT_MIN_DELAY_S}-{RECONNECT_MAX_DELAY_S} s, "
+            f"events wait in a queue of {self.config.queue_size}"
+        )
 
     def _where(self) -> str:
         return f"{self.config.host}:{self.config.port}"

@@ -38,11 +38,21 @@ class CameraSummary:
     error: str | None = None
 
     def event(self) -> dict:
-        return {"type": "summary", "frames_in": self.frames_in, "frames_out": self.frames_out,
-                "dropped": self.dropped, "fps": round(self.fps, 2), "pose_fps": round(self.pose_fps, 2),
-                "latency_ms_p50": round(self.latency_ms_p50, 1), "latency_ms_p95": round(self.latency_ms_p95, 1),
-                "labels": self.labels, "people_max": self.people_max, "people_mean": round(self.people_mean, 3),
-                "tracks": self.tracks, **({"error": self.error} if self.error else {})}
+        return {
+            "type": "summary",
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "dropped": self.dropped,
+            "fps": round(self.fps, 2),
+            "pose_fps": round(self.pose_fps, 2),
+            "latency_ms_p50": round(self.latency_ms_p50, 1),
+            "latency_ms_p95": round(self.latency_ms_p95, 1),
+            "labels": self.labels,
+            "people_max": self.people_max,
+            "people_mean": round(self.people_mean, 3),
+            "tracks": self.tracks,
+            **({"error": self.error} if self.error else {}),
+        }
 
 
 class CameraMeter:
@@ -64,20 +74,30 @@ class CameraMeter:
 
     def summary(self, frames_in: int, dropped: int, elapsed_s: float) -> CameraSummary:
         return CameraSummary(
-            frames_in=frames_in, frames_out=self.frames_out, dropped=dropped,
+            frames_in=frames_in,
+            frames_out=self.frames_out,
+            dropped=dropped,
             fps=self.frames_out / elapsed_s if elapsed_s > 0 else 0.0,
             pose_fps=self.posed_frames / elapsed_s if elapsed_s > 0 else 0.0,
-            latency_ms_p50=self.latency.percentile(50), latency_ms_p95=self.latency.percentile(95),
-            labels=dict(self.labels), people_max=self.people_max,
+            latency_ms_p50=self.latency.percentile(50),
+            latency_ms_p95=self.latency.percentile(95),
+            labels=dict(self.labels),
+            people_max=self.people_max,
             people_mean=self.people_posed / self.posed_frames if self.posed_frames else 0.0,
-            tracks=len(self.track_ids))
+            tracks=len(self.track_ids),
+        )
 
 
 class OutputStep:
     """annotate → sinks, with the HUD's and the summary's measures per camera."""
 
-    def __init__(self, sinks: Sequence[Sink], min_score: float = 0.3,
-                 dropped: Callable[[str], int] = lambda camera: 0, name_cameras: bool = False) -> None:
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        min_score: float = 0.3,
+        dropped: Callable[[str], int] = lambda camera: 0,
+        name_cameras: bool = False,
+    ) -> None:
         self.sinks = list(sinks)
         self.min_score = min_score
         self.dropped = dropped
@@ -100,9 +120,15 @@ class OutputStep:
         m.labels.update({track.prediction.label for track in record.tracks if track.prediction is not None})
         # The HUD shows this frame's latency up to drawing (it cannot include writing itself)
         # and the p50/p95 of recent frames taken after output, as users see them.
-        hud = HudInfo(m.out_rate.rate(), m.pose_rate.rate(), (now - record.t_capture) * 1000,
-                      self.dropped(record.camera), m.recent.percentile(50), m.recent.percentile(95),
-                      record.camera if self.name_cameras else None)
+        hud = HudInfo(
+            m.out_rate.rate(),
+            m.pose_rate.rate(),
+            (now - record.t_capture) * 1000,
+            self.dropped(record.camera),
+            m.recent.percentile(50),
+            m.recent.percentile(95),
+            record.camera if self.name_cameras else None,
+        )
         t_start = time.perf_counter()
         record.annotated = annotate(record, hud, self.min_score)
         t_drawn = time.perf_counter()

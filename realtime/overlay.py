@@ -10,15 +10,27 @@ import numpy as np
 from .types import COCO_KEYPOINTS, FrameRecord, Track
 
 _J = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
-LIMBS: tuple[tuple[int, int], ...] = tuple((_J[a], _J[b]) for a, b in (
-    ("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"),
-    ("left_shoulder", "left_hip"), ("right_shoulder", "right_hip"),
-    ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
-    ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
-    ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
-    ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
-    ("nose", "left_eye"), ("nose", "right_eye"), ("left_eye", "left_ear"), ("right_eye", "right_ear"),
-))
+LIMBS: tuple[tuple[int, int], ...] = tuple(
+    (_J[a], _J[b])
+    for a, b in (
+        ("left_shoulder", "right_shoulder"),
+        ("left_hip", "right_hip"),
+        ("left_shoulder", "left_hip"),
+        ("right_shoulder", "right_hip"),
+        ("left_shoulder", "left_elbow"),
+        ("left_elbow", "left_wrist"),
+        ("right_shoulder", "right_elbow"),
+        ("right_elbow", "right_wrist"),
+        ("left_hip", "left_knee"),
+        ("left_knee", "left_ankle"),
+        ("right_hip", "right_knee"),
+        ("right_knee", "right_ankle"),
+        ("nose", "left_eye"),
+        ("nose", "right_eye"),
+        ("left_eye", "left_ear"),
+        ("right_eye", "right_ear"),
+    )
+)
 _LEFT = {i for name, i in _J.items() if name.startswith("left_")}
 _RIGHT = {i for name, i in _J.items() if name.startswith("right_")}
 
@@ -28,8 +40,16 @@ RIGHT_COLOUR = (255, 140, 0)
 CENTRE_COLOUR = (80, 220, 80)
 TEXT_COLOUR = (255, 255, 255)
 # One colour per track (box and caption), so people stay apart in a crowd; BGR, readable under white text.
-TRACK_COLOURS = ((60, 60, 200), (60, 140, 40), (160, 70, 30), (130, 40, 140), (30, 110, 170), (120, 120, 20),
-                 (90, 60, 170), (40, 120, 110))
+TRACK_COLOURS = (
+    (60, 60, 200),
+    (60, 140, 40),
+    (160, 70, 30),
+    (130, 40, 140),
+    (30, 110, 170),
+    (120, 120, 20),
+    (90, 60, 170),
+    (40, 120, 110),
+)
 
 
 def track_colour(track_id: int) -> tuple[int, int, int]:
@@ -57,15 +77,19 @@ def _scale(image: np.ndarray) -> float:
 def draw_track(image: np.ndarray, track: Track, min_score: float) -> None:
     """Skeleton (left orange, right blue) and the box in the track's colour; the caption is placed apart."""
     s = _scale(image)
-    thickness = max(1, int(round(2 * s)))
+    thickness = max(1, round(2 * s))
     kp = track.keypoints
     ok = track.scores >= min_score
     for a, b in LIMBS:
         if ok[a] and ok[b]:
-            colour = LEFT_COLOUR if (a in _LEFT and b in _LEFT) else RIGHT_COLOUR if (
-                a in _RIGHT and b in _RIGHT) else CENTRE_COLOUR
-            cv2.line(image, tuple(int(v) for v in kp[a]), tuple(int(v) for v in kp[b]), colour, thickness,
-                     cv2.LINE_AA)
+            colour = (
+                LEFT_COLOUR
+                if (a in _LEFT and b in _LEFT)
+                else RIGHT_COLOUR
+                if (a in _RIGHT and b in _RIGHT)
+                else CENTRE_COLOUR
+            )
+            cv2.line(image, tuple(int(v) for v in kp[a]), tuple(int(v) for v in kp[b]), colour, thickness, cv2.LINE_AA)
     for i in np.flatnonzero(ok):
         cv2.circle(image, (int(kp[i, 0]), int(kp[i, 1])), max(2, thickness + 1), (255, 255, 255), -1, cv2.LINE_AA)
     x1, y1, x2, y2 = (int(v) for v in track.box)
@@ -89,7 +113,7 @@ def _overlaps(a: Rect, b: Rect) -> bool:
 def draw_captions(image: np.ndarray, tracks: list[Track], keep_clear: list[Rect]) -> None:
     """Each caption above its box, moved down past any caption already placed (5+ people stay readable)."""
     s = _scale(image)
-    font_scale, thickness = 0.5 * s, max(1, int(round(s)))
+    font_scale, thickness = 0.5 * s, max(1, round(s))
     placed = list(keep_clear)
     for track in sorted(tracks, key=lambda t: (t.box[1], t.box[0])):
         text = caption(track)
@@ -107,16 +131,18 @@ def draw_captions(image: np.ndarray, tracks: list[Track], keep_clear: list[Rect]
         _label(image, text, (x, y), s, track_colour(track.track_id))
 
 
-def _label(image: np.ndarray, text: str, origin: tuple[int, int], s: float,
-           background: tuple[int, int, int] = (40, 40, 40)) -> Rect:
+def _label(
+    image: np.ndarray, text: str, origin: tuple[int, int], s: float, background: tuple[int, int, int] = (40, 40, 40)
+) -> Rect:
     font_scale = 0.5 * s
-    thickness = max(1, int(round(s)))
+    thickness = max(1, round(s))
     (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
     x = min(max(0, origin[0]), max(0, image.shape[1] - w - 2))
     y = max(h + base, origin[1])
     cv2.rectangle(image, (x, y - h - base), (x + w + 2, y + 2), background, -1)
-    cv2.putText(image, text, (x + 1, y - base + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, TEXT_COLOUR, thickness,
-                cv2.LINE_AA)
+    cv2.putText(
+        image, text, (x + 1, y - base + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, TEXT_COLOUR, thickness, cv2.LINE_AA
+    )
     return (x, y - h - base, x + w + 2, y + 2)
 
 
@@ -129,7 +155,7 @@ def draw_hud(image: np.ndarray, hud: HudInfo) -> Rect:
     if hud.camera:
         text = f"{hud.camera}  {text}"
     s = _scale(image)
-    width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, max(1, int(round(s))))[0][0]
+    width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, max(1, round(s)))[0][0]
     room = image.shape[1] - 8
     if width > room:  # small videos: shrink the HUD rather than cut it off
         s *= room / width
@@ -159,5 +185,5 @@ def tile(images: list[np.ndarray], width: int = 1280) -> np.ndarray:
         resized = cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
         y = (i // columns) * cell_h + (cell_h - resized.shape[0]) // 2
         x = (i % columns) * cell_w + (cell_w - resized.shape[1]) // 2
-        canvas[y:y + resized.shape[0], x:x + resized.shape[1]] = resized
+        canvas[y : y + resized.shape[0], x : x + resized.shape[1]] = resized
     return canvas

@@ -17,22 +17,32 @@ import queue
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import cv2
 
-from .capture import (CaptureThread, SourceInfo, SourceKind, StreamStatus, check_file, classify_source,
-                      default_policy, open_source)
+from .capture import (
+    CaptureThread,
+    SourceInfo,
+    SourceKind,
+    StreamStatus,
+    check_file,
+    classify_source,
+    default_policy,
+    open_source,
+    unopened_stream,
+)
 from .classifier import WEIGHTS_HINT, ActionClassifier
 from .config import CameraConfig, Config, cameras_of, weights_path
-from .errors import WeightsError
+from .errors import SourceError, WeightsError
 from .inference_worker import ActionClassification, StageThread
 from .output import CameraSummary, OutputStep
 from .pose import PoseBackend, create_backends
 from .pose_stage import PoseStage
-from .queues import BufferPolicy, CameraInbox, CameraQueue, EndOfStream, FrameQueue
+from .queues import BufferPolicy, CameraEnd, CameraInbox, CameraQueue, EndOfStream, FrameQueue
 from .sinks import EventSink, EventWriter, JsonlWriter, Sink, VideoFiles, WindowSink
 from .timeline import TimelineWriter
 from .types import FrameRecord
@@ -91,10 +101,12 @@ class RunSummary:
         for name, c in self.cameras.items():
             labels = ", ".join(f"{k} {v}" for k, v in sorted(c.labels.items(), key=lambda kv: -kv[1])) or "none"
             prefix = f"realtime: {name}: " if len(self.cameras) > 1 else "realtime: "
-            lines.append(f"{prefix}{c.frames_in} frames in, {c.frames_out} out, {c.dropped} dropped, "
-                         f"{c.fps:.1f} FPS, pose {c.pose_fps:.1f}/s, latency p50 {c.latency_ms_p50:.0f} ms "
-                         f"p95 {c.latency_ms_p95:.0f} ms; people max {c.people_max}, mean {c.people_mean:.1f}, "
-                         f"{c.tracks} tracks; labels shown: {labels}")
+            lines.append(
+                f"{prefix}{c.frames_in} frames in, {c.frames_out} out, {c.dropped} dropped, "
+                f"{c.fps:.1f} FPS, pose {c.pose_fps:.1f}/s, latency p50 {c.latency_ms_p50:.0f} ms "
+                f"p95 {c.latency_ms_p95:.0f} ms; people max {c.people_max}, mean {c.people_mean:.1f}, "
+                f"{c.tracks} tracks; labels shown: {labels}"
+            )
         if self.mqtt is not None:
             lines.append(f"realtime: MQTT: {self.mqtt['published']} messages published, {self.mqtt['dropped']} dropped")
         lines.append(f"realtime: started in {self.startup_s:.1f} s; stopped by {self.stopped_by}")
@@ -127,8 +139,15 @@ class Pipeline:
     `backends` replaces the configured pose models (a test's slow or faulty model).
     """
 
-    def __init__(self, config: Config, *, sinks: Sequence[Sink] = (), event_writers: Sequence[EventWriter] = (),
-                 backends: Sequence[PoseBackend] | None = None, source_label: str | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        sinks: Sequence[Sink] = (),
+        event_writers: Sequence[EventWriter] = (),
+        backends: Sequence[PoseBackend] | None = None,
+        source_label: str | None = None,
+    ) -> None:
         t_built = time.monotonic()
         self.config = config
         self.stop = threading.Event()
@@ -158,7 +177,8 @@ class Pipeline:
 
                 # Connects in the background: a broker that is down never holds up the cameras.
                 self.mqtt: MqttWriter | None = MqttWriter(
-                    config.mqtt, notice=lambda message: log.warning(message.removeprefix("realtime: ")))
+                    config.mqtt, notice=lambda message: log.warning(message.removeprefix("realtime: "))
+                )
                 writers.append(self.mqtt)
                 opened.append(writers[-1])
             else:
@@ -171,15 +191,30 @@ class Pipeline:
             self.cameras: dict[str, _Camera] = {}
             infos: dict[str, SourceInfo] = {}
             for camera in self.camera_configs:
-                cap, infos[camera.name] = open_source(camera.source, config.capture)
+                try:
+                    cap, infos[camera.name] = open_source(camera.source, config.capture)
+                except SourceError as exc:
+                    # One camera down at the start must not keep the others dark: with several, a
+                    # stream that may reconnect starts closed and its capture thread keeps trying.
+                    if (
+                        len(self.camera_configs) == 1
+                        or classify_source(camera.source) is not SourceKind.STREAM
+                        or camera.reconnect_attempts == 0
+                    ):
+                        raise
+                    log.warning("camera %s: %s; retrying in the background", camera.name, exc)
+                    cap, infos[camera.name] = unopened_stream(camera.source)
                 caps.append(cap)
             own_sinks: list[Sink] = []
             if config.output.video:
                 own_sinks.append(VideoFiles(config.output.video, {n: i.fps for n, i in infos.items()}))
                 opened.append(own_sinks[-1])
             if not config.output.headless:
-                own_sinks.append(WindowSink(config.output.window_title, config.output.fullscreen,
-                                            on_quit=lambda: self.request_stop("key")))
+                own_sinks.append(
+                    WindowSink(
+                        config.output.window_title, config.output.fullscreen, on_quit=lambda: self.request_stop("key")
+                    )
+                )
                 opened.append(own_sinks[-1])
         except BaseException:
             for cap in caps:
@@ -192,16 +227,30 @@ class Pipeline:
         policy = self._policy(SourceKind.STREAM if live else SourceKind.FILE)
         # Live: every queued frame adds a frame's processing time to the latency, so hold few.
         size = config.capture.live_queue_size if live else config.capture.queue_size
-        self.inbox: CameraInbox[FrameRecord] = CameraInbox({
-            name: (config.capture.live_queue_size if info.kind.live else config.capture.queue_size,
-                   self._policy(info.kind)) for name, info in infos.items()})
+        self.inbox: CameraInbox[FrameRecord] = CameraInbox(
+            {
+                name: (
+                    config.capture.live_queue_size if info.kind.live else config.capture.queue_size,
+                    self._policy(info.kind),
+                )
+                for name, info in infos.items()
+            }
+        )
         self.status: queue.Queue[StreamStatus] = queue.Queue()
-        for (name, info), cap, camera in zip(infos.items(), caps, self.camera_configs):
+        for (name, info), cap, camera in zip(infos.items(), caps, self.camera_configs, strict=True):
             options = config.capture
             if camera.reconnect_attempts is not None:
                 options = type(options)(**{**vars(options), "reconnect_attempts": camera.reconnect_attempts})
-            thread = CaptureThread(cap, info, CameraQueue(self.inbox, name), self.stop, options, self.status,
-                                   config.max_frames, camera=name)
+            thread = CaptureThread(
+                cap,
+                info,
+                CameraQueue(self.inbox, name),
+                self.stop,
+                options,
+                self.status,
+                config.max_frames,
+                camera=name,
+            )
             self.cameras[name] = _Camera(camera, info, thread)
         # Every posed frame reaches the classifier. Live frames are dropped before pose, where it
         # costs nothing, and before the main thread, which may be slow (a display, a disk). The pose
@@ -209,14 +258,20 @@ class Pipeline:
         # models with their skipped frames: room for that.
         burst = len(self.backends) * (max(c.skip or 0 for c in self.camera_configs) + 1) - 1 if live else 0
         self.posed: FrameQueue[FrameRecord] = FrameQueue(size, BufferPolicy.LOSSLESS)
-        self.results: FrameQueue[FrameRecord] = FrameQueue(size + burst, policy)
-        self.pose_stage = PoseStage(self.backends, self.camera_configs, self.inbox, self.posed, self.stop,
-                                    prefetch=not live)
+        self._dropped_late: Counter[str] = Counter()  # per camera, after pose
+        self.results: FrameQueue[FrameRecord] = FrameQueue(
+            size + burst, policy, on_drop=lambda record: self._dropped_late.update((record.camera,))
+        )
+        self.pose_stage = PoseStage(
+            self.backends, self.camera_configs, self.inbox, self.posed, self.stop, prefetch=not live
+        )
         self.classification = ActionClassification(self.classifier, config.classifier.smoothing_s)
-        self.classify_thread = StageThread("classify", self.classification.classify, self.posed, self.results,
-                                           self.stop)
-        self.output = OutputStep([self.events, *own_sinks, *sinks], config.pose.min_score, self._dropped,
-                                 name_cameras=len(self.cameras) > 1)
+        self.classify_thread = StageThread(
+            "classify", self.classification.classify, self.posed, self.results, self.stop
+        )
+        self.output = OutputStep(
+            [self.events, *own_sinks, *sinks], config.pose.min_score, self._dropped, name_cameras=len(self.cameras) > 1
+        )
         self._t_built = t_built
         self._shown_first: set[str] = set()
 
@@ -225,9 +280,8 @@ class Pipeline:
         return default_policy(kind) if name == "auto" else BufferPolicy(name)
 
     def _dropped(self, camera: str) -> int:
-        # The queues after the inbox are shared; their drops are counted against the first camera.
-        shared = self.posed.dropped + self.results.dropped if camera == next(iter(self.cameras)) else 0
-        return self.inbox.dropped[camera] + shared
+        # Before pose (the inbox) or before output (a slow display); the queue between is lossless.
+        return self.inbox.dropped[camera] + self._dropped_late[camera]
 
     @property
     def info(self) -> SourceInfo:
@@ -244,19 +298,32 @@ class Pipeline:
         out = {}
         for name, camera in self.cameras.items():
             m = self.output.meter(name)
-            out[name] = {"frames_in": camera.capture.frames_read, "frames_out": m.frames_out,
-                         "fps": round(m.out_rate.rate(), 2), "pose_fps": round(m.pose_rate.rate(), 2),
-                         "alive": camera.capture.is_alive()}
+            out[name] = {
+                "frames_in": camera.capture.frames_read,
+                "frames_out": m.frames_out,
+                "fps": round(m.out_rate.rate(), 2),
+                "pose_fps": round(m.pose_rate.rate(), 2),
+                "alive": camera.capture.is_alive(),
+            }
         return out
 
     def run(self) -> RunSummary:
         with self._signals():
             for name, camera in self.cameras.items():
                 info = camera.info
-                self.events.emit(name, {"type": "stream", "status": "opened", "time": round(time.time(), 3),
-                                        "source": self.source_label or info.source, "fps": round(info.fps, 3),
-                                        "width": info.width, "height": info.height})
-            t_start = time.monotonic()
+                self.events.emit(
+                    name,
+                    {
+                        "type": "stream",
+                        "status": "opened",
+                        "time": round(time.time(), 3),
+                        "source": self.source_label or info.source,
+                        "fps": round(info.fps, 3),
+                        "width": info.width,
+                        "height": info.height,
+                    },
+                )
+            self._t_started = time.monotonic()
             for camera in self.cameras.values():
                 camera.capture.start()
             self.pose_stage.start()
@@ -264,25 +331,66 @@ class Pipeline:
             try:
                 self._consume()
             finally:
-                self._finish(time.monotonic() - t_start)
+                self._finish()
         return self.summary
 
     def _consume(self) -> None:
-        for item in self.results.items(self.stop):
+        while not self.stop.is_set():
+            # Stream events are logged while no frame comes, too: that is when a stream is lost.
             self._drain_status()
+            item = self.results.get(timeout=0.1)
+            if item is None:
+                continue
+            if isinstance(item, CameraEnd):  # that camera's last frame has been shown
+                self._camera_done(item.camera, item.error)
+                continue
             if isinstance(item, EndOfStream):
                 self.summary.error = item.error
                 break
-            if self.summary.startup_s == 0.0:
-                self.summary.startup_s = time.monotonic() - self._t_built
-            if item.camera not in self._shown_first:
-                self._shown_first.add(item.camera)
-                # The first frame is newer than the models (they load before the source opens).
-                self.events.emit(item.camera, {"type": "stream", "status": "first_frame", "frame": item.index,
-                                               "time": round(_wall(item.t_capture), 3),
-                                               "models_loaded": round(_wall(self._t_models), 3)})
-            self.output(item)
+            self._show(item)
         self._drain_status()
+
+    def _show(self, item: FrameRecord) -> None:
+        if self.summary.startup_s == 0.0:
+            self.summary.startup_s = time.monotonic() - self._t_built
+        if item.camera not in self._shown_first:
+            self._shown_first.add(item.camera)
+            # The first frame is newer than the models (they load before the source opens).
+            self.events.emit(
+                item.camera,
+                {
+                    "type": "stream",
+                    "status": "first_frame",
+                    "frame": item.index,
+                    "time": round(_wall(item.t_capture), 3),
+                    "models_loaded": round(_wall(self._t_models), 3),
+                },
+            )
+        self.output(item)
+
+    def _camera_done(self, name: str, error: str | None) -> None:
+        """A camera's `ended` and `summary` events, once: when its last frame was shown, or at the end."""
+        if name in self.summary.cameras:
+            return
+        camera = self.cameras[name]
+        camera.capture.join(timeout=10)
+        self._drain_status()  # its last stream events (lost, gave_up) come before its end
+        summary = self.output.meter(name).summary(
+            camera.capture.frames_read, self._dropped(name), time.monotonic() - self._t_started
+        )
+        summary.error = camera.capture.error or error
+        self.summary.cameras[name] = summary
+        self.events.emit(
+            name,
+            {
+                "type": "stream",
+                "status": "ended",
+                "time": round(time.time(), 3),
+                "stopped_by": self.summary.stopped_by if self.stop.is_set() else "end",
+                **({"error": summary.error} if summary.error else {}),
+            },
+        )
+        self.events.emit(name, {**summary.event(), "startup_s": round(self.summary.startup_s, 3)})
 
     def _drain_status(self) -> None:
         while True:
@@ -295,37 +403,38 @@ class Pipeline:
             # After "lost", windows start afresh by themselves: the tracker retires people
             # unseen for max_age_s and TrackWindow drops history across any gap longer than
             # the feature spec's max_gap_s, so no window spans missing time.
-            self.events.emit(status.camera, {"type": "stream", "status": status.status,
-                                             "time": round(_wall(status.t), 3),
-                                             **status.detail})
+            self.events.emit(
+                status.camera,
+                {"type": "stream", "status": status.status, "time": round(_wall(status.t), 3), **status.detail},
+            )
             message = _STATUS_NOTICES.get(status.status)
             if message:
-                log.warning(message.format(camera=status.camera, source=self.cameras[status.camera].info.source,
-                                           **status.detail))
+                log.warning(
+                    message.format(
+                        camera=status.camera, source=self.cameras[status.camera].info.source, **status.detail
+                    )
+                )
 
-    def _finish(self, elapsed: float) -> None:
+    def _finish(self) -> None:
         self.stop.set()
         for camera in self.cameras.values():
             camera.capture.join(timeout=10)
         self.pose_stage.join(timeout=10)
         self.classify_thread.join(timeout=10)
         # Frames already posed when a stop came: shown and written too, so nothing in flight is lost.
-        while (item := self.results.get(timeout=0)) is not None and not isinstance(item, EndOfStream):
-            self.output(item)
+        while (item := self.results.get(timeout=0)) is not None:
+            if isinstance(item, CameraEnd):
+                self._camera_done(item.camera, item.error)
+            elif not isinstance(item, EndOfStream):
+                self._show(item)
         self._drain_status()
         s = self.summary
         # A failed stage ends every camera; a camera's own failure (its source) ends only itself.
         shared_error = s.error or self.pose_stage.error or self.classify_thread.error
-        for name, camera in self.cameras.items():
-            end = self.pose_stage.camera_ends.get(name)
-            summary = self.output.meter(name).summary(camera.capture.frames_read, self._dropped(name), elapsed)
-            summary.error = camera.capture.error or (end.error if end else None) or shared_error
-            s.cameras[name] = summary
+        for name in self.cameras:
+            self._camera_done(name, shared_error)
+        s.cameras = {name: s.cameras[name] for name in self.cameras}  # in the config's order
         s.error = shared_error or next((c.error for c in s.cameras.values() if c.error), None)
-        for name, summary in s.cameras.items():
-            self.events.emit(name, {"type": "stream", "status": "ended", "time": round(time.time(), 3),
-                                    "stopped_by": s.stopped_by, **({"error": summary.error} if summary.error else {})})
-            self.events.emit(name, {**summary.event(), "startup_s": round(s.startup_s, 3)})
         for sink in self.output.sinks:
             try:
                 sink.close()

@@ -29,6 +29,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .config import CameraConfig
 from .pose import PoseBackend
 from .queues import BufferPolicy, CameraEnd, CameraInbox, EndOfStream, FrameQueue
@@ -99,7 +101,7 @@ class RoundRobinPose:
         self.name = self.backends[0].name
         self._turn = 0
 
-    def estimate(self, image_bgr) -> Poses:
+    def estimate(self, image_bgr: np.ndarray) -> Poses:
         backend = self.backends[self._turn % len(self.backends)]
         self._turn += 1
         return backend.estimate(image_bgr)
@@ -111,10 +113,10 @@ class RoundRobinPose:
 
 @dataclass(order=True)
 class _Numbered:
-    """A record with its place in the stage's order, so the collector can restore it."""
+    """A record (or a camera's end) with its place in the stage's order, so the collector can restore it."""
 
     seq: int
-    record: FrameRecord = field(compare=False)
+    record: FrameRecord | CameraEnd = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -147,13 +149,20 @@ class InOrder:
 class PoseStage:
     """Frames from every camera's inbox, posed by `backends` in parallel, tracked, in frame order into `outbox`.
 
-    `ended` receives each camera's `CameraEnd` (with its error, if any) as its last frame
-    passes; the outbox gets one `EndOfStream` when every camera has ended or a model failed.
+    Each camera's `CameraEnd` (with its error, if any) follows its last frame into the outbox;
+    one `EndOfStream` follows when every camera has ended, or at once when a model failed.
     """
 
-    def __init__(self, backends: Sequence[PoseBackend], cameras: Sequence[CameraConfig],
-                 inbox: CameraInbox[FrameRecord], outbox: FrameQueue[FrameRecord], stop: threading.Event,
-                 prefetch: bool = True, tracking: Tracking | None = None) -> None:
+    def __init__(
+        self,
+        backends: Sequence[PoseBackend],
+        cameras: Sequence[CameraConfig],
+        inbox: CameraInbox[FrameRecord],
+        outbox: FrameQueue[FrameRecord],
+        stop: threading.Event,
+        prefetch: bool = True,
+        tracking: Tracking | None = None,
+    ) -> None:
         if not backends:
             raise ValueError("a pose stage needs at least one backend")
         self.backends = list(backends)
@@ -161,16 +170,19 @@ class PoseStage:
         self.prefetch = prefetch  # files: throughput; live (False): the newest frame, the lowest latency
         self.schedules = {c.name: PoseSchedule(c.skip or 0, c.pose_fps) for c in cameras}
         self.tracking = tracking or Tracking()
-        self.camera_ends: dict[str, CameraEnd] = {}
         # Lossless and short: a live source's frames are dropped in the inbox, never after it.
         self.lanes: list[FrameQueue[_Numbered]] = [FrameQueue(1, BufferPolicy.LOSSLESS) for _ in backends]
         self.ready: list[FrameQueue[bool]] = [FrameQueue(1, BufferPolicy.LOSSLESS) for _ in backends]
         self.estimates: FrameQueue[_Numbered] = FrameQueue(2 * len(backends), BufferPolicy.LOSSLESS)
         self.errors: list[str] = []
-        self._threads = [threading.Thread(target=self._dispatch, name="pose-dispatch", daemon=True),
-                         *[threading.Thread(target=self._work, args=(i,), name=f"pose-{i}", daemon=True)
-                           for i in range(len(backends))],
-                         threading.Thread(target=self._collect, name="pose-collect", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._dispatch, name="pose-dispatch", daemon=True),
+            *[
+                threading.Thread(target=self._work, args=(i,), name=f"pose-{i}", daemon=True)
+                for i in range(len(backends))
+            ],
+            threading.Thread(target=self._collect, name="pose-collect", daemon=True),
+        ]
 
     def start(self) -> None:
         for thread in self._threads:
@@ -209,14 +221,15 @@ class PoseStage:
                     record = self.inbox.take(self.stop)
                     if record is None:
                         return
-                    if isinstance(record, CameraEnd):
-                        self.camera_ends[record.camera] = record
+                    numbered = _Numbered(seq, record)
+                    seq += 1
+                    if isinstance(record, CameraEnd):  # in frame order, behind the camera's last frame
                         open_cameras.discard(record.camera)
+                        if not self.estimates.put(numbered, self.stop):
+                            return
                         if not open_cameras:
                             break
                         continue
-                    numbered = _Numbered(seq, record)
-                    seq += 1
                     if self.schedules[record.camera].wants(record):
                         if not self.lanes[lane].put(numbered, self.stop):
                             return
@@ -242,6 +255,7 @@ class PoseStage:
                 seq = item.seq
                 if self.prefetch:  # the next frame may wait in the lane while this one is posed
                     ready.put(True, self.stop)
+                assert isinstance(item.record, FrameRecord)  # lanes carry frames; camera ends bypass them
                 pose(backend, item.record)
                 if not self.estimates.put(item, self.stop):
                     break
@@ -272,7 +286,10 @@ class PoseStage:
                     if failed_at is not None:
                         ready = [n for n in ready if n.seq < failed_at]
                     for numbered in ready:
-                        if not self.outbox.put(self.tracking.track(numbered.record), self.stop):
+                        record = numbered.record
+                        if not self.outbox.put(
+                            record if isinstance(record, CameraEnd) else self.tracking.track(record), self.stop
+                        ):
                             return
                 if failed_at is not None and order.next_seq >= failed_at:
                     break

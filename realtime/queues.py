@@ -11,8 +11,9 @@ import enum
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Generic, Iterator, TypeVar, Union
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -32,10 +33,11 @@ class EndOfStream:
 class FrameQueue(Generic[T]):
     """A bounded queue of T (then EndOfStream) with a full-queue policy and a drop counter."""
 
-    def __init__(self, maxsize: int, policy: BufferPolicy) -> None:
-        self._queue: queue.Queue[Union[T, EndOfStream]] = queue.Queue(maxsize=maxsize)
+    def __init__(self, maxsize: int, policy: BufferPolicy, on_drop: Callable[[T], None] | None = None) -> None:
+        self._queue: queue.Queue[T | EndOfStream] = queue.Queue(maxsize=maxsize)
         self.policy = policy
         self.dropped = 0
+        self.on_drop = on_drop  # told of each item dropped, e.g. to count drops per camera
 
     def qsize(self) -> int:
         return self._queue.qsize()
@@ -69,6 +71,8 @@ class FrameQueue(Generic[T]):
                     return False
                 if count:  # items discarded while stopping were never going to be shown
                     self.dropped += 1
+                    if self.on_drop is not None:
+                        self.on_drop(evicted)
 
     def get(self, timeout: float = 0.1) -> T | EndOfStream | None:
         """The next item, or None if none came within `timeout` (lets callers check stop)."""
@@ -78,12 +82,15 @@ class FrameQueue(Generic[T]):
             return None
 
     def items(self, stop: threading.Event, ends: int = 1) -> Iterator[T | EndOfStream]:
-        """Each item in turn until `stop` is set or `ends` EndOfStreams (one per producer) have come."""
+        """Each item in turn until `stop` is set or `ends` EndOfStreams (one per producer) have come.
+
+        A `CameraEnd` ends one camera, not the queue: it is passed on like any item.
+        """
         while not stop.is_set() and ends > 0:
             item = self.get(timeout=0.1)
             if item is None:
                 continue  # wake up to look at `stop` again
-            ends -= isinstance(item, EndOfStream)
+            ends -= isinstance(item, EndOfStream) and not isinstance(item, CameraEnd)
             yield item
 
 

@@ -18,8 +18,14 @@ from .types import FrameRecord
 class SerialLoop:
     """One record at a time through every step, in the calling thread."""
 
-    def __init__(self, backend: PoseBackend, classification: ActionClassification, skip: int = 0,
-                 pose_fps: float | None = None, output: Callable[[FrameRecord], None] | None = None) -> None:
+    def __init__(
+        self,
+        backend: PoseBackend,
+        classification: ActionClassification,
+        skip: int = 0,
+        pose_fps: float | None = None,
+        output: Callable[[FrameRecord], None] | None = None,
+    ) -> None:
         self.backend = backend
         self.classification = classification
         self.tracking = Tracking()

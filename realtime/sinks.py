@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable, Protocol
+from typing import IO, Any, Protocol
 
 import cv2
 import numpy as np
@@ -52,8 +53,9 @@ class VideoSink:
             raise OutputError(f"output {self.path} is a folder — give a file name such as {self.path / 'out.mp4'}")
         suffix = self.path.suffix.lower()
         if suffix not in FOURCC_BY_SUFFIX:
-            raise OutputError(f"output {self.path} has an unsupported extension — use one of "
-                              f"{', '.join(FOURCC_BY_SUFFIX)}")
+            raise OutputError(
+                f"output {self.path} has an unsupported extension — use one of {', '.join(FOURCC_BY_SUFFIX)}"
+            )
         self.fourcc = FOURCC_BY_SUFFIX[suffix]
         self.fps = fps
         self._writer: cv2.VideoWriter | None = None
@@ -65,8 +67,9 @@ class VideoSink:
         image = record.annotated if record.annotated is not None else record.image
         if self._writer is None:
             height, width = image.shape[:2]
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps,
-                                           (width, height))
+            self._writer = cv2.VideoWriter(
+                str(self.path), cv2.VideoWriter.fourcc(*self.fourcc), self.fps, (width, height)
+            )
             if not self._writer.isOpened():
                 raise OutputError(f"cannot open {self.path} for writing with codec {self.fourcc}")
         self._writer.write(image)
@@ -83,11 +86,12 @@ class VideoFiles:
     def __init__(self, target: str | Path, fps_by_camera: dict[str, float]) -> None:
         target = Path(target)
         if len(fps_by_camera) == 1:
-            paths = {camera: target for camera in fps_by_camera}
+            paths = dict.fromkeys(fps_by_camera, target)
         else:
             if target.suffix:
-                raise OutputError(f"output {target} must be a folder with several cameras — each gets "
-                                  f"<folder>/<camera>.mp4")
+                raise OutputError(
+                    f"output {target} must be a folder with several cameras — each gets <folder>/<camera>.mp4"
+                )
             paths = {camera: target / f"{camera}.mp4" for camera in fps_by_camera}
         self.sinks = {camera: VideoSink(paths[camera], fps) for camera, fps in fps_by_camera.items()}
 
@@ -112,8 +116,7 @@ class JsonlWriter:
         try:
             self._file = open(self.path, "w", encoding="utf-8")
         except OSError as exc:
-            raise OutputError(f"cannot write events to {self.path} ({exc.strerror}) — choose another path") \
-                from None
+            raise OutputError(f"cannot write events to {self.path} ({exc.strerror}) — choose another path") from None
 
     def send(self, event: dict[str, Any]) -> None:
         if self._file is None:
@@ -154,20 +157,37 @@ class EventSink:
         for track_id in record.expired:
             label = self._shown.pop((camera, track_id), None)
             if label is not None:
-                self.emit(camera, {"type": "person", "status": "left", "t": t, "frame": record.index,
-                                   "track": track_id, "label": label})
+                self.emit(
+                    camera,
+                    {
+                        "type": "person",
+                        "status": "left",
+                        "t": t,
+                        "frame": record.index,
+                        "track": track_id,
+                        "label": label,
+                    },
+                )
         for track in record.tracks:
             if track.prediction is None:
                 continue
             label = track.prediction.label
             if self._shown.get((camera, track.track_id)) != label:
                 self._shown[(camera, track.track_id)] = label
-                self.emit(camera, {"type": "action", "t": t, "frame": record.index, "track": track.track_id,
-                                   "label": label, "score": round(track.prediction.score, 4)})
+                self.emit(
+                    camera,
+                    {
+                        "type": "action",
+                        "t": t,
+                        "frame": record.index,
+                        "track": track.track_id,
+                        "label": label,
+                        "score": round(track.prediction.score, 4),
+                    },
+                )
         if len(self._shown) > MAX_LABELLED_PEOPLE:  # a crowd whose expiries were missed: keep those in view
             present = {(camera, track.track_id) for track in record.tracks}
-            self._shown = {key: label for key, label in self._shown.items()
-                           if key[0] != camera or key in present}
+            self._shown = {key: label for key, label in self._shown.items() if key[0] != camera or key in present}
 
     def close(self) -> None:
         for writer in self.writers:
@@ -176,9 +196,8 @@ class EventSink:
 
 def display_available() -> bool:
     """OpenCV's Qt window aborts the whole process without a display, so ask first."""
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
+    on_linux = sys.platform.startswith("linux")
+    return not on_linux or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 KEY_QUIT = {ord("q"), ord("Q"), 27}  # q or ESC
@@ -253,5 +272,5 @@ def _fit(image: np.ndarray, screen: tuple[int, int]) -> np.ndarray:
     resized = cv2.resize(image, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_LINEAR)
     canvas = np.zeros((sh, sw, 3), dtype=image.dtype)
     y, x = (sh - resized.shape[0]) // 2, (sw - resized.shape[1]) // 2
-    canvas[y:y + resized.shape[0], x:x + resized.shape[1]] = resized
+    canvas[y : y + resized.shape[0], x : x + resized.shape[1]] = resized
     return canvas

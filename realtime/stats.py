@@ -62,5 +62,5 @@ class StageTimes:
     def per_frame_ms(self) -> dict[str, float]:
         """Each stage's cost averaged over all frames (with skip, pose time is spread over the frames it serves)."""
         if self.frames == 0:
-            return {stage: 0.0 for stage in self.total_ms}
+            return dict.fromkeys(self.total_ms, 0.0)
         return {stage: total / self.frames for stage, total in self.total_ms.items()}

@@ -118,10 +118,18 @@ class Timeline:
         """What the web page draws from (JSON)."""
         return {
             "duration": round(self.duration, 3),
-            "rows": [{"camera": row.camera, "track": row.track, "name": self.row_name(row),
-                      "segments": [{"start": round(s.start, 3), "end": round(s.end, 3), "label": s.label}
-                                   for s in row.segments]}
-                     for row in self.rows],
+            "rows": [
+                {
+                    "camera": row.camera,
+                    "track": row.track,
+                    "name": self.row_name(row),
+                    "segments": [
+                        {"start": round(s.start, 3), "end": round(s.end, 3), "label": s.label} for s in row.segments
+                    ],
+                }
+                for row in self.rows
+            ],
+            "labels": self.labels,  # the legend's order (JSON objects may come back with sorted keys)
             "colours": {label: class_colour(label) for label in self.labels},
         }
 
@@ -137,7 +145,7 @@ INK, GRID, TRACK_BG, PAPER = (40, 35, 30), (200, 200, 200), (238, 238, 238), (25
 
 
 def _bgr(hex_colour: str) -> tuple[int, int, int]:
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return b, g, r
 
 
@@ -175,16 +183,25 @@ def draw(timeline: Timeline, width: int = WIDTH) -> np.ndarray:
         w = cv2.getTextSize(text, FONT, 0.45, 1)[0][0]
         cv2.putText(image, text, (min(x - w // 2, width - w - 2), axis_y + 20), FONT, 0.45, INK, 1, cv2.LINE_AA)
     if not rows:
-        cv2.putText(image, "no action recognised", (MARGIN_LEFT + 8, MARGIN_TOP + ROW_HEIGHT - 7), FONT, 0.5, INK,
-                    1, cv2.LINE_AA)
+        cv2.putText(
+            image,
+            "no action recognised",
+            (MARGIN_LEFT + 8, MARGIN_TOP + ROW_HEIGHT - 7),
+            FONT,
+            0.5,
+            INK,
+            1,
+            cv2.LINE_AA,
+        )
     for i, row in enumerate(rows):
         top = MARGIN_TOP + i * (ROW_HEIGHT + ROW_GAP)
         cv2.putText(image, timeline.row_name(row), (8, top + ROW_HEIGHT - 7), FONT, 0.5, INK, 1, cv2.LINE_AA)
         cv2.rectangle(image, (x_of(0), top), (x_of(duration), top + ROW_HEIGHT - 1), TRACK_BG, -1)
         for segment in row.segments:
             x0, x1 = x_of(segment.start), x_of(segment.end)
-            cv2.rectangle(image, (x0, top), (max(x0, x1 - 1), top + ROW_HEIGHT - 1), _bgr(class_colour(segment.label)),
-                          -1)
+            cv2.rectangle(
+                image, (x0, top), (max(x0, x1 - 1), top + ROW_HEIGHT - 1), _bgr(class_colour(segment.label)), -1
+            )
     cv2.line(image, (x_of(0), axis_y), (x_of(duration), axis_y), INK, 1)
     legend_top = axis_y + AXIS_HEIGHT
     for line, x, label in legend:

@@ -1,4 +1,4 @@
-"""Turning labelled pose sequences into a trained ActionLSTM (used by `realtime train` and `evaluate`).
+"""Turning labelled pose sequences into a trained action classifier (used by `realtime train` and `evaluate`).
 
 Windows are cut on the model's time grid from each sequence. Training windows are
 re-sampled on the fly with a random speed and then augmented, so every epoch sees
@@ -14,26 +14,38 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from .augment import Augment
-from .classifier import ActionLSTM, decide
+from .classifier import decide
 from .datasets.labels import CLASSES, OTHER
 from .errors import DatasetError
-from .features import (FeatureSpec, PoseSequence, resample, sequence_grid, sequence_windows,
-                       window_features, window_is_usable)
+from .features import (
+    FeatureSpec,
+    PoseSequence,
+    resample,
+    sequence_grid,
+    sequence_windows,
+    window_features,
+    window_is_usable,
+)
 from .metrics import macro_f1_of, per_class
 
 
 @dataclass
 class TrainConfig:
-    hidden_size: int = 128
-    num_layers: int = 2
+    """Every training setting, and the only place their defaults are written."""
+
+    arch: str = "lstm"  # a network of classifier.ARCHITECTURES
+    hidden_size: int = 128  # LSTM: hidden units; TCN: channels
+    num_layers: int = 2  # LSTM: layers; TCN: residual blocks
     dropout: float = 0.5
     learning_rate: float = 2e-3
+    weight_decay: float = 0.0
     batch_size: int = 64
     max_epochs: int = 30
     patience: int = 6
@@ -41,19 +53,29 @@ class TrainConfig:
     max_windows_per_sequence: int = 400
     epoch_windows: int = 4000  # windows drawn per epoch by the balanced sampler
     augment: bool = True
+    augment_off: tuple[str, ...] = ()  # augmentations (augment.NAMES) left out
+    balance_sources: bool = True  # each data set an equal share of a class's training windows
+    # The rejection threshold is the best macro-F1 on the validation subjects among those that
+    # give at most this share of OTHER windows one of the six actions (a false alarm is the
+    # worst outcome for a surveillance user).
+    max_false_action: float = 0.05
     seed: int = 0
     threads: int = 1
     progress: bool = True
     labels: tuple[str, ...] = CLASSES
     spec: FeatureSpec = field(default_factory=FeatureSpec)
 
+    def augmenter(self) -> Augment | None:
+        return Augment().without(self.augment_off) if self.augment else None
+
 
 def window_starts(seq: PoseSequence, spec: FeatureSpec, stride_s: float, limit: int) -> list[float]:
     """Start times of usable windows, at most `limit` of them spread over the sequence."""
-    grid, kp, vis = sequence_grid(seq, spec)
-    step = max(1, int(round(stride_s * spec.rate_hz)))
-    starts = [grid[i] for i in range(0, len(grid) - spec.window + 1, step)
-              if window_is_usable(vis[i:i + spec.window], spec)]
+    grid, _kp, vis = sequence_grid(seq, spec)
+    step = max(1, round(stride_s * spec.rate_hz))
+    starts = [
+        grid[i] for i in range(0, len(grid) - spec.window + 1, step) if window_is_usable(vis[i : i + spec.window], spec)
+    ]
     if len(starts) > limit:
         keep = np.linspace(0, len(starts) - 1, limit).round().astype(int)
         starts = [starts[i] for i in keep]
@@ -63,8 +85,9 @@ def window_starts(seq: PoseSequence, spec: FeatureSpec, stride_s: float, limit: 
 class WindowDataset(Dataset):
     """(features, label index) windows of labelled sequences, optionally augmented."""
 
-    def __init__(self, sequences: list[PoseSequence], config: TrainConfig, augment: Augment | None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, sequences: list[PoseSequence], config: TrainConfig, augment: Augment | None, seed: int = 0
+    ) -> None:
         self.sequences = [s for s in sequences if s.label is not None]
         self.config = config
         self.spec = config.spec
@@ -74,21 +97,23 @@ class WindowDataset(Dataset):
         for i, seq in enumerate(self.sequences):
             for t0 in window_starts(seq, self.spec, config.stride_s, config.max_windows_per_sequence):
                 self.items.append((i, t0))
-        self.targets = np.array([config.labels.index(self.sequences[i].label) for i, _ in self.items],
-                                dtype=np.int64)
+        self.targets = np.array([config.labels.index(self.sequences[i].label) for i, _ in self.items], dtype=np.int64)
         self._fixed: np.ndarray | None = None
         if augment is None:
             # Validation windows need not overlap as densely as training ones.
-            step = max(1, int(round(0.16 / config.stride_s)))
+            step = max(1, round(0.16 / config.stride_s))
             self.items = self.items[::step]
             self.targets = self.targets[::step]
-            self._fixed = np.stack([self._window(i, t0, 1.0) for i, t0 in self.items]) if self.items \
+            self._fixed = (
+                np.stack([self._window(i, t0, 1.0) for i, t0 in self.items])
+                if self.items
                 else np.zeros((0, self.spec.window, self.spec.dim), np.float32)
+            )
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def _window(self, seq_index: int, t0: float, speed: float) -> np.ndarray:
+    def _window(self, seq_index: int, t0: float, speed: float, frame_rate: float | None = None) -> np.ndarray:
         seq, spec = self.sequences[seq_index], self.spec
         span = (spec.window - 1) / spec.rate_hz
         if speed != 1.0:
@@ -97,41 +122,113 @@ class WindowDataset(Dataset):
             centre = t0 + span / 2
             t0 = float(np.clip(centre - span * speed / 2, seq.times[0], seq.times[-1] - span * speed))
         grid = t0 + np.arange(spec.window) * speed / spec.rate_hz
+        # Only samples within the gap limit of the grid can shape the window: resampling just
+        # those made a training window 3-4 times cheaper on minutes-long sequences.
+        start, stop = grid[0] - spec.max_gap_s, grid[-1] + spec.max_gap_s
+        keep: np.ndarray | slice
+        if frame_rate is not None:
+            keep = _retimed(seq.times, start, stop, frame_rate, self.rng)
+        else:
+            keep = slice(np.searchsorted(seq.times, start), np.searchsorted(seq.times, stop, side="right"))
+        times, keypoints, scores = seq.times[keep], seq.keypoints[keep], seq.scores[keep]
         # The gap limit is in source time, so a stretched grid keeps the same tolerance.
-        kp, vis = resample(seq.times, seq.keypoints, seq.scores >= spec.min_score, grid, spec.max_gap_s)
+        kp, vis = resample(times, keypoints, scores >= spec.min_score, grid, spec.max_gap_s)
         if self.augment is not None:
-            if not window_is_usable(vis, spec) and speed != 1.0:
+            if not window_is_usable(vis, spec) and (speed != 1.0 or frame_rate is not None):
                 return self._window(seq_index, t0, 1.0)
             kp, vis = self.augment(kp, vis, self.rng, spec.joints)
         return window_features(kp, vis, spec)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         if self._fixed is not None:
             x = self._fixed[index]
         else:
+            # Without fixed windows the dataset is a training one, so it has an augmentation.
+            assert self.augment is not None
+            target = int(self.targets[index])
+            if target == self.other and self.rng.random() < self.augment.still_p:
+                return torch.from_numpy(self._still_window()), target
             i, t0 = self.items[index]
             t0 += float(self.rng.uniform(-0.5, 0.5)) * self.config.stride_s
             seq = self.sequences[i]
             t0 = min(max(t0, seq.times[0]), seq.times[-1] - self.spec.duration_s)
-            x = self._window(i, t0, self.augment.speed(self.rng))
+            x = self._window(i, t0, self.augment.speed(self.rng), self.augment.frame_rate(self.rng))
         return torch.from_numpy(x), int(self.targets[index])
 
+    @property
+    def other(self) -> int:
+        return self.config.labels.index(OTHER) if OTHER in self.config.labels else -1
+
+    def _still_window(self) -> np.ndarray:
+        """An OTHER window of someone holding still: one real pose of any training window (of any
+        class: a jumping jack frozen mid-jump is no jumping jack), held for the whole window with a
+        slow sway; the augmentation then adds the pose model's jitter. It teaches that the six
+        actions need their motion, against false alarms on people standing, sitting or drinking."""
+        spec = self.spec
+        i, t0 = self.items[int(self.rng.integers(len(self.items)))]
+        seq = self.sequences[i]
+        frame = int(
+            np.clip(np.searchsorted(seq.times, t0 + float(self.rng.uniform(0, spec.duration_s))), 0, len(seq) - 1)
+        )
+        kp = np.repeat(seq.keypoints[frame][None], spec.window, axis=0)
+        vis = np.repeat((seq.scores[frame] >= spec.min_score)[None], spec.window, axis=0)
+        if vis.any():
+            height = float(np.ptp(kp[0][vis[0]][:, 1])) or 1.0
+            drift = self.rng.normal(0.0, 0.02 * height, size=2)  # a sway of about 2% of the body's height
+            kp = kp + np.linspace(0.0, 1.0, spec.window)[:, None, None] * drift.astype(np.float32)
+        assert self.augment is not None  # still windows are drawn for training datasets only
+        kp, vis = self.augment(kp, vis, self.rng, spec.joints)
+        return window_features(kp, vis, spec)
+
     def balanced_weights(self) -> np.ndarray:
-        """Drawing weights that give every class, and within it every recording, an equal share.
+        """Drawing weights that give every class an equal share; within a class, every data set
+        (source) that has it an equal share (with `balance_sources`); within that, every recording.
 
         Sources differ wildly in length (a 6 s Weizmann clip against a minutes-long OpenPose
-        run), so uniform drawing would teach mostly the long ones.
+        run), so uniform drawing would teach mostly the long ones; and one studio's many clips
+        of a class (KTH's twelve boxing videos against three wild ones) would teach that studio's
+        camera as part of the action.
         """
         owners = np.array([i for i, _ in self.items])
         windows_per_seq = np.bincount(owners, minlength=len(self.sequences))
-        seqs_per_class = Counter(self.config.labels.index(self.sequences[i].label) for i in np.unique(owners))
-        weights = np.array([1.0 / (windows_per_seq[i] * seqs_per_class[int(t)])
-                            for (i, _), t in zip(self.items, self.targets)])
+        labels = self.config.labels
+
+        def group(i: int) -> tuple[int, str]:
+            seq = self.sequences[i]
+            return labels.index(seq.label), seq.source if self.config.balance_sources else ""
+
+        used = np.unique(owners)
+        seqs_per_group = Counter(group(i) for i in used)
+        groups_per_class = Counter(c for c, _ in seqs_per_group)
+        weights = np.array(
+            [
+                1.0 / (windows_per_seq[i] * seqs_per_group[group(i)] * groups_per_class[group(i)[0]])
+                for i, _ in self.items
+            ]
+        )
         return weights / weights.sum()
 
 
-def split_by_subject(sequences: list[PoseSequence], fraction: float, seed: int = 0,
-                     ) -> tuple[list[PoseSequence], list[PoseSequence]]:
+def _retimed(times: np.ndarray, start: float, stop: float, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the samples a camera filming at `rate` would have given between start and stop.
+
+    The sample nearest to each tick of a randomly phased clock at that rate; a source slower
+    than the rate keeps all its samples.
+    """
+    inside = np.flatnonzero((times >= start) & (times <= stop))
+    if len(inside) < 2:
+        return inside
+    ticks = np.arange(times[inside[0]] + rng.uniform(0, 1.0 / rate), times[inside[-1]], 1.0 / rate)
+    nearest = np.searchsorted(times[inside], ticks).clip(1, len(inside) - 1)
+    left_closer = ticks - times[inside][nearest - 1] < times[inside][nearest] - ticks
+    return np.unique(inside[np.where(left_closer, nearest - 1, nearest)])
+
+
+def split_by_subject(
+    sequences: list[PoseSequence],
+    fraction: float,
+    seed: int = 0,
+) -> tuple[list[PoseSequence], list[PoseSequence]]:
     """Hold out whole subjects (of every source) until about `fraction` of the sequences is held out.
 
     Sources with a single subject stay in training: holding out their only person would
@@ -149,42 +246,62 @@ def split_by_subject(sequences: list[PoseSequence], fraction: float, seed: int =
             continue
         subjects = sorted(subjects)
         rng.shuffle(subjects)
-        n = max(1, int(round(fraction * len(subjects))))
+        n = max(1, round(fraction * len(subjects)))
         held.update((source, subj) for subj in subjects[:n])
     train = [s for s in sequences if (s.source, s.subject) not in held]
     val = [s for s in sequences if (s.source, s.subject) in held]
     return train, val
 
 
-def predict_windows(model: ActionLSTM, windows: np.ndarray, batch: int = 512) -> np.ndarray:
+def predict_windows(model: torch.nn.Module, windows: np.ndarray, batch: int = 512) -> np.ndarray:
     """Softmax probabilities (N, classes)."""
     model.eval()
     out = []
     with torch.inference_mode():
         for i in range(0, len(windows), batch):
-            out.append(torch.softmax(model(torch.from_numpy(windows[i:i + batch])), dim=1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, getattr(model, "net", model).head.out_features), np.float32)
+            out.append(torch.softmax(model(torch.from_numpy(windows[i : i + batch])), dim=1).numpy())
+    if out:
+        return np.concatenate(out)
+    net: Any = getattr(model, "net", model)  # a bare network of ARCHITECTURES, or the ActionModel around one
+    return np.zeros((0, net.head.out_features), np.float32)
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> float:
     return macro_f1_of(per_class(y_true, y_pred, labels))
 
 
-def choose_threshold(probs: np.ndarray, y_true: np.ndarray, labels: tuple[str, ...]) -> float:
-    """The rejection threshold with the best macro-F1 on validation windows (ties: the lower one)."""
+def false_action_rate(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> float | None:
+    """The share of OTHER windows given one of the action classes (None without OTHER windows)."""
+    if OTHER not in labels:
+        return None
+    other = y_true == labels.index(OTHER)
+    return float(np.mean(y_pred[other] != labels.index(OTHER))) if other.any() else None
+
+
+def choose_threshold(
+    probs: np.ndarray, y_true: np.ndarray, labels: tuple[str, ...], max_false_action: float = 1.0
+) -> float:
+    """The rejection threshold with the best macro-F1 on validation windows among those whose
+    false-action rate is at most `max_false_action`; when none is, the one with the lowest rate.
+    Ties go to the lower threshold."""
     if len(y_true) == 0 or OTHER not in labels:
         return 0.0
-    best_t, best_f1 = 0.0, -1.0
-    for t in np.arange(0.0, 0.91, 0.05):
-        f1 = macro_f1(y_true, decide(probs, labels, float(t)), labels)
-        if f1 > best_f1 + 1e-9:
-            best_t, best_f1 = float(t), f1
+    best: tuple[bool, float, float] | None = None  # (allowed, -false action or f1, ...) ranking key
+    best_t = 0.0
+    for t in np.arange(0.0, 0.96, 0.05):
+        pred = decide(probs, labels, float(t))
+        f1 = macro_f1(y_true, pred, labels)
+        rate = false_action_rate(y_true, pred, labels)
+        allowed = rate is None or rate <= max_false_action + 1e-9
+        key = (allowed, f1 if allowed else -(rate or 0.0), f1)
+        if best is None or key > best:
+            best, best_t = key, float(t)
     return round(best_t, 2)
 
 
 @dataclass
 class TrainResult:
-    model: ActionLSTM
+    model: torch.nn.Module  # the Lightning ActionModel
     threshold: float
     best_epoch: int
     epochs_run: int
@@ -194,8 +311,13 @@ class TrainResult:
     val_macro_f1: float | None = None
 
 
-def fit(train_seqs: list[PoseSequence], val_seqs: list[PoseSequence], config: TrainConfig,
-        run_dir: str | Path = "runs", fixed_epochs: int | None = None) -> TrainResult:
+def fit(
+    train_seqs: list[PoseSequence],
+    val_seqs: list[PoseSequence],
+    config: TrainConfig,
+    run_dir: str | Path = "runs",
+    fixed_epochs: int | None = None,
+) -> TrainResult:
     """Train one model; with validation data, stop early and choose the rejection threshold on it.
 
     `fixed_epochs` trains that many epochs without validation (the final all-data model).
@@ -206,64 +328,103 @@ def fit(train_seqs: list[PoseSequence], val_seqs: list[PoseSequence], config: Tr
     start = time.perf_counter()
     torch.set_num_threads(config.threads)
     pl.seed_everything(config.seed, workers=True, verbose=False)
-    train_ds = WindowDataset(train_seqs, config, Augment() if config.augment else None, seed=config.seed)
+    train_ds = WindowDataset(train_seqs, config, config.augmenter(), seed=config.seed)
     if len(train_ds) == 0:
         raise DatasetError("no usable training windows: the sequences are too short or lack hips; give more data")
     val_ds = WindowDataset(val_seqs, config, None) if val_seqs else None
     has_val = val_ds is not None and len(val_ds) > 0 and fixed_epochs is None
     # Classes are balanced by the sampler, so the loss needs no class weights.
-    model = ActionLSTM(config.spec.dim, len(config.labels), config.hidden_size, config.num_layers,
-                       config.dropout, config.learning_rate)
+    from .classifier import ActionModel
+
+    model = ActionModel(
+        config.spec.dim,
+        len(config.labels),
+        config.hidden_size,
+        config.num_layers,
+        config.dropout,
+        config.learning_rate,
+        arch=config.arch,
+        weight_decay=config.weight_decay,
+    )
     if not has_val:
         # The scheduler watches val_loss; without validation data it watches the training loss.
         model.monitor_key = "train_loss"
     generator = torch.Generator().manual_seed(config.seed)
-    sampler = WeightedRandomSampler(train_ds.balanced_weights().tolist(), config.epoch_windows,
-                                    replacement=True, generator=generator)
+    sampler = WeightedRandomSampler(
+        train_ds.balanced_weights().tolist(), config.epoch_windows, replacement=True, generator=generator
+    )
     train_loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=sampler)
     callbacks = []
     checkpoint = None
     if has_val:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         ckpt_dir = tempfile.mkdtemp(prefix="fit-", dir=run_dir)
-        checkpoint = ModelCheckpoint(dirpath=ckpt_dir, monitor="val_loss", mode="min",
-                                     save_top_k=1, filename="best-{epoch}-{val_loss:.3f}")
+        checkpoint = ModelCheckpoint(
+            dirpath=ckpt_dir, monitor="val_loss", mode="min", save_top_k=1, filename="best-{epoch}-{val_loss:.3f}"
+        )
         callbacks = [checkpoint, EarlyStopping(monitor="val_loss", mode="min", patience=config.patience)]
     trainer = pl.Trainer(
-        max_epochs=fixed_epochs or config.max_epochs, accelerator="cpu", devices=1, logger=False,
-        callbacks=callbacks, enable_checkpointing=has_val, enable_progress_bar=config.progress,
-        enable_model_summary=False, default_root_dir=str(run_dir), deterministic=True,
+        max_epochs=fixed_epochs or config.max_epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        callbacks=callbacks,
+        enable_checkpointing=has_val,
+        enable_progress_bar=config.progress,
+        enable_model_summary=False,
+        default_root_dir=str(run_dir),
+        deterministic=True,
         num_sanity_val_steps=0,
     )
-    val_loader = DataLoader(val_ds, batch_size=256) if has_val else None
+    val_loader = DataLoader(val_ds, batch_size=256) if has_val and val_ds is not None else None
     trainer.fit(model, train_loader, val_loader)
     best_epoch = trainer.current_epoch
     threshold, val_f1 = 0.0, None
-    if has_val and checkpoint is not None and checkpoint.best_model_path:
+    if (
+        has_val
+        and val_ds is not None
+        and val_ds._fixed is not None
+        and checkpoint is not None
+        and checkpoint.best_model_path
+    ):
         best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
         model.load_state_dict(best["state_dict"])
         best_epoch = int(best["epoch"]) + 1
         probs = predict_windows(model, val_ds._fixed)
-        threshold = choose_threshold(probs, val_ds.targets, config.labels)
+        threshold = choose_threshold(probs, val_ds.targets, config.labels, config.max_false_action)
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         val_f1 = macro_f1(val_ds.targets, decide(probs, config.labels, threshold), config.labels)
-    return TrainResult(model.eval(), threshold, best_epoch, trainer.current_epoch, len(val_ds or []),
-                       len(train_ds), time.perf_counter() - start, val_f1)
+    return TrainResult(
+        model.eval(),
+        threshold,
+        best_epoch,
+        trainer.current_epoch,
+        len(val_ds or []),
+        len(train_ds),
+        time.perf_counter() - start,
+        val_f1,
+    )
 
 
 def describe(sequences: list[PoseSequence]) -> str:
     """One line: subjects per source and sequences per class."""
     subjects = Counter(source for source, _ in {(s.source, s.subject) for s in sequences})
     labels = Counter(s.label for s in sequences)
-    return (", ".join(f"{src}: {n} subjects" for src, n in sorted(subjects.items())) + " | "
-            + ", ".join(f"{name}={labels[name]}" for name in CLASSES))
+    return (
+        ", ".join(f"{src}: {n} subjects" for src, n in sorted(subjects.items()))
+        + " | "
+        + ", ".join(f"{name}={labels[name]}" for name in CLASSES)
+    )
 
 
-def eval_windows(sequences: list[PoseSequence], spec: FeatureSpec, stride_s: float = 0.16,
-                 ) -> tuple[np.ndarray, list[int]]:
+def eval_windows(
+    sequences: list[PoseSequence],
+    spec: FeatureSpec,
+    stride_s: float = 0.16,
+) -> tuple[np.ndarray, list[int]]:
     """Fixed windows of each sequence (no cap) and, per window, the index of its sequence."""
     feats, owner = [], []
-    stride = max(1, int(round(stride_s * spec.rate_hz)))
+    stride = max(1, round(stride_s * spec.rate_hz))
     for i, seq in enumerate(sequences):
         x, _ = sequence_windows(seq, spec, stride)
         feats.append(x)

@@ -12,10 +12,23 @@ import numpy as np
 
 # COCO-17 keypoint order, shared by every backend and by the classifier features.
 COCO_KEYPOINTS: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
 )
 NUM_KEYPOINTS = len(COCO_KEYPOINTS)
 
@@ -25,31 +38,30 @@ class Poses:
     """All people found in one image, in pixels of that image.
 
     keypoints (N,17,2) x,y; scores (N,17) in 0..1; boxes (N,4) x1,y1,x2,y2;
-    person_scores (N,) how sure the backend is that each is a person (the tracker weighs
-    detections by it); a backend without one gets the mean joint score.
+    person_scores (N,) how sure the backend is that each is a person; left out (empty), it is
+    the mean joint score.
     """
 
     keypoints: np.ndarray
     scores: np.ndarray
     boxes: np.ndarray
-    person_scores: np.ndarray | None = None
+    person_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def __post_init__(self) -> None:
         self.keypoints = np.asarray(self.keypoints, dtype=np.float32).reshape(-1, NUM_KEYPOINTS, 2)
         n = len(self.keypoints)
         self.scores = np.asarray(self.scores, dtype=np.float32).reshape(n, NUM_KEYPOINTS)
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(n, 4)
-        if self.person_scores is None:
+        if len(self.person_scores) == 0:
             self.person_scores = self.scores.mean(axis=1)
         self.person_scores = np.asarray(self.person_scores, dtype=np.float32).reshape(n)
 
     def __len__(self) -> int:
         return len(self.keypoints)
 
-    def __getitem__(self, item) -> Poses:
+    def __getitem__(self, item: int | slice | np.ndarray) -> Poses:
         idx = np.atleast_1d(np.arange(len(self))[item])
-        person_scores = None if self.person_scores is None else self.person_scores[idx]
-        return Poses(self.keypoints[idx], self.scores[idx], self.boxes[idx], person_scores)
+        return Poses(self.keypoints[idx], self.scores[idx], self.boxes[idx], self.person_scores[idx])
 
     @classmethod
     def empty(cls) -> Poses:
@@ -59,7 +71,7 @@ class Poses:
     def boxes_from_keypoints(keypoints: np.ndarray, scores: np.ndarray, min_score: float) -> np.ndarray:
         """Tight boxes around the confident joints of each person (for backends without boxes)."""
         boxes = np.zeros((len(keypoints), 4), dtype=np.float32)
-        for i, (kp, sc) in enumerate(zip(keypoints, scores)):
+        for i, (kp, sc) in enumerate(zip(keypoints, scores, strict=True)):
             seen = kp[sc >= min_score]
             if len(seen) == 0:
                 seen = kp

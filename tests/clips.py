@@ -17,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.bench.clips import fit_into, read_frames
+
 FPS = 25.0  # Weizmann's own rate
 FRAME_SIZE = (640, 480)  # width, height
 
@@ -45,32 +47,12 @@ class CrossingClip:
 
 
 def read_all(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(image)
-    cap.release()
-    if not frames:
-        raise FileNotFoundError(f"no frames in {path}")
-    return frames
-
-
-def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Scale to fit width x height keeping the aspect ratio, centred on black."""
-    scale = min(width / image.shape[1], height / image.shape[0])
-    w, h = round(image.shape[1] * scale), round(image.shape[0] * scale)
-    canvas = np.zeros((height, width, 3), np.uint8)
-    x, y = (width - w) // 2, (height - h) // 2
-    canvas[y:y + h, x:x + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
-    return canvas
+    return read_frames(path)
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: float = FPS) -> None:
     height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
     if not writer.isOpened():
         raise OSError(f"cannot write {path}")
     for frame in frames:
@@ -78,8 +60,13 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: float = FPS) -> None:
     writer.release()
 
 
-def tile_clips(weizmann: Path, out: Path, sources: tuple[str, ...] = TILE_SOURCES,
-               labels: tuple[str, ...] = TILE_LABELS, size: tuple[int, int] = FRAME_SIZE) -> TiledClip:
+def tile_clips(
+    weizmann: Path,
+    out: Path,
+    sources: tuple[str, ...] = TILE_SOURCES,
+    labels: tuple[str, ...] = TILE_LABELS,
+    size: tuple[int, int] = FRAME_SIZE,
+) -> TiledClip:
     """A 2x2 grid of four clips (as long as the shortest), each fitted into its quarter."""
     clips = [read_all(weizmann / s) for s in sources]
     n = min(len(c) for c in clips)
@@ -88,7 +75,7 @@ def tile_clips(weizmann: Path, out: Path, sources: tuple[str, ...] = TILE_SOURCE
     frames = []
     for i in range(n):
         canvas = np.zeros((size[1], size[0], 3), np.uint8)
-        for clip, (x1, y1, x2, y2) in zip(clips, tiles):
+        for clip, (x1, y1, x2, y2) in zip(clips, tiles, strict=True):
             canvas[y1:y2, x1:x2] = fit_into(clip[i], tw, th)
         frames.append(canvas)
     write_clip(out, frames)
@@ -114,8 +101,13 @@ def person_masks(frames: list[np.ndarray], threshold: int = 35) -> list[np.ndarr
     return masks
 
 
-def crossing_clip(weizmann: Path, out: Path, walker: str = WALKER_SOURCE, stander: str = STANDER_SOURCE,
-                  size: tuple[int, int] = FRAME_SIZE) -> CrossingClip:
+def crossing_clip(
+    weizmann: Path,
+    out: Path,
+    walker: str = WALKER_SOURCE,
+    stander: str = STANDER_SOURCE,
+    size: tuple[int, int] = FRAME_SIZE,
+) -> CrossingClip:
     """The walker pasted in front of the stander, frame by frame, scaled up to `size`."""
     walker_frames = read_all(weizmann / walker)
     stander_frames = read_all(weizmann / stander)
@@ -137,7 +129,13 @@ def crossing_clip(weizmann: Path, out: Path, walker: str = WALKER_SOURCE, stande
         composite[walker_masks[i]] = walker_frames[i][walker_masks[i]]
         frames.append(fit_into(composite, *size))
         ys, xs = np.nonzero(walker_masks[i])
-        boxes.append((round(xs.min() * scale) + dx, round(ys.min() * scale) + dy,
-                      round((xs.max() + 1) * scale) + dx, round((ys.max() + 1) * scale) + dy))
+        boxes.append(
+            (
+                round(xs.min() * scale) + dx,
+                round(ys.min() * scale) + dy,
+                round((xs.max() + 1) * scale) + dx,
+                round((ys.max() + 1) * scale) + dy,
+            )
+        )
     write_clip(out, frames)
     return CrossingClip(out, n, FPS, boxes)

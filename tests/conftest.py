@@ -43,13 +43,23 @@ def exercise_clip(datasets) -> Path:
     return datasets / "videos" / "exercise.avi"
 
 
-def run_cli(*args: str, timeout: float = 240, env: dict | None = None, cwd: Path | None = None,
-            ) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str,
+    timeout: float = 240,
+    env: dict | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
     """`python -m realtime ARGS` in a fresh process, as a user would run it."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("DISPLAY", None) if env is None or "DISPLAY" not in env else None
-    return subprocess.run([sys.executable, "-m", "realtime", *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, cwd=cwd or REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "realtime", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd or REPO,
+    )
 
 
 def read_events(path: Path) -> list[dict]:

@@ -32,7 +32,7 @@ def load_jpegs(clip: str) -> list[bytes]:
 
 def handler_for(frames: list[bytes], fps: float) -> type[http.server.BaseHTTPRequestHandler]:
     class MjpegHandler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
             self.end_headers()
@@ -40,8 +40,13 @@ def handler_for(frames: list[bytes], fps: float) -> type[http.server.BaseHTTPReq
             try:
                 while True:
                     jpeg = frames[n % len(frames)]
-                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                                     + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                    self.wfile.write(
+                        b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                        + str(len(jpeg)).encode()
+                        + b"\r\n\r\n"
+                        + jpeg
+                        + b"\r\n"
+                    )
                     n += 1
                     t_next += 1.0 / fps
                     time.sleep(max(0.0, t_next - time.monotonic()))

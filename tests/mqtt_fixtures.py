@@ -24,6 +24,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+
 from rtsp_fixtures import free_port, wait_for
 
 INSTALL_HINT = "install it with `make system-deps` (scripts/install_system_deps.sh)"
@@ -60,13 +61,15 @@ class Broker:
             pytest.fail(f"mosquitto not found; {INSTALL_HINT}")
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError("the broker is already running")
-        self.process = subprocess.Popen([binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         if not wait_for(lambda: self._accepts() or self.process.poll() is not None, timeout) or not self._accepts():
             log = self.log.read_text(errors="replace").strip().splitlines()[-3:] if self.log.exists() else []
             self.kill()
-            raise RuntimeError(f"mosquitto did not start on port {self.port} ({' | '.join(log) or 'no log'}); "
-                               f"{INSTALL_HINT}")
+            raise RuntimeError(
+                f"mosquitto did not start on port {self.port} ({' | '.join(log) or 'no log'}); {INSTALL_HINT}"
+            )
 
     def _accepts(self) -> bool:
         try:
@@ -137,14 +140,18 @@ class Subscriber:
     state, the broker keeps queueing for it while it reconnects.
     """
 
-    def __init__(self, port: int, topic: str = "#", client_id: str | None = None, persistent: bool = True,
-                 timeout: float = 10.0) -> None:
+    def __init__(
+        self, port: int, topic: str = "#", client_id: str | None = None, persistent: bool = True, timeout: float = 10.0
+    ) -> None:
         self.topic = topic
         self.messages: list[Received] = []
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=client_id or f"test-{uuid.uuid4().hex[:8]}", clean_session=not persistent)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"test-{uuid.uuid4().hex[:8]}",
+            clean_session=not persistent,
+        )
         self.client.reconnect_delay_set(1, 2)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *args: self._subscribed.set()

@@ -4,10 +4,9 @@ and an HTTP MJPEG server (tests/mjpeg_server.py), each a real child process."""
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
-from realtime.bench.rtsp import RtspServer, free_port
+from realtime.bench.rtsp import RtspServer, free_port, wait_for
 
 __all__ = ["MjpegServer", "RtspServer", "free_port", "wait_for"]
 
@@ -19,15 +18,13 @@ class MjpegServer(RtspServer):
     GIL while opening a capture, so a server thread in the reader's process would stall."""
 
     def _command(self) -> list[str]:
-        return [sys.executable, str(MJPEG_SCRIPT), "--clip", str(self.clip),
-                "--port", str(self.port), "--fps", str(self.fps)]
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
-    """Poll until predicate() is true or the time is up."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
+        return [
+            sys.executable,
+            str(MJPEG_SCRIPT),
+            "--clip",
+            str(self.clip),
+            "--port",
+            str(self.port),
+            "--fps",
+            str(self.fps),
+        ]

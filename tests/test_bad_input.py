@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
@@ -52,8 +51,9 @@ def test_zero_byte_file(tmp_path, random_weights):
 
 
 def test_output_is_a_folder(tmp_path, weizmann_clip, random_weights):
-    proc = run_cli("--source", str(weizmann_clip), "--headless", "--weights", str(random_weights),
-                   "--output", str(tmp_path))
+    proc = run_cli(
+        "--source", str(weizmann_clip), "--headless", "--weights", str(random_weights), "--output", str(tmp_path)
+    )
     assert_one_line_error(proc, "is a folder", "out.mp4")
 
 
@@ -74,8 +74,17 @@ def test_truncated_file_keeps_frames_before_the_damage(tmp_path, weizmann_clip, 
     data = weizmann_clip.read_bytes()
     clip.write_bytes(data[: len(data) // 2])
     out, events = tmp_path / "out.mp4", tmp_path / "events.jsonl"
-    proc = run_cli("--source", str(clip), "--headless", "--weights", str(random_weights),
-                   "--output", str(out), "--events", str(events))
+    proc = run_cli(
+        "--source",
+        str(clip),
+        "--headless",
+        "--weights",
+        str(random_weights),
+        "--output",
+        str(out),
+        "--events",
+        str(events),
+    )
     # The "frames in/out" summary line still goes to stdout; stderr carries the one error.
     assert_one_line_error(proc, "truncated or corrupt")
     summary = read_events(events)[-1]
@@ -86,8 +95,7 @@ def test_truncated_file_keeps_frames_before_the_damage(tmp_path, weizmann_clip, 
 
 def test_unreachable_url(random_weights):
     # Port 9 on loopback: nothing listens there.
-    proc = run_cli("--source", "rtsp://127.0.0.1:9/none", "--headless", "--weights", str(random_weights),
-                   timeout=60)
+    proc = run_cli("--source", "rtsp://127.0.0.1:9/none", "--headless", "--weights", str(random_weights), timeout=60)
     line = assert_one_line_error(proc, "cannot open stream", "127.0.0.1:9", "refused or not found")
     assert "within" not in line  # refused at once: no timeout was waited out
 
@@ -97,14 +105,17 @@ def test_unsupported_url_scheme():
     assert_one_line_error(proc, "unsupported scheme")
 
 
-@pytest.mark.parametrize("yaml_text, fragments", [
-    ("pose:\n  skp: 1\n", ("unknown key 'pose.skp'", "skip")),
-    ("pose:\n  skip: -1\n", ("pose.skip", "at least 0")),
-    ("pose:\n  backend: openpose\n", ("pose.backend", "movenet, blazepose, detectron2")),
-    ("capture:\n  queue_size: many\n", ("capture.queue_size", "int")),
-    ("output: [1, 2]\n", ("output", "mapping")),
-    ("pose: {skip: 1\n", ("not valid YAML",)),
-])
+@pytest.mark.parametrize(
+    "yaml_text, fragments",
+    [
+        ("pose:\n  skp: 1\n", ("unknown key 'pose.skp'", "skip")),
+        ("pose:\n  skip: -1\n", ("pose.skip", "at least 0")),
+        ("pose:\n  backend: openpose\n", ("pose.backend", "movenet, blazepose, detectron2")),
+        ("capture:\n  queue_size: many\n", ("capture.queue_size", "int")),
+        ("output: [1, 2]\n", ("output", "mapping")),
+        ("pose: {skip: 1\n", ("not valid YAML",)),
+    ],
+)
 def test_bad_config(tmp_path, weizmann_clip, yaml_text, fragments):
     config = tmp_path / "config.yaml"
     config.write_text(yaml_text)
@@ -154,6 +165,5 @@ def test_no_display_without_headless(weizmann_clip, random_weights):
 
 def test_unwritable_output(tmp_path, weizmann_clip, random_weights):
     out = tmp_path / "out.xyz"
-    proc = run_cli("--source", str(weizmann_clip), "--headless", "--weights", str(random_weights),
-                   "--output", str(out))
+    proc = run_cli("--source", str(weizmann_clip), "--headless", "--weights", str(random_weights), "--output", str(out))
     assert_one_line_error(proc, "unsupported extension", ".mp4")

@@ -19,8 +19,9 @@ CLASSES = {"JUMPING", "JUMPING_JACKS", "BOXING", "WAVING_2HANDS", "WAVING_1HAND"
 
 def repo_state() -> str:
     """Everything git sees changed or new in the checkout (ignored files aside)."""
-    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO, capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def bench(*args: str, timeout: float = 800) -> subprocess.CompletedProcess:
@@ -34,8 +35,17 @@ def bench(*args: str, timeout: float = 800) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def throughput(tmp_path_factory, datasets):
     out = tmp_path_factory.mktemp("throughput")
-    proc = bench("--quick", "--clips", "one,tiled", "--backends", ",".join(BACKENDS),
-                 "--json", str(out / "result.json"), "--report", str(out / "report"))
+    proc = bench(
+        "--quick",
+        "--clips",
+        "one,tiled",
+        "--backends",
+        ",".join(BACKENDS),
+        "--json",
+        str(out / "result.json"),
+        "--report",
+        str(out / "report"),
+    )
     return out, json.loads((out / "result.json").read_text()), proc.stderr
 
 
@@ -103,7 +113,8 @@ def test_targets_are_read_from_the_rows(throughput):
     assert targets["threaded FPS, 4 people"]["measured"] == tiled["threaded_fps"]
     assert targets["live latency p95 ms, 4 people"]["measured"] == tiled["live"]["latency_ms_p95"]
     assert targets["people found per frame / true count, tiled"]["measured"] == pytest.approx(
-        tiled["people_mean"] / 4, abs=1e-3)
+        tiled["people_mean"] / 4, abs=1e-3
+    )
     for t in result["targets"]:
         assert t["met"] == (t["measured"] >= t["target"] if t["op"] == ">=" else t["measured"] <= t["target"])
     assert set(result["lstm_ms_per_batch"]) == {"1", "4", "8"} and result["cli"]["peak_rss_mb"] > 50
@@ -141,8 +152,9 @@ def test_cameras_account_for_every_frame_and_keep_their_labels(cameras):
         for r in rows:
             assert r["poses_per_s"] > 0 and 0 < r["latency_ms_p50"] <= r["latency_ms_p95"]
             assert r["reference_label"] in CLASSES and 0 <= r["label_agreement"] <= 1
-        assert run["holds"] == (run["dropped_after_pose"] == 0 and all(
-            r["poses_per_s"] >= 9 and r["latency_ms_p95"] <= 200 for r in rows))
+        assert run["holds"] == (
+            run["dropped_after_pose"] == 0 and all(r["poses_per_s"] >= 9 and r["latency_ms_p95"] <= 200 for r in rows)
+        )
         assert run["cpu_per_camera"] > 0
     most = 0
     for run in result["runs"]:  # the most cameras before the first count that did not keep up
@@ -150,16 +162,27 @@ def test_cameras_account_for_every_frame_and_keep_their_labels(cameras):
             break
         most = run["cameras"]
     assert result["most_cameras"] == most
-    assert result["labels_equal"] == all(r["label"] == r["reference_label"]
-                                         for run in result["runs"] for r in run["rows"])
+    assert result["labels_equal"] == all(
+        r["label"] == r["reference_label"] for run in result["runs"] for r in run["rows"]
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.rtsp
 def test_soak_drops_oldest_against_slow_inference(tmp_path, datasets):
     # 100 ms more per pose: two models pose at most 20 frames a second of the 30 sent, so frames must drop.
-    bench("soak", "--quick", "--minutes", "0.2", "--every-s", "4", "--extra-ms", "100", "--json",
-          str(tmp_path / "soak.json"))
+    bench(
+        "soak",
+        "--quick",
+        "--minutes",
+        "0.2",
+        "--every-s",
+        "4",
+        "--extra-ms",
+        "100",
+        "--json",
+        str(tmp_path / "soak.json"),
+    )
     result = json.loads((tmp_path / "soak.json").read_text())
     assert result["error"] is None and result["reconnects"] == 0 and result["ok"] is True
     assert len(result["intervals"]) >= 2
@@ -175,8 +198,12 @@ def test_web_job_times_each_result_format(tmp_path, datasets):
     bench("web-job", "--quick", "--json", str(tmp_path / "web.json"))
     result = json.loads((tmp_path / "web.json").read_text())
     hows = [t["how"] for t in result["timings"]]
-    assert hows == ["web job, h264 result + events", "web job, vp8 result + events", "pipeline, VP8 WebM",
-                    "pipeline, mp4v (browsers cannot play it)"]
+    assert hows == [
+        "web job, h264 result + events",
+        "web job, vp8 result + events",
+        "pipeline, VP8 WebM",
+        "pipeline, mp4v (browsers cannot play it)",
+    ]
     for t in result["timings"]:
         assert t["frames"] == 30 and t["seconds"] > 0  # --quick: 30 frames of the upload
         assert t["fps"] == pytest.approx(t["frames"] / t["seconds"], rel=0.01)
@@ -195,16 +222,20 @@ def test_detectron2_mode_times_each_size(tmp_path, datasets):
     bench("detectron2", "--quick", "--sizes", "320,480", "--json", str(tmp_path / "d2.json"), timeout=600)
     rows = json.loads((tmp_path / "d2.json").read_text())["rows"]
     assert [(r["source"], r["min_size_test"]) for r in rows] == [
-        (source, size) for source in ("daria_jack.avi", "exercise.avi") for size in (320, 480)]
+        (source, size) for source in ("daria_jack.avi", "exercise.avi") for size in (320, 480)
+    ]
     assert all(r["frames"] == 1 and 0 < r["wall_s_per_frame_median"] <= r["wall_s_per_frame_max"] for r in rows)
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--from-json", "x.json"), "--from-json needs --report DIR"),
-    (("soak", "--size", "big"), "--size 'big' must be WIDTHxHEIGHT"),
-    (("--clips", "one,two"), "--clips 'one,two' must name some of one, exercise, tiled"),
-    (("--from-json", "missing.json", "--report", "out"), "--from-json missing.json: cannot read a saved result"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--from-json", "x.json"), "--from-json needs --report DIR"),
+        (("soak", "--size", "big"), "--size 'big' must be WIDTHxHEIGHT"),
+        (("--clips", "one,two"), "--clips 'one,two' must name some of one, exercise, tiled"),
+        (("--from-json", "missing.json", "--report", "out"), "--from-json missing.json: cannot read a saved result"),
+    ],
+)
 def test_bad_arguments_are_one_line(args, message):
     proc = run_cli("benchmark", *args, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

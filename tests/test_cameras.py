@@ -8,38 +8,61 @@ import sys
 import time
 
 import pytest
+
+from conftest import REPO, count_frames, read_events, run_cli
 from mqtt_fixtures import Broker, Subscriber, broker_fixture, retained  # noqa: F401 (broker_fixture is `broker`)
-
-from conftest import REPO, count_frames, read_events
-
 from realtime.bench.rtsp import RtspServer
+from rtsp_fixtures import free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.rtsp, pytest.mark.mqtt]
+pytestmark = pytest.mark.slow
 
 
 def labels_on(subscriber: Subscriber, topic: str) -> set[str]:
     return {m.json()["label"] for m in subscriber.on(topic)}
 
 
+@pytest.mark.rtsp
+@pytest.mark.mqtt
 def test_a_clip_and_a_live_stream_publish_their_own_labels(tmp_path, datasets, broker):
     """Two cameras share the pose models; each one's labels arrive on its own topics, its state is
     retained, and the process says `offline` as it leaves."""
     stream = RtspServer(datasets / "weizmann" / "wave2" / "ido_wave2.avi", fps=25, size=(360, 288))
     stream.start()
     config = tmp_path / "cams.yaml"
-    config.write_text(f"cameras:\n  - name: gym\n    source: {datasets / 'weizmann' / 'jack' / 'daria_jack.avi'}\n"
-                      f"  - name: hall\n    source: {stream.url}\n    pose_fps: 10\n"
-                      "capture:\n  pace: true\n")
+    config.write_text(
+        f"cameras:\n  - name: gym\n    source: {datasets / 'weizmann' / 'jack' / 'daria_jack.avi'}\n"
+        f"  - name: hall\n    source: {stream.url}\n    pose_fps: 10\n"
+        "capture:\n  pace: true\n"
+    )
     subscriber = Subscriber(broker.port, "realtime/#")
     events, videos = tmp_path / "events.jsonl", tmp_path / "videos"
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", "--config", str(config), "--headless",
-                             "--mqtt", f"mqtt://127.0.0.1:{broker.port}", "--events", str(events),
-                             "--output", str(videos)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "realtime",
+            "--config",
+            str(config),
+            "--headless",
+            "--mqtt",
+            f"mqtt://127.0.0.1:{broker.port}",
+            "--events",
+            str(events),
+            "--output",
+            str(videos),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        assert subscriber.wait_until(lambda m: any(x.topic == "realtime/hall/action" for x in m)
-                                     and any(x.topic == "realtime/gym/summary" for x in m), timeout=120), \
-            f"labels did not arrive: {[m.topic for m in subscriber.messages]}"
+        assert subscriber.wait_until(
+            lambda m: (
+                any(x.topic == "realtime/hall/action" for x in m) and any(x.topic == "realtime/gym/summary" for x in m)
+            ),
+            timeout=120,
+        ), f"labels did not arrive: {[m.topic for m in subscriber.messages]}"
         time.sleep(2)  # a little more of the stream
         # Retained while running: who is in view on the stream camera now.
         live_state = retained(broker.port, "realtime/hall/state").json()
@@ -64,7 +87,44 @@ def test_a_clip_and_a_live_stream_publish_their_own_labels(tmp_path, datasets, b
     # The same events in the file, and one video per camera.
     in_file = read_events(events)
     assert {e["camera"] for e in in_file} == {"gym", "hall"}
-    assert count_frames(videos / "gym.mp4") == 89
-    assert count_frames(videos / "hall.mp4") > 0
+    file_summaries = {e["camera"]: e for e in in_file if e["type"] == "summary"}
+    gym, hall = file_summaries["gym"], file_summaries["hall"]
+    assert gym["frames_in"] == 89 and gym["frames_out"] + gym["dropped"] == 89  # every frame accounted for
+    assert count_frames(videos / "gym.mp4") == gym["frames_out"]
+    assert count_frames(videos / "hall.mp4") == hall["frames_out"] > 0
     assert "MQTT: " in stdout and " 0 dropped" in stdout
     subscriber.close()
+
+
+def test_a_camera_down_from_the_start_does_not_keep_the_others_dark(tmp_path, datasets, random_weights):
+    """With several cameras, a stream nobody answers is retried in the background; the clip runs to its
+    end, and the dead camera ends with its own error once its retries are spent."""
+    clip = datasets / "weizmann" / "jack" / "daria_jack.avi"
+    config = tmp_path / "cams.yaml"
+    config.write_text(
+        f"cameras:\n  - name: gym\n    source: {clip}\n"
+        f"  - name: door\n    source: rtsp://127.0.0.1:{free_port()}/none\n    reconnect_attempts: 2\n"
+    )
+    events, videos = tmp_path / "events.jsonl", tmp_path / "videos"
+    proc = run_cli(
+        "--config",
+        str(config),
+        "--headless",
+        "--weights",
+        str(random_weights),
+        "--events",
+        str(events),
+        "--output",
+        str(videos),
+        timeout=120,
+    )
+    assert proc.returncode == 1  # the run reports the dead camera...
+    assert "camera door:" in proc.stderr and "retrying in the background" in proc.stderr
+    assert "not back after 2 reconnect attempts" in proc.stderr.strip().splitlines()[-1]
+    summaries = {e["camera"]: e for e in read_events(events) if e["type"] == "summary"}
+    gym = summaries["gym"]  # ...but the clip ran through, every frame shown or counted as dropped
+    assert gym["frames_in"] == 89 and gym["frames_out"] + gym["dropped"] == 89
+    assert count_frames(videos / "gym.mp4") == gym["frames_out"] > 0
+    assert summaries["door"]["frames_in"] == 0 and "reconnect attempts" in summaries["door"]["error"]
+    ended = {e["camera"]: e for e in read_events(events) if e.get("status") == "ended"}
+    assert "error" not in ended["gym"] and "reconnect attempts" in ended["door"]["error"]

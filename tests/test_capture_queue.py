@@ -63,7 +63,7 @@ def test_drop_oldest_bounds_the_queue_and_counts_drops(weizmann_clip):
 
 def test_paced_file_arrives_in_real_time(weizmann_clip):
     start = time.monotonic()
-    thread, queue, got, _ = run_capture(weizmann_clip, BufferPolicy.DROP_OLDEST, delay_s=0.0, pace=True)
+    _, queue, got, _ = run_capture(weizmann_clip, BufferPolicy.DROP_OLDEST, delay_s=0.0, pace=True)
     elapsed = time.monotonic() - start
     frames = [f for f in got if isinstance(f, FrameRecord)]
     span = frames[-1].t_capture - frames[0].t_capture

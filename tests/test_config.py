@@ -48,14 +48,17 @@ def test_camera_index_may_be_a_number(tmp_path):
     assert load_config(cfg_file).source == "2"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("colour: red\n", "unknown key 'colour'"),
-    ("output:\n  headless: maybe\n", "output.headless must be bool"),
-    ("pose:\n  min_score: 1.5\n", "pose.min_score must be at most 1"),
-    ("max_frames: 0\n", "max_frames must be at least 1"),
-    ("capture:\n  policy: newest\n", "capture.policy must be one of auto, lossless, drop_oldest"),
-    ("pose:\n  detectron2:\n    device: tpu\n", "pose.detectron2.device must be one of auto, cpu, cuda"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("colour: red\n", "unknown key 'colour'"),
+        ("output:\n  headless: maybe\n", "output.headless must be bool"),
+        ("pose:\n  min_score: 1.5\n", "pose.min_score must be at most 1"),
+        ("max_frames: 0\n", "max_frames must be at least 1"),
+        ("capture:\n  policy: newest\n", "capture.policy must be one of auto, lossless, drop_oldest"),
+        ("pose:\n  detectron2:\n    device: tpu\n", "pose.detectron2.device must be one of auto, cpu, cuda"),
+    ],
+)
 def test_mistakes_name_the_key_and_what_is_allowed(tmp_path, text, message):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(text)
@@ -77,25 +80,32 @@ def test_default_weights_are_the_shipped_file_from_any_folder(tmp_path, monkeypa
 
 def test_cameras_from_the_file_and_from_flags(tmp_path):
     cfg_file = tmp_path / "cams.yaml"
-    cfg_file.write_text("pose_fps: 10\ncameras:\n  - name: door\n    source: clips/door.mp4\n    pose_fps: 5\n"
-                        "  - name: hall\n    source: rtsp://127.0.0.1:8554/hall\n")
+    cfg_file.write_text(
+        "pose_fps: 10\ncameras:\n  - name: door\n    source: clips/door.mp4\n    pose_fps: 5\n"
+        "  - name: hall\n    source: rtsp://127.0.0.1:8554/hall\n"
+    )
     cameras = cameras_of(load_config(cfg_file))
     assert [(c.name, c.pose_fps) for c in cameras] == [("door", 5.0), ("hall", 10.0)]
     assert cameras[0].source == str(tmp_path / "clips" / "door.mp4")  # relative to the file
     assert cameras[1].source == "rtsp://127.0.0.1:8554/hall"
     args = build_parser().parse_args(["--source", "a=x.mp4", "--source", "rtsp://h/s"])
-    assert [(c.name, c.source) for c in cameras_of(load_config(cfg_file, overrides_from(args)))] == \
-        [("a", "x.mp4"), ("cam1", "rtsp://h/s")]
+    assert [(c.name, c.source) for c in cameras_of(load_config(cfg_file, overrides_from(args)))] == [
+        ("a", "x.mp4"),
+        ("cam1", "rtsp://h/s"),
+    ]
     bare = build_parser().parse_args(["--source", "0"])
     assert [(c.name, c.source) for c in cameras_of(load_config(None, overrides_from(bare)))] == [("cam0", "0")]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("cameras:\n  - name: Door\n    source: 0\n", "must be lowercase letters"),
-    ("cameras:\n  - name: a\n    source: 0\n  - name: a\n    source: 1\n", "used twice"),
-    ("cameras:\n  - name: a\n", "must have a source"),
-    ("cameras:\n  - name: a\n    source: 0\n    pose_fps: 0\n", "pose_fps must be at least 0.1"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("cameras:\n  - name: Door\n    source: 0\n", "must be lowercase letters"),
+        ("cameras:\n  - name: a\n    source: 0\n  - name: a\n    source: 1\n", "used twice"),
+        ("cameras:\n  - name: a\n", "must have a source"),
+        ("cameras:\n  - name: a\n    source: 0\n    pose_fps: 0\n", "pose_fps must be at least 0.1"),
+    ],
+)
 def test_camera_mistakes_are_one_line(tmp_path, text, message):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(text)

@@ -12,6 +12,7 @@ from realtime.datasets.common import OPENPOSE18
 from realtime.types import COCO_KEYPOINTS
 
 C = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
+BLAZEPOSE = "blazepose"  # the backend these tests pose with, by its name in realtime.pose
 FACE = [C[n] for n in ("left_eye", "right_eye", "left_ear", "right_ear")]
 
 
@@ -110,16 +111,16 @@ def test_videos_loader_poses_with_our_backend_and_caches(datasets, tmp_path):
     root = datasets / "weizmann"
     clip = root / "wave2" / "denis_wave2.avi"
     assert clip in find_clips(root)
-    (seq,) = load_videos(root, cache_dir=tmp_path, clips=[clip])
-    assert seq.label == "WAVING_2HANDS" and seq.subject == "denis"
+    (seq,) = load_videos(root, cache_dir=tmp_path, clips=[clip], backend=BLAZEPOSE)
+    assert seq.label == "WAVING_2HANDS" and seq.subject == "denis" and seq.source == "weizmann"
     assert len(seq) >= 0.9 * seq.meta["frames"]  # one person, nearly every frame posed
     np.testing.assert_allclose(seq.times * 25, np.round(seq.times * 25), atol=1e-6)
     assert seq.keypoints[:, :, 0].max() <= 180 * 1.2  # pixels of the 180x144 clip
     cached = list(tmp_path.rglob("*.npz"))
     assert len(cached) == 1
-    (again,) = load_videos(root, cache_dir=tmp_path, clips=[clip])
+    (again,) = load_videos(root, cache_dir=tmp_path, clips=[clip], backend=BLAZEPOSE)
     np.testing.assert_array_equal(again.keypoints, seq.keypoints)
-    (every3,) = load_videos(root, cache_dir=tmp_path, clips=[clip], pose_every=3)
+    (every3,) = load_videos(root, cache_dir=tmp_path, clips=[clip], pose_every=3, backend=BLAZEPOSE)
     frames = np.round(every3.times * 25).astype(int)
     assert (frames % 3 == 0).all() and len(every3) <= len(seq) // 3 + 1
 
@@ -131,10 +132,10 @@ def test_videos_loader_can_pose_like_the_pipelines_pool(datasets, tmp_path):
 
     root = datasets / "weizmann"
     clip = root / "wave2" / "denis_wave2.avi"
-    (one,) = load_videos(root, cache_dir=tmp_path, clips=[clip])
-    (two,) = load_videos(root, cache_dir=tmp_path, clips=[clip], pose_workers=2)
-    assert sorted(p.name for p in tmp_path.rglob("*.npz")) == ["denis_wave2.blazepose.npz",
-                                                                "denis_wave2.blazepose.workers2.npz"]
+    (one,) = load_videos(root, cache_dir=tmp_path, clips=[clip], backend=BLAZEPOSE)
+    (two,) = load_videos(root, cache_dir=tmp_path, clips=[clip], pose_workers=2, backend=BLAZEPOSE)
+    names = sorted(p.name for p in tmp_path.rglob("*.npz"))
+    assert len(names) == 2 and names[0].startswith(f"denis_wave2.{BLAZEPOSE}-") and names[1].endswith(".workers2.npz")
     assert two.meta["pose_workers"] == 2 and abs(len(two) - len(one)) <= 0.1 * len(one)
     shared = np.intersect1d(np.round(one.times * 25), np.round(two.times * 25), return_indices=True)
     a, b = one.keypoints[shared[1]], two.keypoints[shared[2]]
@@ -142,4 +143,145 @@ def test_videos_loader_can_pose_like_the_pipelines_pool(datasets, tmp_path):
     assert not np.array_equal(a, b)  # two models, two tracking histories
     assert np.abs(a - b).mean() < 0.05 * height  # ...that agree on where the person is
     with pytest.raises(DatasetError, match="pose_workers"):
-        load_videos(root, cache_dir=tmp_path, clips=[clip], pose_workers=0)
+        load_videos(root, cache_dir=tmp_path, clips=[clip], pose_workers=0, backend=BLAZEPOSE)
+
+
+def _kth_person(datasets, action: str = "boxing"):
+    seqs = load("kth", datasets / "kth_pose" / "kth_pose_persons21-23.csv")
+    return next(s for s in seqs if s.meta["action"] == action)
+
+
+def _poses(kp: np.ndarray, sc: np.ndarray):
+    from realtime.types import Poses
+
+    return Poses(kp[None], sc[None], Poses.boxes_from_keypoints(kp[None], sc[None], 0.3))
+
+
+def _frames(*people):
+    """Posed frames holding, in each frame, every given person's pose that frame (None = absent)."""
+    from realtime.types import Poses
+
+    frames = []
+    for poses in zip(*people, strict=True):
+        present = [p for p in poses if p is not None]
+        frames.append(
+            Poses(
+                np.concatenate([p.keypoints for p in present]),
+                np.concatenate([p.scores for p in present]),
+                np.concatenate([p.boxes for p in present]),
+            )
+            if present
+            else Poses.empty()
+        )
+    return frames
+
+
+def test_labelled_person_is_the_largest_track_never_a_smaller_bystander(datasets):
+    """The rule: the track that is the largest person on the most frames; bystanders seen beside it are
+    dropped even on frames where they are the larger one (real KTH poses, placed as two people)."""
+    from realtime.datasets.labelled_person import labelled_person
+
+    main, other = _kth_person(datasets, "boxing"), _kth_person(datasets, "walking")
+    n = min(len(main), len(other), 60)
+    big = main.keypoints[:n] * 3.0  # 160x120 pixels -> a person about three times the bystander's size
+    small = other.keypoints[:n] * 0.8 + np.array([500.0, 50.0], np.float32)
+    # The bystander steps close for a few frames: larger than the main person there.
+    small[20:24] = (small[20:24] - 500.0) * 6.0 + 500.0
+    times = np.arange(n) * 0.12
+    frames = _frames(
+        [_poses(k, s) for k, s in zip(big, main.scores[:n], strict=True)],
+        [_poses(k, s) for k, s in zip(small, other.scores[:n], strict=True)],
+    )
+    kp, _, t, info = labelled_person(frames, times)
+    assert info["tracks"] >= 2 and info["kept_tracks"] == 1
+    np.testing.assert_allclose(t, times)
+    np.testing.assert_allclose(kp, big)  # the bystander's frames 20-23 did not take over
+
+
+def test_labelled_person_continues_after_a_scene_cut_to_another_performer(datasets):
+    """A clip that cuts from one performer to another (wild_dev's Leap Fitness clips) keeps both: their
+    tracks never share a frame, so neither is a bystander of the other."""
+    from realtime.datasets.labelled_person import labelled_person
+
+    a, b = _kth_person(datasets, "boxing"), _kth_person(datasets, "handwaving")
+    first = [_poses(k * 2.0, s) for k, s in zip(a.keypoints[:30], a.scores[:30], strict=True)]
+    second = [
+        _poses(k * 2.0 + np.array([300.0, 0.0], np.float32), s)
+        for k, s in zip(b.keypoints[:30], b.scores[:30], strict=True)
+    ]
+    frames = _frames(first + [None] * 30, [None] * 30 + second)
+    kp, _, t, info = labelled_person(frames, np.arange(60) * 0.12)
+    assert info["kept_tracks"] == 2 and len(t) == 60
+    np.testing.assert_allclose(kp[30:], b.keypoints[:30] * 2.0 + np.array([300.0, 0.0], np.float32))
+
+
+def test_wild_subjects_come_from_sources_md(datasets):
+    from realtime.datasets.wild import wild_clips
+
+    clips = wild_clips(datasets / "wild_dev")
+    assert len(clips) == 22
+    by_name = {c.path.name: c for c in clips}
+    assert by_name["venkat_gym_jj.mp4"].subject == by_name["venkat_high_knees.mp4"].subject == "venkat_gym"
+    assert by_name["stevewoz_rope_garage.mp4"].action == "JUMPING"
+    from collections import Counter
+
+    assert Counter(c.action for c in clips) == {
+        "OTHER": 14,
+        "JUMPING_JACKS": 3,
+        "BOXING": 3,
+        "JUMPING": 1,
+        "WAVING_1HAND": 1,
+    }
+    assert len({c.subject for c in clips}) == 10
+
+
+def test_wild_clip_missing_from_sources_md_or_a_bad_folder_is_an_error(datasets, tmp_path):
+    from realtime.datasets.wild import wild_clips
+
+    root = tmp_path / "wild"
+    (root / "OTHER").mkdir(parents=True)
+    (root / "OTHER" / "arm.mp4").symlink_to(datasets / "wild_dev" / "OTHER" / "treadtv_arm_circles.mp4")
+    with pytest.raises(DatasetError, match=r"SOURCES\.md not found"):
+        wild_clips(root)
+    (root / "SOURCES.md").write_text("| file | subject |\n|---|---|\n| OTHER/other.mp4 | someone |\n")
+    with pytest.raises(DatasetError, match=r"arm\.mp4: not listed"):
+        wild_clips(root)
+    (root / "SOURCES.md").write_text(
+        "| file | subject |\n|---|---|\n| OTHER/arm.mp4 | someone |\n| DANCING/arm.mp4 | someone |\n"
+    )
+    (root / "DANCING").mkdir()
+    (root / "DANCING" / "arm.mp4").symlink_to(datasets / "wild_dev" / "OTHER" / "treadtv_arm_circles.mp4")
+    with pytest.raises(DatasetError, match="'DANCING' is not in the 'wild' section"):
+        load("wild", root, cache_dir=tmp_path / "cache", backend=BLAZEPOSE)
+
+
+def test_weizmann_jump_is_jumping_now():
+    from realtime.datasets import map_label
+
+    assert map_label("videos", "jump", "x") == map_label("videos", "pjump", "x") == "JUMPING"
+
+
+@pytest.mark.mediapipe
+def test_wild_loader_poses_a_clip_and_names_its_data_set(datasets, tmp_path):
+    from realtime.datasets.videos import load_clips
+    from realtime.datasets.wild import wild_clips
+
+    root = datasets / "wild_dev"
+    clip = next(c for c in wild_clips(root) if c.path.name == "treadtv_arm_circles.mp4")  # 53 frames, 10 fps
+    (seq,) = load_clips(root, [clip], "wild", tmp_path, backend=BLAZEPOSE)
+    assert (seq.label, seq.subject, seq.source) == ("OTHER", "treadtv_armcircle_woman", "wild_dev")
+    assert len(seq) >= 0.8 * seq.meta["frames"] and seq.meta["kept_tracks"] >= 1
+    np.testing.assert_allclose(seq.times * 10, np.round(seq.times * 10), atol=1e-6)
+
+
+def test_pose_cache_names_the_backend_settings(tmp_path):
+    """Poses made with another person threshold must not pass for the default's."""
+    from realtime.datasets.videos import cache_path, default_backend_options
+
+    root, clip = tmp_path / "wild", tmp_path / "wild" / "OTHER" / "a.mp4"
+    default = cache_path(tmp_path, root, clip, "movenet", 1, 1, default_backend_options("movenet"))
+    other = cache_path(
+        tmp_path, root, clip, "movenet", 1, 1, {**default_backend_options("movenet"), "person_threshold": 0.3}
+    )
+    assert default != other and default.parent == other.parent == tmp_path / "wild" / "OTHER"
+    assert default.name.startswith("a.movenet-") and default.suffix == ".npz"

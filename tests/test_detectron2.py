@@ -31,7 +31,11 @@ from detectron2.structures import Boxes, Instances  # noqa: E402
 from realtime.errors import ConfigError, WeightsError  # noqa: E402
 from realtime.pose import create_backend  # noqa: E402
 from realtime.pose.detectron2_backend import (  # noqa: E402
-    DEFAULT_CONFIG, RANDOM_INIT_FOR_TESTS, Detectron2Pose, instances_to_poses, keypoint_confidence,
+    DEFAULT_CONFIG,
+    RANDOM_INIT_FOR_TESTS,
+    Detectron2Pose,
+    instances_to_poses,
+    keypoint_confidence,
 )
 from realtime.types import Poses  # noqa: E402
 
@@ -80,7 +84,7 @@ def test_config_loads_from_model_zoo_with_the_requested_settings(backend):
     assert cfg.MODEL.RESNETS.DEPTH == 50  # R50-FPN, the article's model
     assert cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST == 0.5
     assert cfg.INPUT.MIN_SIZE_TEST == SMALL
-    assert cfg.MODEL.DEVICE == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert ("cuda" if torch.cuda.is_available() else "cpu") == cfg.MODEL.DEVICE
     assert backend.weights == RANDOM_INIT_FOR_TESTS
     # the built network really has the 17-keypoint head
     assert backend.predictor.model.roi_heads.keypoint_head.score_lowres.out_channels == 17
@@ -127,8 +131,9 @@ def test_keypoint_head_on_a_real_frame_returns_every_person_inside_their_box(bac
     model = backend.predictor.model
     boxes = [[20.0, 10.0, 90.0, 140.0], [100.0, 5.0, 170.0, 130.0]]
     with torch.no_grad():
-        inputs = [{"image": torch.as_tensor(image.transpose(2, 0, 1).astype("float32")),
-                   "height": height, "width": width}]
+        inputs = [
+            {"image": torch.as_tensor(image.transpose(2, 0, 1).astype("float32")), "height": height, "width": width}
+        ]
         images = model.preprocess_image(inputs)
         features = model.backbone(images.tensor)
         given = make_instances(images.image_sizes[0], np.zeros((2, 17, 3)), boxes, [0.9, 0.7])
@@ -138,7 +143,7 @@ def test_keypoint_head_on_a_real_frame_returns_every_person_inside_their_box(bac
     poses = instances_to_poses(out)
     assert len(poses) == 2
     np.testing.assert_allclose(poses.boxes, boxes)
-    for kp, (x1, y1, x2, y2) in zip(poses.keypoints, boxes):
+    for kp, (x1, y1, x2, y2) in zip(poses.keypoints, boxes, strict=True):
         assert (kp[:, 0] >= x1).all() and (kp[:, 0] <= x2).all()
         assert (kp[:, 1] >= y1).all() and (kp[:, 1] <= y2).all()
     assert ((poses.scores > 0) & (poses.scores <= 1)).all()
@@ -223,7 +228,7 @@ def test_a_config_file_of_ones_own_needs_weights_given(tmp_path):
     zoo_file = Path(model_zoo.get_config_file(DEFAULT_CONFIG))
     base = zoo_file.parent / "Base-Keypoint-RCNN-FPN.yaml"  # its _BASE_, relative to the zoo's folder
     own.write_text(zoo_file.read_text().replace('"Base-Keypoint-RCNN-FPN.yaml"', f'"{base}"'))
-    with pytest.raises(WeightsError, match="has no model-zoo weights.*--weights-pose FILE"):
+    with pytest.raises(WeightsError, match=r"has no model-zoo weights.*--weights-pose FILE"):
         Detectron2Pose(config=str(own))
     assert Detectron2Pose(config=str(own), weights=RANDOM_INIT_FOR_TESTS, min_size_test=SMALL).cfg.MODEL.KEYPOINT_ON
 
@@ -233,14 +238,21 @@ def test_default_weights_url_that_cannot_be_downloaded_fails_fast_with_one_line(
     a closed local port so that this holds on a machine with internet too, and a fresh cache
     dir makes sure no earlier download answers instead."""
     closed_port = _free_port()
-    env = dict(os.environ, https_proxy=f"http://127.0.0.1:{closed_port}", HTTPS_PROXY=f"http://127.0.0.1:{closed_port}",
-               FVCORE_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(REPO))
-    code = ("from realtime.errors import WeightsError\n"
-            "from realtime.pose import create_backend\n"
-            "try:\n"
-            "    create_backend('detectron2', {})\n"
-            "except WeightsError as exc:\n"
-            "    print('WEIGHTS-ERROR', exc)\n")
+    env = dict(
+        os.environ,
+        https_proxy=f"http://127.0.0.1:{closed_port}",
+        HTTPS_PROXY=f"http://127.0.0.1:{closed_port}",
+        FVCORE_CACHE=str(tmp_path / "cache"),
+        PYTHONPATH=str(REPO),
+    )
+    code = (
+        "from realtime.errors import WeightsError\n"
+        "from realtime.pose import create_backend\n"
+        "try:\n"
+        "    create_backend('detectron2', {})\n"
+        "except WeightsError as exc:\n"
+        "    print('WEIGHTS-ERROR', exc)\n"
+    )
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     lines = [line for line in run.stdout.splitlines() if line.startswith("WEIGHTS-ERROR")]
     assert run.returncode == 0 and len(lines) == 1, run.stdout + run.stderr
@@ -320,9 +332,28 @@ def test_cli_runs_detectron2_headless_and_writes_ten_frames(tmp_path):
     config.write_text(f"pose:\n  backend: detectron2\n  detectron2:\n    min_size_test: {SMALL}\n")
     output = tmp_path / "o.mp4"
     run = subprocess.run(
-        [sys.executable, "-m", "realtime", "--config", str(config), "--pose", "detectron2", "--source", str(CLIP),
-         "--headless", "--max-frames", "10", "--output", str(output), "--weights-pose", RANDOM_INIT_FOR_TESTS],
-        cwd=REPO, capture_output=True, text=True, timeout=540,
+        [
+            sys.executable,
+            "-m",
+            "realtime",
+            "--config",
+            str(config),
+            "--pose",
+            "detectron2",
+            "--source",
+            str(CLIP),
+            "--headless",
+            "--max-frames",
+            "10",
+            "--output",
+            str(output),
+            "--weights-pose",
+            RANDOM_INIT_FOR_TESTS,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=540,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     cap = cv2.VideoCapture(str(output))
@@ -334,7 +365,7 @@ def test_cli_runs_detectron2_headless_and_writes_ten_frames(tmp_path):
 
 
 class _NotFound(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         self.send_error(404)
 
     def log_message(self, *args):

@@ -27,8 +27,9 @@ except RealtimeError as exc:
 
 
 def test_detectron2_backend_without_detectron2_says_how_to_install():
-    run = subprocess.run([sys.executable, "-c", ASK_FOR_DETECTRON2], cwd=REPO, capture_output=True, text=True,
-                         timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", ASK_FOR_DETECTRON2], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     lines = [line for line in run.stdout.splitlines() if line.startswith("REALTIME-ERROR")]
     assert len(lines) == 1, run.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from realtime.augment import NAMES as AUGMENTATIONS
 from realtime.augment import Augment
 from realtime.features import MIRROR, FeatureSpec, PoseSequence, TrackWindow, resample, window_features
 from realtime.types import COCO_KEYPOINTS
@@ -19,8 +20,7 @@ def jack(datasets, tmp_path_factory) -> PoseSequence:
     from realtime.datasets.videos import load_videos
 
     root = datasets / "weizmann"
-    (seq,) = load_videos(root, cache_dir=tmp_path_factory.mktemp("poses"),
-                         clips=[root / "jack" / "lena_jack.avi"])
+    (seq,) = load_videos(root, cache_dir=tmp_path_factory.mktemp("poses"), clips=[root / "jack" / "lena_jack.avi"])
     return seq
 
 
@@ -92,7 +92,7 @@ def test_missing_joint_is_masked_not_invented(kth_box):
     assert (_positions(f)[10:, p] == 0).all()
     mask = f[:, -n:]
     assert (mask[10:, p] == 0).all() and (mask[:10, p] == 1).all()
-    velocity = f[:, 2 * n + 2: 4 * n + 2].reshape(len(f), n, 2)
+    velocity = f[:, 2 * n + 2 : 4 * n + 2].reshape(len(f), n, 2)
     assert (velocity[10:, p] == 0).all()  # disappearing is not motion
     # KTH has no eyes/ears and the features do not use them.
     assert not {C["left_eye"], C["right_ear"]} & set(SPEC.joints)
@@ -110,7 +110,7 @@ def test_resample_does_not_bridge_long_gaps():
 def test_track_window_fills_then_resets_after_a_gap(jack):
     window = TrackWindow(SPEC)
     out = None
-    for t, kp, sc in zip(jack.times, jack.keypoints, jack.scores):
+    for t, kp, sc in zip(jack.times, jack.keypoints, jack.scores, strict=True):
         window.add(t, kp, sc)
         out = window.features() if t - jack.times[0] >= SPEC.duration_s else None
         if out is not None:
@@ -121,10 +121,9 @@ def test_track_window_fills_then_resets_after_a_gap(jack):
     assert len(window) == 1 and window.features() is None
     # A live window equals the offline window over the same samples.
     live = TrackWindow(SPEC)
-    for t, kp, sc in zip(jack.times, jack.keypoints, jack.scores):
+    for t, kp, sc in zip(jack.times, jack.keypoints, jack.scores, strict=True):
         live.add(t, kp, sc)
-    np.testing.assert_allclose(live.features(), window_features(*_window(jack, jack.times[-1]), SPEC),
-                               atol=1e-5)
+    np.testing.assert_allclose(live.features(), window_features(*_window(jack, jack.times[-1]), SPEC), atol=1e-5)
 
 
 def test_augment_keeps_shape_and_visibility_but_changes_values(kth_box):
@@ -136,3 +135,63 @@ def test_augment_keeps_shape_and_visibility_but_changes_values(kth_box):
     assert not np.allclose(kp2[vis2], kp[vis2])
     speeds = [aug.speed(rng) for _ in range(200)]
     assert 0.75 <= min(speeds) < 0.85 and 1.2 < max(speeds) <= 1.33
+
+
+def test_bone_features_follow_the_limbs_and_vanish_with_an_unseen_end(kth_box):
+    from realtime.features import BONES
+
+    spec = FeatureSpec(bones=True)
+    kp, vis = _window(kth_box, kth_box.times[0] + 2.0)
+    vis = vis.copy()
+    vis[10:, C["left_wrist"]] = False
+    f = window_features(kp, vis, spec)
+    assert f.shape == (spec.window, spec.dim) and spec.dim > SPEC.dim
+    n, pairs = len(spec.joints), spec.bone_pairs
+    assert len(pairs) == len(BONES)  # every bone joins two of the body joints
+    bones = f[:, 2 * n + 2 : 2 * n + 2 + 2 * len(pairs)].reshape(len(f), len(pairs), 2)
+    forearm = pairs.index((C["left_elbow"], C["left_wrist"]))
+    positions = _positions(f, spec)
+    p = {j: i for i, j in enumerate(spec.joints)}
+    np.testing.assert_allclose(
+        bones[:10, forearm], positions[:10, p[C["left_wrist"]]] - positions[:10, p[C["left_elbow"]]], atol=1e-5
+    )
+    assert (bones[10:, forearm] == 0).all()
+    static = 2 * n + 2 + 2 * len(pairs)
+    bone_velocity = f[:, static + 2 * n + 2 : 2 * static].reshape(len(f), len(pairs), 2)
+    assert (bone_velocity[10:, forearm] == 0).all() and np.abs(bone_velocity[1:10, forearm]).sum() > 0
+    # Without bones the features are the same as before bones existed.
+    np.testing.assert_array_equal(
+        window_features(kp, vis, SPEC),
+        np.concatenate([f[:, : 2 * n + 2], f[:, static : static + 2 * n + 2], f[:, -n:]], axis=1),
+    )
+
+
+def test_camera_augmentations_each_change_what_they_should(kth_box):
+    kp, vis = _window(kth_box, kth_box.times[0] + 2.0)
+    none = Augment().without(AUGMENTATIONS)
+    rng = np.random.default_rng(3)
+    same, _same_vis = none(kp, vis, rng, SPEC.joints)
+    np.testing.assert_allclose(same[vis], kp[vis], atol=1e-4)
+    # Yaw shortens the body across the image, never along it.
+    yaw = Augment(max_yaw_deg=60.0).without(["mirror", "roll", "aspect", "noise", "dropout", "cutoff"])
+    widths = [np.ptp(yaw(kp, vis, np.random.default_rng(s), SPEC.joints)[0][vis][:, 0]) for s in range(20)]
+    heights = [np.ptp(yaw(kp, vis, np.random.default_rng(s), SPEC.joints)[0][vis][:, 1]) for s in range(20)]
+    assert max(widths) <= np.ptp(kp[vis][:, 0]) + 1e-3 and min(widths) < 0.8 * np.ptp(kp[vis][:, 0])
+    np.testing.assert_allclose(heights, np.ptp(kp[vis][:, 1]), rtol=1e-4)
+    # Frame edges across the legs and through the head hide the ankles and the nose, keep the hips.
+    cut = Augment(cutoff_p=1.0).without(["mirror", "roll", "yaw", "aspect", "noise", "dropout"])
+    cuts = np.stack([cut(kp, vis, np.random.default_rng(s), SPEC.joints)[1] for s in range(10)])
+    ankles, knees = cuts[..., C["left_ankle"]].mean(), cuts[..., C["left_knee"]].mean()
+    assert ankles < 0.7 and ankles < knees and cuts[..., C["left_hip"]].all()
+    assert cuts[..., C["nose"]].mean() < 0.7 and cuts[..., C["nose"]].mean() < cuts[..., C["left_shoulder"]].mean()
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        Augment().without(["zoom"])
+
+
+def test_frame_rate_augmentation_keeps_the_samples_a_slower_camera_would_give():
+    from realtime.training import _retimed
+
+    times = np.arange(0, 4, 1 / 30)
+    keep = _retimed(times, 1.0, 3.0, 10.0, np.random.default_rng(0))
+    assert 19 <= len(keep) <= 21 and (times[keep] >= 1.0).all() and (times[keep] <= 3.0).all()
+    np.testing.assert_allclose(np.diff(times[keep]), 0.1, atol=1 / 30 + 1e-9)

@@ -31,8 +31,11 @@ def xvfb(tmp_path):
         if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
             break
     display = f":{number}"
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 10
     while not Path(f"/tmp/.X11-unix/X{number}").exists():
         assert time.monotonic() < deadline, "Xvfb did not start"
@@ -43,8 +46,9 @@ def xvfb(tmp_path):
 
 
 def screenshot(display: str, path: Path) -> np.ndarray:
-    subprocess.run(["import", "-window", "root", str(path)], env={**os.environ, "DISPLAY": display},
-                   check=True, timeout=30)
+    subprocess.run(
+        ["import", "-window", "root", str(path)], env={**os.environ, "DISPLAY": display}, check=True, timeout=30
+    )
     image = cv2.imread(str(path))
     assert image is not None
     return image
@@ -57,15 +61,33 @@ def colour_pixels(image: np.ndarray, bgr: np.ndarray, tolerance: int = 40) -> in
 def test_live_window_shows_annotated_frames_and_quits_on_q(xvfb, tmp_path, exercise_clip, random_weights):
     events_path = tmp_path / "events.jsonl"
     env = {**os.environ, "DISPLAY": xvfb}
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", "--source", str(exercise_clip), "--pace",
-                             "--weights", str(random_weights), "--events", str(events_path), "--flush-events"],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "realtime",
+            "--source",
+            str(exercise_clip),
+            "--pace",
+            "--weights",
+            str(random_weights),
+            "--events",
+            str(events_path),
+            "--flush-events",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         window = None
         deadline = time.monotonic() + 90
         while window is None and time.monotonic() < deadline:
-            found = subprocess.run(["xdotool", "search", "--name", "^realtime$"], env=env,
-                                   capture_output=True, text=True)
+            found = subprocess.run(
+                ["xdotool", "search", "--name", "^realtime$"], env=env, capture_output=True, text=True
+            )
             window = found.stdout.split()[0] if found.returncode == 0 and found.stdout.split() else None
             time.sleep(0.3)
         assert window is not None, f"no window appeared: {proc.stderr if proc.poll() is not None else ''}"
@@ -97,13 +119,34 @@ def test_live_window_shows_annotated_frames_and_quits_on_q(xvfb, tmp_path, exerc
 def test_fullscreen_fills_the_screen_under_a_window_manager(xvfb, tmp_path, exercise_clip, random_weights):
     """Kiosk mode: with a window manager the window covers the screen and the image is scaled to it."""
     env = {**os.environ, "DISPLAY": xvfb}
-    manager = subprocess.Popen(["matchbox-window-manager", "-use_titlebar", "no"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manager = subprocess.Popen(
+        ["matchbox-window-manager", "-use_titlebar", "no"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     events_path = tmp_path / "events.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", "--source", str(exercise_clip), "--pace",
-                             "--fullscreen", "--weights", str(random_weights), "--events", str(events_path),
-                             "--flush-events"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "realtime",
+            "--source",
+            str(exercise_clip),
+            "--pace",
+            "--fullscreen",
+            "--weights",
+            str(random_weights),
+            "--events",
+            str(events_path),
+            "--flush-events",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not (events_path.exists() and events_path.stat().st_size > 0):
@@ -120,7 +163,7 @@ def test_fullscreen_fills_the_screen_under_a_window_manager(xvfb, tmp_path, exer
     # The 384x288 clip, letterboxed to 1280x720, spans the full height: video pixels (not black,
     # not the toolkit's grey) reach the top and bottom rows and most of the width in between.
     assert shot.shape[:2] == (720, 1280)
-    video = (np.abs(shot.astype(int) - shot[:, :, :1]).max(axis=2) > 25)  # coloured, not grey or black
+    video = np.abs(shot.astype(int) - shot[:, :, :1]).max(axis=2) > 25  # coloured, not grey or black
     rows = np.flatnonzero(video.any(axis=1))
     cols = np.flatnonzero(video.any(axis=0))
     assert rows.min() < 40 and rows.max() > 680

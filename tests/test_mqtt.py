@@ -15,13 +15,13 @@ import sys
 import threading
 
 import pytest
+
 from conftest import REPO
 from mqtt_fixtures import Broker, Subscriber, broker_fixture, retained  # noqa: F401 (broker_fixture is `broker`)
-from rtsp_fixtures import free_port, wait_for
-
 from realtime.config import MqttConfig, load_config
 from realtime.errors import ConfigError
 from realtime.mqtt import MqttWriter, overrides_from_url
+from rtsp_fixtures import free_port, wait_for
 
 pytestmark = pytest.mark.mqtt
 
@@ -31,8 +31,15 @@ def writer_for(port: int, **options) -> MqttWriter:
 
 
 def action(camera: str, track: int, label: str, score: float, t: float = 0.0) -> dict:
-    return {"type": "action", "camera": camera, "t": t, "frame": int(t * 25), "track": track, "label": label,
-            "score": score}
+    return {
+        "type": "action",
+        "camera": camera,
+        "t": t,
+        "frame": int(t * 25),
+        "track": track,
+        "label": label,
+        "score": score,
+    }
 
 
 def numbered(i: int) -> dict:
@@ -67,8 +74,9 @@ def test_every_event_goes_to_its_camera_and_type_topic_as_its_json(broker, qos):
     assert subscriber.wait_until(lambda messages: len(event_messages(messages)) >= len(events))
     for camera in ("door", "hall"):  # each event once, in the order sent, on <prefix>/<camera>/<type>
         sent = [(f"site/{camera}/{e['type']}", e) for e in events if e.get("camera") == camera]
-        got = [(m.topic, m.json()) for m in event_messages(subscriber.messages)
-               if m.topic.startswith(f"site/{camera}/")]
+        got = [
+            (m.topic, m.json()) for m in event_messages(subscriber.messages) if m.topic.startswith(f"site/{camera}/")
+        ]
         assert got == sent
     assert [(m.topic, m.json()) for m in subscriber.on("site/summary")] == [("site/summary", events[-1])]
     stats = writer.stats
@@ -88,8 +96,9 @@ def test_retained_state_follows_label_changes_and_people_leaving(broker):
     assert state_becomes([{"track": 1, "label": "walk", "score": 0.9}, {"track": 2, "label": "run", "score": 0.8}])
     writer.send(action("door", 1, "wave", 0.7, 2.0))
     assert state_becomes([{"track": 1, "label": "wave", "score": 0.7}, {"track": 2, "label": "run", "score": 0.8}])
-    writer.send({"type": "person", "camera": "door", "status": "left", "t": 3.0, "frame": 75, "track": 2,
-                 "label": "run"})
+    writer.send(
+        {"type": "person", "camera": "door", "status": "left", "t": 3.0, "frame": 75, "track": 2, "label": "run"}
+    )
     assert state_becomes([{"track": 1, "label": "wave", "score": 0.7}])
     writer.send({"type": "stream", "camera": "hall", "status": "opened"})  # another camera: not this state
     writer.close()
@@ -120,15 +129,20 @@ sys.stdin.read()  # lives until killed
 
 def test_last_will_says_offline_when_the_process_is_killed(broker):
     subscriber = Subscriber(broker.port, "realtime/#")
-    process = subprocess.Popen([sys.executable, "-c", WRITER_PROCESS, str(broker.port)], stdin=subprocess.PIPE,
-                               cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    process = subprocess.Popen(
+        [sys.executable, "-c", WRITER_PROCESS, str(broker.port)],
+        stdin=subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     try:
         assert subscriber.wait_until(lambda messages: any(m.topic == "realtime/door/action" for m in messages))
         assert [m.payload for m in subscriber.on("realtime/availability")] == ["online"]
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
-        assert subscriber.wait_until(lambda messages: "offline" in [m.payload for m in messages
-                                                                    if m.topic == "realtime/availability"])
+        assert subscriber.wait_until(
+            lambda messages: "offline" in [m.payload for m in messages if m.topic == "realtime/availability"]
+        )
         assert retained(broker.port, "realtime/availability").payload == "offline"
     finally:
         process.kill()
@@ -217,25 +231,33 @@ def test_broker_killed_and_restarted_mid_run_loses_only_counted_drops(tmp_path):
         broker.kill()
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("mqtt://127.0.0.1:1884", {"host": "127.0.0.1", "port": 1884, "tls": False}),
-    ("mqtt://broker.local", {"host": "broker.local", "port": 1883, "tls": False}),
-    ("mqtts://ha:s%40cret@broker.local", {"host": "broker.local", "port": 8883, "tls": True, "username": "ha",
-                                          "password": "s@cret"}),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("mqtt://127.0.0.1:1884", {"host": "127.0.0.1", "port": 1884, "tls": False}),
+        ("mqtt://broker.local", {"host": "broker.local", "port": 1883, "tls": False}),
+        (
+            "mqtts://ha:s%40cret@broker.local",
+            {"host": "broker.local", "port": 8883, "tls": True, "username": "ha", "password": "s@cret"},
+        ),
+    ],
+)
 def test_mqtt_url_becomes_config_overrides(url, expected):
     overrides = overrides_from_url(url)
     assert overrides == {"mqtt": expected}
     assert load_config(overrides=overrides).mqtt.host == expected["host"]
 
 
-@pytest.mark.parametrize("url, names", [
-    ("http://broker:1883", "not an MQTT URL"),
-    ("mqtt://:1883", "names no broker host"),
-    ("mqtt://broker:port", "bad port"),
-    ("mqtt://broker:99999", "bad port"),
-    ("mqtt://broker:1883/topic", "path or query"),
-])
+@pytest.mark.parametrize(
+    "url, names",
+    [
+        ("http://broker:1883", "not an MQTT URL"),
+        ("mqtt://:1883", "names no broker host"),
+        ("mqtt://broker:port", "bad port"),
+        ("mqtt://broker:99999", "bad port"),
+        ("mqtt://broker:1883/topic", "path or query"),
+    ],
+)
 def test_bad_mqtt_url_is_a_one_line_config_error(url, names):
     with pytest.raises(ConfigError) as error:
         overrides_from_url(url)
@@ -243,7 +265,7 @@ def test_bad_mqtt_url_is_a_one_line_config_error(url, names):
 
 
 def test_bad_mqtt_config_is_a_one_line_config_error():
-    with pytest.raises(ConfigError, match="mqtt.qos must be at most 2"):
+    with pytest.raises(ConfigError, match=r"mqtt\.qos must be at most 2"):
         load_config(overrides={"mqtt": {"qos": 3}})
     with pytest.raises(ConfigError, match="topic_prefix"):
         MqttWriter(MqttConfig(host="127.0.0.1", port=free_port(), topic_prefix="a/#"))

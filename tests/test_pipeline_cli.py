@@ -18,8 +18,17 @@ pytestmark = pytest.mark.slow
 def test_every_input_frame_is_written_once(request, tmp_path, random_weights, clip_fixture):
     clip = request.getfixturevalue(clip_fixture)
     out, events = tmp_path / "out.mp4", tmp_path / "events.jsonl"
-    proc = run_cli("--source", str(clip), "--headless", "--weights", str(random_weights),
-                   "--output", str(out), "--events", str(events))
+    proc = run_cli(
+        "--source",
+        str(clip),
+        "--headless",
+        "--weights",
+        str(random_weights),
+        "--output",
+        str(out),
+        "--events",
+        str(events),
+    )
     assert proc.returncode == 0, proc.stderr
     n_in = count_frames(clip)
     assert count_frames(out) == n_in
@@ -31,14 +40,22 @@ def test_every_input_frame_is_written_once(request, tmp_path, random_weights, cl
 
 def test_events_parse_and_summary_counts_match(tmp_path, weizmann_clip, random_weights):
     events_path = tmp_path / "events.jsonl"
-    proc = run_cli("--source", str(weizmann_clip), "--headless", "--weights", str(random_weights),
-                   "--events", str(events_path))
+    proc = run_cli(
+        "--source", str(weizmann_clip), "--headless", "--weights", str(random_weights), "--events", str(events_path)
+    )
     assert proc.returncode == 0, proc.stderr
     events = read_events(events_path)
     opened, *middle, ended, summary = events
     assert abs(opened.pop("time") - time.time()) < 600  # wall clock, for joining with other logs
-    assert opened == {"type": "stream", "camera": "cam0", "status": "opened", "source": str(weizmann_clip),
-                      "fps": 25.0, "width": 180, "height": 144}
+    assert opened == {
+        "type": "stream",
+        "camera": "cam0",
+        "status": "opened",
+        "source": str(weizmann_clip),
+        "fps": 25.0,
+        "width": 180,
+        "height": 144,
+    }
     assert ended["type"] == "stream" and ended["status"] == "ended"
     assert summary["type"] == "summary"
     actions = [e for e in middle if e["type"] == "action"]
@@ -61,8 +78,17 @@ def test_events_parse_and_summary_counts_match(tmp_path, weizmann_clip, random_w
 
 def test_skip_poses_fewer_frames_but_writes_all(tmp_path, weizmann_clip, random_weights):
     out = tmp_path / "out.avi"
-    proc = run_cli("--source", str(weizmann_clip), "--headless", "--skip", "2", "--weights", str(random_weights),
-                   "--output", str(out))
+    proc = run_cli(
+        "--source",
+        str(weizmann_clip),
+        "--headless",
+        "--skip",
+        "2",
+        "--weights",
+        str(random_weights),
+        "--output",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     assert count_frames(out) == count_frames(weizmann_clip)
 
@@ -77,17 +103,35 @@ def test_max_frames_stops_early(tmp_path, exercise_clip):
 def test_sigterm_mid_file_leaves_a_playable_video(tmp_path, exercise_clip, random_weights):
     out, events_path = tmp_path / "out.mp4", tmp_path / "events.jsonl"
     # --pace plays the 39 s file at its native 10 fps, so SIGTERM surely lands mid-file.
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", "--source", str(exercise_clip), "--headless",
-                             "--pace", "--weights", str(random_weights), "--output", str(out),
-                             "--events", str(events_path), "--flush-events"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "realtime",
+            "--source",
+            str(exercise_clip),
+            "--headless",
+            "--pace",
+            "--weights",
+            str(random_weights),
+            "--output",
+            str(out),
+            "--events",
+            str(events_path),
+            "--flush-events",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not (events_path.exists() and events_path.stat().st_size > 0):
             time.sleep(0.2)
         time.sleep(3)  # about 30 frames
         proc.send_signal(signal.SIGTERM)
-        stdout, stderr = proc.communicate(timeout=30)
+        _, stderr = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr
@@ -105,16 +149,19 @@ def test_output_folder_is_created(tmp_path, weizmann_clip):
     assert count_frames(out) == 5
 
 
-@pytest.mark.parametrize("clip, skip, expected", [
-    ("jack/daria_jack", 0, "JUMPING_JACKS"),
-    ("pjump/lena_pjump", 0, "JUMPING"),
-    ("wave1/eli_wave1", 0, "WAVING_1HAND"),
-    ("wave2/ido_wave2", 0, "WAVING_2HANDS"),
-    ("walk/denis_walk", 0, "OTHER"),
-    ("bend/ira_bend", 0, "OTHER"),
-    ("jack/denis_jack", 1, "JUMPING_JACKS"),
-    ("wave2/eli_wave2", 2, "WAVING_2HANDS"),
-])
+@pytest.mark.parametrize(
+    "clip, skip, expected",
+    [
+        ("jack/daria_jack", 0, "JUMPING_JACKS"),
+        ("pjump/lena_pjump", 0, "JUMPING"),
+        ("wave1/eli_wave1", 0, "WAVING_1HAND"),
+        ("wave2/ido_wave2", 0, "WAVING_2HANDS"),
+        ("walk/denis_walk", 0, "OTHER"),
+        ("bend/ira_bend", 0, "OTHER"),
+        ("jack/denis_jack", 1, "JUMPING_JACKS"),
+        ("wave2/eli_wave2", 2, "WAVING_2HANDS"),
+    ],
+)
 def test_shipped_weights_label_clips_through_the_real_pipeline(tmp_path, datasets, clip, skip, expected):
     """The shipped model, as users get it: the most-shown label is the clip's class.
 
@@ -122,8 +169,15 @@ def test_shipped_weights_label_clips_through_the_real_pipeline(tmp_path, dataset
     judgement on unseen people is scripts/evaluate.py's cross-validation (weights/MODEL_CARD.md).
     """
     events_path = tmp_path / "events.jsonl"
-    proc = run_cli("--source", str(datasets / "weizmann" / f"{clip}.avi"), "--headless", "--skip", str(skip),
-                   "--events", str(events_path))
+    proc = run_cli(
+        "--source",
+        str(datasets / "weizmann" / f"{clip}.avi"),
+        "--headless",
+        "--skip",
+        str(skip),
+        "--events",
+        str(events_path),
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == "", "a run with the shipped weights prints no notice"
     labels = read_events(events_path)[-1]["labels"]
@@ -135,8 +189,16 @@ def test_config_outside_the_repository_still_recognises_actions(tmp_path, datase
     """A config file elsewhere, run from elsewhere: the shipped weights are found and used."""
     (tmp_path / "c.yaml").write_text("pose:\n  skip: 1\n")
     events = tmp_path / "events.jsonl"
-    proc = run_cli("--config", "c.yaml", "--source", str(datasets / "weizmann" / "jack" / "daria_jack.avi"),
-                   "--headless", "--events", str(events), cwd=tmp_path)
+    proc = run_cli(
+        "--config",
+        "c.yaml",
+        "--source",
+        str(datasets / "weizmann" / "jack" / "daria_jack.avi"),
+        "--headless",
+        "--events",
+        str(events),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "poses only" not in proc.stderr
     assert [e for e in read_events(events) if e["type"] == "action"], "no action was recognised"
@@ -147,8 +209,19 @@ def test_two_cameras_in_one_process(tmp_path, datasets, random_weights):
     and each camera's summary counts its own frames."""
     jack, wave = datasets / "weizmann" / "jack" / "daria_jack.avi", datasets / "weizmann" / "wave2" / "ido_wave2.avi"
     out, events = tmp_path / "videos", tmp_path / "events.jsonl"
-    proc = run_cli("--source", f"gym={jack}", "--source", f"hall={wave}", "--headless", "--weights",
-                   str(random_weights), "--output", str(out), "--events", str(events))
+    proc = run_cli(
+        "--source",
+        f"gym={jack}",
+        "--source",
+        f"hall={wave}",
+        "--headless",
+        "--weights",
+        str(random_weights),
+        "--output",
+        str(out),
+        "--events",
+        str(events),
+    )
     assert proc.returncode == 0, proc.stderr
     assert count_frames(out / "gym.mp4") == count_frames(jack)
     assert count_frames(out / "hall.mp4") == count_frames(wave)

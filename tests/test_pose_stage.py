@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 
@@ -65,12 +66,19 @@ def test_in_order_holds_early_arrivals_back():
 def test_pose_schedule_skip_and_rate_cap():
     image = np.zeros((2, 2, 3), np.uint8)
     skip = PoseSchedule(skip=2)
-    assert [skip.wants(FrameRecord("c", i, 0.0, image, t_source=i / 25)) for i in range(7)] == \
-        [True, False, False, True, False, False, True]
+    assert [skip.wants(FrameRecord("c", i, 0.0, image, t_source=i / 25)) for i in range(7)] == [
+        True,
+        False,
+        False,
+        True,
+        False,
+        False,
+        True,
+    ]
     capped = PoseSchedule(pose_fps=10)  # 25 fps in, at most 10 poses a second
     posed = [capped.wants(FrameRecord("c", i, 0.0, image, t_source=i / 25)) for i in range(250)]
     assert 95 <= sum(posed) <= 130  # ~10 Hz over 10 s (every 2nd or 3rd frame)
-    assert not any(a and b for a, b in zip(posed, posed[1:]))  # never two frames in a row at 25 fps
+    assert not any(a and b for a, b in itertools.pairwise(posed))  # never two frames in a row at 25 fps
 
 
 def test_camera_inbox_takes_cameras_in_turn():
@@ -101,10 +109,12 @@ def test_a_slow_lane_changes_nothing_but_the_timing(weizmann_clip, skip):
     estimates = out[:-1]
     assert [e.index for e in estimates] == list(range(len(frames)))
     assert [e.poses is not None for e in estimates] == [i % (skip + 1) == 0 for i in range(len(frames))]
-    assert all(len(e.tracks) == 1 for e in estimates[5:])  # tracked, and carried over unposed frames
+    # Tracked in the stage, and carried over the unposed frames: one person, one id.
+    assert sum(1 for e in estimates if len(e.tracks) == 1) >= 0.9 * len(estimates)
+    assert len({t.track_id for e in estimates for t in e.tracks}) == 1
 
     reference = RoundRobinPose([create_backend("blazepose"), create_backend("blazepose")])
-    for image, got in zip(images, estimates):
+    for image, got in zip(images, estimates, strict=True):
         if got.poses is None:
             continue
         want = reference.estimate(image)
@@ -154,16 +164,26 @@ def test_auto_workers_follow_the_backend():
 def test_cli_pose_workers_flag(exercise_clip, tmp_path):
     """--pose-workers reaches the pool: three models write every frame; a negative count is refused."""
     out, events = tmp_path / "w3.mp4", tmp_path / "w3.jsonl"
-    proc = run_cli("--source", str(exercise_clip), "--headless", "--pose-workers", "3",
-                   "--output", str(out), "--events", str(events), "--max-frames", "120")
+    proc = run_cli(
+        "--source",
+        str(exercise_clip),
+        "--headless",
+        "--pose-workers",
+        "3",
+        "--output",
+        str(out),
+        "--events",
+        str(events),
+        "--max-frames",
+        "120",
+    )
     assert proc.returncode == 0, proc.stderr
     summary = read_events(events)[-1]
     assert summary["frames_in"] == summary["frames_out"] == 120 == count_frames(out)
 
     proc = run_cli("--source", str(exercise_clip), "--headless", "--pose-workers", "-1")
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1] == ("realtime: error: config: pose.workers must be at least 0, "
-                                                    "got -1")
+    assert proc.stderr.strip().splitlines()[-1] == ("realtime: error: config: pose.workers must be at least 0, got -1")
 
 
 @pytest.mark.mediapipe

@@ -33,9 +33,14 @@ class Recorder:
 
 
 def _shown(result: FrameRecord) -> list[tuple]:
-    return [(t.track_id, round(float(t.keypoints.sum()), 2),
-             None if t.prediction is None else (t.prediction.label, round(t.prediction.score, 5)))
-            for t in result.tracks]
+    return [
+        (
+            t.track_id,
+            round(float(t.keypoints.sum()), 2),
+            None if t.prediction is None else (t.prediction.label, round(t.prediction.score, 5)),
+        )
+        for t in result.tracks
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +53,9 @@ def weights(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend, skip, workers", [("blazepose", 0, 1), ("blazepose", 0, 2),
-                                                     ("blazepose", 2, 2), ("movenet", 0, 2)])
+@pytest.mark.parametrize(
+    "backend, skip, workers", [("blazepose", 0, 1), ("blazepose", 0, 2), ("blazepose", 2, 2), ("movenet", 0, 2)]
+)
 def test_threaded_pipeline_matches_the_serial_loop(weizmann_clip, weights, tmp_path, backend, skip, workers):
     config = Config()
     config.source = str(weizmann_clip)
@@ -64,8 +70,11 @@ def test_threaded_pipeline_matches_the_serial_loop(weizmann_clip, weights, tmp_p
     assert summary.error is None and summary.dropped == 0
 
     cap, info = open_source(str(weizmann_clip), config.capture)
-    loop = SerialLoop(RoundRobinPose([create_backend(backend) for _ in range(workers)]),
-                      ActionClassification(ActionClassifier.load(weights), config.classifier.smoothing_s), skip)
+    loop = SerialLoop(
+        RoundRobinPose([create_backend(backend) for _ in range(workers)]),
+        ActionClassification(ActionClassifier.load(weights), config.classifier.smoothing_s),
+        skip,
+    )
     serial = []
     while True:
         ok, image = cap.read()

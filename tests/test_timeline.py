@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 from realtime.errors import OutputError
-from realtime.timeline import (MARGIN_LEFT, MARGIN_RIGHT, Segment, Timeline, TimelineWriter, class_colour,
-                               write_timeline_png)
+from realtime.timeline import (
+    MARGIN_LEFT,
+    MARGIN_RIGHT,
+    Segment,
+    Timeline,
+    TimelineWriter,
+    class_colour,
+    write_timeline_png,
+)
 
 # A 10 s clip at 25 fps, three people, as the pipeline writes it (JSONL events, in time order).
 EVENTS = [
@@ -35,6 +42,7 @@ def test_segments_follow_label_changes_departures_and_the_clip_end():
     data = timeline.to_dict()
     assert [r["name"] for r in data["rows"]] == ["#1", "#2", "#3"]
     assert data["colours"]["BOXING"] == class_colour("BOXING")
+    assert data["labels"] == timeline.labels
 
 
 def test_duration_without_a_summary_is_the_last_event_and_an_explicit_one_wins():
@@ -45,15 +53,17 @@ def test_duration_without_a_summary_is_the_last_event_and_an_explicit_one_wins()
 
 
 def test_rows_of_several_cameras_are_told_apart():
-    events = [{"type": "action", "camera": "door", "t": 0.5, "track": 1, "label": "BOXING"},
-              {"type": "action", "camera": "yard", "t": 0.7, "track": 1, "label": "JUMPING"}]
+    events = [
+        {"type": "action", "camera": "door", "t": 0.5, "track": 1, "label": "BOXING"},
+        {"type": "action", "camera": "yard", "t": 0.7, "track": 1, "label": "JUMPING"},
+    ]
     timeline = Timeline.from_events(events, duration=2.0)
     assert [timeline.row_name(row) for row in timeline.rows] == ["door #1", "yard #1"]
 
 
 def bands(image: np.ndarray, hex_colour: str, min_width: int) -> list[tuple[int, int, int, int]]:
     """(y0, y1, x0, x1) of each horizontal band of pixels of exactly this colour, at least min_width wide."""
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     mask = np.all(image == (b, g, r), axis=2)
     wide = mask.sum(axis=1) >= min_width
     found, y = [], 0
@@ -73,8 +83,9 @@ def test_png_has_one_row_per_person_coloured_by_class_on_the_clip_time_axis(tmp_
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     assert image is not None and image.shape[1] == 960
     # Legend swatches are 14 px wide: anything wider than 30 px is a segment of a row.
-    found = {label: bands(image, class_colour(label), 30)
-             for label in ("JUMPING_JACKS", "WAVING_2HANDS", "BOXING", "OTHER")}
+    found = {
+        label: bands(image, class_colour(label), 30) for label in ("JUMPING_JACKS", "WAVING_2HANDS", "BOXING", "OTHER")
+    }
     assert all(len(b) == 1 for b in found.values()), found
     rows = sorted({(y0, y1) for b in found.values() for (y0, y1, _, _) in b})
     assert len(rows) == 3  # the two labels of person 1 share a row
@@ -85,7 +96,7 @@ def test_png_has_one_row_per_person_coloured_by_class_on_the_clip_time_axis(tmp_
         return MARGIN_LEFT + round(plot_w * t / 10.0)
 
     for label, start, end in (("JUMPING_JACKS", 1.24, 4.0), ("BOXING", 2.0, 6.0), ("OTHER", 7.0, 10.0)):
-        (_, _, x0, x1), = found[label]
+        ((_, _, x0, x1),) = found[label]
         assert abs(x0 - x(start)) <= 1 and abs(x1 - x(end)) <= 2, (label, x0, x1, x(start), x(end))
     # Rows are in track order, top to bottom.
     assert found["JUMPING_JACKS"][0][0] < found["BOXING"][0][0] < found["OTHER"][0][0]

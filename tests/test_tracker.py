@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from clips import crossing_clip, read_all, tile_clips
 
+from clips import crossing_clip, read_all, tile_clips
 from realtime.pose.movenet_backend import MoveNetPose
-from realtime.tracker import Tracker
+from realtime.tracker import Tracker, box_iou
 from realtime.types import Poses
 
 
@@ -18,23 +18,25 @@ def movenet():
     model.close()
 
 
+@pytest.fixture(scope="module")
+def movenet_small_people():
+    # The tiled people (~110 px tall in 640x480) are found on every frame only at long side 384
+    # (tests/test_movenet.py says how often at 256).
+    model = MoveNetPose(long_side=384)
+    yield model
+    model.close()
+
+
 def pose_clip(model: MoveNetPose, path) -> list[Poses]:
     return [model.estimate(frame) for frame in read_all(path)]
 
 
-def box_iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union
-
-
-def test_four_tiled_people_keep_their_ids_for_the_whole_clip(movenet, datasets, tmp_path):
+def test_four_tiled_people_keep_their_ids_for_the_whole_clip(movenet_small_people, datasets, tmp_path):
     clip = tile_clips(datasets / "weizmann", tmp_path / "tiled.avi")
     tracker = Tracker()
     ids: list[set[int]] = [set() for _ in clip.tiles]
     tracked = np.zeros((clip.frames, len(clip.tiles)), bool)
-    for i, poses in enumerate(pose_clip(movenet, clip.path)):
+    for i, poses in enumerate(pose_clip(movenet_small_people, clip.path)):
         tracks, expired = tracker.update(poses, i / clip.fps)
         assert expired == []
         for track in tracks:
@@ -48,25 +50,35 @@ def test_four_tiled_people_keep_their_ids_for_the_whole_clip(movenet, datasets, 
     assert tracked[0].all() and tracked[-1].all(), tracked.mean(axis=0)
 
 
-def test_a_person_walking_across_another_keeps_both_ids(movenet, datasets, tmp_path):
-    clip = crossing_clip(datasets / "weizmann", tmp_path / "crossing.avi")
+@pytest.fixture(scope="module")
+def crossing(movenet, datasets, tmp_path_factory):
+    clip = crossing_clip(datasets / "weizmann", tmp_path_factory.mktemp("clips") / "crossing.avi")
+    return clip, pose_clip(movenet, clip.path)
+
+
+@pytest.mark.parametrize("pose_every", [1, 3])
+def test_a_person_walking_across_another_keeps_both_ids(crossing, pose_every):
+    """Before and after the walker passes in front of the other person, each has their own id.
+
+    Posing every 3rd frame (`--skip 2`) the people move three times as far between poses:
+    the greedy IoU matcher this tracker replaced swapped the two ids there for good.
+    """
+    clip, poses = crossing
     tracker = Tracker()
-    walker_ids, other_ids, overlapping = set(), set(), 0
-    for i, poses in enumerate(pose_clip(movenet, clip.path)):
-        tracks, expired = tracker.update(poses, i / clip.fps)
+    apart: dict[int, tuple[int, int]] = {}  # frame -> (walker's id, the other's id)
+    together = []  # frames where the bodies overlap and two people are not seen apart
+    for i in range(0, clip.frames, pose_every):
+        tracks, expired = tracker.update(poses[i], i / clip.fps)
         assert expired == []
-        if not tracks:
-            continue
         fit = [box_iou(t.box, clip.walker_boxes[i]) for t in tracks]
-        walker = int(np.argmax(fit))
-        if fit[walker] >= 0.5:
-            walker_ids.add(tracks[walker].track_id)
-        others = [t for j, t in enumerate(tracks) if j != walker]
-        other_ids |= {t.track_id for t in others}
-        overlapping += any(box_iou(t.box, clip.walker_boxes[i]) > 0.1 for t in others)
-    # The clip does cross: for a while the walker's silhouette covers part of the other's box.
-    assert overlapping >= 3
-    assert len(walker_ids) == 1 and len(other_ids) == 1 and walker_ids != other_ids, (walker_ids, other_ids)
+        if len(tracks) == 2 and max(fit) >= 0.5:
+            walker = int(np.argmax(fit))
+            apart[i] = (tracks[walker].track_id, tracks[1 - walker].track_id)
+        else:
+            together.append(i)
+    # The clip does cross: seen apart, then together, then apart again.
+    assert together and min(apart) < min(together) and max(apart) > max(together), (sorted(apart), together)
+    assert set(apart.values()) == {apart[min(apart)]}, apart
 
 
 def test_a_gap_longer_than_max_age_starts_a_new_id_and_reports_the_expiry(movenet, weizmann_clip):
@@ -96,3 +108,12 @@ def test_a_gap_longer_than_max_age_starts_a_new_id_and_reports_the_expiry(movene
         assert expired == []
         seen += [track.track_id for track in tracks]
     assert seen and first.track_id not in seen and len(set(seen)) == 1
+
+
+def test_a_person_whose_box_changes_fast_is_never_dropped(movenet, weizmann_clip):
+    """Jumping jacks widen the box faster than ByteTrack's smoothed box follows; the person must
+    still be on every frame they are found on, with one id (supervision alone drops frame 7)."""
+    tracker = Tracker()
+    found = [(poses, tracker.update(poses, i / 25)[0]) for i, poses in enumerate(pose_clip(movenet, weizmann_clip))]
+    assert all(len(tracks) == len(poses) for poses, tracks in found)
+    assert {track.track_id for _, tracks in found for track in tracks} == {1}

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import run_cli
 from realtime.classifier import CLASSES, ActionClassifier, ActionLSTM, load_checkpoint, save_checkpoint
 from realtime.errors import WeightsError
 from realtime.features import FeatureSpec
-
-from conftest import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "weights" / "action_lstm.pt"
@@ -30,10 +29,28 @@ def test_short_training_writes_a_checkpoint_inference_accepts(datasets, tmp_path
     from realtime.commands import train
 
     out = tmp_path / "tiny.pt"
-    rc = train.main(["--data", _kth(datasets),
-                     "--data", f"openpose:{datasets / 'openpose_chenge' / 'skeleton_raw.csv'}",
-                     "--subset", "8", "--epochs", "2", "--epoch-windows", "256", "--hidden", "16",
-                     "--all", "--quiet", "--out", str(out), "--runs", str(tmp_path / "runs")])
+    rc = train.main(
+        [
+            "--data",
+            _kth(datasets),
+            "--data",
+            f"openpose:{datasets / 'openpose_chenge' / 'skeleton_raw.csv'}",
+            "--subset",
+            "8",
+            "--epochs",
+            "2",
+            "--epoch-windows",
+            "256",
+            "--hidden",
+            "16",
+            "--all",
+            "--quiet",
+            "--out",
+            str(out),
+            "--runs",
+            str(tmp_path / "runs"),
+        ]
+    )
     assert rc == 0 and out.is_file()
     clf = ActionClassifier.load(out)
     assert clf.labels == CLASSES and 0.0 <= clf.threshold <= 0.9
@@ -134,20 +151,35 @@ def test_evaluate_reads_the_article_format_with_labels(datasets, tmp_path):
 
 @pytest.mark.training
 def test_cross_validation_holds_out_whole_people(datasets, tmp_path):
-    report = _evaluate("--data", _kth(datasets), "--epochs", "1", "--epoch-windows", "128",
-                       "--hidden", "16", "--runs", str(tmp_path), "--confusion", str(tmp_path / "cm.png"))
+    report = _evaluate(
+        "--data",
+        _kth(datasets),
+        "--epochs",
+        "1",
+        "--epoch-windows",
+        "128",
+        "--hidden",
+        "16",
+        "--runs",
+        str(tmp_path),
+        "--confusion",
+        str(tmp_path / "cm.png"),
+    )
     held = [f["held_out"] for f in report["folds"]]
-    assert sorted(sum(held, [])) == ["kth:person21", "kth:person22", "kth:person23"]
+    assert sorted(key for fold in held for key in fold) == ["kth:person21", "kth:person22", "kth:person23"]
     assert report["clips"] == 72 and report["clip_accuracy"] is not None
     assert (tmp_path / "cm.png").stat().st_size > 1000
 
 
 @pytest.mark.mediapipe
-@pytest.mark.parametrize("clip,label", [
-    ("jack/lena_jack.avi", "JUMPING_JACKS"),
-    ("wave1/ira_wave1.avi", "WAVING_1HAND"),
-    ("pjump/ira_pjump.avi", "JUMPING"),
-])
+@pytest.mark.parametrize(
+    "clip,label",
+    [
+        ("jack/lena_jack.avi", "JUMPING_JACKS"),
+        ("wave1/ira_wave1.avi", "WAVING_1HAND"),
+        ("pjump/ira_pjump.avi", "JUMPING"),
+    ],
+)
 def test_live_frame_by_frame_majority_label(datasets, clip, label):
     """The inference worker's path: MediaPipe per frame at 25 fps -> TrackWindow -> classifier."""
     import cv2
@@ -187,8 +219,17 @@ def test_evaluate_scores_poses_from_round_robin_models(datasets, tmp_path):
     for rel in ("wave2/denis_wave2.avi", "jack/lena_jack.avi"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).symlink_to(datasets / "weizmann" / rel)
-    report = _evaluate("--data", f"videos:{root}", "--weights", str(SHIPPED), "--pose-workers", "1", "2",
-                       "--cache", str(tmp_path / "cache"))
+    report = _evaluate(
+        "--data",
+        f"videos:{root}",
+        "--weights",
+        str(SHIPPED),
+        "--pose-workers",
+        "1",
+        "2",
+        "--cache",
+        str(tmp_path / "cache"),
+    )
     assert set(report["by_pose_workers"]) == {"1", "2"}
     for row in report["by_pose_workers"].values():
         assert row["clips"] == 2 and row["windows"] > 0
@@ -204,3 +245,75 @@ def test_predicting_no_windows_with_a_bare_network_gives_an_empty_table():
     spec = FeatureSpec()
     probs = predict_windows(ActionLSTMNet(spec.dim, len(CLASSES)), np.zeros((0, spec.window, spec.dim), np.float32))
     assert probs.shape == (0, len(CLASSES))
+
+
+def test_tcn_checkpoint_round_trip_and_an_old_lstm_file_still_loads(tmp_path):
+    from realtime.classifier import ActionTCNNet
+
+    spec = FeatureSpec(bones=True)
+    net = ActionTCNNet(spec.dim, len(CLASSES), 32, 3, 0.2).eval()
+    save_checkpoint(tmp_path / "tcn.pt", net, CLASSES, spec, threshold=0.6)
+    clf = ActionClassifier.load(tmp_path / "tcn.pt")
+    assert clf.checkpoint.arch == "tcn" and clf.spec.bones and clf.checkpoint.num_layers == 3
+    windows = np.random.default_rng(0).normal(size=(4, spec.window, spec.dim)).astype(np.float32)
+    with torch.inference_mode():
+        expected = torch.softmax(net(torch.from_numpy(windows)), dim=1).numpy()
+    np.testing.assert_allclose(clf.predict_proba(windows), expected, atol=1e-5)
+    # A format-1 file (LSTM only, no arch, no bones in its spec) is read as the LSTM it is.
+    old = _rewrite(_saved(tmp_path), format="realtime-action-lstm/1")
+    raw = torch.load(old, weights_only=True)
+    del raw["arch"]
+    raw["feature_spec"].pop("bones")
+    torch.save(raw, old)
+    ckpt = load_checkpoint(old)
+    assert ckpt.arch == "lstm" and not ckpt.spec.bones
+    with pytest.raises(WeightsError, match="'transformer' network"):
+        load_checkpoint(_rewrite(tmp_path / "tcn.pt", arch="transformer"))
+
+
+def test_threshold_keeps_false_actions_on_other_under_the_cap():
+    from realtime.classifier import decide
+    from realtime.training import choose_threshold, false_action_rate
+
+    rng = np.random.default_rng(0)
+    other, boxing = CLASSES.index("OTHER"), CLASSES.index("BOXING")
+    y_true = np.array([other] * 100 + [boxing] * 100)
+    probs = np.full((200, len(CLASSES)), 0.01)
+    # A fifth of the OTHER windows look like unsure boxing (0.5-0.7), like half the boxing windows;
+    # the other boxing windows are sure (0.8-0.99).
+    probs[:100, other] = 0.9
+    probs[:20, other], probs[:20, boxing] = 0.1, rng.uniform(0.5, 0.7, 20)
+    probs[100:150, boxing] = rng.uniform(0.5, 0.7, 50)
+    probs[150:, boxing] = rng.uniform(0.8, 0.99, 50)
+    probs[100:, other] = 0.05
+    probs /= probs.sum(axis=1, keepdims=True)
+    loose = choose_threshold(probs, y_true, CLASSES, max_false_action=1.0)
+    strict = choose_threshold(probs, y_true, CLASSES, max_false_action=0.05)
+    assert false_action_rate(y_true, decide(probs, CLASSES, strict), CLASSES) <= 0.05
+    assert strict > loose
+    assert (decide(probs, CLASSES, strict)[150:] == boxing).all()  # the sure actions survive
+
+
+def test_subject_folds_hold_out_whole_subjects_and_spread_a_rare_class():
+    from realtime.evaluation import subject_folds
+    from realtime.features import PoseSequence
+
+    def seq(source, subject, label):
+        return PoseSequence(np.zeros((2, 17, 2)), np.zeros((2, 17)), [0.0, 0.1], label, subject, "", source)
+
+    seqs = [seq("kth", f"p{i}", "BOXING") for i in range(3) for _ in range(4)]
+    seqs += [
+        seq("wild", "gym", "BOXING"),
+        seq("wild", "gym", "OTHER"),
+        seq("wild", "gym", "OTHER"),
+        seq("wild", "webcam", "BOXING"),
+        seq("wild", "webcam", "BOXING"),
+        seq("wild", "yoga", "OTHER"),
+    ]
+    folds = subject_folds(seqs, 3)
+    keys = [key for fold in folds for key in fold]
+    assert sorted(keys) == sorted({f"{s.source}:{s.subject}" for s in seqs}) and len(keys) == len(set(keys))
+    fold_of = {k: i for i, fold in enumerate(folds) for k in fold}
+    assert fold_of["wild:gym"] != fold_of["wild:webcam"]  # wild boxing is never all held out at once
+    assert len({fold_of[f"kth:p{i}"] for i in range(3)}) == 3
+    assert subject_folds(seqs, 0) == [[k] for k in sorted(keys)]

@@ -19,12 +19,19 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import REPO, read_frames
 from realtime.types import FrameRecord
 from realtime.web.app import RUNNER_KEY, WebSettings, close_app, create_app
-from realtime.web.jobs import JOBS_FOLDER, RERUN_NOTICE, STORE_NAME, JobRunner, JobSettings, ProgressSink
+from realtime.web.jobs import (
+    JOBS_FOLDER,
+    RERUN_NOTICE,
+    STOPPING_NOTICE,
+    STORE_NAME,
+    JobRunner,
+    JobSettings,
+    ProgressSink,
+)
 from realtime.web.store import JobStore
-
-from conftest import REPO, read_frames
 
 JOB_TIMEOUT_S = 120
 
@@ -49,8 +56,7 @@ def client(app):
 
 def upload(client, path: Path, filename: str | None = None):
     with open(path, "rb") as f:
-        return client.post("/api/jobs", data={"video": (f, filename or path.name)},
-                           content_type="multipart/form-data")
+        return client.post("/api/jobs", data={"video": (f, filename or path.name)}, content_type="multipart/form-data")
 
 
 def wait_done(client, job_id: str) -> dict:
@@ -68,7 +74,7 @@ def sse_messages(client, url: str) -> list[dict]:
     assert response.status_code == 200
     assert response.mimetype == "text/event-stream"
     text = "".join(chunk.decode() if isinstance(chunk, bytes) else chunk for chunk in response.response)
-    return [json.loads(line[len("data: "):]) for line in text.splitlines() if line.startswith("data: ")]
+    return [json.loads(line[len("data: ") :]) for line in text.splitlines() if line.startswith("data: ")]
 
 
 def job_dirs(app) -> list[Path]:
@@ -244,15 +250,29 @@ def test_client_file_name_never_reaches_the_filesystem(client, app, tmp_path, we
     second = app.extensions[RUNNER_KEY].job_dir(reply.get_json()["id"])
     assert (second / "input").is_file()  # ".sh" is no video suffix: dropped
     for directory in job_dirs(app):
-        assert {p.name for p in directory.iterdir()} <= {"input.avi", "input", "annotated-mjpeg.avi", "annotated.mp4",
-                                                         "events.jsonl"}
-    assert {p.name for p in tmp_path.iterdir()} <= {JOBS_FOLDER, STORE_NAME, f"{STORE_NAME}-wal",
-                                                    f"{STORE_NAME}-shm", "server.lock"}
+        assert {p.name for p in directory.iterdir()} <= {
+            "input.avi",
+            "input",
+            "annotated-mjpeg.avi",
+            "annotated.mp4",
+            "events.jsonl",
+        }
+    assert {p.name for p in tmp_path.iterdir()} <= {
+        JOBS_FOLDER,
+        STORE_NAME,
+        f"{STORE_NAME}-wal",
+        f"{STORE_NAME}-shm",
+        "server.lock",
+    }
 
 
 def test_unknown_jobs_are_404(client):
-    for url in ("/api/jobs/0123456789abcdef0123456789abcdef", "/api/jobs/nope/events",
-                "/api/jobs/..%2F..%2Fetc/result", "/api/jobs/x/events.jsonl"):
+    for url in (
+        "/api/jobs/0123456789abcdef0123456789abcdef",
+        "/api/jobs/nope/events",
+        "/api/jobs/..%2F..%2Fetc/result",
+        "/api/jobs/x/events.jsonl",
+    ):
         reply = client.get(url)
         assert reply.status_code == 404, url
         assert "error" in reply.get_json()
@@ -280,8 +300,7 @@ def test_finished_jobs_are_deleted_after_the_retention_time(tmp_path, weizmann_c
 def test_a_work_folder_keeps_the_store_and_nothing_else_before_an_upload(tmp_path):
     app = make_app(tmp_path)
     close_app(app)
-    assert {p.name for p in tmp_path.iterdir()} <= {STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm",
-                                                    "server.lock"}
+    assert {p.name for p in tmp_path.iterdir()} <= {STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", "server.lock"}
     assert STORE_NAME in {p.name for p in tmp_path.iterdir()}
 
 
@@ -295,9 +314,14 @@ def test_page_has_upload_form_and_progress(client):
 
 @pytest.mark.slow
 def test_serve_command_binds_localhost_and_stops_on_sigterm(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", "serve", "--port", "0"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime", "serve", "--port", "0"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
     try:
         line = proc.stdout.readline()
         match = re.search(r"serving on (http://127\.0\.0\.1:\d+/)", line)
@@ -315,16 +339,29 @@ def test_serve_command_binds_localhost_and_stops_on_sigterm(tmp_path):
 
 
 def test_serve_command_rejects_bad_options_in_one_line():
-    proc = subprocess.run([sys.executable, "-m", "realtime", "serve", "--port", "70000"], cwd=REPO, check=False,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "realtime", "serve", "--port", "70000"],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["realtime: error: --port must be 0..65535, got 70000"]
 
 
 def test_h264_without_ffmpeg_is_a_one_line_error(tmp_path):
     env = {**os.environ, "PATH": str(tmp_path)}  # no ffmpeg anywhere on it
-    proc = subprocess.run([sys.executable, "-m", "realtime", "serve", "--port", "0", "--video-codec", "h264"],
-                          cwd=REPO, check=False, capture_output=True, text=True, timeout=60, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "realtime", "serve", "--port", "0", "--video-codec", "h264"],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("realtime: error: H.264 output needs an ffmpeg binary") and "--video-codec vp8" in line
@@ -351,8 +388,13 @@ def test_progress_shows_no_rate_until_a_second_of_frames_was_timed(tmp_path):
 
 
 def start_server(work: Path, *args: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", "serve", "--port", "0", "--work-dir", str(work),
-                             *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime", "serve", "--port", "0", "--work-dir", str(work), *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     match = re.search(r"serving on (http://127\.0\.0\.1:\d+)/", line)
     if not match:
@@ -372,9 +414,14 @@ def api(base: str, path: str, data: bytes | None = None, headers: dict | None = 
 
 def post_video(base: str, path: Path) -> str:
     boundary = "realtime-test-boundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"video\"; filename=\"{path.name}\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + path.read_bytes() + \
-        f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="video"; filename="{path.name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + path.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     status, reply = api(base, "/api/jobs", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert status == 201, reply
     return json.loads(reply)["id"]
@@ -403,8 +450,10 @@ def test_jobs_outlive_a_killed_server(tmp_path, weizmann_clip, exercise_clip):
     proc, base = start_server(work, "--max-frames", "150")
     try:
         finished = post_video(base, weizmann_clip)
-        assert wait_for_state(base, finished, lambda s: s["status"] in ("done", "failed"), "the first job")[
-            "status"] == "done"
+        assert (
+            wait_for_state(base, finished, lambda s: s["status"] in ("done", "failed"), "the first job")["status"]
+            == "done"
+        )
         interrupted = post_video(base, exercise_clip)
         queued = post_video(base, weizmann_clip)
         wait_for_state(base, interrupted, lambda s: s["status"] == "running" and s["frames"] > 0, "frames analysed")
@@ -447,8 +496,7 @@ def job_state_in_store(work: Path, job_id: str) -> str:
 
 
 @pytest.mark.slow
-def test_sigterm_stops_the_running_job_and_keeps_the_queue_for_the_next_start(tmp_path, weizmann_clip,
-                                                                             exercise_clip):
+def test_sigterm_stops_the_running_job_and_keeps_the_queue_for_the_next_start(tmp_path, weizmann_clip, exercise_clip):
     work = tmp_path / "work"
     proc, base = start_server(work, "--max-frames", "150")
     try:
@@ -465,6 +513,7 @@ def test_sigterm_stops_the_running_job_and_keeps_the_queue_for_the_next_start(tm
     try:
         stopped = store.get(running)
         assert (stopped.status, stopped.frames, stopped.attempts) == ("queued", 0, 0)  # a stop is no failed attempt
+        assert STOPPING_NOTICE in stopped.notices
         assert [job.id for job in store.jobs("queued")] == [running, waiting]
     finally:
         store.close()
@@ -474,6 +523,7 @@ def test_sigterm_stops_the_running_job_and_keeps_the_queue_for_the_next_start(tm
         for job_id in (running, waiting):
             state = wait_for_state(base, job_id, lambda s: s["status"] in ("done", "failed"), "the job")
             assert state["status"] == "done", state
+            assert STOPPING_NOTICE not in state["notices"] and RERUN_NOTICE not in state["notices"]
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0

@@ -38,10 +38,20 @@ def browser(tmp_path):
             pytest.fail(f"{binary} not found — run `make system-deps` (Debian chromium, chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-quic", "--autoplay-policy=no-user-gesture-required",
-                 "--window-size=1000,1200", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1000,1200",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console messages, CSP reports among them
     os.environ.setdefault("SE_AVOID_STATS", "true")  # Selenium Manager must not phone home
@@ -55,8 +65,13 @@ class Server:
     """`python -m realtime ...` in a child process; its URL is read from what it prints."""
 
     def __init__(self, args: list[str], pattern: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "realtime", *args], cwd=REPO, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "realtime", *args],
+            cwd=REPO,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.output: list[str] = []
         found = threading.Event()
         self.url = ""
@@ -89,8 +104,11 @@ class Server:
 
 def csp_violations(driver) -> list[str]:
     """Console messages about the Content-Security-Policy (Chromium logs each blocked load or inline code)."""
-    return [entry["message"] for entry in driver.get_log("browser")
-            if "Content Security Policy" in entry["message"] or "Refused to" in entry["message"]]
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if "Content Security Policy" in entry["message"] or "Refused to" in entry["message"]
+    ]
 
 
 def save_screenshot(driver, name: str) -> Path:
@@ -127,28 +145,37 @@ def test_upload_page_shows_progress_plays_the_result_and_a_timeline_per_person(b
     from selenium.webdriver.common.by import By
 
     # Three people side by side (the shared exercise clip); 100 frames = 10 s at its 10 fps.
-    server = Server(["serve", "--port", "0", "--work-dir", str(tmp_path / "work"), "--max-frames", "100"],
-                    r"serving on (http://\S+)")
+    server = Server(
+        ["serve", "--port", "0", "--work-dir", str(tmp_path / "work"), "--max-frames", "100"],
+        r"serving on (http://\S+)",
+    )
     try:
         browser.get(server.url)
         browser.execute_script(WATCH_PROGRESS)
         browser.find_element(By.ID, "video-input").send_keys(str(exercise_clip))
         browser.find_element(By.ID, "upload-button").click()
 
-        wait_for(browser, "return document.getElementById('status').textContent === 'Done.'", 180,
-                 f"the job to finish (status: {browser.find_element(By.ID, 'status').text})")
+        wait_for(
+            browser,
+            "return document.getElementById('status').textContent === 'Done.'",
+            180,
+            f"the job to finish (status: {browser.find_element(By.ID, 'status').text})",
+        )
         seen = browser.execute_script("return window.progressSeen")
         assert seen[-1] == 100
         assert any(0 < value < 100 for value in seen), f"no progress shown between 0 and 100: {seen}"
         assert browser.find_element(By.ID, "percent").text == "100"
+        assert browser.find_element(By.ID, "frames").text == "100 / 100"  # --max-frames caps the count shown
         assert browser.find_element(By.ID, "error").get_attribute("hidden")
 
         video = "document.getElementById('result-video')"
         wait_for(browser, f"return {video}.readyState >= 2", 30, "the result video to load")
         t0 = browser.execute_script(f"return {video}.currentTime")
         time.sleep(1.0)
-        state = browser.execute_script(f"const v = {video}; return [v.currentTime, v.error && v.error.code, "
-                                       "v.videoWidth, v.videoHeight, v.paused, v.readyState]")
+        state = browser.execute_script(
+            f"const v = {video}; return [v.currentTime, v.error && v.error.code, "
+            "v.videoWidth, v.videoHeight, v.paused, v.readyState]"
+        )
         current, error, width, height, paused, ready = state
         assert error is None and not paused and ready >= 2
         assert (width, height) == (384, 288)  # the clip's own size
@@ -159,8 +186,10 @@ def test_upload_page_shows_progress_plays_the_result_and_a_timeline_per_person(b
 
         # The timeline: one row per person the events name, each segment in its class's colour.
         wait_for(browser, "return document.getElementById('timeline').dataset.ready === '1'", 10, "the timeline")
-        events = [json.loads(line) for line in
-                  urllib.request.urlopen(events_link.removesuffix("?download=1"), timeout=10).read().splitlines()]
+        events = [
+            json.loads(line)
+            for line in urllib.request.urlopen(events_link.removesuffix("?download=1"), timeout=10).read().splitlines()
+        ]
         people = sorted({e["track"] for e in events if e["type"] == "action"})
         rows = browser.execute_script("""
             return [...document.querySelectorAll('#timeline g.timeline-row')].map((g) => ({
@@ -169,14 +198,16 @@ def test_upload_page_shows_progress_plays_the_result_and_a_timeline_per_person(b
                                                                              r.getBoundingClientRect().width])}))""")
         assert [row["track"] for row in rows] == people, (rows, people)
         assert len(people) >= 2, f"several people are in view, the timeline shows {len(people)} row(s)"
-        colours = json.loads(urllib.request.urlopen(events_link.replace("/events.jsonl?download=1", "/timeline"),
-                                                    timeout=10).read())["colours"]
+        colours = json.loads(
+            urllib.request.urlopen(events_link.replace("/events.jsonl?download=1", "/timeline"), timeout=10).read()
+        )["colours"]
         for row in rows:
             assert row["segments"], row
             for label, fill, drawn_width in row["segments"]:
                 assert fill == colours[label] and drawn_width > 0
-        labels_per_track = {t: {e["label"] for e in events if e["type"] == "action" and e["track"] == t}
-                            for t in people}
+        labels_per_track = {
+            t: {e["label"] for e in events if e["type"] == "action" and e["track"] == t} for t in people
+        }
         assert [{s[0] for s in row["segments"]} for row in rows] == [labels_per_track[t] for t in people]
 
         # Clicking the timeline seeks the video to that moment of the clip.
@@ -186,8 +217,9 @@ def test_upload_page_shows_progress_plays_the_result_and_a_timeline_per_person(b
         duration = float(svg.get_attribute("data-duration"))
         target = 0.6 * duration
         x_view = 52 + (640 - 52 - 14) * 0.6  # timeline.js LAYOUT: left 52, right 14, viewBox width 640
-        ActionChains(browser).move_to_element_with_offset(svg, int(x_view * box[0] / 640 - box[0] / 2),
-                                                          int(12 - box[1] / 2)).click().perform()
+        ActionChains(browser).move_to_element_with_offset(
+            svg, int(x_view * box[0] / 640 - box[0] / 2), int(12 - box[1] / 2)
+        ).click().perform()
         seeked = browser.execute_script(f"return {video}.currentTime")
         assert abs(seeked - target) < 0.2, f"clicked at {target:.2f} s, the video is at {seeked:.2f} s"
         playhead = float(browser.find_element(By.ID, "playhead").get_attribute("x1"))
@@ -211,30 +243,96 @@ def test_upload_page_reports_a_refused_file(browser, tmp_path):
         browser.get(server.url)
         browser.find_element(By.ID, "video-input").send_keys(str(bogus))
         browser.find_element(By.ID, "upload-button").click()
-        text = wait_for(browser, "const e = document.getElementById('error'); return !e.hidden && e.textContent",
-                        30, "an error message")
+        text = wait_for(
+            browser,
+            "const e = document.getElementById('error'); return !e.hidden && e.textContent",
+            30,
+            "an error message",
+        )
         assert "not a video" in text
         assert csp_violations(browser) == []  # the page and its scripts pass the policy
     finally:
         server.stop()
 
 
-def test_live_page_shows_the_stream_and_labels(browser, weizmann_clip, tmp_path):
-    from selenium.webdriver.common.by import By
-
-    server = Server(["--source", str(weizmann_clip), "--headless", "--pace", "--serve", "127.0.0.1:0"],
-                    r"live view on (http://\S+)")
+def test_live_page_shows_every_camera_with_its_stream_and_labels(browser, datasets):
+    jack, wave = datasets / "weizmann" / "jack" / "daria_jack.avi", datasets / "weizmann" / "wave2" / "ido_wave2.avi"
+    server = Server(
+        ["--source", f"gym={jack}", "--source", f"hall={wave}", "--headless", "--pace", "--serve", "127.0.0.1:0"],
+        r"live view on (http://\S+)",
+    )
     try:
         browser.get(server.url)
-        wait_for(browser, "const i = document.getElementById('stream'); return i.complete && i.naturalWidth > 0",
-                 60, "the MJPEG stream to show")
-        assert browser.execute_script("return document.getElementById('stream').naturalWidth") == 180
-        label = wait_for(browser, "const t = document.getElementById('labels').textContent; "
-                                  "return /#\\d+/.test(t) && t", 30, "a person's label")
-        assert re.search(r"#1\b", label)
-        assert int(browser.find_element(By.ID, "frame").text) >= 0
+        panel = "document.querySelector('section.camera[data-camera=\"{}\"]')"
+        for name in ("gym", "hall"):  # panels appear as each camera's first labels arrive
+            wait_for(
+                browser,
+                f"const p = {panel.format(name)}; const i = p && p.querySelector('img.view'); "
+                "return i && i.complete && i.naturalWidth > 0",
+                60,
+                f"camera {name}'s MJPEG stream",
+            )
+            assert browser.execute_script(f"return {panel.format(name)}.dataset.mode") == "live"
+            assert browser.execute_script(f"return {panel.format(name)}.querySelector('img.view').naturalWidth") == 180
+            label = wait_for(
+                browser,
+                f"const t = {panel.format(name)}.querySelector('.labels').textContent; return /#\\d+/.test(t) && t",
+                30,
+                f"a person's label on camera {name}",
+            )
+            assert re.search(r"#\d+\b", label)
         assert csp_violations(browser) == []
         time.sleep(1.0)  # a second of stream before the picture
         save_screenshot(browser, "web-live-view.png")
     finally:
         server.stop()
+
+
+def test_live_page_with_more_cameras_than_a_browser_streams_at_once(browser):
+    """Six cameras (drawn frames, no models): four play live, two are stills, every panel gets its labels
+    (the SSE is not starved of a connection), and a click makes a still live in place of the oldest."""
+    import numpy as np
+    from selenium.webdriver.common.by import By
+
+    from realtime.types import FrameRecord
+    from realtime.web.live import LIVE_STREAMS_PER_PAGE, LiveViewServer
+
+    names = ["door", "hall", "yard", "gate", "dock", "roof"]
+    live = LiveViewServer("127.0.0.1", 0, cameras=names)
+    stop = threading.Event()
+
+    def feed_cameras() -> None:  # 25 frames/s per camera, as a pipeline would write them
+        index = 0
+        while not stop.wait(0.04):
+            for k, name in enumerate(names):
+                live.write(FrameRecord(name, index, time.monotonic(), np.full((120, 160, 3), 40 * k, np.uint8)))
+            index += 1
+
+    writer = threading.Thread(target=feed_cameras)
+    writer.start()
+    try:
+        browser.get(live.url)
+        modes = "return [...document.querySelectorAll('section.camera')].map((p) => p.dataset.mode)"
+        assert browser.execute_script(modes) == ["live"] * LIVE_STREAMS_PER_PAGE + ["still"] * 2
+        wait_for(
+            browser,
+            "return [...document.querySelectorAll('section.camera')].every((p) => "
+            "p.querySelector('img.view').naturalWidth === 160 && "
+            "p.querySelector('.frame').textContent !== '\\u2013')",
+            30,
+            "every panel's picture and labels",
+        )
+        browser.find_element(By.CSS_SELECTOR, "section.camera[data-camera='roof'] img.view").click()
+        assert browser.execute_script(modes) == ["still", "live", "live", "live", "still", "live"]
+        wait_for(
+            browser,
+            "const p = document.querySelector('section.camera[data-camera=\"door\"]'); "
+            "return p.querySelector('img.view').src.includes('/frame/door.jpg')",
+            10,
+            "door to be a still",
+        )
+        assert csp_violations(browser) == []
+    finally:
+        stop.set()
+        writer.join()
+        live.close()

@@ -13,19 +13,19 @@ import sys
 import pytest
 from werkzeug.datastructures import Headers
 
+from conftest import REPO
 from realtime.errors import ConfigError, OutputError
 from realtime.web.app import RUNNER_KEY, WebSettings, close_app, create_app
 from realtime.web.jobs import JobSettings
 from realtime.web.live import LiveViewServer
 from realtime.web.security import CONTENT_SECURITY_POLICY, allowed_host_names
 
-from conftest import REPO
-
 
 @pytest.fixture
 def app(tmp_path):
-    app = create_app(WebSettings(jobs=JobSettings(video_codec="vp8"),
-                                 allowed_hosts=allowed_host_names("127.0.0.1", ["box.lan"])))
+    app = create_app(
+        WebSettings(jobs=JobSettings(video_codec="vp8"), allowed_hosts=allowed_host_names("127.0.0.1", ["box.lan"]))
+    )
     yield app
     close_app(app)
 
@@ -44,8 +44,13 @@ def assert_hardened(headers) -> None:
 
 
 def test_every_kind_of_response_carries_the_security_headers(client):
-    for url, status in (("/", 200), ("/static/app.js", 200), ("/static/timeline.js", 200), ("/api/jobs/nope", 404),
-                        ("/no/such/page", 404)):
+    for url, status in (
+        ("/", 200),
+        ("/static/app.js", 200),
+        ("/static/timeline.js", 200),
+        ("/api/jobs/nope", 404),
+        ("/no/such/page", 404),
+    ):
         reply = client.get(url, headers={"Host": "127.0.0.1:8000"})
         assert reply.status_code == status, url
         assert_hardened(reply.headers)
@@ -59,14 +64,34 @@ def test_the_page_has_nothing_inline_for_the_csp_to_block(client):
     assert "<style" not in html and " style=" not in html and not re.search(r" on[a-z]+=", html)
 
 
-@pytest.mark.parametrize("host", ["localhost:8000", "127.0.0.1:8000", "127.0.0.1", "[::1]:8000", "127.0.0.5:80",
-                                  "LOCALHOST:8000", "box.lan:8000", "box.lan"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "localhost:8000",
+        "127.0.0.1:8000",
+        "127.0.0.1",
+        "[::1]:8000",
+        "127.0.0.5:80",
+        "LOCALHOST:8000",
+        "box.lan:8000",
+        "box.lan",
+    ],
+)
 def test_loopback_names_and_allowed_hosts_are_answered(client, host):
     assert client.get("/", headers={"Host": host}).status_code == 200
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "localhost.evil.example",
-                                  "127.0.0.1.evil.example", "10.0.0.5:8000", "box.lan.evil.example"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example",
+        "evil.example:8000",
+        "localhost.evil.example",
+        "127.0.0.1.evil.example",
+        "10.0.0.5:8000",
+        "box.lan.evil.example",
+    ],
+)
 def test_other_host_names_are_refused(client, host):
     """DNS rebinding: an attacker's name pointed at 127.0.0.1 arrives with that name in Host."""
     reply = client.get("/", headers={"Host": host})
@@ -76,26 +101,36 @@ def test_other_host_names_are_refused(client, host):
     assert client.get("/api/jobs/" + "0" * 32, headers={"Host": host}).status_code == 400  # the API too
 
 
-@pytest.mark.parametrize("headers", [
-    {"Origin": "http://evil.example"},
-    {"Origin": "http://localhost:9999"},  # another port is another origin
-    {"Origin": "null"},  # a sandboxed frame or a file:// page
-    {"Sec-Fetch-Site": "cross-site"},
-    {"Sec-Fetch-Site": "same-site", "Origin": "http://localhost"},  # a sibling subdomain is not this server
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "http://localhost:9999"},  # another port is another origin
+        {"Origin": "null"},  # a sandboxed frame or a file:// page
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "http://localhost"},  # a sibling subdomain is not this server
+    ],
+)
 def test_cross_origin_posts_are_refused_before_anything_is_stored(client, app, headers):
-    reply = client.post("/api/jobs", data={"video": (io.BytesIO(b"not looked at"), "x.avi")},
-                        content_type="multipart/form-data", headers=headers)
+    reply = client.post(
+        "/api/jobs",
+        data={"video": (io.BytesIO(b"not looked at"), "x.avi")},
+        content_type="multipart/form-data",
+        headers=headers,
+    )
     assert reply.status_code == 403
     assert "cross-origin request refused" in reply.get_json()["error"]
     assert app.extensions[RUNNER_KEY].root is None  # no job folder was made
 
 
-@pytest.mark.parametrize("headers", [
-    {},  # not a browser: curl, a script
-    {"Origin": "http://localhost"},  # the test client's own origin
-    {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # not a browser: curl, a script
+        {"Origin": "http://localhost"},  # the test client's own origin
+        {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},
+    ],
+)
 def test_same_origin_and_non_browser_posts_pass_the_check(client, headers):
     reply = client.post("/api/jobs", data={"other": "x"}, content_type="multipart/form-data", headers=headers)
     assert reply.status_code == 400  # past the guard: refused only for having no video
@@ -154,8 +189,9 @@ def test_a_busy_port_is_one_line_for_the_live_view(capfd):
         port = taken.getsockname()[1]
         with pytest.raises(OutputError) as caught:
             LiveViewServer("127.0.0.1", port)
-    assert str(caught.value) == (f"cannot listen on 127.0.0.1:{port}: the port is in use by another program — "
-                                 f"choose another --serve HOST:PORT")
+    assert str(caught.value) == (
+        f"cannot listen on 127.0.0.1:{port}: the port is in use by another program — choose another --serve HOST:PORT"
+    )
     assert capfd.readouterr().err == ""  # nothing of Werkzeug's own
 
 
@@ -163,20 +199,34 @@ def test_a_busy_port_is_one_line_for_the_live_view(capfd):
 def test_serve_on_a_busy_port_is_one_line_and_leaves_no_folder(tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "realtime", "serve", "--port", str(port)], cwd=REPO, check=False,
-                              capture_output=True, text=True, timeout=60, env={**os.environ, "TMPDIR": str(tmp_path)})
+        proc = subprocess.run(
+            [sys.executable, "-m", "realtime", "serve", "--port", str(port)],
+            cwd=REPO,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "TMPDIR": str(tmp_path)},
+        )
     assert proc.returncode == 2
-    expected = (f"realtime: error: cannot listen on 127.0.0.1:{port}: the port is in use by another program — stop "
-                f"the other server or choose another --port or --host")
+    expected = (
+        f"realtime: error: cannot listen on 127.0.0.1:{port}: the port is in use by another program — stop "
+        f"the other server or choose another --port or --host"
+    )
     assert proc.stderr.strip().splitlines() == [expected]
     assert list(tmp_path.iterdir()) == []  # no realtime-web-* temporary folder
 
 
 @pytest.mark.slow
 def test_serve_sends_no_version_and_refuses_foreign_hosts(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "realtime", "serve", "--port", "0", "--allowed-host", "box.lan"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime", "serve", "--port", "0", "--allowed-host", "box.lan"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
     try:
         line = proc.stdout.readline()
         match = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line)

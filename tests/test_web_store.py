@@ -11,12 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from realtime.errors import OutputError
-from realtime.web.jobs import (JOBS_FOLDER, LOCK_NAME, MAX_ATTEMPTS, RERUN_NOTICE, STORE_NAME, JobRunner, JobSettings,
-                               recover)
-from realtime.web.store import JobStore
-
 from conftest import REPO
+from realtime.errors import OutputError
+from realtime.web.jobs import (
+    JOBS_FOLDER,
+    LOCK_NAME,
+    MAX_ATTEMPTS,
+    RERUN_NOTICE,
+    STORE_NAME,
+    JobRunner,
+    JobSettings,
+    recover,
+)
+from realtime.web.store import JobStore
 
 
 def test_jobs_survive_reopening_the_file_in_upload_order(tmp_path):
@@ -24,8 +31,7 @@ def test_jobs_survive_reopening_the_file_in_upload_order(tmp_path):
     store = JobStore(path)
     for i, job_id in enumerate(("c" * 32, "a" * 32, "b" * 32)):
         store.add(job_id, f"jobs/{job_id}/input.avi", created_at=1000.0 + i, frame_count=89)
-    store.update("a" * 32, status="running", started_at=1010.0, frames=40, fps=25.5, attempts=1,
-                 notices=("one", "two"))
+    store.update("a" * 32, status="running", started_at=1010.0, frames=40, fps=25.5, attempts=1, notices=("one", "two"))
     store.close()
 
     reopened = JobStore(path)
@@ -47,11 +53,14 @@ def test_jobs_survive_reopening_the_file_in_upload_order(tmp_path):
 def test_a_commit_survives_kill_9_of_the_writer(tmp_path):
     """The row written just before a SIGKILL is there for the next process (WAL, synchronous=NORMAL)."""
     path = tmp_path / STORE_NAME
-    script = ("import os, signal, sys; from realtime.web.store import JobStore; s = JobStore(sys.argv[1]); "
-              "s.add('f' * 32, 'jobs/x/input', 1.0); s.update('f' * 32, status='running', frames=7); "
-              "os.kill(os.getpid(), signal.SIGKILL)")
-    proc = subprocess.run([sys.executable, "-c", script, str(path)], check=False, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    script = (
+        "import os, signal, sys; from realtime.web.store import JobStore; s = JobStore(sys.argv[1]); "
+        "s.add('f' * 32, 'jobs/x/input', 1.0); s.update('f' * 32, status='running', frames=7); "
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(path)], check=False, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
     assert proc.returncode == -9
     job = JobStore(path).get("f" * 32)
     assert job is not None and (job.status, job.frames) == ("running", 7)
@@ -60,7 +69,7 @@ def test_a_commit_survives_kill_9_of_the_writer(tmp_path):
 def test_a_foreign_or_corrupt_store_is_a_one_line_error(tmp_path):
     junk = tmp_path / "junk.sqlite3"
     junk.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(OutputError, match="cannot use the job store .* choose another --work-dir"):
+    with pytest.raises(OutputError, match=r"cannot use the job store .* choose another --work-dir"):
         JobStore(junk)
     other = tmp_path / "other.sqlite3"
     with sqlite3.connect(other) as db:
@@ -70,8 +79,17 @@ def test_a_foreign_or_corrupt_store_is_a_one_line_error(tmp_path):
         JobStore(other)
 
 
-def make_job(store: JobStore, root: Path, job_id: str, status: str, *, upload: bool = True, results: bool = False,
-             finished_at: float | None = None, attempts: int = 0) -> None:
+def make_job(
+    store: JobStore,
+    root: Path,
+    job_id: str,
+    status: str,
+    *,
+    upload: bool = True,
+    results: bool = False,
+    finished_at: float | None = None,
+    attempts: int = 0,
+) -> None:
     folder = root / JOBS_FOLDER / job_id
     folder.mkdir(parents=True)
     if upload:
@@ -81,8 +99,9 @@ def make_job(store: JobStore, root: Path, job_id: str, status: str, *, upload: b
     if results:
         (folder / "annotated.mp4").write_bytes(b"mp4")
         (folder / "events.jsonl").write_text("{}\n")
-        changes.update(result_path=f"{JOBS_FOLDER}/{job_id}/annotated.mp4",
-                       events_path=f"{JOBS_FOLDER}/{job_id}/events.jsonl")
+        changes.update(
+            result_path=f"{JOBS_FOLDER}/{job_id}/annotated.mp4", events_path=f"{JOBS_FOLDER}/{job_id}/events.jsonl"
+        )
     if finished_at is not None:
         changes["finished_at"] = finished_at
     store.update(job_id, **changes)

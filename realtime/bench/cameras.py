@@ -96,14 +96,19 @@ class CamerasRun:
         return self.dropped_after_pose == 0 and all(r.keeps_up for r in self.rows)
 
     def to_json(self) -> dict:
-        return {**asdict(self), "holds": self.holds, "cpu_per_camera": round(self.cpu_per_camera, 3),
-                "seconds": round(self.seconds, 2)}
+        return {
+            **asdict(self),
+            "holds": self.holds,
+            "cpu_per_camera": round(self.cpu_per_camera, 3),
+            "seconds": round(self.seconds, 2),
+        }
 
 
 def cameras_config(base: Config, clips: list[BenchClip], pose_fps: float, live: bool) -> Config:
     config = copy.deepcopy(base)
-    config.cameras = [CameraConfig(name=f"cam{i}", source=str(clip.path), pose_fps=pose_fps)
-                      for i, clip in enumerate(clips)]
+    config.cameras = [
+        CameraConfig(name=f"cam{i}", source=str(clip.path), pose_fps=pose_fps) for i, clip in enumerate(clips)
+    ]
     config.pose_fps, config.max_frames = pose_fps, None
     config.output.headless, config.output.video, config.output.events = True, None, None
     config.capture.pace = live
@@ -123,8 +128,9 @@ def references(base: Config, clips: list[BenchClip], pose_fps: float) -> dict[st
     return labels
 
 
-def run_cameras(base: Config, clips: list[BenchClip], pose_fps: float,
-                reference: dict[str, dict[int, tuple[str, ...]]]) -> CamerasRun:
+def run_cameras(
+    base: Config, clips: list[BenchClip], pose_fps: float, reference: dict[str, dict[int, tuple[str, ...]]]
+) -> CamerasRun:
     recorder = LabelRecorder()
     pipeline = Pipeline(cameras_config(base, clips, pose_fps, live=True), sinks=[recorder])
     load, cpu_start, t_start = load_average(), cpu_seconds(), time.monotonic()
@@ -132,14 +138,26 @@ def run_cameras(base: Config, clips: list[BenchClip], pose_fps: float,
     seconds, cpu_s = time.monotonic() - t_start, cpu_seconds() - cpu_start
     if summary.error:
         raise RealtimeError(f"{len(clips)}-camera run failed: {summary.error}")
-    run = CamerasRun(len(clips), seconds, cpu_s / seconds / len(clips),
-                     pipeline.posed.dropped + pipeline.results.dropped, load)
+    run = CamerasRun(
+        len(clips), seconds, cpu_s / seconds / len(clips), pipeline.posed.dropped + pipeline.results.dropped, load
+    )
     for (name, camera), clip in zip(summary.cameras.items(), clips, strict=True):
         labels = recorder.labels.get(name, {})
-        run.rows.append(CameraRow(
-            name, clip.name, camera.frames_in, camera.frames_out, round(camera.pose_fps, 2),
-            round(camera.latency_ms_p50, 1), round(camera.latency_ms_p95, 1), pipeline.inbox.dropped[name],
-            dominant(labels), dominant(reference[clip.name]), round(agreement(labels, reference[clip.name]), 3)))
+        run.rows.append(
+            CameraRow(
+                name,
+                clip.name,
+                camera.frames_in,
+                camera.frames_out,
+                round(camera.pose_fps, 2),
+                round(camera.latency_ms_p50, 1),
+                round(camera.latency_ms_p95, 1),
+                pipeline.inbox.dropped[name],
+                dominant(labels),
+                dominant(reference[clip.name]),
+                round(agreement(labels, reference[clip.name]), 3),
+            )
+        )
     return run
 
 
@@ -153,9 +171,15 @@ class CamerasPlan:
 
 
 def measure(plan: CamerasPlan, base: Config, datasets: Path) -> dict:
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "load_start": list(np.round(os.getloadavg(), 2)),
-            "cores_start": available_cores(), "plan": vars(plan), "backend": base.pose.backend,
-            "pose_workers": base.pose.workers, "cpus": os.cpu_count()}
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "load_start": list(np.round(os.getloadavg(), 2)),
+        "cores_start": available_cores(),
+        "plan": vars(plan),
+        "backend": base.pose.backend,
+        "pose_workers": base.pose.workers,
+        "cpus": os.cpu_count(),
+    }
     log.info("cameras: load average %s; %s cores free for this process", meta["load_start"], meta["cores_start"])
     runs: list[CamerasRun] = []
     with tempfile.TemporaryDirectory(prefix="realtime-cameras-") as tmp:
@@ -169,10 +193,18 @@ def measure(plan: CamerasPlan, base: Config, datasets: Path) -> dict:
             run = run_cameras(base, [sources[i % len(sources)] for i in range(count)], plan.pose_fps, reference)
             runs.append(run)
             worst = min(run.rows, key=lambda r: r.poses_per_s)
-            log.info("cameras %2d: poses/s min %.1f, p95 max %.0f ms, pre-pose drops %d, post-pose %d, "
-                     "%.2f cores/camera, holds %s, load %.2f", count, worst.poses_per_s,
-                     max(r.latency_ms_p95 for r in run.rows), sum(r.dropped_before_pose for r in run.rows),
-                     run.dropped_after_pose, run.cpu_per_camera, run.holds, run.load)
+            log.info(
+                "cameras %2d: poses/s min %.1f, p95 max %.0f ms, pre-pose drops %d, post-pose %d, "
+                "%.2f cores/camera, holds %s, load %.2f",
+                count,
+                worst.poses_per_s,
+                max(r.latency_ms_p95 for r in run.rows),
+                sum(r.dropped_before_pose for r in run.rows),
+                run.dropped_after_pose,
+                run.cpu_per_camera,
+                run.holds,
+                run.load,
+            )
     meta.update(load_end=list(np.round(os.getloadavg(), 2)), cores_end=available_cores())
     # The most cameras before the first count that does not hold (a lucky larger run does not count).
     most = 0
@@ -181,8 +213,19 @@ def measure(plan: CamerasPlan, base: Config, datasets: Path) -> dict:
             break
         most = run.cameras
     labels_equal = all(r.label == r.reference_label for run in runs for r in run.rows)
-    return {"meta": meta, "runs": [r.to_json() for r in runs], "most_cameras": most, "labels_equal": labels_equal,
-            "targets": [{"measure": "most cameras that keep up", "op": ">=", "target": 8, "measured": most,
-                         "met": most >= 8},
-                        {"measure": "each camera's label = the clip alone", "op": "==", "target": True,
-                         "measured": labels_equal, "met": labels_equal}]}
+    return {
+        "meta": meta,
+        "runs": [r.to_json() for r in runs],
+        "most_cameras": most,
+        "labels_equal": labels_equal,
+        "targets": [
+            {"measure": "most cameras that keep up", "op": ">=", "target": 8, "measured": most, "met": most >= 8},
+            {
+                "measure": "each camera's label = the clip alone",
+                "op": "==",
+                "target": True,
+                "measured": labels_equal,
+                "met": labels_equal,
+            },
+        ],
+    }

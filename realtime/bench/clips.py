@@ -25,8 +25,16 @@ TILE_SOURCES = ("jack/lena_jack.avi", "pjump/ira_pjump.avi", "wave1/eli_wave1.av
 ONE_SOURCE = "jack/daria_jack.avi"
 EXERCISE_SOURCE = "videos/exercise.avi"
 # Cameras: the four labelled actions, two people each, so neighbouring cameras differ.
-CAMERA_SOURCES = ("jack/daria_jack.avi", "pjump/denis_pjump.avi", "wave1/eli_wave1.avi", "wave2/ido_wave2.avi",
-                  "jack/ira_jack.avi", "pjump/lena_pjump.avi", "wave1/daria_wave1.avi", "wave2/denis_wave2.avi")
+CAMERA_SOURCES = (
+    "jack/daria_jack.avi",
+    "pjump/denis_pjump.avi",
+    "wave1/eli_wave1.avi",
+    "wave2/ido_wave2.avi",
+    "jack/ira_jack.avi",
+    "pjump/lena_pjump.avi",
+    "wave1/daria_wave1.avi",
+    "wave2/denis_wave2.avi",
+)
 CLIP_NAMES = ("one", "exercise", "tiled")
 
 
@@ -60,7 +68,7 @@ def fit_into(image: np.ndarray, width: int, height: int) -> np.ndarray:
     w, h = round(image.shape[1] * scale), round(image.shape[0] * scale)
     canvas = np.zeros((height, width, 3), np.uint8)
     x, y = (width - w) // 2, (height - h) // 2
-    canvas[y:y + h, x:x + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    canvas[y : y + h, x : x + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
     return canvas
 
 
@@ -83,7 +91,7 @@ def tile(clips: Sequence[Sequence[np.ndarray]], size: tuple[int, int] = SIZE) ->
         canvas = np.zeros((size[1], size[0], 3), np.uint8)
         for k, clip in enumerate(clips[:4]):
             x, y = (k % 2) * tw, (k // 2) * th
-            canvas[y:y + th, x:x + tw] = fit_into(clip[i], tw, th)
+            canvas[y : y + th, x : x + tw] = fit_into(clip[i], tw, th)
         frames.append(canvas)
     return frames
 

@@ -70,12 +70,19 @@ def time_size(path: Path, frames: list[np.ndarray], size: int, weights: str, war
     finally:
         backend.close()
     height, width = frames[0].shape[:2]
-    return SizeTiming(path.name, f"{width}x{height}", size, len(frames), round(statistics.median(wall), 3),
-                      round(max(wall), 3), round(statistics.median(cpu), 3), people)
+    return SizeTiming(
+        path.name,
+        f"{width}x{height}",
+        size,
+        len(frames),
+        round(statistics.median(wall), 3),
+        round(max(wall), 3),
+        round(statistics.median(cpu), 3),
+        people,
+    )
 
 
-def measure(sources: list[Path], sizes: list[int], frames: int, warmup: int, threads: int,
-            weights: str | None) -> dict:
+def measure(sources: list[Path], sizes: list[int], frames: int, warmup: int, threads: int, weights: str | None) -> dict:
     import torch
 
     from ..pose.detectron2_backend import RANDOM_INIT_FOR_TESTS
@@ -87,19 +94,35 @@ def measure(sources: list[Path], sizes: list[int], frames: int, warmup: int, thr
         for size in sizes:
             row = time_size(source, images, size, weights or RANDOM_INIT_FOR_TESTS, warmup)
             rows.append(row)
-            log.info("detectron2: %s %s MIN_SIZE_TEST %d: wall %.2f s/frame (max %.2f), cpu %.2f s/frame",
-                     row.source, row.input, size, row.wall_s_per_frame_median, row.wall_s_per_frame_max,
-                     row.cpu_s_per_frame_median)
-    return {"torch_threads": threads, "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg()),
-            "weights": weights or "random init", "rows": [asdict(r) for r in rows]}
+            log.info(
+                "detectron2: %s %s MIN_SIZE_TEST %d: wall %.2f s/frame (max %.2f), cpu %.2f s/frame",
+                row.source,
+                row.input,
+                size,
+                row.wall_s_per_frame_median,
+                row.wall_s_per_frame_max,
+                row.cpu_s_per_frame_median,
+            )
+    return {
+        "torch_threads": threads,
+        "cpu_count": os.cpu_count(),
+        "load_average": list(os.getloadavg()),
+        "weights": weights or "random init",
+        "rows": [asdict(r) for r in rows],
+    }
 
 
 def markdown(result: dict) -> str:
-    lines = [f"detectron2 keypoint_rcnn_R_50_FPN_3x, {result['weights']}, CPU, torch threads "
-             f"{result['torch_threads']}, median over the frames", "",
-             "| source | input | MIN_SIZE_TEST | wall s/frame | CPU s/frame | pose updates/s |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"detectron2 keypoint_rcnn_R_50_FPN_3x, {result['weights']}, CPU, torch threads "
+        f"{result['torch_threads']}, median over the frames",
+        "",
+        "| source | input | MIN_SIZE_TEST | wall s/frame | CPU s/frame | pose updates/s |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in result["rows"]:
-        lines.append(f"| {r['source']} | {r['input']} | {r['min_size_test']} | {r['wall_s_per_frame_median']:.2f} | "
-                     f"{r['cpu_s_per_frame_median']:.2f} | {1 / r['wall_s_per_frame_median']:.2f} |")
+        lines.append(
+            f"| {r['source']} | {r['input']} | {r['min_size_test']} | {r['wall_s_per_frame_median']:.2f} | "
+            f"{r['cpu_s_per_frame_median']:.2f} | {1 / r['wall_s_per_frame_median']:.2f} |"
+        )
     return "\n".join(lines) + "\n"

@@ -13,6 +13,8 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import SourceError
@@ -50,15 +52,24 @@ class RtspServer:
         if not line.startswith("READY "):
             self.kill()
             log = Path(self._log.name).read_text(errors="replace").strip().splitlines()[-5:]
-            raise SourceError(f"{type(self).__name__} did not start ({' | '.join(log) or 'no output'}) — "
-                              f"{INSTALL_HINT}")
+            raise SourceError(
+                f"{type(self).__name__} did not start ({' | '.join(log) or 'no output'}) — {INSTALL_HINT}"
+            )
         self.url = line.split()[1]
         self.port = int(self.url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])  # kept for restarts
         return self.url
 
     def _command(self) -> list[str]:
-        cmd = [GST_PYTHON, str(SERVER_SCRIPT), "--clip", str(self.clip), "--port", str(self.port),
-               "--fps", str(self.fps)]
+        cmd = [
+            GST_PYTHON,
+            str(SERVER_SCRIPT),
+            "--clip",
+            str(self.clip),
+            "--port",
+            str(self.port),
+            "--fps",
+            str(self.fps),
+        ]
         if self.size:
             cmd += ["--width", str(self.size[0]), "--height", str(self.size[1])]
         return cmd
@@ -109,3 +120,13 @@ class RtspServer:
         self.stop()
         self._log.close()
         Path(self._log.name).unlink(missing_ok=True)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.05) -> bool:
+    """Poll until predicate() is true or the time is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

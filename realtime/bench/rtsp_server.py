@@ -30,7 +30,8 @@ def decode_clip(path: str, width: int | None, height: int | None) -> tuple[list[
     scale = f",width={width},height={height}" if width and height else ""
     pipeline = Gst.parse_launch(
         f"filesrc name=file ! decodebin ! videoconvert ! videoscale "
-        f"! video/x-raw,format=I420,pixel-aspect-ratio=1/1{scale} ! appsink name=sink sync=false")
+        f"! video/x-raw,format=I420,pixel-aspect-ratio=1/1{scale} ! appsink name=sink sync=false"
+    )
     pipeline.get_by_name("file").set_property("location", path)
     sink = pipeline.get_by_name("sink")
     pipeline.set_state(Gst.State.PLAYING)
@@ -94,12 +95,13 @@ def main() -> int:
         f"caps=video/x-raw,format=I420,width={width},height={height},framerate={args.fps}/1,"
         f"pixel-aspect-ratio=1/1 "
         f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.fps} threads=1 "
-        f"! rtph264pay name=pay0 pt=96 config-interval=1 )")
+        f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    )
     # TCP only: otherwise GStreamer also opens UDP ports on every interface.
     factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
     factory.set_shared(False)  # each client gets its own encoder, starting on a key frame
 
-    def configure(_factory, media) -> None:
+    def configure(_factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
         appsrc = media.get_element().get_by_name_recurse_up("src")
         appsrc.connect("need-data", ClipFeed(frames, clip_fps, args.fps).need_data)
 
@@ -116,8 +118,11 @@ def main() -> int:
     loop = GLib.MainLoop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
-    print(f"READY rtsp://127.0.0.1:{server.get_bound_port()}{args.mount} "
-          f"{width}x{height} {args.fps}fps {len(frames)} frames", flush=True)
+    print(
+        f"READY rtsp://127.0.0.1:{server.get_bound_port()}{args.mount} "
+        f"{width}x{height} {args.fps}fps {len(frames)} frames",
+        flush=True,
+    )
     loop.run()
     return 0
 

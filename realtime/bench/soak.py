@@ -87,10 +87,19 @@ class IntervalReport:
         read = sum(camera.capture.frames_read for camera in p.cameras.values())
         dropped = sum(p.inbox.dropped.values()) + p.posed.dropped + p.results.dropped
         latency = np.asarray(self._latencies)
-        row = Interval(len(self.rows) + 1, read - self._last_read, self._shown, dropped - self._last_dropped,
-                       percentile(latency, 50), percentile(latency, 95),
-                       round(float(latency.max()), 1) if len(latency) else 0.0, round(rss_mb(), 1),
-                       len(os.listdir("/proc/self/fd")), threading.active_count(), round(os.getloadavg()[0], 2))
+        row = Interval(
+            len(self.rows) + 1,
+            read - self._last_read,
+            self._shown,
+            dropped - self._last_dropped,
+            percentile(latency, 50),
+            percentile(latency, 95),
+            round(float(latency.max()), 1) if len(latency) else 0.0,
+            round(rss_mb(), 1),
+            len(os.listdir("/proc/self/fd")),
+            threading.active_count(),
+            round(os.getloadavg()[0], 2),
+        )
         self.rows.append(row)
         log.info("soak: %s", "  ".join(f"{k} {v}" for k, v in asdict(row).items()))
         self._latencies, self._shown = [], 0
@@ -139,14 +148,21 @@ def measure(plan: SoakPlan, base: Config) -> dict:
             pipeline = Pipeline(config, sinks=[report], backends=backends)
             report.watch(pipeline)
             rss_start = rss_mb()
-            log.info("soak: %s %dx%d %d fps for %g min, pose + %g ms; RSS at start %.1f MB; load %.2f",
-                     config.source, *plan.size, plan.fps, plan.minutes, plan.extra_ms, rss_start, os.getloadavg()[0])
+            log.info(
+                "soak: %s %dx%d %d fps for %g min, pose + %g ms; RSS at start %.1f MB; load %.2f",
+                config.source,
+                *plan.size,
+                plan.fps,
+                plan.minutes,
+                plan.extra_ms,
+                rss_start,
+                os.getloadavg()[0],
+            )
             # A second past the end, so the last interval's row is written while running.
             timer = threading.Timer(plan.minutes * 60 + 1, pipeline.request_stop, args=("soak done",))
             timer.start()
             if plan.outage_every_s > 0:
-                threading.Thread(target=outages, args=(server, pipeline.stop, plan.outage_every_s),
-                                 daemon=True).start()
+                threading.Thread(target=outages, args=(server, pipeline.stop, plan.outage_every_s), daemon=True).start()
             summary = pipeline.run()
             timer.cancel()
             events = Path(config.output.events).read_text().splitlines()
@@ -159,10 +175,21 @@ def measure(plan: SoakPlan, base: Config) -> dict:
     end = rows[-1].rss_mb if rows else rss_mb()
     camera = next(iter(summary.cameras.values()))
     drift = round(end - warm, 1)
-    return {"plan": {**asdict(plan), "clip": str(plan.clip)}, "backend": config.pose.backend,
-            "intervals": [asdict(r) for r in rows],
-            "frames_in": summary.frames_in, "frames_out": summary.frames_out, "dropped": summary.dropped,
-            "latency_ms_p50": round(camera.latency_ms_p50, 1), "latency_ms_p95": round(camera.latency_ms_p95, 1),
-            "rss_start_mb": round(rss_start, 1), "rss_warm_mb": warm, "rss_end_mb": end, "rss_drift_mb": drift,
-            "rss_drift_target_mb": RSS_DRIFT_TARGET_MB, "reconnects": reconnects, "error": summary.error,
-            "ok": drift <= RSS_DRIFT_TARGET_MB and summary.error is None}
+    return {
+        "plan": {**asdict(plan), "clip": str(plan.clip)},
+        "backend": config.pose.backend,
+        "intervals": [asdict(r) for r in rows],
+        "frames_in": summary.frames_in,
+        "frames_out": summary.frames_out,
+        "dropped": summary.dropped,
+        "latency_ms_p50": round(camera.latency_ms_p50, 1),
+        "latency_ms_p95": round(camera.latency_ms_p95, 1),
+        "rss_start_mb": round(rss_start, 1),
+        "rss_warm_mb": warm,
+        "rss_end_mb": end,
+        "rss_drift_mb": drift,
+        "rss_drift_target_mb": RSS_DRIFT_TARGET_MB,
+        "reconnects": reconnects,
+        "error": summary.error,
+        "ok": drift <= RSS_DRIFT_TARGET_MB and summary.error is None,
+    }

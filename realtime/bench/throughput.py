@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,19 +99,38 @@ class Run:
         return self.fps * max(capacity, default=0.0) / 1000
 
     def to_json(self) -> dict:
-        return {"clip": self.clip, "backend": self.backend, "mode": self.mode, "skip": self.skip,
-                "frames_in": self.frames_in, "frames_out": self.frames_out, "seconds": round(self.seconds, 3),
-                "fps": round(self.fps, 2), "stage_ms": {k: round(v, 3) for k, v in self.stage_ms.items()},
-                "people_mean": round(self.people_mean, 3), "pose_workers": self.pose_workers,
-                "cores_used": round(self.cores_used, 2),
-                "cpu_ms_per_frame": round(self.cpu_s * 1000 / self.frames_out, 2) if self.frames_out else 0.0,
-                "limit_ratio": round(self.limit_ratio, 3), "dropped": self.dropped, "load": self.load,
-                "latency_ms_p50": percentile(self.latency_ms, 50), "latency_ms_p95": percentile(self.latency_ms, 95),
-                "latency_ms_max": round(float(self.latency_ms.max()), 2) if len(self.latency_ms) else 0.0}
+        return {
+            "clip": self.clip,
+            "backend": self.backend,
+            "mode": self.mode,
+            "skip": self.skip,
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "seconds": round(self.seconds, 3),
+            "fps": round(self.fps, 2),
+            "stage_ms": {k: round(v, 3) for k, v in self.stage_ms.items()},
+            "people_mean": round(self.people_mean, 3),
+            "pose_workers": self.pose_workers,
+            "cores_used": round(self.cores_used, 2),
+            "cpu_ms_per_frame": round(self.cpu_s * 1000 / self.frames_out, 2) if self.frames_out else 0.0,
+            "limit_ratio": round(self.limit_ratio, 3),
+            "dropped": self.dropped,
+            "load": self.load,
+            "latency_ms_p50": percentile(self.latency_ms, 50),
+            "latency_ms_p95": percentile(self.latency_ms, 95),
+            "latency_ms_max": round(float(self.latency_ms.max()), 2) if len(self.latency_ms) else 0.0,
+        }
 
 
-def bench_config(base: Config, clip: BenchClip, backend: str, skip: int, output: Path | None,
-                 pose_workers: int = 0, live: bool = False) -> Config:
+def bench_config(
+    base: Config,
+    clip: BenchClip,
+    backend: str,
+    skip: int,
+    output: Path | None,
+    pose_workers: int = 0,
+    live: bool = False,
+) -> Config:
     """The base config (config.yaml) set to one headless camera on `clip`."""
     config = copy.deepcopy(base)
     config.source, config.cameras, config.pose_fps, config.max_frames = str(clip.path), [], None, None
@@ -126,9 +147,12 @@ def run_serial(config: Config, clip: str, max_frames: int | None = None) -> Run:
     cap, info = open_source(config.source, config.capture)
     sinks = [VideoSink(config.output.video, info.fps)] if config.output.video else []
     output = OutputStep(sinks, config.pose.min_score)
-    loop = SerialLoop(create_backend(config.pose.backend, backend_options(config.pose)),
-                      ActionClassification(load_classifier(config), config.classifier.smoothing_s),
-                      config.pose.skip, output=output)
+    loop = SerialLoop(
+        create_backend(config.pose.backend, backend_options(config.pose)),
+        ActionClassification(load_classifier(config), config.classifier.smoothing_s),
+        config.pose.skip,
+        output=output,
+    )
     load, index = load_average(), 0
     try:
         t_start, cpu_start = time.perf_counter(), cpu_seconds()
@@ -138,8 +162,11 @@ def run_serial(config: Config, clip: str, max_frames: int | None = None) -> Run:
             t_grab = time.monotonic()
             if not ok:
                 break
-            loop.process(FrameRecord(DEFAULT_CAMERA, index, t_grab, image, t_source=index / info.fps,
-                                     decode_ms=(t_grab - t_asked) * 1000))
+            loop.process(
+                FrameRecord(
+                    DEFAULT_CAMERA, index, t_grab, image, t_source=index / info.fps, decode_ms=(t_grab - t_asked) * 1000
+                )
+            )
             index += 1
         seconds, cpu_s = time.perf_counter() - t_start, cpu_seconds() - cpu_start
     finally:
@@ -148,8 +175,22 @@ def run_serial(config: Config, clip: str, max_frames: int | None = None) -> Run:
         loop.close()
     meter = output.meter(DEFAULT_CAMERA)
     people = meter.summary(index, 0, seconds).people_mean
-    return Run(clip, config.pose.backend, "serial", config.pose.skip, index, meter.frames_out, seconds,
-               meter.stage_times.per_frame_ms(), people, cpu_s, 1, load, 0, meter.latency.values())
+    return Run(
+        clip,
+        config.pose.backend,
+        "serial",
+        config.pose.skip,
+        index,
+        meter.frames_out,
+        seconds,
+        meter.stage_times.per_frame_ms(),
+        people,
+        cpu_s,
+        1,
+        load,
+        0,
+        meter.latency.values(),
+    )
 
 
 def run_threaded(config: Config, clip: str) -> Run:
@@ -162,10 +203,22 @@ def run_threaded(config: Config, clip: str) -> Run:
         raise RealtimeError(f"threaded run on {clip} failed: {summary.error}")
     camera = summary.cameras[DEFAULT_CAMERA]
     meter = pipeline.output.meter(DEFAULT_CAMERA)
-    return Run(clip, config.pose.backend, "live" if config.capture.pace else "threaded", config.pose.skip,
-               camera.frames_in, camera.frames_out, camera.frames_out / camera.fps if camera.fps else 0.0,
-               meter.stage_times.per_frame_ms(), camera.people_mean, cpu_s, len(pipeline.backends), load,
-               camera.dropped, meter.latency.values())
+    return Run(
+        clip,
+        config.pose.backend,
+        "live" if config.capture.pace else "threaded",
+        config.pose.skip,
+        camera.frames_in,
+        camera.frames_out,
+        camera.frames_out / camera.fps if camera.fps else 0.0,
+        meter.stage_times.per_frame_ms(),
+        camera.people_mean,
+        cpu_s,
+        len(pipeline.backends),
+        load,
+        camera.dropped,
+        meter.latency.values(),
+    )
 
 
 def cli_peak_rss(config_path: Path | None, clip: BenchClip, backend: str, folder: Path, max_frames: int) -> dict:
@@ -178,25 +231,50 @@ def cli_peak_rss(config_path: Path | None, clip: BenchClip, backend: str, folder
 
     events, log_path = folder / "cli.jsonl", folder / "cli.log"
     config = ["--config", str(config_path)] if config_path else []
-    command = [sys.executable, "-m", "realtime", *config, "--source", str(clip.path), "--pose", backend,
-               "--headless", "--output", str(folder / "cli.mp4"), "--events", str(events),
-               "--max-frames", str(max_frames)]
+    command = [
+        sys.executable,
+        "-m",
+        "realtime",
+        *config,
+        "--source",
+        str(clip.path),
+        "--pose",
+        backend,
+        "--headless",
+        "--output",
+        str(folder / "cli.mp4"),
+        "--events",
+        str(events),
+        "--max-frames",
+        str(max_frames),
+    ]
     # This very package, wherever it was imported from; the folder is the benchmark's own.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(Path(realtime.__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(realtime.__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]
+        ).rstrip(os.pathsep),
+    }
     with open(log_path, "w") as log_file:  # a file, not a pipe: a full pipe would stall the child
         proc = subprocess.Popen(command, cwd=folder, stdout=log_file, stderr=log_file, env=env)
         peak_kb, status = 0, Path(f"/proc/{proc.pid}/status")
         while proc.poll() is None:
             with contextlib.suppress(OSError, ValueError):  # the child may just have ended
-                peak_kb = max([peak_kb] + [int(line.split()[1]) for line in status.read_text().splitlines()
-                                           if line.startswith("VmHWM:")])
+                peak_kb = max(
+                    [peak_kb]
+                    + [int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmHWM:")]
+                )
             time.sleep(0.05)
     if proc.returncode != 0:
         raise RealtimeError(f"python -m realtime failed: {log_path.read_text().strip().splitlines()[-1:]}")
     summary = [json.loads(line) for line in events.read_text().splitlines() if '"summary"' in line][-1]
-    return {"backend": backend, "clip": clip.name, "peak_rss_mb": round(peak_kb / 1024, 1), "fps": summary["fps"],
-            "frames_out": summary["frames_out"]}
+    return {
+        "backend": backend,
+        "clip": clip.name,
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "fps": summary["fps"],
+        "frames_out": summary["frames_out"],
+    }
 
 
 def lstm_timing(config: Config, repeats: int) -> tuple[dict[str, float], float]:
@@ -207,7 +285,7 @@ def lstm_timing(config: Config, repeats: int) -> tuple[dict[str, float], float]:
         raise RealtimeError("no classifier weights to time — pass --weights")
     spec, rng = classifier.spec, np.random.default_rng(0)
 
-    def median_ms(call) -> float:
+    def median_ms(call: Callable[[], object]) -> float:
         for _ in range(10):
             call()
         samples = []
@@ -220,7 +298,7 @@ def lstm_timing(config: Config, repeats: int) -> tuple[dict[str, float], float]:
     batches = {}
     for batch in LSTM_BATCHES:
         windows = rng.standard_normal((batch, spec.window, spec.dim)).astype(np.float32)
-        batches[str(batch)] = median_ms(lambda w=windows: classifier.predict_proba(w))
+        batches[str(batch)] = median_ms(functools.partial(classifier.predict_proba, windows))
     window = TrackWindow(spec)
     base = rng.uniform(100, 400, (17, 2)).astype(np.float32)
     for i in range(60):  # two seconds of a person at 30 fps
@@ -267,57 +345,84 @@ def summarise(runs: list[Run]) -> list[dict]:
 
         serial_fps = round(statistics.median(r.fps for r in serial), 2)
         threaded_fps = round(statistics.median(r.fps for r in threaded), 2)
-        row: dict = {"clip": key[0], "backend": key[1], "skip": key[2], "serial_fps": serial_fps,
-                     "threaded_fps": threaded_fps,
-                     "serial_ms_per_frame": round(1000 / serial_fps, 2) if serial_fps else 0.0,
-                     "threaded_ms_per_frame": round(1000 / threaded_fps, 2) if threaded_fps else 0.0,
-                     "speedup": round(statistics.median(ratios), 3) if ratios else 0.0,
-                     "people_mean": round(statistics.fmean(r.people_mean for r in threaded), 3),
-                     "serial_people_mean": round(statistics.fmean(r.people_mean for r in serial), 3),
-                     "frames": threaded[0].frames_out, "serial_frames": serial[0].frames_out,
-                     "pose_workers": threaded[0].pose_workers, "stage_ms": stages(threaded),
-                     "serial_stage_ms": stages(serial),
-                     "limit_ratio": round(statistics.median(r.limit_ratio for r in threaded), 3),
-                     "threaded_cores_used": round(statistics.median(r.cores_used for r in threaded), 2),
-                     "serial_cores_used": round(statistics.median(r.cores_used for r in serial), 2),
-                     # CPU time per frame hardly depends on what else runs: the figure to compare across loads.
-                     "threaded_cpu_ms_per_frame": round(statistics.median(r.to_json()["cpu_ms_per_frame"]
-                                                                          for r in threaded), 2),
-                     "serial_cpu_ms_per_frame": round(statistics.median(r.to_json()["cpu_ms_per_frame"]
-                                                                        for r in serial), 2)}
+        row: dict = {
+            "clip": key[0],
+            "backend": key[1],
+            "skip": key[2],
+            "serial_fps": serial_fps,
+            "threaded_fps": threaded_fps,
+            "serial_ms_per_frame": round(1000 / serial_fps, 2) if serial_fps else 0.0,
+            "threaded_ms_per_frame": round(1000 / threaded_fps, 2) if threaded_fps else 0.0,
+            "speedup": round(statistics.median(ratios), 3) if ratios else 0.0,
+            "people_mean": round(statistics.fmean(r.people_mean for r in threaded), 3),
+            "serial_people_mean": round(statistics.fmean(r.people_mean for r in serial), 3),
+            "frames": threaded[0].frames_out,
+            "serial_frames": serial[0].frames_out,
+            "pose_workers": threaded[0].pose_workers,
+            "stage_ms": stages(threaded),
+            "serial_stage_ms": stages(serial),
+            "limit_ratio": round(statistics.median(r.limit_ratio for r in threaded), 3),
+            "threaded_cores_used": round(statistics.median(r.cores_used for r in threaded), 2),
+            "serial_cores_used": round(statistics.median(r.cores_used for r in serial), 2),
+            # CPU time per frame hardly depends on what else runs: the figure to compare across loads.
+            "threaded_cpu_ms_per_frame": round(statistics.median(r.to_json()["cpu_ms_per_frame"] for r in threaded), 2),
+            "serial_cpu_ms_per_frame": round(statistics.median(r.to_json()["cpu_ms_per_frame"] for r in serial), 2),
+        }
         if live:
             latency = np.concatenate([r.latency_ms for r in live])
-            row["live"] = {"frames_in": sum(r.frames_in for r in live), "frames_out": sum(r.frames_out for r in live),
-                           "dropped": sum(r.dropped for r in live),
-                           "fps": round(statistics.median(r.fps for r in live), 2),
-                           "latency_ms_p50": percentile(latency, 50), "latency_ms_p95": percentile(latency, 95),
-                           "latency_ms_max": round(float(latency.max()), 2) if len(latency) else 0.0}
+            row["live"] = {
+                "frames_in": sum(r.frames_in for r in live),
+                "frames_out": sum(r.frames_out for r in live),
+                "dropped": sum(r.dropped for r in live),
+                "fps": round(statistics.median(r.fps for r in live), 2),
+                "latency_ms_p50": percentile(latency, 50),
+                "latency_ms_p95": percentile(latency, 95),
+                "latency_ms_max": round(float(latency.max()), 2) if len(latency) else 0.0,
+            }
         rows.append(row)
     return rows
 
 
 def targets(rows: list[dict], people: dict[str, int], headline: str, lstm: dict[str, float]) -> list[dict]:
     """Issue 12's targets (640x480, skip 0, the default backend, this machine), for the rows measured."""
+
     def row(clip: str, backend: str) -> dict | None:
         return next((r for r in rows if (r["clip"], r["backend"], r["skip"]) == (clip, backend, 0)), None)
 
     found: list[tuple[str, str, float, float]] = []
     tiled, one, one_blaze = row("tiled", headline), row("one", headline), row("one", "blazepose")
     if tiled:
-        found += [("threaded FPS, 4 people", ">=", 30.0, tiled["threaded_fps"]),
-                  ("threaded / serial, 4 people", ">=", 1.5, tiled["speedup"])]
+        found += [
+            ("threaded FPS, 4 people", ">=", 30.0, tiled["threaded_fps"]),
+            ("threaded / serial, 4 people", ">=", 1.5, tiled["speedup"]),
+        ]
         if "live" in tiled:
             found.append(("live latency p95 ms, 4 people", "<=", 100.0, tiled["live"]["latency_ms_p95"]))
     if one and one_blaze and headline != "blazepose":
-        found.append(("one person: threaded FPS / BlazePose's", ">=", 1.0,
-                      round(one["threaded_fps"] / one_blaze["threaded_fps"], 3)))
+        found.append(
+            (
+                "one person: threaded FPS / BlazePose's",
+                ">=",
+                1.0,
+                round(one["threaded_fps"] / one_blaze["threaded_fps"], 3),
+            )
+        )
     for clip in ("exercise", "tiled"):
         if (r := row(clip, headline)) is not None:
-            found.append((f"people found per frame / true count, {clip}", ">=", 0.95,
-                          round(r["people_mean"] / people[clip], 3)))
+            found.append(
+                (f"people found per frame / true count, {clip}", ">=", 0.95, round(r["people_mean"] / people[clip], 3))
+            )
     found.append(("LSTM ms per batch of 8 windows", "<=", 1.0, lstm["8"]))
-    return [{"measure": name, "op": op, "target": target, "measured": measured,
-             "met": measured >= target if op == ">=" else measured <= target} for name, op, target, measured in found]
+    return [
+        {
+            "measure": name,
+            "op": op,
+            "target": target,
+            "measured": measured,
+            "met": measured >= target if op == ">=" else measured <= target,
+        }
+        for name, op, target, measured in found
+    ]
 
 
 @dataclass
@@ -333,19 +438,29 @@ class ThroughputPlan:
 
 def measure(plan: ThroughputPlan, base: Config, config_path: Path | None, datasets: Path) -> dict:
     """Every run of the plan, summarised; JSON-ready. Nothing is written outside a temporary folder."""
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "load_start": list(np.round(os.getloadavg(), 2)),
-            "cores_start": available_cores(), "plan": vars(plan), "default_backend": base.pose.backend,
-            "weights": base.classifier.weights or "shipped weights/action_lstm.pt",
-            "machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-                       f"Python {platform.python_version()}, OpenCV {cv2.__version__}"}
-    log.info("benchmark: load average %s on %s CPUs; %s cores free for this process", meta["load_start"],
-             os.cpu_count(), meta["cores_start"])
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "load_start": list(np.round(os.getloadavg(), 2)),
+        "cores_start": available_cores(),
+        "plan": vars(plan),
+        "default_backend": base.pose.backend,
+        "weights": base.classifier.weights or "shipped weights/action_lstm.pt",
+        "machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}, OpenCV {cv2.__version__}",
+    }
+    log.info(
+        "benchmark: load average %s on %s CPUs; %s cores free for this process",
+        meta["load_start"],
+        os.cpu_count(),
+        meta["cores_start"],
+    )
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="realtime-bench-") as tmp_name:
         tmp = Path(tmp_name)
         clips = {name: build_clip(name, datasets, tmp, plan.seconds) for name in plan.clips}
-        meta["clips"] = {c.name: {"about": c.about, "people": c.people, "frames": c.frames, "fps": c.fps}
-                         for c in clips.values()}
+        meta["clips"] = {
+            c.name: {"about": c.about, "people": c.people, "frames": c.frames, "fps": c.fps} for c in clips.values()
+        }
         output = tmp / "out.mp4"
 
         def config(clip: BenchClip, backend: str, skip: int, live: bool = False) -> Config:
@@ -362,26 +477,56 @@ def measure(plan: ThroughputPlan, base: Config, config_path: Path | None, datase
             for i, (clip, backend, skip) in enumerate(cells):
                 # Swap the order every time so neither design always runs first.
                 for mode in ("serial", "threaded") if (round_ + i) % 2 == 0 else ("threaded", "serial"):
-                    run = run_serial(config(clip, backend, skip), clip.name) if mode == "serial" \
+                    run = (
+                        run_serial(config(clip, backend, skip), clip.name)
+                        if mode == "serial"
                         else run_threaded(config(clip, backend, skip), clip.name)
+                    )
                     runs.append(run)
-                    log.info("round %d %s %s skip %d %-8s %6.1f FPS, %.2f people/frame, %.2f cores, load %.2f",
-                             round_ + 1, clip.name, backend, skip, mode, run.fps, run.people_mean, run.cores_used,
-                             run.load)
+                    log.info(
+                        "round %d %s %s skip %d %-8s %6.1f FPS, %.2f people/frame, %.2f cores, load %.2f",
+                        round_ + 1,
+                        clip.name,
+                        backend,
+                        skip,
+                        mode,
+                        run.fps,
+                        run.people_mean,
+                        run.cores_used,
+                        run.load,
+                    )
             for clip in clips.values():
                 for backend in plan.backends:
                     run = run_threaded(config(clip, backend, plan.skips[0], live=True), clip.name)
                     runs.append(run)
-                    log.info("round %d %s %s live: latency p50 %.0f ms p95 %.0f ms, %d of %d dropped, load %.2f",
-                             round_ + 1, clip.name, backend, percentile(run.latency_ms, 50),
-                             percentile(run.latency_ms, 95), run.dropped, run.frames_in, run.load)
+                    log.info(
+                        "round %d %s %s live: latency p50 %.0f ms p95 %.0f ms, %d of %d dropped, load %.2f",
+                        round_ + 1,
+                        clip.name,
+                        backend,
+                        percentile(run.latency_ms, 50),
+                        percentile(run.latency_ms, 95),
+                        run.dropped,
+                        run.frames_in,
+                        run.load,
+                    )
         cli = cli_peak_rss(config_path, first, plan.backends[0], tmp, max_frames=min(300, first.frames))
         log.info("python -m realtime (%s): peak RSS %.0f MB", cli["backend"], cli["peak_rss_mb"])
         lstm, features_ms = lstm_timing(base, repeats=50 if plan.quick else 300)
-    meta.update(load_end=list(np.round(os.getloadavg(), 2)), cores_end=available_cores(),
-                load_min=min(r.load for r in runs), load_max=max(r.load for r in runs))
+    meta.update(
+        load_end=list(np.round(os.getloadavg(), 2)),
+        cores_end=available_cores(),
+        load_min=min(r.load for r in runs),
+        load_max=max(r.load for r in runs),
+    )
     rows = summarise(runs)
     headline = meta["headline_backend"] = base.pose.backend if base.pose.backend in plan.backends else plan.backends[0]
-    return {"meta": meta, "rows": rows, "cli": cli, "lstm_ms_per_batch": lstm, "features_ms_per_window": features_ms,
-            "targets": targets(rows, {c.name: c.people for c in clips.values()}, headline, lstm),
-            "runs": [r.to_json() for r in runs]}
+    return {
+        "meta": meta,
+        "rows": rows,
+        "cli": cli,
+        "lstm_ms_per_batch": lstm,
+        "features_ms_per_window": features_ms,
+        "targets": targets(rows, {c.name: c.people for c in clips.values()}, headline, lstm),
+        "runs": [r.to_json() for r in runs],
+    }

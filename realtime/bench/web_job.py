@@ -42,8 +42,7 @@ def web_job(video: Path, work: Path, codec: str, config_path: Path, max_frames: 
     from ..web.app import WebSettings, close_app, create_app
     from ..web.jobs import JobSettings
 
-    settings = JobSettings(config_path=str(config_path), work_dir=str(work),
-                           video_codec=codec, max_frames=max_frames)
+    settings = JobSettings(config_path=str(config_path), work_dir=str(work), video_codec=codec, max_frames=max_frames)
     app = create_app(WebSettings(jobs=settings))
     client = app.test_client()
     try:
@@ -89,5 +88,8 @@ def measure(base: Config, video: Path, max_frames: int | None = None) -> dict:
             timings.append(plain_run(base, video, work / name, label, max_frames))
     for t in timings:
         log.info("web-job: %s: %d frames in %.2f s = %.1f frames/s", t.how, t.frames, t.seconds, t.fps)
-    return {"video": str(video), "backend": base.pose.backend,
-            "timings": [{**asdict(t), "seconds": round(t.seconds, 3), "fps": round(t.fps, 2)} for t in timings]}
+    return {
+        "video": str(video),
+        "backend": base.pose.backend,
+        "timings": [{**asdict(t), "seconds": round(t.seconds, 3), "fps": round(t.fps, 2)} for t in timings],
+    }

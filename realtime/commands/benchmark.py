@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ConfigError, SourceError
@@ -25,12 +26,13 @@ from ..errors import ConfigError, SourceError
 MODES = ("throughput", "cameras", "soak", "web-job", "detectron2")
 
 
-def _csv(kind):
+def _csv(kind: type) -> Callable[[str], tuple]:
     def parse(text: str) -> tuple:
         try:
             return tuple(kind(part) for part in text.split(",") if part.strip())
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {kind.__name__}") from None
+
     return parse
 
 
@@ -38,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ..bench.clips import CLIP_NAMES
     from ..config import POSE_BACKENDS
 
-    p = argparse.ArgumentParser(prog="python -m realtime benchmark", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m realtime benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="base config (default: ./config.yaml, else the shipped one)")
     common.add_argument("--weights", help="action classifier checkpoint (default: the config's, i.e. the shipped one)")
@@ -50,8 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="mode", metavar="MODE")
     t = sub.add_parser("throughput", parents=[common], help="serial loop vs threaded pipeline (the default mode)")
     t.add_argument("--clips", type=_csv(str), default=CLIP_NAMES, help=f"of {', '.join(CLIP_NAMES)} (default all)")
-    t.add_argument("--backends", type=_csv(str), default=("movenet", "blazepose"),
-                   help=f"pose backends side by side, of {', '.join(POSE_BACKENDS)} (default movenet,blazepose)")
+    t.add_argument(
+        "--backends",
+        type=_csv(str),
+        default=("movenet", "blazepose"),
+        help=f"pose backends side by side, of {', '.join(POSE_BACKENDS)} (default movenet,blazepose)",
+    )
     t.add_argument("--skips", type=_csv(int), default=(0,), help="comma-separated pose skips (default 0)")
     t.add_argument("--rounds", type=int, help="alternating serial/threaded rounds (default 3, quick 1)")
     t.add_argument("--seconds", type=float, help="length of each clip (default 10, quick 2)")
@@ -64,15 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
     for mode in (t, c):
         mode.add_argument("--report", type=Path, metavar="DIR", help="write the Markdown, PNG and JSON report here")
         mode.add_argument("--from-json", type=Path, metavar="FILE", help="report this saved result; measure nothing")
-    s = sub.add_parser("soak", parents=[common, one_backend],
-                       help="a live RTSP stream against deliberately slow inference")
+    s = sub.add_parser(
+        "soak", parents=[common, one_backend], help="a live RTSP stream against deliberately slow inference"
+    )
     s.add_argument("--minutes", type=float, help="(default 10, quick 0.25)")
     s.add_argument("--fps", type=int, default=30, help="stream frame rate (default 30)")
     s.add_argument("--size", default="640x480", help="stream frame size WxH (default 640x480)")
     s.add_argument("--extra-ms", type=float, default=60.0, help="sleep added to every pose call (default 60)")
     s.add_argument("--every-s", type=float, help="report interval (default 60, quick 5)")
-    s.add_argument("--outage-every-s", type=float, default=0.0,
-                   help="kill the server this often and restart it 3 s later (default 0 = never)")
+    s.add_argument(
+        "--outage-every-s",
+        type=float,
+        default=0.0,
+        help="kill the server this often and restart it 3 s later (default 0 = never)",
+    )
     s.add_argument("--clip", type=Path, help="clip to stream (default: videos/exercise.avi)")
     w = sub.add_parser("web-job", parents=[common, one_backend], help="an upload through the web app, per result codec")
     w.add_argument("--video", type=Path, help="video to upload (default: videos/exercise.avi)")
@@ -95,8 +107,9 @@ def main(argv: list[str]) -> int:
         try:
             saved = json.loads(args.from_json.read_text())
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"--from-json {args.from_json}: cannot read a saved result ({exc}) — give the file "
-                              f"that --json wrote") from None
+            raise ConfigError(
+                f"--from-json {args.from_json}: cannot read a saved result ({exc}) — give the file that --json wrote"
+            ) from None
         return _report(args, saved)
     result = _measure(args)
     if args.mode in ("throughput", "cameras"):
@@ -113,11 +126,15 @@ def main(argv: list[str]) -> int:
 
         print(markdown(result))
     for target in result.get("targets", []):
-        print(f"target {target['measure']}: {target['measured']} ({target['op']} {target['target']}) "
-              f"{'met' if target['met'] else 'MISSED'}")
+        print(
+            f"target {target['measure']}: {target['measured']} ({target['op']} {target['target']}) "
+            f"{'met' if target['met'] else 'MISSED'}"
+        )
     if args.mode == "soak":
-        print(f"soak: RSS drift {result['rss_drift_mb']:+.1f} MB (target <= {result['rss_drift_target_mb']:g}), "
-              f"error {result['error']} -> {'OK' if result['ok'] else 'FAIL'}")
+        print(
+            f"soak: RSS drift {result['rss_drift_mb']:+.1f} MB (target <= {result['rss_drift_target_mb']:g}), "
+            f"error {result['error']} -> {'OK' if result['ok'] else 'FAIL'}"
+        )
         return 0 if result["ok"] else 1
     return 0
 
@@ -150,17 +167,28 @@ def _measure(args: argparse.Namespace) -> dict:
         for name, given, allowed in (("--clips", args.clips, CLIP_NAMES), ("--backends", args.backends, POSE_BACKENDS)):
             if not given or set(given) - set(allowed):
                 raise ConfigError(f"{name} {','.join(given)!r} must name some of {', '.join(allowed)}")
-        plan = throughput.ThroughputPlan(args.clips, args.backends, args.skips, args.rounds or (1 if args.quick else 3),
-                                         args.seconds or (2.0 if args.quick else 10.0), args.pose_workers, args.quick)
+        plan = throughput.ThroughputPlan(
+            args.clips,
+            args.backends,
+            args.skips,
+            args.rounds or (1 if args.quick else 3),
+            args.seconds or (2.0 if args.quick else 10.0),
+            args.pose_workers,
+            args.quick,
+        )
         if plan.rounds < 1 or plan.seconds <= 0 or min(plan.skips, default=-1) < 0 or plan.pose_workers < 0:
             raise ConfigError("--rounds must be >= 1, --seconds > 0, --skips >= 0 and --pose-workers >= 0")
         return throughput.measure(plan, base, config_path, datasets)
     if args.mode == "cameras":
         from ..bench import cameras
 
-        camera_plan = cameras.CamerasPlan(args.counts or ((1, 2) if args.quick else (1, 2, 4, 8)),
-                                          args.more if args.more is not None else (() if args.quick else (12, 16)),
-                                          args.seconds or (4.0 if args.quick else 20.0), args.pose_fps, args.quick)
+        camera_plan = cameras.CamerasPlan(
+            args.counts or ((1, 2) if args.quick else (1, 2, 4, 8)),
+            args.more if args.more is not None else (() if args.quick else (12, 16)),
+            args.seconds or (4.0 if args.quick else 20.0),
+            args.pose_fps,
+            args.quick,
+        )
         return cameras.measure(camera_plan, base, datasets)
     if args.mode == "soak":
         from ..bench import soak
@@ -169,9 +197,15 @@ def _measure(args: argparse.Namespace) -> dict:
             width, height = (int(v) for v in args.size.lower().split("x"))
         except ValueError:
             raise ConfigError(f"--size {args.size!r} must be WIDTHxHEIGHT, e.g. 640x480") from None
-        soak_plan = soak.SoakPlan(args.clip or datasets / "videos" / "exercise.avi",
-                                  args.minutes or (0.25 if args.quick else 10.0), args.fps, (width, height),
-                                  args.extra_ms, args.every_s or (5.0 if args.quick else 60.0), args.outage_every_s)
+        soak_plan = soak.SoakPlan(
+            args.clip or datasets / "videos" / "exercise.avi",
+            args.minutes or (0.25 if args.quick else 10.0),
+            args.fps,
+            (width, height),
+            args.extra_ms,
+            args.every_s or (5.0 if args.quick else 60.0),
+            args.outage_every_s,
+        )
         return soak.measure(soak_plan, base)
     if args.mode == "web-job":
         from ..bench import web_job
@@ -183,5 +217,6 @@ def _measure(args: argparse.Namespace) -> dict:
     from ..bench import detectron2
 
     sources = [datasets / s for s in detectron2.SOURCES]
-    return detectron2.measure(sources, list(args.sizes), args.frames or (1 if args.quick else 4), 1,
-                              args.threads, args.pose_weights)
+    return detectron2.measure(
+        sources, list(args.sizes), args.frames or (1 if args.quick else 4), 1, args.threads, args.pose_weights
+    )

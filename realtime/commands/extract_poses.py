@@ -1,29 +1,50 @@
-"""`realtime extract-poses`: pose every clip of a video folder with the project's backend and cache it.
+"""`realtime extract-poses`: pose every clip of video folders with a pose backend and cache the results.
 
-    python -m realtime extract-poses ../shared/datasets/weizmann [--pose-every 1 2 3]
+    python -m realtime extract-poses videos:../shared/datasets/weizmann wild:../shared/datasets/wild_dev \\
+        [--pose movenet] [--pose-every 1 2 3]
 
-Writes one .npz per clip under --cache, which the videos loader (and so `train` and
-`evaluate` with --data videos:PATH) reads instead of re-posing.
+Writes one .npz per clip under --cache (every person of every posed frame), which the
+video loaders (and so `train` and `evaluate` with the same --data) read instead of re-posing.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from ..datasets import DEFAULT_POSE_CACHE
 from ..config import POSE_BACKENDS
+from ..datasets import DEFAULT_POSE_CACHE, VIDEO_KINDS, DatasetError, default_pose_backend, load_labelled
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m realtime extract-poses", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("root", type=Path, help="folder laid out as <action>/<subject>_<action>.avi")
+    p = argparse.ArgumentParser(
+        prog="python -m realtime extract-poses",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "data",
+        nargs="+",
+        metavar="KIND:PATH",
+        help=f"video folders; KIND is one of {', '.join(VIDEO_KINDS)} (a bare PATH is videos:PATH)",
+    )
     p.add_argument("--cache", type=Path, default=DEFAULT_POSE_CACHE, help="cache folder (default %(default)s)")
-    p.add_argument("--pose-every", type=int, nargs="+", default=[1],
-                   help="pose every Nth frame, as the pipeline's skip N-1 does (several allowed)")
-    p.add_argument("--backend", default="blazepose", choices=POSE_BACKENDS, help="pose backend (default %(default)s)")
+    p.add_argument(
+        "--pose-every",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="pose every Nth frame, as the pipeline's skip N-1 does (several allowed)",
+    )
+    p.add_argument(
+        "--pose",
+        default=default_pose_backend(),
+        choices=POSE_BACKENDS,
+        help="pose backend (default: the pipeline's, %(default)s)",
+    )
     return p
 
 
@@ -31,14 +52,22 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
 
-    from ..datasets.videos import find_clips, load_videos
-
-    clips = find_clips(args.root)
+    data = [d if ":" in d else f"videos:{d}" for d in args.data]
+    for d in data:
+        if d.partition(":")[0] not in VIDEO_KINDS:
+            raise DatasetError(
+                f"{d}: extract-poses takes video folders ({', '.join(VIDEO_KINDS)}), other kinds hold poses already"
+            )
     for every in args.pose_every:
         start = time.perf_counter()
-        seqs = load_videos(args.root, cache_dir=args.cache, pose_every=every, backend=args.backend, clips=clips,
-                           progress=lambda it, n=every: tqdm(it, desc=f"pose every {n}", unit="clip"))
+
+        def progress(it: Iterable[Any], name: str, n: int = every) -> Iterable[Any]:
+            return tqdm(it, desc=f"{name}, every {n}", unit="clip")
+
+        seqs = load_labelled(data, args.cache, every, backend=args.pose, progress=progress)
         frames = sum(len(s) for s in seqs)
-        print(f"pose every {every}: {len(seqs)} labelled clips, {frames} posed frames, "
-              f"{time.perf_counter() - start:.1f} s, cache {args.cache}")
+        print(
+            f"pose every {every}: {len(seqs)} labelled clips, {frames} frames of the labelled people, "
+            f"{time.perf_counter() - start:.1f} s, backend {args.pose}, cache {args.cache}"
+        )
     return 0

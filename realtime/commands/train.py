@@ -16,36 +16,62 @@ import argparse
 import json
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from ..datasets import KINDS, DatasetError, load_labelled
+from ..config import POSE_BACKENDS
+from ..datasets import KINDS, DatasetError, default_pose_backend, load_labelled
 from .training_args import add_training_arguments, train_config_from
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m realtime train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", action="append", required=True, metavar="KIND:PATH",
-                   help=f"training data, repeatable; KIND is one of {', '.join(KINDS)}")
+    p = argparse.ArgumentParser(
+        prog="python -m realtime train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="KIND:PATH",
+        help=f"training data, repeatable; KIND is one of {', '.join(KINDS)}",
+    )
     p.add_argument("--out", type=Path, default=Path("weights/action_lstm.pt"), help="(default %(default)s)")
-    p.add_argument("--val-subjects", default="",
-                   help="comma-separated subjects to validate on (default: about --val-fraction of each "
-                        "source's subjects, chosen by --seed)")
+    p.add_argument(
+        "--val-subjects",
+        default="",
+        help="comma-separated subjects to validate on (default: about --val-fraction of each "
+        "source's subjects, chosen by --seed)",
+    )
     p.add_argument("--val-fraction", type=float, default=0.2, help="(default %(default)s)")
-    p.add_argument("--all", action="store_true",
-                   help="after validating, retrain on all data for the best epoch count")
-    p.add_argument("--subset", type=int, default=0,
-                   help="use only this many sequences per source (quick CI run)")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="store this rejection threshold instead of the one chosen on the validation "
-                        "subjects (e.g. evaluate's pooled_best_threshold)")
+    p.add_argument(
+        "--exclude",
+        default="",
+        help="comma-separated subjects to leave out of training and validation altogether "
+        "(e.g. to test on them afterwards)",
+    )
+    p.add_argument("--all", action="store_true", help="after validating, retrain on all data for the best epoch count")
+    p.add_argument("--subset", type=int, default=0, help="use only this many sequences per source (quick CI run)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="store this rejection threshold instead of the one chosen on the validation "
+        "subjects (e.g. evaluate's pooled_best_threshold)",
+    )
+    p.add_argument(
+        "--pose",
+        default=default_pose_backend(),
+        choices=POSE_BACKENDS,
+        help="pose backend for video data (default: the pipeline's, %(default)s)",
+    )
     p.add_argument("--pose-every", type=int, default=1, help="videos: pose every Nth frame (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_training_arguments(p)
     return p
 
 
-def _progress_bar(iterable, description: str):
+def _progress_bar(iterable: Iterable[Any], description: str) -> Iterable[Any]:
     from tqdm import tqdm
 
     return tqdm(iterable, desc=description, unit="clip", leave=False)
@@ -59,8 +85,20 @@ def main(argv: list[str]) -> int:
     from ..training import describe, fit, split_by_subject
 
     start = time.perf_counter()
-    sequences = load_labelled(args.data, args.cache, args.pose_every, subset=args.subset,
-                              progress=None if args.quiet else _progress_bar)
+    sequences = load_labelled(
+        args.data,
+        args.cache,
+        args.pose_every,
+        subset=args.subset,
+        backend=args.pose,
+        progress=None if args.quiet else _progress_bar,
+    )
+    if args.exclude:
+        excluded = {s.strip() for s in args.exclude.split(",") if s.strip()}
+        unknown = excluded - {s.subject for s in sequences}
+        if unknown:
+            raise DatasetError(f"--exclude {','.join(sorted(unknown))}: no such subject in the data")
+        sequences = [s for s in sequences if s.subject not in excluded]
     if not sequences:
         raise DatasetError("the given --data hold no labelled sequences")
     if args.val_subjects:
@@ -68,17 +106,21 @@ def main(argv: list[str]) -> int:
         train = [s for s in sequences if s.subject not in names]
         val = [s for s in sequences if s.subject in names]
         if not val:
-            raise DatasetError(f"--val-subjects {args.val_subjects}: none of them is in the data "
-                               f"(subjects: {sorted({s.subject for s in sequences})[:20]})")
+            raise DatasetError(
+                f"--val-subjects {args.val_subjects}: none of them is in the data "
+                f"(subjects: {sorted({s.subject for s in sequences})[:20]})"
+            )
     else:
         train, val = split_by_subject(sequences, args.val_fraction, args.seed)
     config = train_config_from(args, progress=not args.quiet)
     print(f"train: {describe(train)}")
     print(f"val:   {describe(val) if val else 'none'}")
     result = fit(train, val, config, args.runs)
-    print(f"validation: best epoch {result.best_epoch}, threshold {result.threshold}, "
-          f"macro-F1 {result.val_macro_f1}, {result.train_windows} train / {result.val_windows} val windows, "
-          f"{result.seconds:.0f} s")
+    print(
+        f"validation: best epoch {result.best_epoch}, threshold {result.threshold}, "
+        f"macro-F1 {result.val_macro_f1}, {result.train_windows} train / {result.val_windows} val windows, "
+        f"{result.seconds:.0f} s"
+    )
     threshold, model, epochs = result.threshold, result.model, result.best_epoch
     if args.threshold is not None:
         threshold = args.threshold
@@ -88,14 +130,26 @@ def main(argv: list[str]) -> int:
         print(f"final fit on all {len(sequences)} sequences: {epochs} epochs, {final.seconds:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     info = {
-        "data": args.data, "trained_on": "all" if args.all else "train split",
+        "data": args.data,
+        "trained_on": "all" if args.all else "train split",
         "val_subjects": sorted({f"{s.source}:{s.subject}" for s in val}),
-        "epochs": epochs, "val_macro_f1": result.val_macro_f1, "seed": args.seed,
+        "excluded_subjects": sorted(s.strip() for s in args.exclude.split(",") if s.strip()),
+        "epochs": epochs,
+        "val_macro_f1": result.val_macro_f1,
+        "seed": args.seed,
         "val_threshold": result.threshold,
-        "augment": not args.no_augment, "command": " ".join(["python -m realtime train", *argv]),
+        "pose": args.pose,
+        "arch": config.arch,
+        "augment": not args.no_augment,
+        "augment_off": list(config.augment_off),
+        "max_false_action": config.max_false_action,
+        "command": " ".join(["python -m realtime train", *argv]),
     }
     save_checkpoint(args.out, model, config.labels, config.spec, threshold, info)
     print(f"wrote {args.out} ({time.perf_counter() - start:.0f} s in all)")
-    print(json.dumps({"out": str(args.out), "threshold": threshold, "best_epoch": epochs,
-                      "val_macro_f1": result.val_macro_f1}))
+    print(
+        json.dumps(
+            {"out": str(args.out), "threshold": threshold, "best_epoch": epochs, "val_macro_f1": result.val_macro_f1}
+        )
+    )
     return 0

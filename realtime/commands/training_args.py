@@ -3,37 +3,103 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
+from ..augment import NAMES as AUGMENTATIONS
+from ..classifier import ARCHITECTURES
 from ..datasets import DEFAULT_POSE_CACHE
 from ..training import TrainConfig
 
 
 def add_training_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
-    p.add_argument("--epochs", type=int, default=d.max_epochs,
-                   help="most epochs; early stopping may end sooner (default %(default)s)")
+    p.add_argument("--arch", default=d.arch, choices=tuple(ARCHITECTURES), help="network (default %(default)s)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=d.max_epochs,
+        help="most epochs; early stopping may end sooner (default %(default)s)",
+    )
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience (default %(default)s)")
-    p.add_argument("--hidden", type=int, default=d.hidden_size, help="LSTM hidden size (default %(default)s)")
-    p.add_argument("--layers", type=int, default=d.num_layers, help="LSTM layers (default %(default)s)")
+    p.add_argument(
+        "--hidden", type=int, default=d.hidden_size, help="LSTM hidden units / TCN channels (default %(default)s)"
+    )
+    p.add_argument(
+        "--layers", type=int, default=d.num_layers, help="LSTM layers / TCN residual blocks (default %(default)s)"
+    )
     p.add_argument("--dropout", type=float, default=d.dropout, help="(default %(default)s)")
     p.add_argument("--lr", type=float, default=d.learning_rate, help="learning rate (default %(default)s)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW's (default %(default)s)")
     p.add_argument("--batch", type=int, default=d.batch_size, help="(default %(default)s)")
-    p.add_argument("--max-windows", type=int, default=d.max_windows_per_sequence,
-                   help="most training windows per sequence (default %(default)s)")
-    p.add_argument("--epoch-windows", type=int, default=d.epoch_windows,
-                   help="training windows drawn per epoch (default %(default)s)")
+    p.add_argument(
+        "--bones",
+        action=argparse.BooleanOptionalAction,
+        default=d.spec.bones,
+        help="bone vectors (and their velocities) as extra inputs (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-windows",
+        type=int,
+        default=d.max_windows_per_sequence,
+        help="most training windows per sequence (default %(default)s)",
+    )
+    p.add_argument(
+        "--epoch-windows",
+        type=int,
+        default=d.epoch_windows,
+        help="training windows drawn per epoch (default %(default)s)",
+    )
     p.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    p.add_argument(
+        "--augment-off",
+        nargs="+",
+        default=list(d.augment_off),
+        choices=AUGMENTATIONS,
+        metavar="NAME",
+        help=f"leave these augmentations out ({', '.join(AUGMENTATIONS)})",
+    )
+    p.add_argument(
+        "--balance-sources",
+        action=argparse.BooleanOptionalAction,
+        default=d.balance_sources,
+        help="give each data set an equal share of a class's training windows (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-false-action",
+        type=float,
+        default=d.max_false_action,
+        help="the rejection threshold keeps the validation subjects' false-action rate on OTHER "
+        "at most this (default %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="(default %(default)s)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (default %(default)s)")
-    p.add_argument("--cache", type=Path, default=DEFAULT_POSE_CACHE,
-                   help="pose cache for video data (default %(default)s)")
+    p.add_argument(
+        "--cache", type=Path, default=DEFAULT_POSE_CACHE, help="pose cache for video data (default %(default)s)"
+    )
     p.add_argument("--runs", type=Path, default=Path("runs"), help="Lightning's working folder (default %(default)s)")
 
 
 def train_config_from(args: argparse.Namespace, progress: bool = False) -> TrainConfig:
-    return TrainConfig(hidden_size=args.hidden, num_layers=args.layers, dropout=args.dropout,
-                       learning_rate=args.lr, batch_size=args.batch, max_epochs=args.epochs,
-                       patience=args.patience, max_windows_per_sequence=args.max_windows,
-                       epoch_windows=args.epoch_windows, augment=not args.no_augment, seed=args.seed,
-                       threads=args.threads, progress=progress)
+    d = TrainConfig()
+    return TrainConfig(
+        arch=args.arch,
+        hidden_size=args.hidden,
+        num_layers=args.layers,
+        dropout=args.dropout,
+        learning_rate=args.lr,
+        weight_decay=args.weight_decay,
+        batch_size=args.batch,
+        max_epochs=args.epochs,
+        patience=args.patience,
+        max_windows_per_sequence=args.max_windows,
+        epoch_windows=args.epoch_windows,
+        augment=not args.no_augment,
+        augment_off=tuple(args.augment_off),
+        max_false_action=args.max_false_action,
+        balance_sources=args.balance_sources,
+        seed=args.seed,
+        threads=args.threads,
+        progress=progress,
+        spec=replace(d.spec, bones=args.bones),
+    )

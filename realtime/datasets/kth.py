@@ -19,18 +19,28 @@ from ..types import COCO_KEYPOINTS, NUM_KEYPOINTS
 from . import DatasetError, map_label
 
 KTH_JOINTS: dict[str, str] = {
-    "Nose": "nose", "LShoulder": "left_shoulder", "RShoulder": "right_shoulder",
-    "LElbow": "left_elbow", "RElbow": "right_elbow", "LWrist": "left_wrist", "RWrist": "right_wrist",
-    "LHip": "left_hip", "RHip": "right_hip", "LKnee": "left_knee", "RKnee": "right_knee",
-    "LAnkle": "left_ankle", "RAnkle": "right_ankle",
+    "Nose": "nose",
+    "LShoulder": "left_shoulder",
+    "RShoulder": "right_shoulder",
+    "LElbow": "left_elbow",
+    "RElbow": "right_elbow",
+    "LWrist": "left_wrist",
+    "RWrist": "right_wrist",
+    "LHip": "left_hip",
+    "RHip": "right_hip",
+    "LKnee": "left_knee",
+    "RKnee": "right_knee",
+    "LAnkle": "left_ankle",
+    "RAnkle": "right_ankle",
 }
 FRAME_SIZE = (160, 120)  # KTH videos are 160x120; coordinates are scaled back to pixels
 SAMPLE_INTERVAL_S = 3 / 25
 _VIDEO_NAME = re.compile(r"(person\d+)_([a-z]+)_(d\d)")
 
 
-def load_kth(path: str | Path, frame_size: tuple[int, int] = FRAME_SIZE,
-             sample_interval_s: float = SAMPLE_INTERVAL_S) -> list[PoseSequence]:
+def load_kth(
+    path: str | Path, frame_size: tuple[int, int] = FRAME_SIZE, sample_interval_s: float = SAMPLE_INTERVAL_S
+) -> list[PoseSequence]:
     path = Path(path)
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
@@ -51,8 +61,9 @@ def load_kth(path: str | Path, frame_size: tuple[int, int] = FRAME_SIZE,
         if label is None:
             continue
         try:
-            xy = np.array([[float(r[f"{j}_{a}"]) for j in KTH_JOINTS for a in "XY"] for r in rows],
-                          dtype=np.float32).reshape(len(rows), len(KTH_JOINTS), 2)
+            xy = np.array(
+                [[float(r[f"{j}_{a}"]) for j in KTH_JOINTS for a in "XY"] for r in rows], dtype=np.float32
+            ).reshape(len(rows), len(KTH_JOINTS), 2)
         except ValueError as exc:
             raise DatasetError(f"{path} ({video}): non-numeric coordinate ({exc})") from None
         keypoints = np.zeros((len(rows), NUM_KEYPOINTS, 2), np.float32)
@@ -62,11 +73,18 @@ def load_kth(path: str | Path, frame_size: tuple[int, int] = FRAME_SIZE,
         keypoints[~np.isfinite(keypoints)] = 0.0
         match = _VIDEO_NAME.match(video)
         subject = match.group(1) if match else video.split("_")[0]
-        sequences.append(PoseSequence(
-            keypoints, scores, np.arange(len(rows)) * sample_interval_s, label=label, subject=subject,
-            clip=video, source="kth",
-            meta={"action": action, "scenario": match.group(3) if match else ""},
-        ))
+        sequences.append(
+            PoseSequence(
+                keypoints,
+                scores,
+                np.arange(len(rows)) * sample_interval_s,
+                label=label,
+                subject=subject,
+                clip=video,
+                source="kth",
+                meta={"action": action, "scenario": match.group(3) if match else ""},
+            )
+        )
     if not sequences:
         raise DatasetError(f"{path} holds no labelled KTH video")
     return sequences

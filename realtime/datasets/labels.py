@@ -14,7 +14,13 @@ import yaml
 from ..errors import DatasetError
 
 CLASSES: tuple[str, ...] = (
-    "JUMPING", "JUMPING_JACKS", "BOXING", "WAVING_2HANDS", "WAVING_1HAND", "CLAPPING_HANDS", "OTHER",
+    "JUMPING",
+    "JUMPING_JACKS",
+    "BOXING",
+    "WAVING_2HANDS",
+    "WAVING_1HAND",
+    "CLAPPING_HANDS",
+    "OTHER",
 )
 OTHER = "OTHER"
 LABELS_FILE = Path(__file__).resolve().parent / "labels.yaml"
@@ -45,6 +51,7 @@ def map_label(kind: str, action: str, where: str | Path) -> str | None:
     """Class of a source action name; an unmapped name is an error, never a silent OTHER."""
     mapping = label_map(kind)
     if action not in mapping:
-        raise DatasetError(f"{where}: action {action!r} is not in the {kind!r} section of {LABELS_FILE}; "
-                           f"add it (a class or null)")
+        raise DatasetError(
+            f"{where}: action {action!r} is not in the {kind!r} section of {LABELS_FILE}; add it (a class or null)"
+        )
     return mapping[action]

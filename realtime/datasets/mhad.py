@@ -46,20 +46,20 @@ def read_x(path: Path, strict: bool = False) -> tuple[np.ndarray, list[int]]:
             values = []
         if len(values) != 36:
             if strict:
-                raise DatasetError(f"{path}:{number}: {len(parts)} values, the MHAD format has 36 numbers "
-                                   f"per line")
+                raise DatasetError(f"{path}:{number}: {len(parts)} values, the MHAD format has 36 numbers per line")
             damaged.append(number)
             values = [0.0] * 36
         rows.append(values)
     if not rows or len(rows) % BLOCK:
         raise DatasetError(f"{path} has {len(rows)} lines, not a whole number of {BLOCK}-line blocks")
     if damaged:
-        warnings.warn(f"{path}: line(s) {damaged[:10]} lack 36 numbers; read as frames with no joints",
-                      stacklevel=2)
+        warnings.warn(f"{path}: line(s) {damaged[:10]} lack 36 numbers; read as frames with no joints", stacklevel=2)
     return np.asarray(rows, np.float32).reshape(-1, BLOCK, 36), damaged
 
 
-def load_mhad(path: str | Path, fps: float = FPS, require_labels: bool = False, strict: bool = False) -> list[PoseSequence]:
+def load_mhad(
+    path: str | Path, fps: float = FPS, require_labels: bool = False, strict: bool = False
+) -> list[PoseSequence]:
     path = Path(path)
     x_files = sorted(path.glob("X_*.txt")) if path.is_dir() else [path]
     if not x_files:
@@ -78,9 +78,16 @@ def load_mhad(path: str | Path, fps: float = FPS, require_labels: bool = False, 
             raise DatasetError(f"{x_file} has no label file {y_file.name} beside it")
         for i, block in enumerate(blocks):
             keypoints, scores = openpose18_to_coco(block)
-            sequences.append(PoseSequence(
-                keypoints, scores, np.arange(BLOCK) / fps, label=labels[i],
-                subject=f"{x_file.stem}#{i}", clip=f"{x_file.name}#{i}", source="mhad",
-                meta={"block": i, "damaged_lines": [n for n in damaged if (n - 1) // BLOCK == i]},
-            ))
+            sequences.append(
+                PoseSequence(
+                    keypoints,
+                    scores,
+                    np.arange(BLOCK) / fps,
+                    label=labels[i],
+                    subject=f"{x_file.stem}#{i}",
+                    clip=f"{x_file.name}#{i}",
+                    source="mhad",
+                    meta={"block": i, "damaged_lines": [n for n in damaged if (n - 1) // BLOCK == i]},
+                )
+            )
     return sequences

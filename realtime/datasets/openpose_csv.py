@@ -21,15 +21,17 @@ FRAME_SIZE = (640, 480)
 FPS = 10.0
 
 
-def load_openpose_csv(path: str | Path, frame_size: tuple[int, int] = FRAME_SIZE, fps: float = FPS,
-                      subject: str = "") -> list[PoseSequence]:
+def load_openpose_csv(
+    path: str | Path, frame_size: tuple[int, int] = FRAME_SIZE, fps: float = FPS, subject: str = ""
+) -> list[PoseSequence]:
     path = Path(path)
     with path.open(newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if not header or len(header) != 37 or header[-1].strip().lower() != "class":
-            raise DatasetError(f"{path} is not an OpenPose skeleton CSV: expected 36 coordinate columns "
-                               f"and a final 'class' column")
+            raise DatasetError(
+                f"{path} is not an OpenPose skeleton CSV: expected 36 coordinate columns and a final 'class' column"
+            )
         rows = list(reader)
     try:
         values = np.array([[float(v) for v in r[:36]] for r in rows], dtype=np.float32)
@@ -45,10 +47,17 @@ def load_openpose_csv(path: str | Path, frame_size: tuple[int, int] = FRAME_SIZE
         action = actions[start]
         label = map_label("openpose", action, path)
         if label is not None:
-            sequences.append(PoseSequence(
-                keypoints[start:end], scores[start:end], np.arange(end - start) / fps, label=label,
-                subject=subject, clip=f"{path.name}:{action}:{start}", source="openpose",
-                meta={"action": action, "first_row": start},
-            ))
+            sequences.append(
+                PoseSequence(
+                    keypoints[start:end],
+                    scores[start:end],
+                    np.arange(end - start) / fps,
+                    label=label,
+                    subject=subject,
+                    clip=f"{path.name}:{action}:{start}",
+                    source="openpose",
+                    meta={"action": action, "first_row": start},
+                )
+            )
         start = end
     return sequences

@@ -33,8 +33,13 @@ def backend_options(pose: PoseConfig) -> dict[str, Any]:
         return {"long_side": m.long_side, "person_threshold": m.person_threshold, "max_people": m.max_people}
     if pose.backend == "detectron2":
         d2 = pose.detectron2
-        return {"config": d2.config, "weights": d2.weights, "score_thresh": d2.score_thresh,
-                "min_size_test": d2.min_size_test, "device": d2.device}
+        return {
+            "config": d2.config,
+            "weights": d2.weights,
+            "score_thresh": d2.score_thresh,
+            "min_size_test": d2.min_size_test,
+            "device": d2.device,
+        }
     return {"box_min_score": pose.min_score}
 
 

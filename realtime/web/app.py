@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import Flask, Response, abort, jsonify, render_template, request, send_file
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ConfigError
@@ -63,20 +64,20 @@ def create_app(settings: WebSettings | None = None) -> Flask:
         return job
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
         if exc.code == 413:
             limit = app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
             return jsonify(error=f"the upload is larger than the server's limit of {limit:g} MB"), 413
         if request.path.startswith("/api/"):
-            return jsonify(error=exc.description), exc.code
+            return jsonify(error=exc.description), exc.code or 500
         return exc
 
     @app.get("/")
-    def index():
+    def index() -> ResponseReturnValue:
         return render_template("index.html", max_upload_mb=settings.max_upload_mb)
 
     @app.post("/api/jobs")
-    def create_job():
+    def create_job() -> ResponseReturnValue:
         upload = request.files.get("video")
         if upload is None:
             return jsonify(error="no file in the multipart field 'video'"), 400
@@ -97,15 +98,18 @@ def create_app(settings: WebSettings | None = None) -> Flask:
         return jsonify(id=job.id, **_links(job.id)), 201, {"Location": f"/api/jobs/{job.id}"}
 
     @app.get("/api/jobs/<job_id>")
-    def job_status(job_id: str):
+    def job_status(job_id: str) -> ResponseReturnValue:
         job = job_or_404(job_id)
         return jsonify(**describe(job), **_links(job.id))
 
     @app.get("/api/jobs/<job_id>/events")
-    def job_events(job_id: str):
+    def job_events(job_id: str) -> ResponseReturnValue:
         job_or_404(job_id)
-        return Response(_sse_states(runner(), job_id), mimetype="text/event-stream",
-                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return Response(
+            _sse_states(runner(), job_id),
+            mimetype="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
     def finished_files(job: JobRecord) -> tuple[Path, Path]:
         """The result video and the events log of a job that is done."""
@@ -114,23 +118,31 @@ def create_app(settings: WebSettings | None = None) -> Flask:
         return runner().path(job.result_path), runner().path(job.events_path)
 
     @app.get("/api/jobs/<job_id>/result")
-    def job_result(job_id: str):
+    def job_result(job_id: str) -> ResponseReturnValue:
         job = _finished_job(job_or_404(job_id))
         path, _ = finished_files(job)
         # conditional=True answers Range requests: browsers need them to seek in a <video>.
-        return send_file(path, mimetype=result_mimetype(path), conditional=True,
-                         as_attachment=request.args.get("download") == "1",
-                         download_name=f"realtime-{job.id[:8]}-{path.name}")
+        return send_file(
+            path,
+            mimetype=result_mimetype(path),
+            conditional=True,
+            as_attachment=request.args.get("download") == "1",
+            download_name=f"realtime-{job.id[:8]}-{path.name}",
+        )
 
     @app.get("/api/jobs/<job_id>/events.jsonl")
-    def job_event_log(job_id: str):
+    def job_event_log(job_id: str) -> ResponseReturnValue:
         job = _finished_job(job_or_404(job_id))
-        return send_file(finished_files(job)[1], mimetype="application/x-ndjson", conditional=True,
-                         as_attachment=request.args.get("download") == "1",
-                         download_name=f"realtime-{job.id[:8]}-{EVENTS_NAME}")
+        return send_file(
+            finished_files(job)[1],
+            mimetype="application/x-ndjson",
+            conditional=True,
+            as_attachment=request.args.get("download") == "1",
+            download_name=f"realtime-{job.id[:8]}-{EVENTS_NAME}",
+        )
 
     @app.get("/api/jobs/<job_id>/timeline")
-    def job_timeline(job_id: str):
+    def job_timeline(job_id: str) -> ResponseReturnValue:
         job = _finished_job(job_or_404(job_id))
         return jsonify(Timeline.from_events(runner().events_of(job)).to_dict())
 
@@ -143,8 +155,15 @@ def close_app(app: Flask) -> None:
 
 def _links(job_id: str) -> dict:
     base = f"/api/jobs/{job_id}"
-    return {"links": {"self": base, "events": f"{base}/events", "result": f"{base}/result",
-                      "events_log": f"{base}/events.jsonl", "timeline": f"{base}/timeline"}}
+    return {
+        "links": {
+            "self": base,
+            "events": f"{base}/events",
+            "result": f"{base}/result",
+            "events_log": f"{base}/events.jsonl",
+            "timeline": f"{base}/timeline",
+        }
+    }
 
 
 def _finished_job(job: JobRecord) -> JobRecord:
@@ -179,28 +198,47 @@ def _sse_states(runner: JobRunner, job_id: str) -> Iterator[str]:
 
 # --- command line ---
 
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m realtime serve",
-                                description="Web page and JSON API: upload a video, get it annotated.")
+    p = argparse.ArgumentParser(
+        prog="python -m realtime serve", description="Web page and JSON API: upload a video, get it annotated."
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
-                   help="also answer requests for this host name (repeatable); by default only localhost, loopback "
-                        "addresses and the --host address are answered, which stops DNS-rebinding attacks")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this host name (repeatable); by default only localhost, loopback "
+        "addresses and the --host address are answered, which stops DNS-rebinding attacks",
+    )
     p.add_argument("--config", help="the pipeline's YAML config (default: the built-in defaults)")
     p.add_argument("--weights", help="action classifier checkpoint (default: the config's)")
     p.add_argument("--max-upload-mb", type=float, default=500.0, help="largest accepted upload (default 500)")
-    p.add_argument("--retention", type=float, default=3600.0, metavar="SECONDS",
-                   help="delete a finished job's files this long after it ended (default 3600)")
+    p.add_argument(
+        "--retention",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="delete a finished job's files this long after it ended (default 3600)",
+    )
     p.add_argument("--workers", type=int, default=1, help="jobs analysed at once (default 1; others queue)")
     p.add_argument("--max-queued", type=int, default=16, help="refuse uploads when this many jobs wait")
     p.add_argument("--max-frames", type=int, help="analyse at most this many frames of each upload")
-    p.add_argument("--work-dir", help="keep jobs here (a SQLite file and a folder per job), so they survive a "
-                                      "restart; default: a temporary folder, made at the first upload and deleted "
-                                      "when the server stops")
-    p.add_argument("--video-codec", choices=CODECS, default="auto",
-                   help="result video: h264 (MP4, needs ffmpeg), vp8 (WebM, slower to write), auto (default: "
-                        "h264 when ffmpeg is found)")
+    p.add_argument(
+        "--work-dir",
+        help="keep jobs here (a SQLite file and a folder per job), so they survive a "
+        "restart; default: a temporary folder, made at the first upload and deleted "
+        "when the server stops",
+    )
+    p.add_argument(
+        "--video-codec",
+        choices=CODECS,
+        default="auto",
+        help="result video: h264 (MP4, needs ffmpeg), vp8 (WebM, slower to write), auto (default: "
+        "h264 when ffmpeg is found)",
+    )
     return p
 
 
@@ -222,11 +260,19 @@ def settings_from(args: argparse.Namespace) -> WebSettings:
 
         load_config(config_path, {})  # a bad config fails now, in one line, not in every job
     work_dir = str(Path(args.work_dir).resolve()) if args.work_dir else None
-    jobs = JobSettings(config_path=config_path, weights=weights, workers=args.workers,
-                       max_queued=args.max_queued, retention_s=args.retention, max_frames=args.max_frames,
-                       work_dir=work_dir, video_codec=args.video_codec)
-    return WebSettings(max_upload_mb=args.max_upload_mb, jobs=jobs,
-                       allowed_hosts=allowed_host_names(args.host, args.allowed_host))
+    jobs = JobSettings(
+        config_path=config_path,
+        weights=weights,
+        workers=args.workers,
+        max_queued=args.max_queued,
+        retention_s=args.retention,
+        max_frames=args.max_frames,
+        work_dir=work_dir,
+        video_codec=args.video_codec,
+    )
+    return WebSettings(
+        max_upload_mb=args.max_upload_mb, jobs=jobs, allowed_hosts=allowed_host_names(args.host, args.allowed_host)
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -254,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         raise
     server = serve(app, sock)
     if not _is_loopback(args.host):
-        print(f"realtime: warning: listening on {args.host}: anyone who can reach it can upload videos",
-              file=sys.stderr)
+        print(
+            f"realtime: warning: listening on {args.host}: anyone who can reach it can upload videos", file=sys.stderr
+        )
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"realtime: serving on http://{host}:{server.port}/ (Ctrl-C to stop)", flush=True)
 

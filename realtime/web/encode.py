@@ -60,8 +60,9 @@ def choose_format(codec: str = "auto") -> ResultFormat:
     if ffmpeg:
         return ResultFormat("h264", "annotated-mjpeg.avi", "annotated.mp4", "video/mp4", ffmpeg)
     if codec == "h264":
-        raise EncoderUnavailable("H.264 output needs an ffmpeg binary — install ffmpeg (apt-get install ffmpeg) "
-                                 "or use --video-codec vp8")
+        raise EncoderUnavailable(
+            "H.264 output needs an ffmpeg binary — install ffmpeg (apt-get install ffmpeg) or use --video-codec vp8"
+        )
     return ResultFormat("vp8", "annotated.webm", "annotated.webm", "video/webm")
 
 
@@ -70,10 +71,30 @@ def finish_result(fmt: ResultFormat, directory: Path, timeout_s: float = 600.0) 
     if fmt.codec != "h264" or fmt.ffmpeg is None:
         return
     source, target = directory / fmt.pipeline_name, directory / fmt.result_name
-    command = [fmt.ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(source),
-               # yuv420p with even sides: what every browser's H.264 decoder accepts.
-               "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast",
-               "-crf", "23", "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-an", str(target)]
+    command = [
+        fmt.ffmpeg,
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        str(source),
+        # yuv420p with even sides: what every browser's H.264 decoder accepts.
+        "-vf",
+        "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        "-an",
+        str(target),
+    ]
     try:
         done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import load_config
 from ..errors import OutputError, RealtimeError
@@ -37,6 +37,9 @@ from ..types import FrameRecord
 from .broadcast import Broadcaster
 from .encode import EncoderUnavailable, choose_format, finish_result
 from .store import JobRecord, JobStore
+
+if TYPE_CHECKING:
+    from ..pipeline import RunSummary
 
 log = logging.getLogger("realtime.web")
 
@@ -68,17 +71,27 @@ class JobSettings:
 
 def describe(job: JobRecord) -> dict[str, Any]:
     """The API's view of a job."""
-    return {"id": job.id, "status": job.status, "progress": round(job.progress, 1), "frames": job.frames,
-            "frame_count": job.frame_count, "fps": None if job.fps is None else round(job.fps, 1),
-            "error": job.error, "notices": list(job.notices), "created": job.created_at,
-            "started": job.started_at, "finished": job.finished_at}
+    return {
+        "id": job.id,
+        "status": job.status,
+        "progress": round(job.progress, 1),
+        "frames": job.frames,
+        "frame_count": job.frame_count,
+        "fps": None if job.fps is None else round(job.fps, 1),
+        "error": job.error,
+        "notices": list(job.notices),
+        "created": job.created_at,
+        "started": job.started_at,
+        "finished": job.finished_at,
+    }
 
 
 class ProgressSink:
     """A pipeline Sink that reports frames done and frames/s, at most every `interval_s`."""
 
-    def __init__(self, runner: JobRunner, job_id: str, interval_s: float = 0.25,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, runner: JobRunner, job_id: str, interval_s: float = 0.25, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.runner = runner
         self.job_id = job_id
         self.interval_s = interval_s
@@ -115,8 +128,10 @@ def no_action_hint(timeline: Timeline, window_s: float) -> str | None:
     if timeline.rows:
         return None
     if timeline.duration < window_s:
-        return (f"no action could be recognised: the video is {timeline.duration:.2f} s long, and an action needs "
-                f"at least {window_s:.2f} s of a person moving")
+        return (
+            f"no action could be recognised: the video is {timeline.duration:.2f} s long, and an action needs "
+            f"at least {window_s:.2f} s of a person moving"
+        )
     return "no action was recognised: nobody was followed long enough (is a whole person in view?)"
 
 
@@ -162,8 +177,10 @@ class JobRunner:
                 log.info("%s", recovery.line())
             for job_id in recovery.to_run:
                 self._pending.put(job_id)
-        self._threads = [threading.Thread(target=self._work, name=f"job-worker-{i}", daemon=True)
-                         for i in range(max(1, self.settings.workers))]
+        self._threads = [
+            threading.Thread(target=self._work, name=f"job-worker-{i}", daemon=True)
+            for i in range(max(1, self.settings.workers))
+        ]
         self._threads.append(threading.Thread(target=self._sweep_loop, name="job-janitor", daemon=True))
         for thread in self._threads:
             thread.start()
@@ -198,7 +215,10 @@ class JobRunner:
         return job_id, directory / f"input{suffix}"
 
     def enqueue(self, job_id: str, input_path: Path, frame_count: int | None = None) -> JobRecord:
+        """Queue an upload; `frame_count` is the container's (an estimate), for the progress bar."""
         relative = self._relative(input_path)
+        if frame_count and self.settings.max_frames:
+            frame_count = min(frame_count, self.settings.max_frames)
         with self._lock:
             waiting = self.store.count("queued")
             if waiting >= self.settings.max_queued:
@@ -219,11 +239,12 @@ class JobRunner:
         with self._lock:
             updates = self._updates.get(job_id)
             if updates is None:
-                updates = self._updates[job_id] = Broadcaster()
+                updates = Broadcaster()
                 current = self.store.get(job_id)
-                if current is None:
+                if current is None:  # gone (swept): the inbox says so at once, and nothing is kept
                     updates.close()
                 else:
+                    self._updates[job_id] = updates
                     updates.publish(current)
             return updates, updates.subscribe()
 
@@ -265,26 +286,23 @@ class JobRunner:
         if job is None or job.status != "queued":
             return
         directory = self.job_dir(job_id)
-        fmt = self.result_format
-        for leftover in (EVENTS_NAME, fmt.pipeline_name, fmt.result_name):  # of an interrupted attempt
-            (directory / leftover).unlink(missing_ok=True)
-        job = self.report(job_id, status="running", started_at=time.time(), attempts=job.attempts + 1, frames=0,
-                          fps=None)
-        events_path = directory / EVENTS_NAME
-        overrides: dict[str, Any] = {
-            "source": str(self.path(job.input_path)),
-            "max_frames": self.settings.max_frames,
-            "capture": {"pace": False, "policy": "lossless"},
-            "output": {"headless": True, "fullscreen": False, "video": str(directory / fmt.pipeline_name),
-                       "events": str(events_path)},
-        }
-        if self.settings.weights:
-            overrides["classifier"] = {"weights": self.settings.weights}
+        for leftover in (EVENTS_NAME, self.result_format.pipeline_name, self.result_format.result_name):
+            (directory / leftover).unlink(missing_ok=True)  # of an interrupted attempt
+        job = self.report(
+            job_id,
+            status="running",
+            started_at=time.time(),
+            attempts=job.attempts + 1,
+            frames=0,
+            fps=None,
+            notices=tuple(n for n in job.notices if n != STOPPING_NOTICE),
+        )
         try:
-            config = load_config(self.settings.config_path, overrides)
+            config = load_config(self.settings.config_path, self._overrides(job, directory))
             # The events name the upload by its stored name, never by a server path.
-            pipeline = Pipeline(config, sinks=[ProgressSink(self, job_id)], event_writers=[],
-                                source_label=Path(job.input_path).name)
+            pipeline = Pipeline(
+                config, sinks=[ProgressSink(self, job_id)], event_writers=[], source_label=Path(job.input_path).name
+            )
         except RealtimeError as exc:
             self._finish(job_id, "failed", error=str(exc))
             return
@@ -298,30 +316,61 @@ class JobRunner:
             with self._lock:
                 self._running.pop(job_id, None)
         if self._stop.is_set():  # the server is stopping: the job waits for the next start
-            self.report(job_id, status="queued", started_at=None, attempts=job.attempts - 1, frames=0, fps=None,
-                        notices=(*job.notices, STOPPING_NOTICE))
+            self.report(
+                job_id,
+                status="queued",
+                started_at=None,
+                attempts=job.attempts - 1,
+                frames=0,
+                fps=None,
+                notices=(*job.notices, STOPPING_NOTICE),
+            )  # `job` is as it started: no notice twice
             log.info("job %s stopped with the server; it stays queued", job_id)
             return
+        done = self._settle(job, directory, summary)
+        log.info(
+            "job %s %s: %s", job_id, done.status, "; ".join(line.removeprefix("realtime: ") for line in summary.lines())
+        )
+
+    def _overrides(self, job: JobRecord, directory: Path) -> dict[str, Any]:
+        """The job's changes to the server's config: its upload in, its folder out, as fast as it goes."""
+        overrides: dict[str, Any] = {
+            "source": str(self.path(job.input_path)),
+            "max_frames": self.settings.max_frames,
+            "capture": {"pace": False, "policy": "lossless"},
+            "output": {
+                "headless": True,
+                "fullscreen": False,
+                "video": str(directory / self.result_format.pipeline_name),
+                "events": str(directory / EVENTS_NAME),
+            },
+        }
+        if self.settings.weights:
+            overrides["classifier"] = {"weights": self.settings.weights}
+        return overrides
+
+    def _settle(self, job: JobRecord, directory: Path, summary: RunSummary) -> JobRecord:
+        """Done or failed, from what the pipeline's run says; the browser-playable result made."""
         if summary.error:
-            self._finish(job_id, "failed", error=summary.error)
-        elif summary.frames_out == 0:
-            self._finish(job_id, "failed", error="no frame of the video could be decoded")
-        else:
-            try:
-                finish_result(fmt, directory)
-            except EncoderUnavailable as exc:
-                self._finish(job_id, "failed", error=str(exc))
-                return
-            notices = [n for n in job.notices if n != STOPPING_NOTICE]
-            hint = no_action_hint(Timeline.from_events(read_events(events_path)), FeatureSpec().duration_s)
-            if hint:
-                notices.append(hint)
-            fps = max((camera.fps for camera in summary.cameras.values()), default=0.0)  # a job has one camera
-            self._finish(job_id, "done", frames=summary.frames_out, fps=fps, notices=tuple(notices),
-                         result_path=self._relative(directory / fmt.result_name),
-                         events_path=self._relative(events_path))
-        log.info("job %s %s: %s", job_id, self.store.get(job_id).status,  # type: ignore[union-attr]
-                 "; ".join(line.removeprefix("realtime: ") for line in summary.lines()))
+            return self._finish(job.id, "failed", error=summary.error)
+        if summary.frames_out == 0:
+            return self._finish(job.id, "failed", error="no frame of the video could be decoded")
+        try:
+            finish_result(self.result_format, directory)
+        except EncoderUnavailable as exc:
+            return self._finish(job.id, "failed", error=str(exc))
+        events_path = directory / EVENTS_NAME
+        hint = no_action_hint(Timeline.from_events(read_events(events_path)), FeatureSpec().duration_s)
+        fps = max((camera.fps for camera in summary.cameras.values()), default=0.0)  # a job has one camera
+        return self._finish(
+            job.id,
+            "done",
+            frames=summary.frames_out,
+            fps=fps,
+            notices=(*job.notices, hint) if hint else job.notices,
+            result_path=self._relative(directory / self.result_format.result_name),
+            events_path=self._relative(events_path),
+        )
 
     def _relative(self, path: Path) -> str:
         return str(path.relative_to(self._ensure_root()))
@@ -391,6 +440,7 @@ def _lock_work_dir(root: Path) -> int:
 
 # --- what a previous server left behind ---
 
+
 @dataclass
 class Recovery:
     """What `recover` did: ids of the jobs run again, failed, deleted; folders deleted; the queue to run."""
@@ -406,9 +456,11 @@ class Recovery:
         return bool(self.rerun or self.failed or self.expired or self.orphans or self.to_run)
 
     def line(self) -> str:
-        return (f"jobs from the last run: {len(self.to_run)} to run ({len(self.rerun)} interrupted, run again), "
-                f"{len(self.failed)} failed, {len(self.expired)} past retention deleted, {len(self.orphans)} "
-                f"folder(s) no job owns deleted")
+        return (
+            f"jobs from the last run: {len(self.to_run)} to run ({len(self.rerun)} interrupted, run again), "
+            f"{len(self.failed)} failed, {len(self.expired)} past retention deleted, {len(self.orphans)} "
+            f"folder(s) no job owns deleted"
+        )
 
 
 def recover(store: JobStore, root: Path, retention_s: float, now: float | None = None) -> Recovery:
@@ -429,10 +481,13 @@ def recover(store: JobStore, root: Path, retention_s: float, now: float | None =
         if not (root / job.input_path).is_file():
             fail(job, "the server stopped before this job ended and its upload is gone — upload the video again")
         elif job.status == "running" and job.attempts >= MAX_ATTEMPTS:
-            fail(job, f"the server stopped during this analysis {job.attempts} times — the video may be too long "
-                      f"or too large for this server")
+            fail(
+                job,
+                f"the server stopped during this analysis {job.attempts} times — the video may be too long "
+                f"or too large for this server",
+            )
         elif job.status == "running":
-            notices = tuple(n for n in job.notices if n != RERUN_NOTICE) + (RERUN_NOTICE,)
+            notices = (*(n for n in job.notices if n != RERUN_NOTICE), RERUN_NOTICE)
             store.update(job.id, status="queued", started_at=None, frames=0, fps=None, notices=notices)
             done.rerun.append(job.id)
     for job in store.jobs("done"):
@@ -456,8 +511,11 @@ def recover(store: JobStore, root: Path, retention_s: float, now: float | None =
 def delete_expired(store: JobStore, root: Path, retention_s: float, now: float | None = None) -> list[str]:
     """Delete the jobs (rows and folders) that finished `retention_s` or more ago; their ids."""
     now = time.time() if now is None else now
-    expired = [job.id for job in store.jobs("done", "failed")
-               if job.finished_at is not None and now - job.finished_at >= retention_s]
+    expired = [
+        job.id
+        for job in store.jobs("done", "failed")
+        if job.finished_at is not None and now - job.finished_at >= retention_s
+    ]
     for job_id in expired:
         store.delete(job_id)
         shutil.rmtree(root / JOBS_FOLDER / job_id, ignore_errors=True)

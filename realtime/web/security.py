@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.datastructures import Headers
 
 from ..errors import ConfigError
 
 # Every script, style, image and stream comes from this server; nothing runs inline.
-CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                           "media-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
-                           "frame-ancestors 'none'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "media-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -76,7 +79,7 @@ def host_allowed(host_header: str | None, allowed: frozenset[str]) -> bool:
         return False
 
 
-def cross_origin(headers, host_header: str | None) -> str | None:
+def cross_origin(headers: Headers | Mapping[str, str], host_header: str | None) -> str | None:
     """Why a state-changing request comes from another site, or None if it does not."""
     site = headers.get("Sec-Fetch-Site")
     if site is not None:
@@ -98,12 +101,15 @@ def harden(app: Flask, allowed_hosts: frozenset[str]) -> None:
         return response
 
     @app.before_request
-    def check_request():
+    def check_request() -> Response | None:
         host = request.headers.get("Host")
         if not host_allowed(host, allowed_hosts):
             name = host_name(host or "")
-            return refuse(400, f"this server does not answer to the host name {name!r} — if that is how you reach "
-                               f"it, start it with --allowed-host {name or 'NAME'}")
+            return refuse(
+                400,
+                f"this server does not answer to the host name {name!r} — if that is how you reach "
+                f"it, start it with --allowed-host {name or 'NAME'}",
+            )
         if request.method not in SAFE_METHODS:
             reason = cross_origin(request.headers, host)
             if reason:

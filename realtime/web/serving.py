@@ -23,7 +23,7 @@ class RequestHandler(WSGIRequestHandler):
     def version_string(self) -> str:
         return SERVER_NAME
 
-    def log_request(self, *args, **kwargs) -> None:  # an MJPEG stream or SSE would flood stderr
+    def log_request(self, *args: object, **kwargs: object) -> None:  # an MJPEG stream or SSE would flood stderr
         pass
 
 

@@ -91,8 +91,9 @@ class JobStore:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._prepare()
         except sqlite3.Error as exc:
-            raise OutputError(f"cannot use the job store {self.path} ({exc}) — move the file away or choose another "
-                              f"--work-dir") from None
+            raise OutputError(
+                f"cannot use the job store {self.path} ({exc}) — move the file away or choose another --work-dir"
+            ) from None
 
     def _prepare(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -109,8 +110,10 @@ class JobStore:
 
     def add(self, job_id: str, input_path: str, created_at: float, frame_count: int | None = None) -> JobRecord:
         with self._lock:
-            self._db.execute("INSERT INTO jobs (id, status, created_at, input_path, frame_count) "
-                             "VALUES (?, 'queued', ?, ?, ?)", (job_id, created_at, input_path, frame_count))
+            self._db.execute(
+                "INSERT INTO jobs (id, status, created_at, input_path, frame_count) VALUES (?, 'queued', ?, ?, ?)",
+                (job_id, created_at, input_path, frame_count),
+            )
             return self._get(job_id)  # type: ignore[return-value]
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -157,6 +160,6 @@ class JobStore:
 
 
 def _record(row: tuple) -> JobRecord:
-    values = dict(zip(_COLUMNS, row))
+    values = dict(zip(_COLUMNS, row, strict=True))
     values["notices"] = tuple(json.loads(values["notices"]))
     return JobRecord(**values)

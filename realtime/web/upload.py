@@ -8,8 +8,9 @@ from pathlib import Path
 import cv2
 
 # Suffixes kept from the client's file name, only as a hint to FFmpeg; the name itself is never used.
-VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".ogv", ".wmv",
-                            ".flv", ".3gp", ".ts"})
+VIDEO_SUFFIXES = frozenset(
+    {".avi", ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".ogv", ".wmv", ".flv", ".3gp", ".ts"}
+)
 
 
 class UploadRejected(Exception):
@@ -41,15 +42,21 @@ def probe_video(path: Path) -> VideoProbe:
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
         if not cap.isOpened():
-            raise UploadRejected("the upload is not a video this server can decode — upload an .mp4, .avi, "
-                                 ".mov, .mkv or .webm file", 422)
+            raise UploadRejected(
+                "the upload is not a video this server can decode — upload an .mp4, .avi, .mov, .mkv or .webm file", 422
+            )
         ok, image = cap.read()
         if not ok or image is None:
-            raise UploadRejected("the video opened but no frame could be decoded — the file is corrupt or "
-                                 "truncated", 422)
+            raise UploadRejected(
+                "the video opened but no frame could be decoded — the file is corrupt or truncated", 422
+            )
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         fps = cap.get(cv2.CAP_PROP_FPS)
-        return VideoProbe(width=image.shape[1], height=image.shape[0], fps=float(fps) if 0 < fps < 1000 else 0.0,
-                          frame_count=count if count > 0 else None)
+        return VideoProbe(
+            width=image.shape[1],
+            height=image.shape[0],
+            fps=float(fps) if 0 < fps < 1000 else 0.0,
+            frame_count=count if count > 0 else None,
+        )
     finally:
         cap.release()

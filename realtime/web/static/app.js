@@ -53,7 +53,10 @@ function follow(job) {
   };
   events.onerror = () => {
     // EventSource reconnects by itself; only give up when the job is gone.
-    fetch(job.links.self).then((r) => { if (r.status === 404) { events.close(); showError("the job no longer exists"); } });
+    // While the server restarts the fetch fails too: EventSource keeps trying, and the job resumes.
+    fetch(job.links.self)
+      .then((r) => { if (r.status === 404) { events.close(); showError("the job no longer exists"); } })
+      .catch(() => {});
   };
 }
 

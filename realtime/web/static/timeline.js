@@ -40,7 +40,7 @@ function drawTimeline(svg, data, video) {
   const xOf = (t) => left + plotWidth * Math.min(Math.max(t, 0), duration) / duration;
   const rows = data.rows;
   const body = Math.max(1, rows.length) * (row + gap);
-  const labels = Object.keys(data.colours);
+  const labels = data.labels;
   const legend = legendLayout(labels, (label) => label.length * 6.2);
   const legendLines = legend.length ? legend[legend.length - 1].line + 1 : 0;
   const height = top + body + axis + legendLines * legendLine + 4;

@@ -1,0 +1,113 @@
+"""Wild clips through the real command line, labelled by a model that never saw their people.
+
+A model is trained (with `python -m realtime train`) on all the shared data except the
+subjects of the clips below, posed with the pipeline's default backend; then each clip runs
+through `python -m realtime --source CLIP --headless --events F --weights W` and the label
+shown on the most frames (the summary event's `labels`) must be the clip's class.
+
+Training takes minutes (and posing the videos, the first time, more), so the model is kept
+in cache/models/ under a key made of everything it depends on: the held-out subjects, the
+backend, and the code and label files that shape training. Delete that folder to retrain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, read_events, run_cli
+
+# (clip, class, its subject in wild_dev/SOURCES.md)
+CLIPS = [
+    ("JUMPING_JACKS/ahmedlila_studio_jj.mp4", "JUMPING_JACKS", "ahmedlila_man"),
+    pytest.param(
+        "BOXING/muneeb_webcam_jabs.mp4",
+        "BOXING",
+        "muneeb_man",
+        # Not met yet (issue 13): a seated webcam boxer, half the body out of frame, is OTHER on
+        # every frame for a model that never saw him. Strict: this fails once it starts passing.
+        marks=pytest.mark.xfail(strict=True, reason="known miss of the current model: seated webcam jabs"),
+    ),
+    ("OTHER/treadtv_trunk_twist.mp4", "OTHER", "treadtv_ibbu"),
+    ("OTHER/akshay_yoga_seated.mp4", "OTHER", "akshay_yoga_woman"),
+]
+MODEL_CACHE = REPO / "cache" / "models"
+# What the cached model depends on besides its data: a change to any of these retrains it.
+TRAINING_CODE = [
+    "realtime/features.py",
+    "realtime/training.py",
+    "realtime/classifier.py",
+    "realtime/augment.py",
+    "realtime/datasets/labels.yaml",
+    "realtime/datasets/labelled_person.py",
+    "realtime/tracker.py",
+]
+
+
+def _data_args(datasets: Path) -> list[str]:
+    return [
+        "--data",
+        f"videos:{datasets / 'weizmann'}",
+        "--data",
+        f"kth:{datasets / 'kth_pose' / 'kth_pose_persons21-23.csv'}",
+        "--data",
+        f"wild:{datasets / 'wild_dev'}",
+        "--data",
+        f"openpose:{datasets / 'openpose_chenge' / 'skeleton_raw.csv'}",
+    ]
+
+
+@pytest.fixture(scope="module")
+def weights_without_clip_subjects(datasets) -> Path:
+    from realtime.datasets import default_pose_backend
+
+    excluded = sorted({subject for _, _, subject in CLIPS})
+    key = hashlib.sha256()
+    key.update(f"{excluded}{default_pose_backend()}".encode())
+    for name in TRAINING_CODE:
+        key.update((REPO / name).read_bytes())
+    path = MODEL_CACHE / f"without-{'-'.join(excluded)}-{key.hexdigest()[:12]}.pt"
+    if not path.is_file():
+        proc = run_cli(
+            "train",
+            *_data_args(datasets),
+            "--exclude",
+            ",".join(excluded),
+            "--quiet",
+            "--out",
+            str(path),
+            "--runs",
+            str(MODEL_CACHE / "runs"),
+            timeout=3600,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.training
+@pytest.mark.timeout(4000)
+@pytest.mark.parametrize("clip, expected, subject", CLIPS)
+def test_wild_clip_gets_its_label_from_a_model_that_never_saw_its_person(
+    datasets, tmp_path, weights_without_clip_subjects, clip, expected, subject
+):
+    from realtime.classifier import load_checkpoint
+
+    assert subject in load_checkpoint(weights_without_clip_subjects).info["excluded_subjects"]
+    events_path = tmp_path / "events.jsonl"
+    proc = run_cli(
+        "--source",
+        str(datasets / "wild_dev" / clip),
+        "--headless",
+        "--events",
+        str(events_path),
+        "--weights",
+        str(weights_without_clip_subjects),
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    labels = read_events(events_path)[-1]["labels"]
+    assert labels, "no label was shown"
+    assert max(labels, key=labels.get) == expected, labels
