@@ -33,6 +33,8 @@ CLIPS = [
     ("OTHER/treadtv_trunk_twist.mp4", "OTHER", "treadtv_ibbu"),
     ("OTHER/akshay_yoga_seated.mp4", "OTHER", "akshay_yoga_woman"),
 ]
+# A pytest.param unpacks as (values, marks, id), so the subjects are read from its values.
+CLIP_SUBJECTS = [(clip.values if hasattr(clip, "values") else clip)[2] for clip in CLIPS]
 MODEL_CACHE = REPO / "cache" / "models"
 # What the cached model depends on besides its data: a change to any of these retrains it.
 TRAINING_CODE = [
@@ -63,7 +65,7 @@ def _data_args(datasets: Path) -> list[str]:
 def weights_without_clip_subjects(datasets) -> Path:
     from realtime.datasets import default_pose_backend
 
-    excluded = sorted({subject for _, _, subject in CLIPS})
+    excluded = sorted(set(CLIP_SUBJECTS))
     key = hashlib.sha256()
     key.update(f"{excluded}{default_pose_backend()}".encode())
     for name in TRAINING_CODE:
