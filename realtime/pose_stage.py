@@ -37,19 +37,25 @@ from .queues import BufferPolicy, CameraEnd, CameraInbox, EndOfStream, FrameQueu
 from .tracker import Tracker
 from .types import FrameRecord, Poses, Track
 
-# Frames from a camera at 25-30 fps arrive 33-40 ms apart; a pose-rate cap compares against a
-# slightly shorter interval so that jitter in the grab times does not halve the rate.
-POSE_RATE_SLACK = 0.8
+# A grab time this little before a due time still counts (a fraction of the interval): camera
+# clocks jitter, and a frame just early would otherwise wait for the next one.
+RATE_TOLERANCE = 0.1
 
 
 class PoseSchedule:
-    """Which of one camera's frames get posed: every (skip+1)-th, at most `pose_fps` a second."""
+    """Which of one camera's frames get posed: every (skip+1)-th, at most `pose_fps` a second.
+
+    The cap keeps a grid of due times one interval apart and poses the first frame at or after
+    each, so the rate averages `pose_fps` whatever the frame times are (10 of 25 fps is every
+    2nd and 3rd frame in turn, not every 2nd). After a gap longer than an interval the grid
+    starts again at the next frame, so a stalled stream does not get a burst of poses.
+    """
 
     def __init__(self, skip: int = 0, pose_fps: float | None = None) -> None:
         self.skip = skip
-        self.min_interval_s = POSE_RATE_SLACK / pose_fps if pose_fps else 0.0
+        self.interval_s = 1.0 / pose_fps if pose_fps else 0.0
         self._seen = 0
-        self._last_posed: float | None = None
+        self._next_due: float | None = None
 
     def wants(self, record: FrameRecord) -> bool:
         """Whether to pose this frame (call once per frame, in order)."""
@@ -59,11 +65,13 @@ class PoseSchedule:
         """Whether to pose the frame taken at `t_media` (once per frame, in order)."""
         due = self._seen % (self.skip + 1) == 0
         self._seen += 1
-        if due and self._last_posed is not None and t_media - self._last_posed < self.min_interval_s:
-            due = False
-        if due:
-            self._last_posed = t_media
-        return due
+        if not due or not self.interval_s:
+            return due
+        if self._next_due is not None and t_media < self._next_due - RATE_TOLERANCE * self.interval_s:
+            return False
+        restart = self._next_due is None or t_media - self._next_due > self.interval_s
+        self._next_due = (t_media if restart else self._next_due) + self.interval_s
+        return True
 
 
 class Tracking:

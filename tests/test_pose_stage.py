@@ -77,8 +77,23 @@ def test_pose_schedule_skip_and_rate_cap():
     ]
     capped = PoseSchedule(pose_fps=10)  # 25 fps in, at most 10 poses a second
     posed = [capped.wants(FrameRecord("c", i, 0.0, image, t_source=i / 25)) for i in range(250)]
-    assert 95 <= sum(posed) <= 130  # ~10 Hz over 10 s (every 2nd or 3rd frame)
+    assert sum(posed) == 100  # 10 Hz over 10 s exactly: every 2nd and 3rd frame in turn
     assert not any(a and b for a, b in itertools.pairwise(posed))  # never two frames in a row at 25 fps
+
+
+def test_pose_rate_cap_holds_its_average_on_a_jittery_camera_and_restarts_after_a_gap():
+    rng = np.random.default_rng(0)
+    # 30 fps with +-8 ms of grab jitter for 20 s, then the stream stalls for 3 s and goes on.
+    times = [i / 30 + rng.uniform(-0.008, 0.008) for i in range(600)]
+    times += [23 + i / 30 for i in range(60)]
+    schedule = PoseSchedule(pose_fps=10)
+    posed = [t for t in times if schedule.due(t)]
+    before = [t for t in posed if t < 21]
+    assert 198 <= len(before) <= 201  # 10 a second on average, not the 15 a too-loose cap gives
+    after = [t for t in posed if t >= 23]
+    assert after[0] == 23  # the first frame after the gap is posed...
+    assert min(b - a for a, b in itertools.pairwise(after)) > 0.09  # ...with no burst to catch up
+    assert 19 <= len(after) <= 21
 
 
 def test_camera_inbox_takes_cameras_in_turn():
