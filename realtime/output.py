@@ -99,6 +99,7 @@ class OutputStep:
         name_cameras: bool = False,
     ) -> None:
         self.sinks = list(sinks)
+        self.draws = any(sink.needs_image for sink in self.sinks)
         self.min_score = min_score
         self.dropped = dropped
         self.name_cameras = name_cameras
@@ -130,7 +131,8 @@ class OutputStep:
             record.camera if self.name_cameras else None,
         )
         t_start = time.perf_counter()
-        record.annotated = annotate(record, hud, self.min_score)
+        if self.draws:
+            record.annotated = annotate(record, hud, self.min_score)
         t_drawn = time.perf_counter()
         for sink in self.sinks:
             sink.write(record)

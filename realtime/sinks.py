@@ -29,7 +29,13 @@ MAX_LABELLED_PEOPLE = 256
 
 
 class Sink(Protocol):
-    """Takes each finished record (with `annotated` set) on the output thread."""
+    """Takes each finished record on the output thread.
+
+    `annotated` is drawn only when some sink has `needs_image`: a headless run that only
+    sends events saves the drawing (1-2 ms a frame, per camera).
+    """
+
+    needs_image: bool
 
     def write(self, record: FrameRecord) -> None: ...
 
@@ -46,6 +52,8 @@ class EventWriter(Protocol):
 
 class VideoSink:
     """Writes annotated frames at the source rate; opened on the first frame (size known then)."""
+
+    needs_image = True
 
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path = Path(path)
@@ -82,6 +90,8 @@ class VideoSink:
 
 class VideoFiles:
     """One video file per camera: the path as given for one camera, `<folder>/<camera>.mp4` for several."""
+
+    needs_image = True
 
     def __init__(self, target: str | Path, fps_by_camera: dict[str, float]) -> None:
         target = Path(target)
@@ -139,6 +149,8 @@ class EventSink:
     Its rule: an `action` event when a person's shown label changes, a `person` `left`
     event when a labelled person's track ends. Every event carries its camera.
     """
+
+    needs_image = False
 
     def __init__(self, writers: list[EventWriter]) -> None:
         self.writers = writers
@@ -205,6 +217,8 @@ KEY_QUIT = {ord("q"), ord("Q"), 27}  # q or ESC
 
 class WindowSink:
     """The live OpenCV window; several cameras share it as a grid. Must be used from the main thread."""
+
+    needs_image = True
 
     def __init__(self, title: str, fullscreen: bool = False, on_quit: Callable[[], None] = lambda: None) -> None:
         if not display_available():

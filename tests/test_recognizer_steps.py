@@ -3,9 +3,11 @@ the one-thread loop shows, when that loop deals frames to its pose models in the
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from conftest import read_frames
 from realtime.capture import open_source
 from realtime.classifier import ActionClassifier, ActionLSTMNet, save_checkpoint
 from realtime.config import Config
@@ -21,6 +23,8 @@ from realtime.types import FrameRecord
 
 class Recorder:
     """A sink that keeps what each frame showed."""
+
+    needs_image = False
 
     def __init__(self) -> None:
         self.shown: list[list[tuple]] = []
@@ -87,3 +91,39 @@ def test_threaded_pipeline_matches_the_serial_loop(weizmann_clip, weights, tmp_p
     assert len(threaded) == len(serial) == 89
     assert sum(1 for tracks in serial if tracks and tracks[0][2] is not None) > 20  # the LSTM did run
     assert threaded == serial
+
+
+class DrawnRecorder:
+    """A sink that shows images (as a window or a video would) or not, keeping what it was handed."""
+
+    def __init__(self, needs_image: bool) -> None:
+        self.needs_image = needs_image
+        self.annotated: list[bool] = []
+        self.images: list[np.ndarray] = []
+
+    def write(self, record: FrameRecord) -> None:
+        self.annotated.append(record.annotated is not None)
+        self.images.append(record.image.copy())
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("needs_image", [False, True])
+def test_frames_are_drawn_only_when_a_sink_shows_them(weizmann_clip, weights, needs_image):
+    config = Config()
+    config.source = str(weizmann_clip)
+    config.classifier.weights = str(weights)
+    config.output.headless = True
+    config.max_frames = 12
+    sink = DrawnRecorder(needs_image)
+    summary = Pipeline(config, sinks=[sink]).run()
+    assert summary.error is None
+    originals = read_frames(weizmann_clip)[:12]
+    assert len(sink.images) == 12
+    # Drawing happens on the frame's own image (the HUD at least changes every frame).
+    untouched = [np.array_equal(shown, original) for shown, original in zip(sink.images, originals, strict=True)]
+    if needs_image:
+        assert all(sink.annotated) and not any(untouched)
+    else:
+        assert not any(sink.annotated) and all(untouched)

@@ -69,7 +69,9 @@ class Shown:
 
 @dataclass
 class Recorder:
-    """A FrameSink that remembers what was shown; `delay_s` makes it a slow consumer."""
+    """A Sink that remembers what was shown; `delay_s` makes it a slow consumer."""
+
+    needs_image = False
 
     delay_s: float = 0.0
     rows: list[Shown] = field(default_factory=list)

@@ -39,6 +39,8 @@ MAX_P95_MS = 200.0
 class LabelRecorder:
     """A pipeline Sink that keeps the labels shown on each frame of each camera."""
 
+    needs_image = False
+
     def __init__(self) -> None:
         self.labels: dict[str, dict[int, tuple[str, ...]]] = {}
 

@@ -62,6 +62,8 @@ class Interval:
 class IntervalReport:
     """A pipeline Sink that closes an `Interval` every `every_s`, keeping only the current one's samples."""
 
+    needs_image = False
+
     def __init__(self, every_s: float) -> None:
         self.pipeline: Pipeline | None = None
         self.every_s = every_s

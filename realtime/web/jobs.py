@@ -89,6 +89,8 @@ def describe(job: JobRecord) -> dict[str, Any]:
 class ProgressSink:
     """A pipeline Sink that reports frames done and frames/s, at most every `interval_s`."""
 
+    needs_image = False
+
     def __init__(
         self, runner: JobRunner, job_id: str, interval_s: float = 0.25, clock: Callable[[], float] = time.monotonic
     ) -> None:

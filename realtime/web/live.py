@@ -129,6 +129,8 @@ class LiveViewServer:
     Without them, cameras are added as their first frame arrives, in that order.
     """
 
+    needs_image = True
+
     def __init__(
         self,
         host: str = "127.0.0.1",
