@@ -223,19 +223,16 @@ class Pipeline:
                 with contextlib.suppress(Exception):
                     thing.close()
             raise
-        live = any(info.kind.live for info in infos.values())
-        policy = self._policy(SourceKind.STREAM if live else SourceKind.FILE)
-        # Live: every queued frame adds a frame's processing time to the latency, so hold few.
-        size = config.capture.live_queue_size if live else config.capture.queue_size
-        self.inbox: CameraInbox[FrameRecord] = CameraInbox(
-            {
-                name: (
-                    config.capture.live_queue_size if info.kind.live else config.capture.queue_size,
-                    self._policy(info.kind),
-                )
-                for name, info in infos.items()
-            }
-        )
+        # A camera whose frames may be dropped (a live source, or a file paced like one with
+        # policy drop_oldest) wants the newest frame, not every frame: it gets the live settings.
+        # Every queued frame of it adds a frame's processing time to the latency, so hold few.
+        policies = {name: self._policy(info.kind) for name, info in infos.items()}
+        sizes = {
+            name: config.capture.live_queue_size if policy is BufferPolicy.DROP_OLDEST else config.capture.queue_size
+            for name, policy in policies.items()
+        }
+        live = any(policy is BufferPolicy.DROP_OLDEST for policy in policies.values())
+        self.inbox: CameraInbox[FrameRecord] = CameraInbox({name: (sizes[name], policies[name]) for name in infos})
         self.status: queue.Queue[StreamStatus] = queue.Queue()
         for (name, info), cap, camera in zip(infos.items(), caps, self.camera_configs, strict=True):
             options = config.capture
@@ -253,14 +250,20 @@ class Pipeline:
             )
             self.cameras[name] = _Camera(camera, info, thread)
         # Every posed frame reaches the classifier. Live frames are dropped before pose, where it
-        # costs nothing, and before the main thread, which may be slow (a display, a disk). The pose
-        # stage hands frames on in bursts when a later frame is posed first, up to one round of its
-        # models with their skipped frames: room for that.
+        # costs nothing, and, when every camera is live, before the main thread, which may be slow
+        # (a display, a disk). With a file among the cameras nothing is dropped after pose: a slow
+        # main thread holds the stages back and the live cameras drop in the inbox instead. The
+        # pose stage hands frames on in bursts when a later frame is posed first, up to one round
+        # of its models with their skipped frames, per camera: room for that.
+        size = max(sizes.values())
         burst = len(self.backends) * (max(c.skip or 0 for c in self.camera_configs) + 1) - 1 if live else 0
-        self.posed: FrameQueue[FrameRecord] = FrameQueue(size, BufferPolicy.LOSSLESS)
+        all_live = all(policy is BufferPolicy.DROP_OLDEST for policy in policies.values())
+        self.posed: FrameQueue[FrameRecord] = FrameQueue(size * len(infos), BufferPolicy.LOSSLESS)
         self._dropped_late: Counter[str] = Counter()  # per camera, after pose
         self.results: FrameQueue[FrameRecord] = FrameQueue(
-            size + burst, policy, on_drop=lambda record: self._dropped_late.update((record.camera,))
+            (size + burst) * len(infos),
+            BufferPolicy.DROP_OLDEST if all_live else BufferPolicy.LOSSLESS,
+            on_drop=lambda record: self._dropped_late.update((record.camera,)),
         )
         self.pose_stage = PoseStage(
             self.backends, self.camera_configs, self.inbox, self.posed, self.stop, prefetch=not live

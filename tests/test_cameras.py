@@ -89,7 +89,8 @@ def test_a_clip_and_a_live_stream_publish_their_own_labels(tmp_path, datasets, b
     assert {e["camera"] for e in in_file} == {"gym", "hall"}
     file_summaries = {e["camera"]: e for e in in_file if e["type"] == "summary"}
     gym, hall = file_summaries["gym"], file_summaries["hall"]
-    assert gym["frames_in"] == 89 and gym["frames_out"] + gym["dropped"] == 89  # every frame accounted for
+    # A file is lossless even beside a live camera: nothing of it is dropped after pose either.
+    assert gym["frames_in"] == gym["frames_out"] == 89 and gym["dropped"] == 0
     assert count_frames(videos / "gym.mp4") == gym["frames_out"]
     assert count_frames(videos / "hall.mp4") == hall["frames_out"] > 0
     assert "MQTT: " in stdout and " 0 dropped" in stdout
