@@ -12,6 +12,7 @@ often someone doing something else gets one of the six actions) as a headline.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -28,6 +29,26 @@ if TYPE_CHECKING:
     import torch
 
     from .training import TrainConfig
+
+
+def thin_to_rate(seq: PoseSequence, pose_fps: float) -> PoseSequence:
+    """The sequence as a camera capped at `pose_fps` poses a second would have posed it.
+
+    The pipeline's own rule (`PoseSchedule`) picks the samples, applied to the person's
+    samples: a frame where the person was not seen can differ from the pipeline's choice
+    by one sample, which is noise next to the rate itself.
+    """
+    from .pose_stage import PoseSchedule
+
+    schedule = PoseSchedule(pose_fps=pose_fps)
+    keep = np.array([schedule.due(float(t)) for t in seq.times], dtype=bool)
+    return dataclasses.replace(
+        seq,
+        keypoints=seq.keypoints[keep],
+        scores=seq.scores[keep],
+        times=seq.times[keep],
+        meta={**seq.meta, "pose_fps": pose_fps},
+    )
 
 
 def subject_key(seq: PoseSequence) -> str:
