@@ -162,6 +162,11 @@ class MqttConfig:
     queue_size: int = _opt(
         10000, "events held while the broker is unreachable; beyond it the oldest is dropped", minimum=1
     )
+    availability: bool = _opt(
+        True,
+        "publish the retained <prefix>/availability (online; offline on close or by last will); "
+        "on a cluster the job's driver does, not its camera actors",
+    )
 
 
 @dataclass

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import numpy as np
 
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import torch
 
     from .training import TrainConfig
+
+Variant = TypeVar("Variant")  # a name for one way of posing the scored data
 
 
 def thin_to_rate(seq: PoseSequence, pose_fps: float) -> PoseSequence:
@@ -192,11 +194,11 @@ def cross_validate(
     folds: list[list[str]],
     config: TrainConfig,
     run_dir: Path,
-    scored: dict[object, list[PoseSequence]],
+    scored: dict[Variant, list[PoseSequence]],
     stride_s: float = 0.16,
     extra: list[PoseSequence] | None = None,
     log: TextIO = sys.stderr,
-) -> tuple[dict[object, HeldOut], list[dict]]:
+) -> tuple[dict[Variant, HeldOut], list[dict]]:
     """Train one model per fold on `pool` (+ `extra`) without the fold's subjects, and score them.
 
     `scored` maps a variant name to the sequences to score (e.g. the same clips posed every

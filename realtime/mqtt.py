@@ -127,7 +127,8 @@ class MqttWriter:
             self._client.username_pw_set(config.username, config.password)
         if config.tls:
             self._client.tls_set()
-        self._client.will_set(self.availability_topic, "offline", qos=config.qos, retain=True)
+        if config.availability:
+            self._client.will_set(self.availability_topic, "offline", qos=config.qos, retain=True)
         self._client.reconnect_delay_set(RECONNECT_MIN_DELAY_S, RECONNECT_MAX_DELAY_S)
         self._client.max_inflight_messages_set(INFLIGHT)
         self._client.connect_timeout = CONNECT_TIMEOUT_S
@@ -181,7 +182,7 @@ class MqttWriter:
             self._deadline = time.monotonic() + self.flush_timeout_s
             self._cond.notify()
         self._thread.join()
-        if self.connected:
+        if self.connected and self.config.availability:
             info = self._client.publish(self.availability_topic, "offline", qos=self.config.qos, retain=True)
             # If the connection went just now, the last will says offline.
             with contextlib.suppress(RuntimeError, ValueError):
@@ -290,9 +291,10 @@ class MqttWriter:
         if reason.is_failure:
             self._report_outage(f"the MQTT broker {self._where()} refused the connection ({reason})")
             return
-        info = self._client.publish(self.availability_topic, "online", qos=self.config.qos, retain=True)
+        if self.config.availability:
+            info = self._client.publish(self.availability_topic, "online", qos=self.config.qos, retain=True)
         with self._cond:
-            if self.config.qos > 0:  # acknowledged later, on this same thread
+            if self.config.availability and self.config.qos > 0:  # acknowledged later, on this same thread
                 self._inflight[info.mid] = False
             self._connected = True
             # A restarted broker may have lost its retained messages: send every state again.

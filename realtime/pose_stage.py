@@ -69,8 +69,10 @@ class PoseSchedule:
             return due
         if self._next_due is not None and t_media < self._next_due - RATE_TOLERANCE * self.interval_s:
             return False
-        restart = self._next_due is None or t_media - self._next_due > self.interval_s
-        self._next_due = (t_media if restart else self._next_due) + self.interval_s
+        grid = self._next_due
+        if grid is None or t_media - grid > self.interval_s:
+            grid = t_media  # the first frame, or the first after a gap: the grid starts here
+        self._next_due = grid + self.interval_s
         return True
 
 

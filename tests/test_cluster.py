@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from conftest import REPO, count_frames, read_events, run_cli
-from mqtt_fixtures import Broker, Subscriber
+from mqtt_fixtures import Broker, Subscriber, retained
 from ray_fixtures import LocalRayCluster, nodes_by_resource, ray_env
 from realtime.cluster.plan import Resources, actor_config, plan_actors
 from realtime.cluster.restarts import RestartAligner
@@ -343,6 +343,8 @@ def test_every_camera_runs_where_its_resources_say_and_its_labels_arrive(job, ra
         row = status[camera]
         assert row["node_id"] == started[camera]["node_id"] and row["pid"] == started[camera]["pid"]
         assert row["state"] == "running" and row["frames_out"] > 0
+    # The job stays online though the camera `gone` has ended: availability is the driver's.
+    assert {m.payload for m in mqtt_received.on("realtime/availability")} == {"online"}
 
 
 @on_cluster
@@ -390,7 +392,7 @@ def test_status_follows_a_camera_whose_stream_is_lost_and_back(job, door_stream)
 
 
 @on_cluster
-def test_sigterm_to_the_driver_stops_every_camera_with_finalized_outputs(job):
+def test_sigterm_to_the_driver_stops_every_camera_with_finalized_outputs(job, mqtt_broker, mqtt_received):
     job.process.send_signal(signal.SIGTERM)
     # Exit 1: one camera (gone) ended with an error; every other camera was stopped cleanly.
     assert job.process.wait(timeout=120) == 1, job.log()
@@ -410,3 +412,7 @@ def test_sigterm_to_the_driver_stops_every_camera_with_finalized_outputs(job):
         assert any(line.startswith(f"realtime: {camera} on ") for line in lines), lines
     # The driver drew every camera's events into one timeline.
     assert cv2.imread(str(job.folder / "timeline.png")) is not None
+    # Offline once the job ends, and not before: neither the ended camera nor the killed actor said so.
+    assert retained(mqtt_broker.port, "realtime/availability").payload == "offline"
+    said = [m.payload for m in mqtt_received.on("realtime/availability")]
+    assert said[-1] == "offline" and "offline" not in said[:-1], said

@@ -117,6 +117,18 @@ def test_availability_online_then_offline_on_close(broker):
     assert retained(broker.port, "realtime/availability").payload == "offline"
 
 
+def test_without_availability_a_writer_sends_events_but_never_says_online_or_offline(broker):
+    """A cluster's camera actors publish this way; the job's driver owns availability."""
+    subscriber = Subscriber(broker.port, "realtime/#")
+    writer = writer_for(broker.port, availability=False)
+    writer.send(action("door", 1, "WAVING_1HAND", 0.9))
+    writer.close()
+    assert subscriber.wait_until(lambda messages: any(m.topic == "realtime/door/action" for m in messages))
+    assert writer.stats.published >= 1
+    subscriber.close()
+    assert not subscriber.on("realtime/availability")
+
+
 WRITER_PROCESS = """
 import sys
 from realtime.config import MqttConfig

@@ -134,8 +134,12 @@ def _evaluate(*args: str) -> dict:
 def test_shipped_weights_load_and_label_kth_in_sample(datasets):
     clf = ActionClassifier.load(SHIPPED)
     assert clf.labels == CLASSES and 0.0 < clf.threshold < 1.0
-    report = _evaluate("--data", _kth(datasets), "--weights", str(SHIPPED))
+    report = _evaluate("--data", _kth(datasets), "--weights", str(SHIPPED), "--pose-fps", "10", "5")
     assert {"accuracy", "macro_f1", "per_class", "clip_accuracy"} <= report.keys()
+    # KTH was posed 8.3 times a second: a cap of 10 leaves it as it is, 5 thins it.
+    at_10, at_5 = report["by_pose_fps"]["10"]["all"], report["by_pose_fps"]["5"]["all"]
+    assert at_10["accuracy"] == report["accuracy"] and at_10["windows"] == report["windows"]
+    assert at_5["windows"] > 0 and at_5["clips"] == report["clips"]
     assert set(report["per_class"]) >= {"BOXING", "CLAPPING_HANDS", "WAVING_2HANDS", "OTHER"}
     # In-sample only (the weights were trained on all data); held-out figures are in MODEL_CARD.md.
     assert report["macro_f1"] >= 0.85 and report["clip_accuracy"] >= 0.85
@@ -317,3 +321,15 @@ def test_subject_folds_hold_out_whole_subjects_and_spread_a_rare_class():
     assert fold_of["wild:gym"] != fold_of["wild:webcam"]  # wild boxing is never all held out at once
     assert len({fold_of[f"kth:p{i}"] for i in range(3)}) == 3
     assert subject_folds(seqs, 0) == [[k] for k in sorted(keys)]
+
+
+def test_thinning_to_a_pose_rate_keeps_what_the_pipeline_would_pose():
+    from realtime.evaluation import thin_to_rate
+    from realtime.features import PoseSequence
+
+    n = 100  # 4 s at 25 Hz
+    seq = PoseSequence(np.random.default_rng(0).random((n, 17, 2)), np.ones((n, 17)), np.arange(n) / 25, "JUMPING")
+    thinned = thin_to_rate(seq, 10)
+    assert len(thinned) == 40 and len(thinned.keypoints) == len(thinned.scores) == 40
+    assert np.array_equal(thinned.keypoints[1], seq.keypoints[np.searchsorted(seq.times, thinned.times[1])])
+    assert thinned.label == "JUMPING" and thinned.meta["pose_fps"] == 10

@@ -130,13 +130,22 @@ class ClusterJob:
 
     def run(self) -> JobSummary:
         ray = import_ray()
+        presence = None
         try:
+            if self.config.mqtt.host and self.config.mqtt.availability:
+                from ..mqtt import MqttWriter
+
+                # `<prefix>/availability` says whether the job runs: online while this driver does,
+                # offline when it ends or (last will) dies. The actors publish events only.
+                presence = MqttWriter(self.config.mqtt, notice=self.notice)
             local = connect(self.address, self.config.cluster.namespace, self._local_cpus())
             with self._signals():
                 self._run(ray, local)
         finally:
             for writer in self.writers:
                 writer.close()
+            if presence is not None:
+                presence.close()
             shutdown()
         return self.summary
 

@@ -111,8 +111,9 @@ def actor_config(config: Config, plan: ActorPlan, restart: int = 0) -> Config:
             output.video = str(folder / f"{plan.cameras[0].name}{suffix}")
         else:  # a folder it fills with one file per camera
             output.video = str(folder / f"restart{restart}" if restart else folder)
-    # An MQTT broker drops a client when another connects with its id: one id per actor.
-    mqtt = config.mqtt
+    # An MQTT broker drops a client when another connects with its id: one id per actor. The
+    # job's availability is the driver's: an actor that ends must not mark the others offline.
+    mqtt = dataclasses.replace(config.mqtt, availability=False)
     if mqtt.client_id:
         mqtt = dataclasses.replace(mqtt, client_id=f"{mqtt.client_id}-{plan.name}")
     return dataclasses.replace(config, cameras=list(plan.cameras), output=output, mqtt=mqtt)
