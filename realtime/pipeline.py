@@ -14,11 +14,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -43,6 +42,7 @@ from .output import CameraSummary, OutputStep
 from .pose import PoseBackend, create_backends
 from .pose_stage import PoseStage
 from .queues import BufferPolicy, CameraEnd, CameraInbox, CameraQueue, EndOfStream, FrameQueue
+from .signals import stop_on_signals
 from .sinks import EventSink, EventWriter, JsonlWriter, Sink, VideoFiles, WindowSink
 from .timeline import TimelineWriter
 from .types import FrameRecord
@@ -311,7 +311,7 @@ class Pipeline:
         return out
 
     def run(self) -> RunSummary:
-        with self._signals():
+        with stop_on_signals(self.request_stop):
             for name, camera in self.cameras.items():
                 info = camera.info
                 self.events.emit(
@@ -448,18 +448,3 @@ class Pipeline:
             s.mqtt = {"published": stats.published, "dropped": stats.dropped}
         with contextlib.suppress(Exception):
             self.pose_stage.close()
-
-    @contextlib.contextmanager
-    def _signals(self) -> Iterator[None]:
-        """SIGINT and SIGTERM set the stop event (main thread only; elsewhere the caller stops us)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        signal.signal(signal.SIGINT, lambda *_: self.request_stop("interrupt"))
-        signal.signal(signal.SIGTERM, lambda *_: self.request_stop("sigterm"))
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
+from ..signals import stop_on_signals
 from ..sinks import EventWriter, JsonlWriter
 from ..timeline import TimelineWriter
 from .actor import CameraActor, EventBatch
@@ -139,7 +138,7 @@ class ClusterJob:
                 # offline when it ends or (last will) dies. The actors publish events only.
                 presence = MqttWriter(self.config.mqtt, notice=self.notice)
             local = connect(self.address, self.config.cluster.namespace, self._local_cpus())
-            with self._signals():
+            with stop_on_signals(self.request_stop):
                 self._run(ray, local)
         finally:
             for writer in self.writers:
@@ -258,18 +257,6 @@ class ClusterJob:
                     {"type": "stream", "camera": camera, "status": "error", "time": round(time.time(), 3), "error": why}
                 )
         self.notice(f"realtime: {'+'.join(plan.camera_names)}: {why}")
-
-    @contextmanager
-    def _signals(self) -> Iterator[None]:
-        """SIGTERM and SIGINT stop every camera cleanly (Ray's own SIGTERM handler would just exit)."""
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        signal.signal(signal.SIGINT, lambda *_: self.request_stop("interrupt"))
-        signal.signal(signal.SIGTERM, lambda *_: self.request_stop("sigterm"))
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
 
 def _cause(exc: BaseException) -> str:
