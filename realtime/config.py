@@ -24,6 +24,10 @@ DEFAULT_WEIGHTS = PROJECT_ROOT / "weights" / "action_lstm.pt"
 
 # Pose backends, in one place: what the config, the CLI and the pool accept.
 POSE_BACKENDS = ("movenet", "blazepose", "detectron2")
+# The pose rate each of several cameras gets unless told otherwise. Grouped cross-validation
+# (weights/MODEL_CARD.md) scores the classifier the same at 10 poses a second as at 25, and a
+# little lower at 5; 10 lets one 2-core box keep up with 8 cameras (docs/benchmark-cameras.md).
+MULTI_CAMERA_POSE_FPS = 10.0
 CAMERA_NAME = re.compile(r"^[a-z0-9_-]+$")
 
 
@@ -175,8 +179,8 @@ class CameraConfig:
     source: str = _opt("0", "camera index, video file, or rtsp:// / http(s):// URL")
     pose_fps: float | None = _opt(
         None,
-        "at most this many posed frames a second from this camera; empty = as many as the pose models manage",
-        minimum=0.1,
+        "at most this many posed frames a second from this camera; empty = the global pose_fps; 0 = no cap",
+        minimum=0,
     )
     skip: int | None = _opt(None, "this camera's pose.skip", minimum=0, maximum=100)
     reconnect_attempts: int | None = _opt(None, "this camera's capture.reconnect_attempts", minimum=-1)
@@ -219,7 +223,12 @@ class Config:
         "several cameras: a list of {name, source, pose_fps, skip, "
         "reconnect_attempts}; when given, `source` is not used",
     )
-    pose_fps: float | None = _opt(None, "default pose rate cap per camera; empty = no cap", minimum=0.1)
+    pose_fps: float | None = _opt(
+        None,
+        f"pose rate cap per camera; empty = none for one camera, {MULTI_CAMERA_POSE_FPS:g} each for several; "
+        "0 = no cap",
+        minimum=0,
+    )
     max_frames: int | None = _opt(None, "stop after this many frames", minimum=1)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
@@ -350,12 +359,15 @@ def parse_camera_arg(value: str, index: int) -> CameraConfig:
 
 def cameras_of(config: Config) -> list[CameraConfig]:
     """The cameras to run: the `cameras` list, or the single `source` as cam0. Per-camera
-    settings left empty take the global ones."""
+    settings left empty take the global ones; a pose rate of 0 (no cap) comes back as None."""
     cameras = config.cameras or [CameraConfig(name=DEFAULT_CAMERA, source=config.source)]
+    default_fps = config.pose_fps
+    if default_fps is None and len(cameras) > 1:
+        default_fps = MULTI_CAMERA_POSE_FPS
     return [
         dataclasses.replace(
             camera,
-            pose_fps=camera.pose_fps if camera.pose_fps is not None else config.pose_fps,
+            pose_fps=(camera.pose_fps if camera.pose_fps is not None else default_fps) or None,
             skip=camera.skip if camera.skip is not None else config.pose.skip,
             reconnect_attempts=camera.reconnect_attempts
             if camera.reconnect_attempts is not None

@@ -97,13 +97,27 @@ def test_cameras_from_the_file_and_from_flags(tmp_path):
     assert [(c.name, c.source) for c in cameras_of(load_config(None, overrides_from(bare)))] == [("cam0", "0")]
 
 
+def test_several_cameras_are_posed_10_times_a_second_unless_told_otherwise(tmp_path):
+    one = tmp_path / "one.yaml"
+    one.write_text("source: clip.mp4\n")
+    assert [c.pose_fps for c in cameras_of(load_config(one))] == [None]  # one camera: every frame it can
+    several = tmp_path / "several.yaml"
+    several.write_text(
+        "cameras:\n  - name: a\n    source: 0\n  - name: b\n    source: 1\n    pose_fps: 0\n"
+        "  - name: c\n    source: 2\n    pose_fps: 5\n"
+    )
+    assert [c.pose_fps for c in cameras_of(load_config(several))] == [10.0, None, 5.0]  # 0 = no cap
+    several.write_text("pose_fps: 0\ncameras:\n  - name: a\n    source: 0\n  - name: b\n    source: 1\n")
+    assert [c.pose_fps for c in cameras_of(load_config(several))] == [None, None]
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
         ("cameras:\n  - name: Door\n    source: 0\n", "must be lowercase letters"),
         ("cameras:\n  - name: a\n    source: 0\n  - name: a\n    source: 1\n", "used twice"),
         ("cameras:\n  - name: a\n", "must have a source"),
-        ("cameras:\n  - name: a\n    source: 0\n    pose_fps: 0\n", "pose_fps must be at least 0.1"),
+        ("cameras:\n  - name: a\n    source: 0\n    pose_fps: -1\n", "pose_fps must be at least 0"),
     ],
 )
 def test_camera_mistakes_are_one_line(tmp_path, text, message):
