@@ -20,7 +20,7 @@ from .types import DEFAULT_CAMERA
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The shipped classifier. Resolved here, not against the working folder, so a run from any
 # folder (or with a config file elsewhere) still recognises actions.
-DEFAULT_WEIGHTS = PROJECT_ROOT / "weights" / "action_lstm.pt"
+DEFAULT_WEIGHTS = PROJECT_ROOT / "weights" / "action_classifier.pt"
 
 # Pose backends, in one place: what the config, the CLI and the pool accept.
 POSE_BACKENDS = ("movenet", "blazepose", "detectron2")
@@ -123,7 +123,7 @@ class PoseConfig:
 @dataclass
 class ClassifierConfig:
     weights: str | None = _opt(
-        None, "action classifier checkpoint; empty = the shipped weights/action_lstm.pt", path=True
+        None, "action classifier checkpoint; empty = the shipped weights/action_classifier.pt", path=True
     )
     threshold: float | None = _opt(
         None, "below this score a window is OTHER; empty = the checkpoint's own", minimum=0.0, maximum=1.0

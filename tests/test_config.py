@@ -74,7 +74,7 @@ def test_default_weights_are_the_shipped_file_from_any_folder(tmp_path, monkeypa
     cfg_file.write_text("pose:\n  skip: 1\n")
     monkeypatch.chdir(tmp_path)
     config = load_config(cfg_file)
-    assert weights_path(config) == DEFAULT_WEIGHTS == REPO / "weights" / "action_lstm.pt"
+    assert weights_path(config) == DEFAULT_WEIGHTS == REPO / "weights" / "action_classifier.pt"
     assert DEFAULT_WEIGHTS.is_file()
 
 

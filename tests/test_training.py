@@ -17,7 +17,7 @@ from realtime.errors import WeightsError
 from realtime.features import FeatureSpec
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "weights" / "action_lstm.pt"
+SHIPPED = REPO / "weights" / "action_classifier.pt"
 
 
 def _kth(root: Path) -> str:

@@ -444,7 +444,7 @@ def measure(plan: ThroughputPlan, base: Config, config_path: Path | None, datase
         "cores_start": available_cores(),
         "plan": vars(plan),
         "default_backend": base.pose.backend,
-        "weights": base.classifier.weights or "shipped weights/action_lstm.pt",
+        "weights": base.classifier.weights or "shipped weights/action_classifier.pt",
         "machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}, OpenCV {cv2.__version__}",
     }

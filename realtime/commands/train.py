@@ -3,7 +3,7 @@
     python -m realtime train --data videos:../shared/datasets/weizmann \\
         --data kth:../shared/datasets/kth_pose/kth_pose_persons21-23.csv \\
         --data openpose:../shared/datasets/openpose_chenge/skeleton_raw.csv \\
-        --out weights/action_lstm.pt --all
+        --out weights/action_classifier.pt --all
 
 Whole subjects are held out for validation (early stopping, ReduceLROnPlateau, and the
 rejection threshold). With --all the model is then retrained on every sequence for the
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND:PATH",
         help=f"training data, repeatable; KIND is one of {', '.join(KINDS)}",
     )
-    p.add_argument("--out", type=Path, default=Path("weights/action_lstm.pt"), help="(default %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("weights/action_classifier.pt"), help="(default %(default)s)")
     p.add_argument(
         "--val-subjects",
         default="",
