@@ -1,6 +1,7 @@
 """Cost of the action classifier on this CPU: one batch of 8 windows, one torch thread.
 
-    python -m scripts.measure_classifier [--weights weights/action_classifier.pt] [--arch tcn --hidden 48 --layers 4 --bones]
+    python -m scripts.measure_classifier [--weights weights/action_classifier.pt]
+    python -m scripts.measure_classifier --arch tcn --hidden 64 --layers 4 --bones
 
 With --weights the checkpoint is timed as ActionClassifier runs it live; otherwise an untrained
 network of the given shape (the cost does not depend on the weights). Prints the minimum (what
