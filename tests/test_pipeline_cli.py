@@ -166,7 +166,7 @@ def test_shipped_weights_label_clips_through_the_real_pipeline(tmp_path, dataset
     """The shipped model, as users get it: the most-shown label is the clip's class.
 
     These clips were in the training data (the model ships trained on all of it); the
-    judgement on unseen people is scripts/evaluate.py's cross-validation (weights/MODEL_CARD.md).
+    judgement on unseen people is `realtime evaluate`'s cross-validation (weights/MODEL_CARD.md).
     """
     events_path = tmp_path / "events.jsonl"
     proc = run_cli(
