@@ -33,6 +33,7 @@ import yaml
 from conftest import REPO, count_frames, read_events, run_cli
 from mqtt_fixtures import Broker, Subscriber, retained
 from ray_fixtures import LocalRayCluster, nodes_by_resource, ray_env
+from realtime.bench.clips import read_frames, write_looped
 from realtime.cluster.plan import Resources, actor_config, plan_actors
 from realtime.cluster.restarts import RestartAligner
 from realtime.config import load_config
@@ -52,21 +53,12 @@ LOOP_SECONDS = 150  # longer than the module runs, so the clips are still playin
 
 
 def loop_clip(src: Path, dst: Path, seconds: float) -> Path:
-    """The real clip repeated to `seconds` long (written with OpenCV, MJPG at the clip's rate)."""
+    """The real clip repeated to `seconds` long, at the clip's own rate (the benchmark's writer)."""
     cap = cv2.VideoCapture(str(src))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    frames = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(image)
     cap.release()
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
-    for i in range(int(seconds * fps)):
-        writer.write(frames[i % len(frames)])
-    writer.release()
+    frames = read_frames(src)
+    write_looped(dst, frames, int(seconds * fps), fps)
     return dst
 
 
@@ -244,11 +236,11 @@ def job(ray_cluster, door_stream, mqtt_broker, mqtt_received, datasets, tmp_path
         "cameras": [
             {
                 "name": "jack",
-                "source": str(loop_clip(weizmann / "jack" / "daria_jack.avi", folder / "jack.avi", LOOP_SECONDS)),
+                "source": str(loop_clip(weizmann / "jack" / "daria_jack.avi", folder / "jack.mp4", LOOP_SECONDS)),
             },
             {
                 "name": "wave",
-                "source": str(loop_clip(weizmann / "wave2" / "daria_wave2.avi", folder / "wave.avi", LOOP_SECONDS)),
+                "source": str(loop_clip(weizmann / "wave2" / "daria_wave2.avi", folder / "wave.mp4", LOOP_SECONDS)),
             },
             {"name": "door", "source": door_stream.url},
             {"name": "gone", "source": f"rtsp://127.0.0.1:{free_port()}/gone"},  # nothing listens there
