@@ -8,6 +8,12 @@ Two ways to hold data out, both by whole subjects (`source:subject`), never by c
 Each held-out window keeps the threshold of the model that scored it. Scores are given
 overall, per data set and per class, with the false-action rate on OTHER windows (how
 often someone doing something else gets one of the six actions) as a headline.
+
+A model's own threshold is chosen on validation subjects from its training side: people
+of the cameras it trains on. Out of domain that rejects too little (or, with few
+validation people, too much), so the windows are also scored with a cross-fitted
+threshold: each fold's is the best one on the other folds' held-out windows, chosen on
+people and cameras the fold's scores never include.
 """
 
 from __future__ import annotations
@@ -106,26 +112,37 @@ class HeldOut:
     """Windows scored by models that never saw their subjects.
 
     probs (N, classes); owner (N,) index of each window's sequence in `sequences`;
-    thresholds (N,) the rejection threshold of the model that scored the window.
+    thresholds (N,) the rejection threshold of the model that scored the window;
+    folds (N,) the fold of that model.
     """
 
     probs: np.ndarray
     owner: np.ndarray
     thresholds: np.ndarray
     sequences: list[PoseSequence] = field(default_factory=list)
+    folds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @classmethod
     def empty(cls, classes: int) -> HeldOut:
         return cls(np.zeros((0, classes), np.float32), np.zeros(0, np.int64), np.zeros(0), [])
 
     def add(
-        self, probs: np.ndarray, owner: list[int] | np.ndarray, threshold: float, sequences: list[PoseSequence]
+        self,
+        probs: np.ndarray,
+        owner: list[int] | np.ndarray,
+        threshold: float,
+        sequences: list[PoseSequence],
+        fold: int = 0,
     ) -> None:
         offset = len(self.sequences)
         self.probs = np.concatenate([self.probs, probs])
         self.owner = np.concatenate([self.owner, np.asarray(owner, np.int64) + offset])
         self.thresholds = np.concatenate([self.thresholds, np.full(len(owner), threshold)])
+        self.folds = np.concatenate([self.folds, np.full(len(owner), fold, np.int64)])
         self.sequences = self.sequences + list(sequences)
+
+    def true_labels(self, labels: tuple[str, ...]) -> np.ndarray:
+        return np.array([labels.index(self.sequences[o].label) for o in self.owner], dtype=np.int64)
 
     def restrict(self, keep: Callable[[PoseSequence], bool]) -> HeldOut:
         """The part that belongs to the sequences `keep` accepts."""
@@ -134,7 +151,11 @@ class HeldOut:
         new_index[kept] = np.arange(len(kept))
         sel = new_index[self.owner] >= 0 if len(self.owner) else np.zeros(0, bool)
         return HeldOut(
-            self.probs[sel], new_index[self.owner[sel]], self.thresholds[sel], [self.sequences[i] for i in kept]
+            self.probs[sel],
+            new_index[self.owner[sel]],
+            self.thresholds[sel],
+            [self.sequences[i] for i in kept],
+            self.folds[sel],
         )
 
     def predictions(self, labels: tuple[str, ...]) -> np.ndarray:
@@ -152,7 +173,7 @@ def score(held: HeldOut, labels: tuple[str, ...]) -> dict:
     from .training import false_action_rate
 
     seqs, owner = held.sequences, held.owner
-    y_true = np.array([labels.index(seqs[o].label) for o in owner], dtype=np.int64)
+    y_true = held.true_labels(labels)
     y_pred = held.predictions(labels)
     table = per_class(y_true, y_pred, labels)
     votes = clip_votes(y_pred, owner)
@@ -233,7 +254,7 @@ def cross_validate(
         for variant, sequences in scored.items():
             test = [s for s in sequences if subject_key(s) in held]
             x, owner = eval_windows(test, config.spec, stride_s)
-            held_out[variant].add(predict_windows(result.model, x), owner, result.threshold, test)
+            held_out[variant].add(predict_windows(result.model, x), owner, result.threshold, test, fold=k)
     return held_out, info
 
 
@@ -259,5 +280,24 @@ def pooled_threshold(held: HeldOut, labels: tuple[str, ...], max_false_action: f
     a steadier choice than one fold's, for whoever ships weights."""
     from .training import choose_threshold
 
-    y_true = np.array([labels.index(held.sequences[o].label) for o in held.owner], dtype=np.int64)
-    return choose_threshold(held.probs, y_true, labels, max_false_action)
+    return choose_threshold(held.probs, held.true_labels(labels), labels, max_false_action)
+
+
+def cross_fitted(held: HeldOut, labels: tuple[str, ...], max_false_action: float) -> tuple[HeldOut, list[float]]:
+    """The windows rejected by thresholds tuned out of domain, and those thresholds (one per fold).
+
+    Fold k's threshold is the best (as `choose_threshold` ranks them) on the held-out windows of
+    every other fold: subjects, and with --lodo whole data sets, that fold k's windows never
+    include. So the score is an honest figure for a threshold shipped from cross-validation.
+    """
+    from .training import choose_threshold
+
+    y_true = held.true_labels(labels)
+    thresholds = held.thresholds.copy()
+    chosen = []
+    for fold in np.unique(held.folds):
+        mine = held.folds == fold
+        t = choose_threshold(held.probs[~mine], y_true[~mine], labels, max_false_action) if (~mine).any() else 0.0
+        thresholds[mine] = t
+        chosen.append(t)
+    return HeldOut(held.probs, held.owner, thresholds, held.sequences, held.folds), chosen

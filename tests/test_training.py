@@ -172,6 +172,8 @@ def test_cross_validation_holds_out_whole_people(datasets, tmp_path):
     held = [f["held_out"] for f in report["folds"]]
     assert sorted(key for fold in held for key in fold) == ["kth:person21", "kth:person22", "kth:person23"]
     assert report["clips"] == 72 and report["clip_accuracy"] is not None
+    tuned = report["cross_fitted"]
+    assert len(tuned["thresholds"]) == 3 and tuned["all"]["windows"] == tuned["kth"]["windows"] == report["windows"]
     assert (tmp_path / "cm.png").stat().st_size > 1000
 
 
@@ -296,6 +298,35 @@ def test_threshold_keeps_false_actions_on_other_under_the_cap():
     assert false_action_rate(y_true, decide(probs, CLASSES, strict), CLASSES) <= 0.05
     assert strict > loose
     assert (decide(probs, CLASSES, strict)[150:] == boxing).all()  # the sure actions survive
+
+
+def test_cross_fitted_threshold_is_tuned_on_the_other_folds_only():
+    from realtime.evaluation import HeldOut, cross_fitted, score
+    from realtime.features import PoseSequence
+
+    other, boxing = CLASSES.index("OTHER"), CLASSES.index("BOXING")
+
+    def fold_windows(unsure_other: int) -> tuple[np.ndarray, list[PoseSequence]]:
+        """50 OTHER windows (the first `unsure_other` look like boxing at 0.6) and 50 sure BOXING ones."""
+        probs = np.full((100, len(CLASSES)), 0.01)
+        probs[:50, other], probs[50:, boxing] = 0.9, 0.9
+        probs[:unsure_other, other], probs[:unsure_other, boxing] = 0.1, 0.6
+        seqs = [
+            PoseSequence(np.zeros((2, 17, 2)), np.zeros((2, 17)), [0.0, 0.1], label, "s", f"{label}.avi", "x")
+            for label in ("OTHER", "BOXING")
+        ]
+        return probs / probs.sum(axis=1, keepdims=True), seqs
+
+    held = HeldOut.empty(len(CLASSES))
+    for fold, unsure in enumerate((10, 0)):  # fold 0's own models gave false actions, fold 1's did not
+        probs, seqs = fold_windows(unsure)
+        held.add(probs, [0] * 50 + [1] * 50, 0.0, seqs, fold=fold)
+    tuned, thresholds = cross_fitted(held, CLASSES, max_false_action=0.05)
+    # Fold 1's windows never needed rejection, so fold 0 gets none; fold 1 inherits fold 0's lesson.
+    assert thresholds[0] == 0.0 and thresholds[1] > 0.6
+    assert set(tuned.thresholds[held.folds == 1]) == {thresholds[1]}
+    assert score(tuned, CLASSES)["false_action_rate"] == score(held, CLASSES)["false_action_rate"] == 0.1
+    assert score(tuned.restrict(lambda s: True), CLASSES)["windows"] == 200
 
 
 def test_subject_folds_hold_out_whole_subjects_and_spread_a_rare_class():

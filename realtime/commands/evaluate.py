@@ -111,6 +111,7 @@ def main(argv: list[str]) -> int:
     from ..classifier import load_checkpoint
     from ..evaluation import (
         brief,
+        cross_fitted,
         cross_validate,
         dataset_folds,
         pooled_threshold,
@@ -185,6 +186,11 @@ def main(argv: list[str]) -> int:
 
     by_source = {src: score(head.restrict(of_source(src)), labels) for src in sources}
     report["by_source"] = {src: brief(r) for src, r in by_source.items()}
+    if len(fold_info) > 1:
+        tuned, thresholds = cross_fitted(head, labels, max_false_action)
+        report["cross_fitted"] = {"thresholds": thresholds, "all": brief(score(tuned, labels))} | {
+            src: brief(score(tuned.restrict(of_source(src)), labels)) for src in sources
+        }
 
     def video_only(variant: tuple[int, int]) -> dict:
         return brief(score(results[variant].restrict(lambda s: "backend" in s.meta), labels))
@@ -271,5 +277,16 @@ def print_human(r: dict) -> None:
         )
     if r["clips_wrong"]:
         print("wrong clips: " + "; ".join(r["clips_wrong"][:30]))
+    if "cross_fitted" in r:
+        xfit = r["cross_fitted"]
+        print(
+            f"threshold tuned on the other folds' held-out windows ({', '.join(map(str, xfit['thresholds']))}): "
+            + "; ".join(
+                f"{name} macro-F1 {v['macro_f1']:.3f}, false actions {_pct(v['false_action_rate'])}, "
+                f"clips {v['clips_right']}/{v['clips']}"
+                for name, v in xfit.items()
+                if name != "thresholds"
+            )
+        )
     if "pooled_best_threshold" in r:
         print(f"pooled best threshold: {r['pooled_best_threshold']}")
