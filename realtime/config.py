@@ -92,6 +92,13 @@ class MoveNetConfig:
         minimum=128,
         maximum=1024,
     )
+    small_people_long_side: int = _opt(
+        320,
+        "the long side used instead while someone small (box side under 50 px at long side 256, about a "
+        "quarter of a 640x480 frame's height) was seen in the last 30 frames; 0 = never",
+        minimum=0,
+        maximum=1024,
+    )
     person_threshold: float = _opt(
         0.15,
         "minimum person score (clearly visible people score 0.3-0.6, non-people at most 0.09 as measured)",

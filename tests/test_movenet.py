@@ -16,10 +16,12 @@ import pytest
 
 from clips import crossing_clip, fit_into, read_all, tile_clips
 from conftest import REPO
+from realtime.config import MoveNetConfig
 from realtime.errors import WeightsError
 from realtime.pose.movenet_backend import (
     INSTALL_HINT,
     MODEL_IN_ARCHIVE,
+    ZOOM_HOLD_FRAMES,
     MoveNetPose,
     default_model_archive,
     load_model_bytes,
@@ -72,6 +74,25 @@ def test_every_tiled_person_is_found_once_with_the_skeleton_in_their_tile(movene
                 found[i, k] = True
     share = found.mean(axis=0)
     assert share.min() >= FOUND_SHARE, f"share of frames each tiled person was found on: {share.round(3)}"
+
+
+def test_default_settings_zoom_while_small_people_are_in_view(tiled, exercise_clip):
+    """The configured default zooms for the tiled people (found on average as the target asks),
+    and zooms out once only exercise.avi's larger people have been in view for the hold."""
+    defaults = MoveNetConfig()
+    model = MoveNetPose(long_side=defaults.long_side, small_people_long_side=defaults.small_people_long_side)
+    found = []
+    for frame in read_all(tiled.path):
+        poses = model.estimate(frame)
+        found.append(sum(inside((poses.boxes[:, :2] + poses.boxes[:, 2:]) / 2, tile).any() for tile in tiled.tiles))
+    assert model.zoomed
+    assert np.mean(found) / len(tiled.tiles) >= FOUND_SHARE, np.bincount(found)
+    zoomed_after = []
+    for frame in read_all(exercise_clip)[: ZOOM_HOLD_FRAMES + 20]:
+        assert len(model.estimate(frame)) == 3
+        zoomed_after.append(model.zoomed)
+    assert all(zoomed_after[: ZOOM_HOLD_FRAMES - 1]) and not any(zoomed_after[ZOOM_HOLD_FRAMES - 1 :])
+    model.close()
 
 
 def test_exercise_clip_three_people(movenet, exercise_clip):

@@ -30,7 +30,12 @@ class PoseBackend(Protocol):
 def backend_options(pose: PoseConfig) -> dict[str, Any]:
     if pose.backend == "movenet":
         m = pose.movenet
-        return {"long_side": m.long_side, "person_threshold": m.person_threshold, "max_people": m.max_people}
+        return {
+            "long_side": m.long_side,
+            "small_people_long_side": m.small_people_long_side,
+            "person_threshold": m.person_threshold,
+            "max_people": m.max_people,
+        }
     if pose.backend == "detectron2":
         d2 = pose.detectron2
         return {

