@@ -12,7 +12,7 @@ across frames. The one thing a model carries from frame to frame is its zoom: wh
 has recently seen a small person, it poses at `small_people_long_side` instead of
 `long_side` (see `SMALL_PERSON_PX`). With several cameras sharing a model, one camera's
 small people zoom it for the others too while they last: that costs time, never people.
-BlazePose is not like that: each instance tracks its one person from its own previous frame
+BlazePose carries far more: each instance tracks its one person from its own previous frame
 (the landmarks of frame t place the crop for frame t+1, and are smoothed over time). Dealt
 round-robin over two workers, each instance sees every other frame, so the person moves twice
 as far between the frames it sees, its crop lags, and the two instances smooth apart: the
