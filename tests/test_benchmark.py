@@ -77,11 +77,12 @@ def test_throughput_runs_every_clip_and_backend_on_every_frame(throughput):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_movenet_finds_the_tiled_people_alike_in_both_designs(throughput):
-    """MoveNet keeps no state, so dealing frames over two models poses each frame as one model does."""
+    """MoveNet keeps no state but its zoom, so dealing frames over two models poses each frame as one
+    model does, except the second model's first frame: it comes before that model has zoomed."""
     _, result, _ = throughput
     rows = {(r["clip"], r["backend"]): r for r in result["rows"]}
     tiled, one = rows[("tiled", "movenet")], rows[("one", "movenet")]
-    assert tiled["people_mean"] == pytest.approx(tiled["serial_people_mean"], abs=1e-3)
+    assert tiled["people_mean"] == pytest.approx(tiled["serial_people_mean"], abs=1.001 / tiled["frames"])
     assert tiled["people_mean"] > 2 * one["people_mean"] > 0  # several people where there are four
     assert rows[("one", "blazepose")]["people_mean"] <= 1.0  # BlazePose finds one person at most
 
