@@ -15,7 +15,7 @@ from realtime.datasets.labels import CLASSES
 from realtime.features import FeatureSpec
 from realtime.inference_worker import ActionClassification
 from realtime.pipeline import Pipeline
-from realtime.pose import create_backend
+from realtime.pose import backend_options, create_backend
 from realtime.pose_stage import RoundRobinPose
 from realtime.serial import SerialLoop
 from realtime.types import FrameRecord
@@ -75,7 +75,7 @@ def test_threaded_pipeline_matches_the_serial_loop(weizmann_clip, weights, tmp_p
 
     cap, info = open_source(str(weizmann_clip), config.capture)
     loop = SerialLoop(
-        RoundRobinPose([create_backend(backend) for _ in range(workers)]),
+        RoundRobinPose([create_backend(backend, backend_options(config.pose)) for _ in range(workers)]),
         ActionClassification(ActionClassifier.load(weights), config.classifier.smoothing_s),
         skip,
     )
