@@ -283,6 +283,17 @@ def pooled_threshold(held: HeldOut, labels: tuple[str, ...], max_false_action: f
     return choose_threshold(held.probs, held.true_labels(labels), labels, max_false_action)
 
 
+def rejection_curve(held: HeldOut, labels: tuple[str, ...], thresholds: tuple[float, ...]) -> list[dict]:
+    """Macro-F1 and false-action rate of the held-out windows if every model had used each threshold:
+    the trade-off a user sets with `classifier.threshold`."""
+    curve = []
+    for t in thresholds:
+        flat = HeldOut(held.probs, held.owner, np.full(len(held.owner), t), held.sequences, held.folds)
+        r = score(flat, labels)
+        curve.append({"threshold": t} | {k: r[k] for k in ("macro_f1", "false_action_rate", "clips_right")})
+    return curve
+
+
 def cross_fitted(held: HeldOut, labels: tuple[str, ...], max_false_action: float) -> tuple[HeldOut, list[float]]:
     """The windows rejected by thresholds tuned out of domain, and those thresholds (one per fold).
 

@@ -174,6 +174,10 @@ def test_cross_validation_holds_out_whole_people(datasets, tmp_path):
     assert report["clips"] == 72 and report["clip_accuracy"] is not None
     tuned = report["cross_fitted"]
     assert len(tuned["thresholds"]) == 3 and tuned["all"]["windows"] == tuned["kth"]["windows"] == report["windows"]
+    curve = report["rejection_curve"]
+    assert [p["threshold"] for p in curve] == sorted(p["threshold"] for p in curve)
+    rates = [p["false_action_rate"] for p in curve]
+    assert rates == sorted(rates, reverse=True)  # a higher threshold never gives more false actions
     assert (tmp_path / "cm.png").stat().st_size > 1000
 
 

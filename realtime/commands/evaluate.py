@@ -33,6 +33,8 @@ from .training_args import add_training_arguments, train_config_from
 if TYPE_CHECKING:
     from ..features import PoseSequence
 
+REJECTION_CURVE = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -115,6 +117,7 @@ def main(argv: list[str]) -> int:
         cross_validate,
         dataset_folds,
         pooled_threshold,
+        rejection_curve,
         score,
         score_checkpoint,
         subject_folds,
@@ -191,6 +194,7 @@ def main(argv: list[str]) -> int:
         report["cross_fitted"] = {"thresholds": thresholds, "all": brief(score(tuned, labels))} | {
             src: brief(score(tuned.restrict(of_source(src)), labels)) for src in sources
         }
+        report["rejection_curve"] = rejection_curve(head, labels, REJECTION_CURVE)
 
     def video_only(variant: tuple[int, int]) -> dict:
         return brief(score(results[variant].restrict(lambda s: "backend" in s.meta), labels))
@@ -286,6 +290,14 @@ def print_human(r: dict) -> None:
                 f"clips {v['clips_right']}/{v['clips']}"
                 for name, v in xfit.items()
                 if name != "thresholds"
+            )
+        )
+    if "rejection_curve" in r:
+        print(
+            "every model at threshold: "
+            + "; ".join(
+                f"{p['threshold']}: macro-F1 {p['macro_f1']:.3f}, false actions {_pct(p['false_action_rate'])}"
+                for p in r["rejection_curve"]
             )
         )
     if "pooled_best_threshold" in r:
