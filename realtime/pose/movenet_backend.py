@@ -62,11 +62,12 @@ STRIDE = 32  # input sides must be multiples of this
 # (22 ms at 640x480 on one thread; `python -m scripts.measure_movenet cost movenet256 movenet320 movenet384`).
 DEFAULT_PERSON_THRESHOLD = 0.15
 
-# Small people are lost when several share a frame. Sizes (the box's longer side) at long
-# side 256, as this model's boxes give them, against the share of people found:
-#   Weizmann people alone, placed at 6 sizes in 640x480:  0.99 down to 45 px, 0.96 at 32, 0.84 at 27
-#   exercise.avi, 3 people, 55-75 px (1st-95th pct.):     1.00
-#   Weizmann tiled 2x2, 4 people, 41-53 px (5th-95th):    0.87-0.89 (the both-hands waver 0.61)
+# Small people are lost when several share a frame. Size is the box's longer side at long
+# side 256 (5th-95th percentile), against the share of people found at 256:
+#   Weizmann people alone at 7 sizes in 640x480 (median): 0.99 down to 45 px, 0.96 at 32, 0.84 at 27
+#   exercise.avi, 3 people, 62-89 px:                     1.00 (the smallest in a frame: 55 px or more
+#                                                         on 99% of frames, as this model boxes them)
+#   Weizmann tiled 2x2, 4 people, 41-53 px:               0.87-0.89 (the both-hands waver 0.61)
 # Zoomed to 320 the tiled people are found on 0.97 of frames (the waver 0.90), to 384 on 0.99.
 # So a person under 50 px makes the model zoom; exercise.avi's (found at 256 anyway) do not.
 SMALL_PERSON_PX = 50
