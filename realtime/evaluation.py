@@ -184,7 +184,7 @@ def score(held: HeldOut, labels: tuple[str, ...]) -> dict:
     clip_table = per_class(clip_true, clip_pred, labels) if votes else {}
     far = false_action_rate(y_true, y_pred, labels)
     # The same windows without rejection: how much of the score the threshold makes.
-    raw = HeldOut(held.probs, owner, np.zeros(len(owner)), seqs).predictions(labels)
+    raw = dataclasses.replace(held, thresholds=np.zeros(len(owner))).predictions(labels)
     clip_far = false_action_rate(clip_true, clip_pred, labels) if votes else None
     return {
         "accuracy": round(float(np.mean(y_true == y_pred)), 4) if len(owner) else 0.0,
@@ -288,8 +288,7 @@ def rejection_curve(held: HeldOut, labels: tuple[str, ...], thresholds: tuple[fl
     the trade-off a user sets with `classifier.threshold`."""
     curve = []
     for t in thresholds:
-        flat = HeldOut(held.probs, held.owner, np.full(len(held.owner), t), held.sequences, held.folds)
-        r = score(flat, labels)
+        r = score(dataclasses.replace(held, thresholds=np.full(len(held.owner), t)), labels)
         curve.append({"threshold": t} | {k: r[k] for k in ("macro_f1", "false_action_rate", "clips_right")})
     return curve
 
@@ -311,4 +310,4 @@ def cross_fitted(held: HeldOut, labels: tuple[str, ...], max_false_action: float
         t = choose_threshold(held.probs[~mine], y_true[~mine], labels, max_false_action) if (~mine).any() else 0.0
         thresholds[mine] = t
         chosen.append(t)
-    return HeldOut(held.probs, held.owner, thresholds, held.sequences, held.folds), chosen
+    return dataclasses.replace(held, thresholds=thresholds), chosen
