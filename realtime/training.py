@@ -8,8 +8,6 @@ new variants; validation windows are fixed.
 from __future__ import annotations
 
 import random
-import shutil
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -49,12 +47,18 @@ class TrainConfig:
     batch_size: int = 64
     max_epochs: int = 30
     patience: int = 6
+    # The validation subjects are few (KTH's three people never among them), so in the first
+    # epochs their loss is a poor guide: without a floor, folds kept epoch 1-3 now and then.
+    min_epochs: int = 1
     stride_s: float = 0.04  # between training window starts (one grid step at 25 Hz)
     max_windows_per_sequence: int = 400
     epoch_windows: int = 4000  # windows drawn per epoch by the balanced sampler
     augment: bool = True
     augment_off: tuple[str, ...] = ()  # augmentations (augment.NAMES) left out
     balance_sources: bool = True  # each data set an equal share of a class's training windows
+    # OTHER's share of training windows against each action's: OTHER spans every other thing
+    # people do, and its windows are where false actions come from.
+    other_weight: float = 1.0
     # The rejection threshold is the best macro-F1 on the validation subjects among those that
     # give at most this share of OTHER windows one of the six actions (a false alarm is the
     # worst outcome for a surveillance user).
@@ -181,7 +185,8 @@ class WindowDataset(Dataset):
         return window_features(kp, vis, spec)
 
     def balanced_weights(self) -> np.ndarray:
-        """Drawing weights that give every class an equal share; within a class, every data set
+        """Drawing weights that give every class an equal share (OTHER `other_weight` times that);
+        within a class, every data set
         (source) that has it an equal share (with `balance_sources`); within that, every recording.
 
         Sources differ wildly in length (a 6 s Weizmann clip against a minutes-long OpenPose
@@ -206,6 +211,7 @@ class WindowDataset(Dataset):
                 for i, _ in self.items
             ]
         )
+        weights[self.targets == self.other] *= self.config.other_weight
         return weights / weights.sum()
 
 
@@ -323,7 +329,8 @@ def fit(
     `fixed_epochs` trains that many epochs without validation (the final all-data model).
     """
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+    from .early_stopping import BestSettledEpoch
 
     start = time.perf_counter()
     torch.set_num_threads(config.threads)
@@ -354,22 +361,14 @@ def fit(
         train_ds.balanced_weights().tolist(), config.epoch_windows, replacement=True, generator=generator
     )
     train_loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=sampler)
-    callbacks = []
-    checkpoint = None
-    if has_val:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        ckpt_dir = tempfile.mkdtemp(prefix="fit-", dir=run_dir)
-        checkpoint = ModelCheckpoint(
-            dirpath=ckpt_dir, monitor="val_loss", mode="min", save_top_k=1, filename="best-{epoch}-{val_loss:.3f}"
-        )
-        callbacks = [checkpoint, EarlyStopping(monitor="val_loss", mode="min", patience=config.patience)]
+    best = BestSettledEpoch(config.min_epochs, config.patience)
     trainer = pl.Trainer(
         max_epochs=fixed_epochs or config.max_epochs,
         accelerator="cpu",
         devices=1,
         logger=False,
-        callbacks=callbacks,
-        enable_checkpointing=has_val,
+        callbacks=[best] if has_val else [],
+        enable_checkpointing=False,
         enable_progress_bar=config.progress,
         enable_model_summary=False,
         default_root_dir=str(run_dir),
@@ -380,19 +379,11 @@ def fit(
     trainer.fit(model, train_loader, val_loader)
     best_epoch = trainer.current_epoch
     threshold, val_f1 = 0.0, None
-    if (
-        has_val
-        and val_ds is not None
-        and val_ds._fixed is not None
-        and checkpoint is not None
-        and checkpoint.best_model_path
-    ):
-        best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(best["state_dict"])
-        best_epoch = int(best["epoch"]) + 1
+    if has_val and val_ds is not None and val_ds._fixed is not None and best.state is not None:
+        model.load_state_dict(best.state)
+        best_epoch = best.epoch
         probs = predict_windows(model, val_ds._fixed)
         threshold = choose_threshold(probs, val_ds.targets, config.labels, config.max_false_action)
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
         val_f1 = macro_f1(val_ds.targets, decide(probs, config.labels, threshold), config.labels)
     return TrainResult(
         model.eval(),

@@ -39,6 +39,8 @@ def test_short_training_writes_a_checkpoint_inference_accepts(datasets, tmp_path
             "8",
             "--epochs",
             "2",
+            "--min-epochs",
+            "2",
             "--epoch-windows",
             "256",
             "--hidden",
@@ -55,6 +57,7 @@ def test_short_training_writes_a_checkpoint_inference_accepts(datasets, tmp_path
     clf = ActionClassifier.load(out)
     assert clf.labels == CLASSES and 0.0 <= clf.threshold <= 0.9
     assert clf.checkpoint.info["trained_on"] == "all" and clf.checkpoint.hidden_size == 16
+    assert clf.checkpoint.info["epochs"] == 2  # the validated epoch count never precedes --min-epochs
     windows = np.random.default_rng(0).normal(size=(3, clf.spec.window, clf.spec.dim)).astype(np.float32)
     predictions = clf.predict(windows)
     assert len(predictions) == 3 and all(p.label in CLASSES for p in predictions)
@@ -84,6 +87,50 @@ def test_training_flags_default_to_train_config():
     for command in (train, evaluate):
         args = command.build_parser().parse_args(["--data", "kth:x.csv"])
         assert train_config_from(args) == TrainConfig(progress=False)
+
+
+def test_the_kept_epoch_is_the_best_one_after_the_warm_up():
+    """The callback reads four attributes of Lightning's Trainer; a stand-in gives it a known series
+    of validation losses, which a real training run cannot be made to produce."""
+    from types import SimpleNamespace
+
+    from realtime.early_stopping import BestSettledEpoch
+
+    layer = torch.nn.Linear(2, 1)
+    keeper = BestSettledEpoch(min_epochs=3, patience=2)
+    trainer_stand_in = SimpleNamespace(current_epoch=0, callback_metrics={}, sanity_checking=False, should_stop=False)
+    stopped_after = None
+    for epoch, loss in enumerate([0.2, 0.9, 0.8, 0.6, 0.7, 0.65, 0.1], start=1):
+        trainer_stand_in.current_epoch = epoch - 1
+        trainer_stand_in.callback_metrics = {"val_loss": torch.tensor(loss)}
+        with torch.no_grad():
+            layer.weight.fill_(epoch)
+        keeper.on_validation_end(trainer_stand_in, layer)
+        if trainer_stand_in.should_stop:
+            stopped_after = epoch
+            break
+    # Epoch 1's lower loss is inside the warm-up; epoch 4 is the best after it, and two epochs
+    # without a better one end the run before epoch 7 is reached.
+    assert keeper.epoch == 4 and keeper.loss == pytest.approx(0.6) and stopped_after == 6
+    assert keeper.state is not None and torch.all(keeper.state["weight"] == 4)
+
+
+@pytest.mark.parametrize("other_weight", [1.0, 3.0])
+def test_other_gets_its_weight_times_an_actions_share_of_training_windows(datasets, tmp_path, other_weight):
+    from realtime.augment import Augment
+    from realtime.datasets import load_labelled
+    from realtime.training import TrainConfig, WindowDataset
+
+    sequences = load_labelled([_kth(datasets)], tmp_path)
+    config = TrainConfig(other_weight=other_weight)
+    windows = WindowDataset(sequences, config, Augment())
+    weights = windows.balanced_weights()
+    share = {label: float(weights[windows.targets == CLASSES.index(label)].sum()) for label in CLASSES}
+    actions = [label for label in CLASSES if label != "OTHER" and share[label] > 0]
+    assert sorted(actions) == ["BOXING", "CLAPPING_HANDS", "WAVING_2HANDS"]  # KTH's three
+    for label in actions:
+        assert share[label] == pytest.approx(1 / (len(actions) + other_weight))
+    assert share["OTHER"] == pytest.approx(other_weight / (len(actions) + other_weight))
 
 
 def _saved(tmp_path: Path, labels=CLASSES, spec: FeatureSpec = FeatureSpec()) -> Path:

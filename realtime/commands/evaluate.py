@@ -124,6 +124,7 @@ def main(argv: list[str]) -> int:
         thin_to_rate,
     )
 
+    config = None if args.weights else train_config_from(args)  # a bad flag fails before minutes of posing
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     everies, workers = args.pose_every, args.pose_workers
@@ -148,7 +149,7 @@ def main(argv: list[str]) -> int:
         mode = f"checkpoint {args.weights} (threshold {ckpt.threshold})"
         max_false_action = 1.0
     else:
-        config = train_config_from(args)
+        assert config is not None
         labels, max_false_action = CLASSES, config.max_false_action
         extra = load_labelled(args.extra, args.cache, 1, backend=args.pose) if args.extra else []
         # Training always sees every-frame poses of one model; only scoring varies the posing.
@@ -176,7 +177,7 @@ def main(argv: list[str]) -> int:
             "seconds": round(time.perf_counter() - start, 1),
         }
     )
-    if not args.weights:
+    if config is not None:
         report["train_config"] = {k: v for k, v in vars(config).items() if k not in ("labels", "spec", "progress")}
         report["feature_spec"] = config.spec.to_dict()
     if fold_info:

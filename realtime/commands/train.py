@@ -79,6 +79,7 @@ def _progress_bar(iterable: Iterable[Any], description: str) -> Iterable[Any]:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    config = train_config_from(args, progress=not args.quiet)  # a bad flag fails before minutes of posing
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
     from ..classifier import save_checkpoint
@@ -112,7 +113,6 @@ def main(argv: list[str]) -> int:
             )
     else:
         train, val = split_by_subject(sequences, args.val_fraction, args.seed)
-    config = train_config_from(args, progress=not args.quiet)
     print(f"train: {describe(train)}")
     print(f"val:   {describe(val) if val else 'none'}")
     result = fit(train, val, config, args.runs)

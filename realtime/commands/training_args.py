@@ -9,6 +9,7 @@ from pathlib import Path
 from ..augment import NAMES as AUGMENTATIONS
 from ..classifier import ARCHITECTURES
 from ..datasets import DEFAULT_POSE_CACHE
+from ..errors import ConfigError
 from ..training import TrainConfig
 
 
@@ -22,6 +23,12 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
         help="most epochs; early stopping may end sooner (default %(default)s)",
     )
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience (default %(default)s)")
+    p.add_argument(
+        "--min-epochs",
+        type=int,
+        default=d.min_epochs,
+        help="the kept epoch is never earlier than this (default %(default)s)",
+    )
     p.add_argument(
         "--hidden", type=int, default=d.hidden_size, help="LSTM hidden units / TCN channels (default %(default)s)"
     )
@@ -66,6 +73,12 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
         help="give each data set an equal share of a class's training windows (default %(default)s)",
     )
     p.add_argument(
+        "--other-weight",
+        type=float,
+        default=d.other_weight,
+        help="OTHER's share of training windows against each action's (default %(default)s)",
+    )
+    p.add_argument(
         "--max-false-action",
         type=float,
         default=d.max_false_action,
@@ -82,6 +95,10 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
 
 def train_config_from(args: argparse.Namespace, progress: bool = False) -> TrainConfig:
     d = TrainConfig()
+    if not 1 <= args.min_epochs <= args.epochs:
+        raise ConfigError(f"--min-epochs {args.min_epochs}: give 1 to --epochs ({args.epochs})")
+    if args.other_weight <= 0:
+        raise ConfigError(f"--other-weight {args.other_weight}: give a positive number (1 = an action's share)")
     return TrainConfig(
         arch=args.arch,
         hidden_size=args.hidden,
@@ -92,12 +109,14 @@ def train_config_from(args: argparse.Namespace, progress: bool = False) -> Train
         batch_size=args.batch,
         max_epochs=args.epochs,
         patience=args.patience,
+        min_epochs=args.min_epochs,
         max_windows_per_sequence=args.max_windows,
         epoch_windows=args.epoch_windows,
         augment=not args.no_augment,
         augment_off=tuple(args.augment_off),
         max_false_action=args.max_false_action,
         balance_sources=args.balance_sources,
+        other_weight=args.other_weight,
         seed=args.seed,
         threads=args.threads,
         progress=progress,
