@@ -72,6 +72,24 @@ def test_train_command_reports_bad_data_in_one_line(tmp_path):
     assert not (tmp_path / "x.pt").exists()
 
 
+@pytest.mark.parametrize(
+    "command, flags, named",
+    [
+        ("train", ["--min-epochs", "40"], "--min-epochs 40"),
+        ("evaluate", ["--min-epochs", "0"], "--min-epochs 0"),
+        ("train", ["--other-weight", "0"], "--other-weight 0"),
+        ("evaluate", ["--other-weight", "-1"], "--other-weight -1"),
+    ],
+)
+def test_bad_training_flags_fail_in_one_line_before_any_work(datasets, tmp_path, command, flags, named):
+    out = ["--out", str(tmp_path / "x.pt")] if command == "train" else []
+    proc = run_cli(command, "--data", _kth(datasets), *flags, *out, "--runs", str(tmp_path / "runs"), timeout=120)
+    assert proc.returncode == 2, proc.stderr[-500:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "x.pt").exists() and not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("command", ["train", "evaluate", "extract-poses"])
 def test_commands_print_their_help(command):
     proc = run_cli(command, "--help", timeout=120)
@@ -87,6 +105,9 @@ def test_training_flags_default_to_train_config():
     for command in (train, evaluate):
         args = command.build_parser().parse_args(["--data", "kth:x.csv"])
         assert train_config_from(args) == TrainConfig(progress=False)
+        # A short run lowers the default epoch floor with it rather than failing.
+        short = command.build_parser().parse_args(["--data", "kth:x.csv", "--epochs", "3"])
+        assert train_config_from(short).min_epochs == 3 < TrainConfig().min_epochs
 
 
 def test_the_kept_epoch_is_the_best_one_after_the_warm_up():

@@ -26,8 +26,8 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-epochs",
         type=int,
-        default=d.min_epochs,
-        help="the kept epoch is never earlier than this (default %(default)s)",
+        default=None,
+        help=f"the kept epoch is never earlier than this (default {d.min_epochs}, or --epochs if fewer)",
     )
     p.add_argument(
         "--hidden", type=int, default=d.hidden_size, help="LSTM hidden units / TCN channels (default %(default)s)"
@@ -95,8 +95,10 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
 
 def train_config_from(args: argparse.Namespace, progress: bool = False) -> TrainConfig:
     d = TrainConfig()
-    if not 1 <= args.min_epochs <= args.epochs:
-        raise ConfigError(f"--min-epochs {args.min_epochs}: give 1 to --epochs ({args.epochs})")
+    # The default floor gives way to a short --epochs; a floor the user gives does not.
+    min_epochs = min(d.min_epochs, args.epochs) if args.min_epochs is None else args.min_epochs
+    if not 1 <= min_epochs <= args.epochs:
+        raise ConfigError(f"--min-epochs {min_epochs}: give 1 to --epochs ({args.epochs})")
     if args.other_weight <= 0:
         raise ConfigError(f"--other-weight {args.other_weight}: give a positive number (1 = an action's share)")
     return TrainConfig(
@@ -109,7 +111,7 @@ def train_config_from(args: argparse.Namespace, progress: bool = False) -> Train
         batch_size=args.batch,
         max_epochs=args.epochs,
         patience=args.patience,
-        min_epochs=args.min_epochs,
+        min_epochs=min_epochs,
         max_windows_per_sequence=args.max_windows,
         epoch_windows=args.epoch_windows,
         augment=not args.no_augment,
