@@ -68,10 +68,11 @@ def _data_args(datasets: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def weights_without_clip_subjects(datasets) -> Path:
     from realtime.classifier import load_checkpoint
+    from realtime.config import DEFAULT_WEIGHTS
     from realtime.datasets import default_pose_backend
 
     excluded = sorted(set(CLIP_SUBJECTS))
-    threshold = load_checkpoint(REPO / "weights" / "action_classifier.pt").threshold
+    threshold = load_checkpoint(DEFAULT_WEIGHTS).threshold
     key = hashlib.sha256()
     key.update(f"{excluded}{default_pose_backend()}{threshold}".encode())
     for name in TRAINING_CODE:
