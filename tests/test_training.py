@@ -13,11 +13,9 @@ import torch
 
 from conftest import run_cli
 from realtime.classifier import CLASSES, ActionClassifier, ActionLSTM, load_checkpoint, save_checkpoint
+from realtime.config import DEFAULT_WEIGHTS as SHIPPED
 from realtime.errors import WeightsError
 from realtime.features import FeatureSpec
-
-REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "weights" / "action_classifier.pt"
 
 
 def _kth(root: Path) -> str:
