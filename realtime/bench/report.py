@@ -94,15 +94,15 @@ def throughput_markdown(result: dict) -> str:
                 f"{v['latency_ms_p95']:.0f} ms | {v['latency_ms_max']:.0f} ms | "
                 f"{v['dropped']} of {v['frames_in']} | {v['fps']:.1f} |"
             )
-    cli, lstm = result["cli"], result["lstm_ms_per_batch"]
+    cli, batches = result["cli"], result["classifier_ms_per_batch"]
     lines += [
         "",
         "## Memory and the classifier",
         "",
         f"- Peak RSS of `python -m realtime --pose {cli['backend']}` (clip {cli['clip']}, writing video): "
         f"{cli['peak_rss_mb']:.0f} MB.",
-        "- LSTM per batch of windows: "
-        + ", ".join(f"{b} {ms:.2f} ms" for b, ms in lstm.items())
+        f"- Classifier ({result['classifier_arch']}) per batch of windows: "
+        + ", ".join(f"{b} {ms:.2f} ms" for b, ms in batches.items())
         + f"; features of one window {result['features_ms_per_window']:.2f} ms.",
         "",
         f"## Targets (issue 12, for {meta['headline_backend']}; the default backend is {meta['default_backend']})",

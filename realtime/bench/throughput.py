@@ -47,7 +47,7 @@ from .clips import CLIP_NAMES, BenchClip, build_clip
 
 log = logging.getLogger("realtime.bench")
 STAGES = ("decode", "pose", "classify", "overlay", "write")
-LSTM_BATCHES = (1, 4, 8)
+CLASSIFIER_BATCHES = (1, 4, 8)
 
 
 def load_average() -> float:
@@ -277,9 +277,9 @@ def cli_peak_rss(config_path: Path | None, clip: BenchClip, backend: str, folder
     }
 
 
-def lstm_timing(config: Config, repeats: int) -> tuple[dict[str, float], float]:
-    """Median ms of the classifier on B windows at once (as the classify stage calls it), and of
-    one live window's features."""
+def classifier_timing(config: Config, repeats: int) -> tuple[dict[str, float], float, str]:
+    """Median ms of the classifier on B windows at once (as the classify stage calls it), of one
+    live window's features, and the classifier's architecture."""
     classifier = load_classifier(config)
     if classifier is None:
         raise RealtimeError("no classifier weights to time — pass --weights")
@@ -296,14 +296,14 @@ def lstm_timing(config: Config, repeats: int) -> tuple[dict[str, float], float]:
         return round(statistics.median(samples), 3)
 
     batches = {}
-    for batch in LSTM_BATCHES:
+    for batch in CLASSIFIER_BATCHES:
         windows = rng.standard_normal((batch, spec.window, spec.dim)).astype(np.float32)
         batches[str(batch)] = median_ms(functools.partial(classifier.predict_proba, windows))
     window = TrackWindow(spec)
     base = rng.uniform(100, 400, (17, 2)).astype(np.float32)
     for i in range(60):  # two seconds of a person at 30 fps
         window.add(i / 30, base + rng.normal(0, 3, (17, 2)).astype(np.float32), np.full(17, 0.9, np.float32))
-    return batches, median_ms(window.features)
+    return batches, median_ms(window.features), classifier.checkpoint.arch
 
 
 def available_cores(seconds: float = 1.0) -> float:
@@ -383,7 +383,7 @@ def summarise(runs: list[Run]) -> list[dict]:
     return rows
 
 
-def targets(rows: list[dict], people: dict[str, int], headline: str, lstm: dict[str, float]) -> list[dict]:
+def targets(rows: list[dict], people: dict[str, int], headline: str, classifier_ms: dict[str, float]) -> list[dict]:
     """Issue 12's targets (640x480, skip 0, the default backend, this machine), for the rows measured."""
 
     def row(clip: str, backend: str) -> dict | None:
@@ -412,7 +412,7 @@ def targets(rows: list[dict], people: dict[str, int], headline: str, lstm: dict[
             found.append(
                 (f"people found per frame / true count, {clip}", ">=", 0.95, round(r["people_mean"] / people[clip], 3))
             )
-    found.append(("LSTM ms per batch of 8 windows", "<=", 1.0, lstm["8"]))
+    found.append(("classifier ms per batch of 8 windows", "<=", 1.0, classifier_ms["8"]))
     return [
         {
             "measure": name,
@@ -512,7 +512,7 @@ def measure(plan: ThroughputPlan, base: Config, config_path: Path | None, datase
                     )
         cli = cli_peak_rss(config_path, first, plan.backends[0], tmp, max_frames=min(300, first.frames))
         log.info("python -m realtime (%s): peak RSS %.0f MB", cli["backend"], cli["peak_rss_mb"])
-        lstm, features_ms = lstm_timing(base, repeats=50 if plan.quick else 300)
+        classifier_ms, features_ms, arch = classifier_timing(base, repeats=50 if plan.quick else 300)
     meta.update(
         load_end=list(np.round(os.getloadavg(), 2)),
         cores_end=available_cores(),
@@ -525,8 +525,9 @@ def measure(plan: ThroughputPlan, base: Config, config_path: Path | None, datase
         "meta": meta,
         "rows": rows,
         "cli": cli,
-        "lstm_ms_per_batch": lstm,
+        "classifier_arch": arch,
+        "classifier_ms_per_batch": classifier_ms,
         "features_ms_per_window": features_ms,
-        "targets": targets(rows, {c.name: c.people for c in clips.values()}, headline, lstm),
+        "targets": targets(rows, {c.name: c.people for c in clips.values()}, headline, classifier_ms),
         "runs": [r.to_json() for r in runs],
     }
