@@ -347,6 +347,27 @@ def test_tcn_checkpoint_round_trip_and_an_old_lstm_file_still_loads(tmp_path):
         load_checkpoint(_rewrite(tmp_path / "tcn.pt", arch="transformer"))
 
 
+def test_live_classifier_folds_batch_norm_without_changing_a_probability(datasets, tmp_path):
+    """Live prediction runs the TCN with each batch norm folded into its convolution; on real
+    KTH windows the shipped weights must give the probabilities the trained network gives."""
+    from realtime.datasets import load_labelled
+    from realtime.features import sequence_windows
+
+    clf = ActionClassifier.load(SHIPPED)
+    layers = list(clf.model.modules())
+    assert clf.checkpoint.arch == "tcn" and len(layers) > 5
+    assert not any(isinstance(m, (torch.nn.BatchNorm1d, torch.nn.Dropout)) for m in layers)
+    sequences = load_labelled([_kth(datasets)], tmp_path)[::12]
+    windows = np.concatenate([sequence_windows(seq, clf.spec, stride=8)[0] for seq in sequences])
+    assert len(windows) >= 50
+    trained = clf.checkpoint.build_model().eval()
+    with torch.inference_mode():
+        expected = torch.softmax(trained(torch.from_numpy(windows)), dim=1).numpy()
+    got = clf.predict_proba(windows)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
+
+
 def test_threshold_keeps_false_actions_on_other_under_the_cap():
     from realtime.classifier import decide
     from realtime.training import choose_threshold, false_action_rate
