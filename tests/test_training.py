@@ -152,6 +152,27 @@ def test_other_gets_its_weight_times_an_actions_share_of_training_windows(datase
     assert share["OTHER"] == pytest.approx(other_weight / (len(actions) + other_weight))
 
 
+@pytest.mark.parametrize("balance_sources", [False, True])
+def test_a_class_is_shared_by_recordings_or_by_data_sets(datasets, tmp_path, balance_sources):
+    """BOXING has 12 KTH videos and one OpenPose run (`punch`): per recording, the run gets a
+    thirteenth of BOXING's windows; per data set (`--balance-sources`), half."""
+    from realtime.augment import Augment
+    from realtime.datasets import load_labelled
+    from realtime.training import TrainConfig, WindowDataset
+
+    openpose = f"openpose:{datasets / 'openpose_chenge' / 'skeleton_raw.csv'}"
+    sequences = load_labelled([_kth(datasets), openpose], tmp_path)
+    windows = WindowDataset(sequences, TrainConfig(balance_sources=balance_sources), Augment())
+    weights = windows.balanced_weights()
+    boxing = windows.targets == CLASSES.index("BOXING")
+    owners = np.array([i for i, _ in windows.items])
+    recordings = set(owners[boxing].tolist())
+    assert sorted(Counter(sequences[i].source for i in recordings).items()) == [("kth", 12), ("openpose", 1)]
+    (run,) = (i for i in recordings if sequences[i].source == "openpose")
+    share = weights[boxing & (owners == run)].sum() / weights[boxing].sum()
+    assert share == pytest.approx(1 / 2 if balance_sources else 1 / 13)
+
+
 def _saved(tmp_path: Path, labels=CLASSES, spec: FeatureSpec = FeatureSpec()) -> Path:
     path = tmp_path / "ok.pt"
     save_checkpoint(path, ActionLSTM(spec.dim, len(labels), 24, 2), labels, spec, threshold=0.4)
