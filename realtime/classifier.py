@@ -103,8 +103,8 @@ class ActionTCNNet(nn.Module):
     def for_inference(self) -> ActionTCNNet:
         """A copy for prediction only: each batch norm folded into its convolution, dropout gone.
 
-        The same function (probabilities equal to float rounding) at about 15% less time a
-        batch: at a few windows a call, each layer's fixed cost is most of the work.
+        The same function (probabilities equal to float rounding); the five batch norms and
+        dropouts it removes cost about 15% of a live batch of 8 windows on one CPU thread.
         """
         fused = copy.deepcopy(self).eval()
 
