@@ -69,6 +69,9 @@ class TrainConfig:
     # give at most this share of OTHER windows one of the six actions (a false alarm is the
     # worst outcome for a surveillance user).
     max_false_action: float = 0.05
+    # Above 0, validation and the kept weights use an exponential moving average of the weights
+    # (this decay per training step) instead of the last step's.
+    ema_decay: float = 0.0
     seed: int = 0
     threads: int = 1
     progress: bool = True
@@ -319,6 +322,7 @@ class TrainResult:
     train_windows: int
     seconds: float
     val_macro_f1: float | None = None
+    val_loss: float | None = None  # the kept weights' loss on the validation windows
 
 
 def fit(
@@ -366,12 +370,19 @@ def fit(
     )
     train_loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=sampler)
     best = BestSettledEpoch(config.min_epochs, config.patience)
+    callbacks: list[pl.Callback] = [best] if has_val else []
+    if config.ema_decay > 0:
+        from pytorch_lightning.callbacks import EMAWeightAveraging
+
+        # After `best`: Lightning calls callbacks in order, so `best` copies the averaged weights
+        # at the end of validation, before the average swaps the current weights back in.
+        callbacks.append(EMAWeightAveraging(decay=config.ema_decay))
     trainer = pl.Trainer(
         max_epochs=fixed_epochs or config.max_epochs,
         accelerator="cpu",
         devices=1,
         logger=False,
-        callbacks=[best] if has_val else [],
+        callbacks=callbacks,
         enable_checkpointing=False,
         enable_progress_bar=config.progress,
         enable_model_summary=False,
@@ -382,13 +393,14 @@ def fit(
     val_loader = DataLoader(val_ds, batch_size=256) if has_val and val_ds is not None else None
     trainer.fit(model, train_loader, val_loader)
     best_epoch = trainer.current_epoch
-    threshold, val_f1 = 0.0, None
+    threshold, val_f1, val_loss = 0.0, None, None
     if has_val and val_ds is not None and val_ds._fixed is not None and best.state is not None:
         model.load_state_dict(best.state)
         best_epoch = best.epoch
         probs = predict_windows(model, val_ds._fixed)
         threshold = choose_threshold(probs, val_ds.targets, config.labels, config.max_false_action)
         val_f1 = macro_f1(val_ds.targets, decide(probs, config.labels, threshold), config.labels)
+        val_loss = best.loss
     return TrainResult(
         model.eval(),
         threshold,
@@ -398,6 +410,7 @@ def fit(
         len(train_ds),
         time.perf_counter() - start,
         val_f1,
+        val_loss,
     )
 
 

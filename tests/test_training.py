@@ -77,6 +77,7 @@ def test_train_command_reports_bad_data_in_one_line(tmp_path):
         ("evaluate", ["--min-epochs", "0"], "--min-epochs 0"),
         ("train", ["--other-weight", "0"], "--other-weight 0"),
         ("evaluate", ["--other-weight", "-1"], "--other-weight -1"),
+        ("train", ["--ema-decay", "1"], "--ema-decay 1"),
     ],
 )
 def test_bad_training_flags_fail_in_one_line_before_any_work(datasets, tmp_path, command, flags, named):
@@ -124,6 +125,9 @@ def test_the_kept_epoch_is_the_best_one_after_the_warm_up():
         trainer_stand_in.callback_metrics = {"val_loss": torch.tensor(loss)}
         with torch.no_grad():
             layer.weight.fill_(epoch)
+        keeper.on_validation_epoch_end(trainer_stand_in, layer)
+        with torch.no_grad():
+            layer.weight.fill_(-1)  # what weight averaging swaps back in before the loss is known
         keeper.on_validation_end(trainer_stand_in, layer)
         if trainer_stand_in.should_stop:
             stopped_after = epoch
@@ -132,6 +136,29 @@ def test_the_kept_epoch_is_the_best_one_after_the_warm_up():
     # without a better one end the run before epoch 7 is reached.
     assert keeper.epoch == 4 and keeper.loss == pytest.approx(0.6) and stopped_after == 6
     assert keeper.state is not None and torch.all(keeper.state["weight"] == 4)
+
+
+@pytest.mark.training
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_the_kept_weights_are_the_ones_validated_with_or_without_weight_averaging(datasets, tmp_path, ema_decay):
+    """With an average of the weights, validation sees the average; the kept model must be that
+    average, not the last step's weights, which Lightning swaps back in after validation."""
+    from realtime.datasets import load_labelled
+    from realtime.training import TrainConfig, WindowDataset, fit
+
+    sequences = load_labelled([_kth(datasets)], tmp_path)
+    validation = [s for s in sequences if s.subject == "person21"]
+    training = [s for s in sequences if s.subject != "person21"]
+    config = TrainConfig(
+        hidden_size=16, num_layers=2, max_epochs=3, min_epochs=2, epoch_windows=256, ema_decay=ema_decay, progress=False
+    )
+    result = fit(training, validation, config, run_dir=tmp_path / "runs")
+    windows = WindowDataset(validation, config, None)
+    assert windows._fixed is not None and result.val_loss is not None and result.best_epoch >= 2
+    with torch.no_grad():
+        logits = result.model(torch.from_numpy(windows._fixed))
+        loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(windows.targets))
+    assert float(loss) == pytest.approx(result.val_loss, rel=1e-4)
 
 
 @pytest.mark.parametrize("other_weight", [1.0, 3.0])

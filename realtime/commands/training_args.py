@@ -85,6 +85,13 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
         help="the rejection threshold keeps the validation subjects' false-action rate on OTHER "
         "at most this (default %(default)s)",
     )
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=d.ema_decay,
+        help="validate and keep an exponential moving average of the weights, this decay per step "
+        "(0 = off; default %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="(default %(default)s)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (default %(default)s)")
     p.add_argument(
@@ -99,6 +106,8 @@ def train_config_from(args: argparse.Namespace, progress: bool = False) -> Train
     min_epochs = min(d.min_epochs, args.epochs) if args.min_epochs is None else args.min_epochs
     if not 1 <= min_epochs <= args.epochs:
         raise ConfigError(f"--min-epochs {min_epochs}: give 1 to --epochs ({args.epochs})")
+    if not 0 <= args.ema_decay < 1:
+        raise ConfigError(f"--ema-decay {args.ema_decay}: give 0 (off) or a decay below 1, such as 0.99")
     if args.other_weight <= 0:
         raise ConfigError(f"--other-weight {args.other_weight}: give a positive number (1 = an action's share)")
     return TrainConfig(
@@ -118,6 +127,7 @@ def train_config_from(args: argparse.Namespace, progress: bool = False) -> Train
         augment_off=tuple(args.augment_off),
         max_false_action=args.max_false_action,
         balance_sources=args.balance_sources,
+        ema_decay=args.ema_decay,
         other_weight=args.other_weight,
         seed=args.seed,
         threads=args.threads,
