@@ -13,11 +13,7 @@ clips):
   speed       people move faster or slower;
   noise       keypoint jitter as large as the pose model's own (measured, see `noise`);
   dropout     the estimator loses one joint for a stretch of time;
-  still       some OTHER windows are a real pose held still (with a sway): no motion, no action;
-  arm_height  people work their hands at different heights (KTH: one person claps at shoulder
-              height, the others at the chest): elbows and wrists shift up or down together;
-  arm_range   people move their arms more or less widely (one KTH person's punches are half as
-              wide): elbows and wrists move about their mean by a factor.
+  still       some OTHER windows are a real pose held still (with a sway): no motion, no action.
 `speed`, `frame_rate` and `still` act when the window's samples are chosen (training.WindowDataset);
 the rest act on the resampled window. `Augment().without(names)` turns some off, for
 measuring what each one is worth.
@@ -36,11 +32,6 @@ _LEGS = (J["left_knee"], J["right_knee"], J["left_ankle"], J["right_ankle"])
 _HEAD = (J["nose"], J["left_eye"], J["right_eye"], J["left_ear"], J["right_ear"])
 _HIPS = (J["left_hip"], J["right_hip"])
 _SHOULDERS = (J["left_shoulder"], J["right_shoulder"])
-# Each arm as (shoulder, elbow, wrist).
-_ARMS = (
-    (J["left_shoulder"], J["left_elbow"], J["left_wrist"]),
-    (J["right_shoulder"], J["right_elbow"], J["right_wrist"]),
-)
 # Field values that turn each augmentation off.
 _OFF: dict[str, dict] = {
     "mirror": {"mirror_p": 0.0},
@@ -53,8 +44,6 @@ _OFF: dict[str, dict] = {
     "noise": {"noise": 0.0},
     "dropout": {"dropout_p": 0.0},
     "still": {"still_p": 0.0},
-    "arm_height": {"max_arm_shift": 0.0},
-    "arm_range": {"arm_range": (1.0, 1.0)},
 }
 NAMES: tuple[str, ...] = tuple(_OFF)
 
@@ -75,8 +64,6 @@ class Augment:
     noise: float = 0.01
     dropout_p: float = 0.3
     still_p: float = 0.2  # share of OTHER draws replaced by a person holding still (training.WindowDataset)
-    max_arm_shift: float = 0.4  # the wrists' height shift, in torso lengths (elbows move half as far)
-    arm_range: tuple[float, float] = (0.7, 1.4)  # factor on the arms' motion about their mean
 
     def without(self, names: list[str] | tuple[str, ...]) -> Augment:
         unknown = [n for n in names if n not in _OFF]
@@ -107,10 +94,6 @@ class Augment:
             return kp, vis
         centre = kp[vis].mean(axis=0)
         kp -= centre
-        # The person first, then the camera. Random numbers are drawn only for augmentations that
-        # are on, so turning one off repeats the runs made before it existed.
-        if self.max_arm_shift > 0 or self.arm_range != (1.0, 1.0):
-            self._restyle_arms(kp, vis, rng)
         if rng.random() < self.mirror_p:
             kp = kp[:, MIRROR]
             vis = vis[:, MIRROR]
@@ -134,25 +117,6 @@ class Augment:
         kp[~vis] = 0.0
         return kp, vis
 
-    def _restyle_arms(self, kp: np.ndarray, vis: np.ndarray, rng: np.random.Generator) -> None:
-        """The same motion by someone with another habit: hands higher or lower, moves wider or narrower."""
-        torso = _torso_length(kp, vis)
-        if torso is None:
-            return
-        shift = rng.uniform(-self.max_arm_shift, self.max_arm_shift) * torso if self.max_arm_shift > 0 else 0.0
-        lo, hi = self.arm_range
-        factor = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) if (lo, hi) != (1.0, 1.0) else 1.0
-        for shoulder, elbow, wrist in _ARMS:
-            for joint, follows in ((elbow, 0.5), (wrist, 1.0)):
-                seen = vis[:, joint] & vis[:, shoulder]
-                if not seen.any():
-                    continue
-                # Relative to the shoulder, so the body's own motion (a jump) is not scaled.
-                rel = kp[seen, joint] - kp[seen, shoulder]
-                mean = rel.mean(axis=0)
-                kp[seen, joint] = kp[seen, shoulder] + mean + factor * (rel - mean)
-                kp[seen, joint, 1] += follows * shift
-
     def _cut(self, kp: np.ndarray, vis: np.ndarray, rng: np.random.Generator) -> None:
         """A frame edge at a fixed height for the whole window hides every joint beyond it."""
         if rng.random() < self.cutoff_p:
@@ -165,16 +129,6 @@ class Augment:
             if nose is not None and shoulders is not None and shoulders > nose:
                 edge = rng.uniform(nose, nose + 0.6 * (shoulders - nose))  # through the head, above the shoulders
                 vis &= kp[..., 1] >= edge
-
-
-def _torso_length(kp: np.ndarray, vis: np.ndarray) -> float | None:
-    """The median distance from the shoulders' centre to the hips' centre over the window."""
-    seen = vis[:, _HIPS].all(axis=1) & vis[:, _SHOULDERS].all(axis=1)
-    if not seen.any():
-        return None
-    gap = kp[seen][:, _SHOULDERS].mean(axis=1) - kp[seen][:, _HIPS].mean(axis=1)
-    length = float(np.median(np.linalg.norm(gap, axis=1)))
-    return length if length > 0 else None
 
 
 def _mean_y(kp: np.ndarray, vis: np.ndarray, joints: tuple[int, ...]) -> float | None:
