@@ -20,22 +20,17 @@ class BestSettledEpoch(Callback):
         self.min_epochs, self.patience = min_epochs, patience
         self.loss, self.epoch, self.waited = float("inf"), 0, 0
         self.state: dict[str, torch.Tensor] | None = None  # a copy of the best epoch's weights
-        self._validated: dict[str, torch.Tensor] | None = None
 
+    # At the end of the validation epoch, not of validation: the epoch's loss is already there,
+    # and with weight averaging the weights validation saw are swapped out after this hook.
     def on_validation_epoch_end(self, trainer: Any, pl_module: torch.nn.Module) -> None:
-        # The weights validation saw: with weight averaging they are swapped out again later in
-        # this same hook (see training.fit), and the epoch's loss is not published until after it.
-        if not trainer.sanity_checking and trainer.current_epoch + 1 >= self.min_epochs:
-            self._validated = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
-
-    def on_validation_end(self, trainer: Any, pl_module: torch.nn.Module) -> None:
         epoch = trainer.current_epoch + 1  # counted from 1, like TrainResult.best_epoch
         if trainer.sanity_checking or epoch < self.min_epochs:
             return
         loss = float(trainer.callback_metrics["val_loss"])
         if loss < self.loss:
             self.loss, self.epoch, self.waited = loss, epoch, 0
-            self.state = self._validated
+            self.state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
             return
         self.waited += 1
         if self.waited >= self.patience:

@@ -127,8 +127,7 @@ def test_the_kept_epoch_is_the_best_one_after_the_warm_up():
             layer.weight.fill_(epoch)
         keeper.on_validation_epoch_end(trainer_stand_in, layer)
         with torch.no_grad():
-            layer.weight.fill_(-1)  # what weight averaging swaps back in before the loss is known
-        keeper.on_validation_end(trainer_stand_in, layer)
+            layer.weight.fill_(-1)  # what weight averaging swaps back in after the keeper's hook
         if trainer_stand_in.should_stop:
             stopped_after = epoch
             break
