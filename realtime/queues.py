@@ -2,7 +2,7 @@
 
 Files are read losslessly (the producer waits); live sources drop the oldest item so
 what reaches the next stage is always recent. Every queue ends with one `EndOfStream`
-per producer, which no policy ever drops.
+per producer, which no policy ever drops, and which evicts nothing unless stopping.
 """
 
 from __future__ import annotations
@@ -43,8 +43,13 @@ class FrameQueue(Generic[T]):
         return self._queue.qsize()
 
     def put(self, item: T | EndOfStream, stop: threading.Event) -> bool:
-        """Queue an item by the policy; False if stopped before it could be queued."""
-        if self.policy is BufferPolicy.DROP_OLDEST:
+        """Queue an item by the policy; False if stopped before it could be queued.
+
+        An end marker waits for room under either policy: evicting for it would lose the last
+        items, which the consumer is about to take. Only once stopped does it make room.
+        """
+        ends = isinstance(item, EndOfStream)
+        if self.policy is BufferPolicy.DROP_OLDEST and not ends:
             return self._put_evicting(item)
         while not stop.is_set():
             try:
@@ -52,8 +57,9 @@ class FrameQueue(Generic[T]):
                 return True
             except queue.Full:
                 continue
-        if isinstance(item, EndOfStream):  # stopping: the consumer must still see the end
-            return self._put_evicting(item, count=False)
+        if ends:  # stopping: the consumer must still see the end
+            # A lossless queue's items left behind were never going to be shown; a live one counts them.
+            return self._put_evicting(item, count=self.policy is BufferPolicy.DROP_OLDEST)
         return False
 
     def _put_evicting(self, item: T | EndOfStream, count: bool = True) -> bool:

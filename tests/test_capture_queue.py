@@ -72,11 +72,28 @@ def test_paced_file_arrives_in_real_time(weizmann_clip):
     assert queue.dropped == 0
 
 
-def test_end_marker_survives_a_full_drop_oldest_queue():
+def test_end_marker_waits_for_room_instead_of_evicting_the_last_frames():
+    """A live queue's last frames are the ones the consumer is about to show: the end marker
+    queues behind them rather than pushing one out."""
     queue, stop = FrameQueue(2, BufferPolicy.DROP_OLDEST), threading.Event()
     for i in range(5):
         assert queue.put(i, stop)
     assert queue.dropped == 3
+    put_done = threading.Event()
+    producer = threading.Thread(target=lambda: queue.put(EndOfStream(), stop) and put_done.set())
+    producer.start()
+    assert not put_done.wait(0.3), "the end marker must wait while the queue is full"
+    taken = [queue.get(timeout=1) for _ in range(3)]
+    producer.join(timeout=5)
+    assert taken[:2] == [3, 4] and isinstance(taken[2], EndOfStream)
+    assert queue.dropped == 3
+
+
+def test_end_marker_survives_a_full_drop_oldest_queue_when_stopping():
+    queue, stop = FrameQueue(2, BufferPolicy.DROP_OLDEST), threading.Event()
+    for i in range(5):
+        assert queue.put(i, stop)
+    stop.set()
     assert queue.put(EndOfStream(), stop)
     assert queue.dropped == 4
     assert queue.put("late", stop)  # evicts frame 4
