@@ -13,11 +13,7 @@ clips):
   speed       people move faster or slower;
   noise       keypoint jitter as large as the pose model's own (measured, see `noise`);
   dropout     the estimator loses one joint for a stretch of time;
-  still       some OTHER windows are a real pose held still (with a sway): no motion, no action;
-  clap_height people clap at different heights (chest to face; KTH's three span 0.7 torso
-              lengths): a clapping window's elbows and wrists shift up or down together. Only
-              clapping: a clap is hands meeting at any height, while a punch or a wave moved
-              to another height is another exercise (curls, raises) that must stay OTHER.
+  still       some OTHER windows are a real pose held still (with a sway): no motion, no action.
 `speed`, `frame_rate` and `still` act when the window's samples are chosen (training.WindowDataset);
 the rest act on the resampled window. `Augment().without(names)` turns some off, for
 measuring what each one is worth.
@@ -36,7 +32,6 @@ _LEGS = (J["left_knee"], J["right_knee"], J["left_ankle"], J["right_ankle"])
 _HEAD = (J["nose"], J["left_eye"], J["right_eye"], J["left_ear"], J["right_ear"])
 _HIPS = (J["left_hip"], J["right_hip"])
 _SHOULDERS = (J["left_shoulder"], J["right_shoulder"])
-_ELBOWS_WRISTS = ((J["left_elbow"], J["left_wrist"]), (J["right_elbow"], J["right_wrist"]))
 # Field values that turn each augmentation off.
 _OFF: dict[str, dict] = {
     "mirror": {"mirror_p": 0.0},
@@ -49,7 +44,6 @@ _OFF: dict[str, dict] = {
     "noise": {"noise": 0.0},
     "dropout": {"dropout_p": 0.0},
     "still": {"still_p": 0.0},
-    "clap_height": {"max_clap_shift": 0.0},
 }
 NAMES: tuple[str, ...] = tuple(_OFF)
 
@@ -70,7 +64,6 @@ class Augment:
     noise: float = 0.01
     dropout_p: float = 0.3
     still_p: float = 0.2  # share of OTHER draws replaced by a person holding still (training.WindowDataset)
-    max_clap_shift: float = 0.4  # a clapping window's wrists move this many torso lengths up or down at most
 
     def without(self, names: list[str] | tuple[str, ...]) -> Augment:
         unknown = [n for n in names if n not in _OFF]
@@ -92,22 +85,13 @@ class Augment:
         return float(rng.uniform(*self.frame_rate_range))
 
     def __call__(
-        self,
-        keypoints: np.ndarray,
-        visible: np.ndarray,
-        rng: np.random.Generator,
-        joints: tuple[int, ...],
-        label: str | None = None,
+        self, keypoints: np.ndarray, visible: np.ndarray, rng: np.random.Generator, joints: tuple[int, ...]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """keypoints (W,17,2), visible (W,17) of a window labelled `label` -> augmented copies."""
+        """keypoints (W,17,2), visible (W,17) -> augmented copies."""
         kp = keypoints.astype(np.float32).copy()
         vis = visible.copy()
         if not vis.any():
             return kp, vis
-        # The person first, then the camera. Random numbers are drawn only for clapping windows,
-        # so the others repeat the runs made before this existed.
-        if label == "CLAPPING_HANDS" and self.max_clap_shift > 0:
-            self._shift_hands(kp, vis, rng.uniform(-self.max_clap_shift, self.max_clap_shift))
         centre = kp[vis].mean(axis=0)
         kp -= centre
         if rng.random() < self.mirror_p:
@@ -132,18 +116,6 @@ class Augment:
         kp += centre
         kp[~vis] = 0.0
         return kp, vis
-
-    @staticmethod
-    def _shift_hands(kp: np.ndarray, vis: np.ndarray, shift: float) -> None:
-        """Wrists `shift` torso lengths lower (negative: higher), elbows half as far."""
-        seen = vis[:, _HIPS].all(axis=1) & vis[:, _SHOULDERS].all(axis=1)
-        if not seen.any():
-            return
-        gap = kp[seen][:, _SHOULDERS].mean(axis=1) - kp[seen][:, _HIPS].mean(axis=1)
-        torso = float(np.median(np.linalg.norm(gap, axis=1)))
-        for elbow, wrist in _ELBOWS_WRISTS:
-            kp[:, elbow, 1] += 0.5 * shift * torso
-            kp[:, wrist, 1] += shift * torso
 
     def _cut(self, kp: np.ndarray, vis: np.ndarray, rng: np.random.Generator) -> None:
         """A frame edge at a fixed height for the whole window hides every joint beyond it."""

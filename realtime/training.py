@@ -149,7 +149,7 @@ class WindowDataset(Dataset):
         if self.augment is not None:
             if not window_is_usable(vis, spec) and (speed != 1.0 or frame_rate is not None):
                 return self._window(seq_index, t0, 1.0)
-            kp, vis = self.augment(kp, vis, self.rng, spec.joints, self.sequences[seq_index].label)
+            kp, vis = self.augment(kp, vis, self.rng, spec.joints)
         return window_features(kp, vis, spec)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
