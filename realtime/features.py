@@ -74,6 +74,19 @@ BONES: tuple[tuple[int, int], ...] = tuple(
     )
 )
 
+# Vectors between joints no bone joins, whose closeness is the action itself rather than where
+# the person holds it: hands meeting (a clap at any height), a hand at the face, feet apart
+# (jumping jacks). Distances between joints are a usual skeleton input (DD-Net's joint distances).
+REACHES: tuple[tuple[int, int], ...] = tuple(
+    (J[a], J[b])
+    for a, b in (
+        ("left_wrist", "right_wrist"),
+        ("nose", "left_wrist"),
+        ("nose", "right_wrist"),
+        ("left_ankle", "right_ankle"),
+    )
+)
+
 _HIPS = (J["left_hip"], J["right_hip"])
 _SHOULDERS = (J["left_shoulder"], J["right_shoulder"])
 
@@ -89,10 +102,12 @@ class FeatureSpec:
     velocities: bool = True
     max_gap_s: float = 0.6
     bones: bool = False
+    reaches: bool = False  # REACHES as extra "bones"
 
     @property
     def bone_pairs(self) -> tuple[tuple[int, int], ...]:
-        return tuple((a, b) for a, b in BONES if a in self.joints and b in self.joints) if self.bones else ()
+        pairs = (BONES if self.bones else ()) + (REACHES if self.reaches else ())
+        return tuple((a, b) for a, b in pairs if a in self.joints and b in self.joints)
 
     @property
     def duration_s(self) -> float:
@@ -115,6 +130,7 @@ class FeatureSpec:
         d = dict(d)
         d["joints"] = tuple(int(j) for j in d["joints"])
         d.setdefault("bones", False)  # checkpoints older than bone features
+        d.setdefault("reaches", False)
         return cls(**d)
 
 

@@ -76,7 +76,7 @@ class TrainConfig:
     threads: int = 1
     progress: bool = True
     labels: tuple[str, ...] = CLASSES
-    spec: FeatureSpec = field(default_factory=lambda: FeatureSpec(bones=True))
+    spec: FeatureSpec = field(default_factory=lambda: FeatureSpec(bones=True, reaches=True))
 
     def augmenter(self) -> Augment | None:
         return Augment().without(self.augment_off) if self.augment else None

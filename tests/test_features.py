@@ -166,6 +166,33 @@ def test_bone_features_follow_the_limbs_and_vanish_with_an_unseen_end(kth_box):
     )
 
 
+def test_reach_features_join_the_hands_face_and_feet_and_older_checkpoints_go_without(kth_box):
+    from realtime.features import REACHES
+
+    spec, bones_only = FeatureSpec(bones=True, reaches=True), FeatureSpec(bones=True)
+    kp, vis = _window(kth_box, kth_box.times[0] + 2.0)
+    vis = vis.copy()
+    vis[10:, C["right_wrist"]] = False
+    f = window_features(kp, vis, spec)
+    n, pairs = len(spec.joints), spec.bone_pairs
+    assert pairs[-len(REACHES) :] == REACHES and spec.dim == bones_only.dim + 4 * len(REACHES)
+    static = 2 * n + 2 + 2 * len(pairs)
+    vectors = f[:, 2 * n + 2 : static].reshape(len(f), len(pairs), 2)
+    hands = pairs.index((C["left_wrist"], C["right_wrist"]))
+    positions, p = _positions(f, spec), {j: i for i, j in enumerate(spec.joints)}
+    np.testing.assert_allclose(
+        vectors[:10, hands], positions[:10, p[C["right_wrist"]]] - positions[:10, p[C["left_wrist"]]], atol=1e-5
+    )
+    assert np.abs(vectors[:10, hands]).sum() > 0 and (vectors[10:, hands] == 0).all()
+    # Everything else is the bone features as they were.
+    reach_columns = np.r_[static - 2 * len(REACHES) : static, 2 * static - 2 * len(REACHES) : 2 * static]
+    np.testing.assert_array_equal(np.delete(f, reach_columns, axis=1), window_features(kp, vis, bones_only))
+    # A checkpoint saved before reaches existed has no such key, and gets the features it was trained on.
+    older = bones_only.to_dict()
+    del older["reaches"]
+    assert FeatureSpec.from_dict(older) == bones_only
+
+
 def test_camera_augmentations_each_change_what_they_should(kth_box):
     kp, vis = _window(kth_box, kth_box.times[0] + 2.0)
     none = Augment().without(AUGMENTATIONS)

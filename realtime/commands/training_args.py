@@ -46,6 +46,13 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
         help="bone vectors (and their velocities) as extra inputs (default %(default)s)",
     )
     p.add_argument(
+        "--reaches",
+        action=argparse.BooleanOptionalAction,
+        default=d.spec.reaches,
+        help="vectors wrist to wrist, nose to each wrist, ankle to ankle (and their velocities) as extra "
+        "inputs (default %(default)s)",
+    )
+    p.add_argument(
         "--max-windows",
         type=int,
         default=d.max_windows_per_sequence,
@@ -132,5 +139,5 @@ def train_config_from(args: argparse.Namespace, progress: bool = False) -> Train
         seed=args.seed,
         threads=args.threads,
         progress=progress,
-        spec=replace(d.spec, bones=args.bones),
+        spec=replace(d.spec, bones=args.bones, reaches=args.reaches),
     )
