@@ -10,6 +10,8 @@ Per grid sample the features are, for the body joints in `FeatureSpec.joints`:
     which separates jumping forward from jumping in place);
   - optionally, bones: each limb's vector from its parent joint to its child, divided by
     body size (a forearm's direction does not depend on where the hips are);
+  - optionally, reaches: the same for a few joints no bone joins (wrist to wrist, nose to
+    each wrist, ankle to ankle), whose distance is the action (`REACHES`);
   - optionally, the per-sample change of all of these (velocities);
   - a visibility mask (1 = seen, 0 = missing or low confidence, values zeroed).
 """
@@ -106,6 +108,7 @@ class FeatureSpec:
 
     @property
     def bone_pairs(self) -> tuple[tuple[int, int], ...]:
+        """The (from, to) joints of every vector input: bones, then reaches."""
         pairs = (BONES if self.bones else ()) + (REACHES if self.reaches else ())
         return tuple((a, b) for a, b in pairs if a in self.joints and b in self.joints)
 

@@ -77,8 +77,9 @@ def weights_without_clip_subjects(datasets) -> Path:
     threshold = load_checkpoint(DEFAULT_WEIGHTS).threshold
     # As the shipped weights (without their refit): validate, keep the shipped threshold. Today
     # the validation run keeps epoch 9 and would stop at 15 (patience 6); the cap drops the last
-    # epochs, which only confirm it (the same tensors, in less time). Should a change move the
-    # best epoch past it, the model is a capped one, still blind to the clips' people.
+    # epochs, which only confirm it (the kept epoch comes before them, so its weights are the
+    # same, in less time). Should a change move the best epoch past it, the model is a capped
+    # one, still blind to the clips' people.
     recipe = ["--exclude", ",".join(excluded), "--threshold", str(threshold), "--threads", "2", "--epochs", "13"]
     key = hashlib.sha256()
     key.update(f"{recipe}{default_pose_backend()}".encode())
