@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .types import COCO_KEYPOINTS, NUM_KEYPOINTS
+from .types import COCO_KEYPOINTS, KEYPOINT_INDEX, NUM_KEYPOINTS, joint_pairs
 
-J = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
+J = KEYPOINT_INDEX
 
 # Eyes and ears are left out: several sources (KTH) do not have them and they add
 # little to whole-body actions.
@@ -56,37 +56,31 @@ MIRROR: tuple[int, ...] = tuple(
 )
 
 # Skeleton edges (parent, child) between body joints, for bone features.
-BONES: tuple[tuple[int, int], ...] = tuple(
-    (J[a], J[b])
-    for a, b in (
-        ("left_shoulder", "right_shoulder"),
-        ("left_hip", "right_hip"),
-        ("left_shoulder", "left_elbow"),
-        ("left_elbow", "left_wrist"),
-        ("right_shoulder", "right_elbow"),
-        ("right_elbow", "right_wrist"),
-        ("left_shoulder", "left_hip"),
-        ("right_shoulder", "right_hip"),
-        ("left_hip", "left_knee"),
-        ("left_knee", "left_ankle"),
-        ("right_hip", "right_knee"),
-        ("right_knee", "right_ankle"),
-        ("nose", "left_shoulder"),
-        ("nose", "right_shoulder"),
-    )
+BONES = joint_pairs(
+    ("left_shoulder", "right_shoulder"),
+    ("left_hip", "right_hip"),
+    ("left_shoulder", "left_elbow"),
+    ("left_elbow", "left_wrist"),
+    ("right_shoulder", "right_elbow"),
+    ("right_elbow", "right_wrist"),
+    ("left_shoulder", "left_hip"),
+    ("right_shoulder", "right_hip"),
+    ("left_hip", "left_knee"),
+    ("left_knee", "left_ankle"),
+    ("right_hip", "right_knee"),
+    ("right_knee", "right_ankle"),
+    ("nose", "left_shoulder"),
+    ("nose", "right_shoulder"),
 )
 
 # Vectors between joints no bone joins, whose closeness is the action itself rather than where
 # the person holds it: hands meeting (a clap at any height), a hand at the face, feet apart
 # (jumping jacks). Distances between joints are a usual skeleton input (DD-Net's joint distances).
-REACHES: tuple[tuple[int, int], ...] = tuple(
-    (J[a], J[b])
-    for a, b in (
-        ("left_wrist", "right_wrist"),
-        ("nose", "left_wrist"),
-        ("nose", "right_wrist"),
-        ("left_ankle", "right_ankle"),
-    )
+REACHES = joint_pairs(
+    ("left_wrist", "right_wrist"),
+    ("nose", "left_wrist"),
+    ("nose", "right_wrist"),
+    ("left_ankle", "right_ankle"),
 )
 
 _HIPS = (J["left_hip"], J["right_hip"])

@@ -7,32 +7,28 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .types import COCO_KEYPOINTS, FrameRecord, Track
+from .types import KEYPOINT_INDEX, FrameRecord, Track, joint_pairs
 
-_J = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
-LIMBS: tuple[tuple[int, int], ...] = tuple(
-    (_J[a], _J[b])
-    for a, b in (
-        ("left_shoulder", "right_shoulder"),
-        ("left_hip", "right_hip"),
-        ("left_shoulder", "left_hip"),
-        ("right_shoulder", "right_hip"),
-        ("left_shoulder", "left_elbow"),
-        ("left_elbow", "left_wrist"),
-        ("right_shoulder", "right_elbow"),
-        ("right_elbow", "right_wrist"),
-        ("left_hip", "left_knee"),
-        ("left_knee", "left_ankle"),
-        ("right_hip", "right_knee"),
-        ("right_knee", "right_ankle"),
-        ("nose", "left_eye"),
-        ("nose", "right_eye"),
-        ("left_eye", "left_ear"),
-        ("right_eye", "right_ear"),
-    )
+LIMBS = joint_pairs(
+    ("left_shoulder", "right_shoulder"),
+    ("left_hip", "right_hip"),
+    ("left_shoulder", "left_hip"),
+    ("right_shoulder", "right_hip"),
+    ("left_shoulder", "left_elbow"),
+    ("left_elbow", "left_wrist"),
+    ("right_shoulder", "right_elbow"),
+    ("right_elbow", "right_wrist"),
+    ("left_hip", "left_knee"),
+    ("left_knee", "left_ankle"),
+    ("right_hip", "right_knee"),
+    ("right_knee", "right_ankle"),
+    ("nose", "left_eye"),
+    ("nose", "right_eye"),
+    ("left_eye", "left_ear"),
+    ("right_eye", "right_ear"),
 )
-_LEFT = {i for name, i in _J.items() if name.startswith("left_")}
-_RIGHT = {i for name, i in _J.items() if name.startswith("right_")}
+_LEFT = {i for name, i in KEYPOINT_INDEX.items() if name.startswith("left_")}
+_RIGHT = {i for name, i in KEYPOINT_INDEX.items() if name.startswith("right_")}
 
 # BGR; left limbs orange, right limbs blue, centre lines green, as most pose tools do.
 LEFT_COLOUR = (0, 140, 255)

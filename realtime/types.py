@@ -31,6 +31,12 @@ COCO_KEYPOINTS: tuple[str, ...] = (
     "right_ankle",
 )
 NUM_KEYPOINTS = len(COCO_KEYPOINTS)
+KEYPOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
+
+
+def joint_pairs(*pairs: tuple[str, str]) -> tuple[tuple[int, int], ...]:
+    """Pairs of joints named as in COCO_KEYPOINTS, as index pairs (skeleton edges and the like)."""
+    return tuple((KEYPOINT_INDEX[a], KEYPOINT_INDEX[b]) for a, b in pairs)
 
 
 @dataclass

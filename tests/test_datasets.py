@@ -9,9 +9,9 @@ import pytest
 
 from realtime.datasets import DatasetError, load, parse_data_arg
 from realtime.datasets.common import OPENPOSE18
-from realtime.types import COCO_KEYPOINTS
+from realtime.types import COCO_KEYPOINTS, KEYPOINT_INDEX
 
-C = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
+C = KEYPOINT_INDEX
 BLAZEPOSE = "blazepose"  # the backend these tests pose with, by its name in realtime.pose
 FACE = [C[n] for n in ("left_eye", "right_eye", "left_ear", "right_ear")]
 

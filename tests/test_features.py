@@ -8,10 +8,10 @@ import pytest
 from realtime.augment import NAMES as AUGMENTATIONS
 from realtime.augment import Augment
 from realtime.features import MIRROR, FeatureSpec, PoseSequence, TrackWindow, resample, window_features
-from realtime.types import COCO_KEYPOINTS
+from realtime.types import COCO_KEYPOINTS, KEYPOINT_INDEX
 
 SPEC = FeatureSpec()
-C = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
+C = KEYPOINT_INDEX
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..features import PoseSequence
-from ..types import COCO_KEYPOINTS, NUM_KEYPOINTS
+from ..types import KEYPOINT_INDEX, NUM_KEYPOINTS
 from . import DatasetError, map_label
 
 KTH_JOINTS: dict[str, str] = {
@@ -53,7 +53,7 @@ def load_kth(
         for row in reader:
             videos.setdefault(row["src_video"], []).append(row)
     width, height = frame_size
-    coco_index = [COCO_KEYPOINTS.index(name) for name in KTH_JOINTS.values()]
+    coco_index = [KEYPOINT_INDEX[name] for name in KTH_JOINTS.values()]
     sequences = []
     for video, rows in videos.items():
         action = rows[0]["action"]
