@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 import torch
 
-from realtime.commands.evaluate import build_parser
+from realtime.commands.evaluate import build_parser, score_line
 from realtime.commands.training_args import train_config_from
 from realtime.datasets import CLASSES, load_labelled
 from realtime.evaluation import HeldOut, cross_validate, score, subject_folds
@@ -49,25 +49,17 @@ def main() -> None:
         by_variant, _ = cross_validate(pool, folds, config, args.runs, {"all": pool}, args.stride, extra)
         held.append(by_variant["all"])
         report = score(held[-1], CLASSES)
-        print(f"seed {seed}: {summary(report)}", flush=True)
+        print(f"seed {seed}: {score_line(report)}", flush=True)
     # Every seed scores the same windows in the same order (same folds, same sequences).
     assert all(np.array_equal(h.owner, held[0].owner) for h in held)
     mean = dataclasses.replace(held[0], probs=sum(h.probs for h in held) / len(held))
     for t in THRESHOLDS:
         at_t = dataclasses.replace(mean, thresholds=np.full(len(mean.owner), t))
-        parts = [f"all {summary(score(at_t, CLASSES))}"]
+        parts = [f"all {score_line(score(at_t, CLASSES))}"]
         for source in sorted({s.source for s in mean.sequences}):
             part = at_t.restrict(lambda s, source=source: s.source == source)
-            parts.append(f"{source} {summary(score(part, CLASSES))}")
+            parts.append(f"{source} {score_line(score(part, CLASSES))}")
         print(f"mean of seeds {seeds} at threshold {t}: " + "; ".join(parts), flush=True)
-
-
-def summary(report: dict) -> str:
-    far = report["false_action_rate"]
-    far_text = "n/a" if far is None else f"{100 * far:.1f}%"
-    return (
-        f"macro-F1 {report['macro_f1']:.3f}, false actions {far_text}, clips {report['clips_right']}/{report['clips']}"
-    )
 
 
 if __name__ == "__main__":

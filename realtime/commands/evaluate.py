@@ -245,6 +245,12 @@ def _pct(rate: float | None) -> str:
     return "n/a" if rate is None else f"{100 * rate:.1f}%"
 
 
+def score_line(r: dict) -> str:
+    """A score's macro-F1, false actions and clips right, in one line."""
+    far = _pct(r["false_action_rate"])
+    return f"macro-F1 {r['macro_f1']:.3f}, false actions {far}, clips {r['clips_right']}/{r['clips']}"
+
+
 def print_human(r: dict) -> None:
     print(r["mode"])
     print(f"{'class':<16}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
@@ -274,11 +280,7 @@ def print_human(r: dict) -> None:
     for hz, by_set in r.get("by_pose_fps", {}).items():
         print(
             f"at most {hz} poses/s: "
-            + "; ".join(
-                f"{name} window accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}, "
-                f"false actions {_pct(v['false_action_rate'])}, clips {v['clips_right']}/{v['clips']}"
-                for name, v in by_set.items()
-            )
+            + "; ".join(f"{name} window accuracy {v['accuracy']:.3f}, {score_line(v)}" for name, v in by_set.items())
         )
     if r["clips_wrong"]:
         print("wrong clips: " + "; ".join(r["clips_wrong"][:30]))
@@ -286,12 +288,7 @@ def print_human(r: dict) -> None:
         xfit = r["cross_fitted"]
         print(
             f"threshold tuned on the other folds' held-out windows ({', '.join(map(str, xfit['thresholds']))}): "
-            + "; ".join(
-                f"{name} macro-F1 {v['macro_f1']:.3f}, false actions {_pct(v['false_action_rate'])}, "
-                f"clips {v['clips_right']}/{v['clips']}"
-                for name, v in xfit.items()
-                if name != "thresholds"
-            )
+            + "; ".join(f"{name} {score_line(v)}" for name, v in xfit.items() if name != "thresholds")
         )
     if "rejection_curve" in r:
         print(
