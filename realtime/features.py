@@ -117,6 +117,20 @@ class FeatureSpec:
         per_sample = 2 * n + 2 + 2 * len(self.bone_pairs)
         return per_sample * (2 if self.velocities else 1) + n
 
+    def joint_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where each joint's own values sit in a sample, for networks that treat joints as graph nodes.
+
+        Returns (per-joint columns (joints, k): x, y, then their velocities if any, then the mask;
+        every other column: the body centre, bones and reaches, and their velocities).
+        """
+        n = len(self.joints)
+        static = 2 * n + 2 + 2 * len(self.bone_pairs)  # the columns before the velocities
+        xy = 2 * np.arange(n)[:, None] + np.arange(2)[None, :]
+        motion = [xy + static] if self.velocities else []
+        mask = static * (2 if self.velocities else 1) + np.arange(n)[:, None]
+        per_joint = np.concatenate([xy, *motion, mask], axis=1).astype(np.int64)
+        return per_joint, np.setdiff1d(np.arange(self.dim), per_joint.ravel())
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["joints"] = list(self.joints)

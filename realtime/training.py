@@ -41,8 +41,8 @@ class TrainConfig:
     # The defaults are the shipped weights' recipe, so `train` with data alone reproduces them;
     # the tutorial's LSTM is `--arch lstm` (MODEL_CARD compares the two on the same folds).
     arch: str = "tcn"  # a network of classifier.ARCHITECTURES
-    hidden_size: int = 64  # LSTM: hidden units; TCN: channels
-    num_layers: int = 4  # LSTM: layers; TCN: residual blocks
+    hidden_size: int = 64  # LSTM: hidden units; TCN, GCN: channels
+    num_layers: int = 4  # LSTM: layers; TCN, GCN: blocks
     dropout: float = 0.3
     learning_rate: float = 2e-3
     weight_decay: float = 0.0
@@ -352,7 +352,7 @@ def fit(
     from .classifier import ActionModel
 
     model = ActionModel(
-        config.spec.dim,
+        config.spec,
         len(config.labels),
         config.hidden_size,
         config.num_layers,

@@ -1,7 +1,7 @@
 """Cost of the action classifier on this CPU: one batch of 8 windows, one torch thread.
 
     python -m scripts.measure_classifier [--weights weights/action_classifier.pt]
-    python -m scripts.measure_classifier --arch tcn --hidden 64 --layers 4 --bones
+    python -m scripts.measure_classifier --arch tcn --hidden 64 --layers 4 --bones --reaches
 
 With --weights the checkpoint is timed as ActionClassifier runs it live; otherwise an untrained
 network of the given shape (the cost does not depend on the weights). Prints the minimum (what
@@ -28,6 +28,7 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--bones", action="store_true")
+    p.add_argument("--reaches", action="store_true")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--repeats", type=int, default=500)
     args = p.parse_args()
@@ -36,9 +37,11 @@ def main() -> None:
         clf = ActionClassifier.load(args.weights)
         spec, model, name = clf.spec, clf.model, f"{args.weights} ({clf.checkpoint.arch})"
     else:
-        spec = FeatureSpec(bones=args.bones)
-        model = build_net(args.arch, spec.dim, 7, args.hidden, args.layers).eval()
-        name = f"{args.arch} {args.hidden}x{args.layers}{' + bones' if args.bones else ''}"
+        spec = FeatureSpec(bones=args.bones, reaches=args.reaches)
+        net = build_net(args.arch, spec, 7, args.hidden, args.layers).eval()
+        model = net.for_inference() if hasattr(net, "for_inference") else net  # as ActionClassifier runs it
+        inputs = "".join(f" + {part}" for part in ("bones", "reaches") if getattr(args, part))
+        name = f"{args.arch} {args.hidden}x{args.layers}{inputs}"
     x = torch.from_numpy(np.random.default_rng(0).normal(size=(args.batch, spec.window, spec.dim)).astype(np.float32))
     times = []
     with torch.inference_mode():

@@ -222,3 +222,21 @@ def test_frame_rate_augmentation_keeps_the_samples_a_slower_camera_would_give():
     keep = _retimed(times, 1.0, 3.0, 10.0, np.random.default_rng(0))
     assert 19 <= len(keep) <= 21 and (times[keep] >= 1.0).all() and (times[keep] <= 3.0).all()
     np.testing.assert_allclose(np.diff(times[keep]), 0.1, atol=1 / 30 + 1e-9)
+
+
+@pytest.mark.parametrize("spec", [FeatureSpec(bones=True, reaches=True), FeatureSpec(), FeatureSpec(velocities=False)])
+def test_joint_columns_pick_each_joints_own_position_motion_and_mask(kth_box, spec):
+    """The graph network reads a joint's values through `joint_columns`; they must be that joint's."""
+    kp, vis = _window(kth_box, kth_box.times[0] + 2.0, spec)
+    vis = vis.copy()
+    vis[10:, C["left_wrist"]] = False
+    f = window_features(kp, vis, spec)
+    per_joint, other = spec.joint_columns()
+    assert per_joint.shape == (len(spec.joints), 5 if spec.velocities else 3)
+    assert sorted(np.r_[per_joint.ravel(), other]) == list(range(spec.dim))  # every column once
+    own = f[:, per_joint]  # (W, joints, k)
+    np.testing.assert_array_equal(own[..., :2], _positions(f, spec))
+    wrist = spec.joints.index(C["left_wrist"])
+    assert (own[10:, wrist, -1] == 0).all() and (own[:10, wrist, -1] == 1).all()  # the mask
+    if spec.velocities:
+        np.testing.assert_allclose(own[1:10, wrist, 2:4], np.diff(own[:10, wrist, :2], axis=0), atol=1e-6)

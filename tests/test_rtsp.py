@@ -56,7 +56,7 @@ def untrained_weights(tmp_path_factory) -> Path:
     """A real checkpoint of an untrained model: windows get classified, labels mean nothing."""
     spec = FeatureSpec()
     path = tmp_path_factory.mktemp("weights") / "untrained.pt"
-    save_checkpoint(path, ActionLSTM(spec.dim, len(CLASSES)), CLASSES, spec, threshold=0.0)
+    save_checkpoint(path, ActionLSTM(spec, len(CLASSES)), CLASSES, spec, threshold=0.0)
     return path
 
 

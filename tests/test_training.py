@@ -23,12 +23,15 @@ def _kth(root: Path) -> str:
 
 
 @pytest.mark.training
-def test_short_training_writes_a_checkpoint_inference_accepts(datasets, tmp_path):
+@pytest.mark.parametrize("arch", ["tcn", "gcn"])
+def test_short_training_writes_a_checkpoint_inference_accepts(datasets, tmp_path, arch):
     from realtime.commands import train
 
     out = tmp_path / "tiny.pt"
     rc = train.main(
         [
+            "--arch",
+            arch,
             "--data",
             _kth(datasets),
             "--data",
@@ -55,6 +58,7 @@ def test_short_training_writes_a_checkpoint_inference_accepts(datasets, tmp_path
     clf = ActionClassifier.load(out)
     assert clf.labels == CLASSES and 0.0 <= clf.threshold <= 0.9
     assert clf.checkpoint.info["trained_on"] == "all" and clf.checkpoint.hidden_size == 16
+    assert clf.checkpoint.arch == arch
     assert clf.checkpoint.info["epochs"] == 2  # the validated epoch count never precedes --min-epochs
     windows = np.random.default_rng(0).normal(size=(3, clf.spec.window, clf.spec.dim)).astype(np.float32)
     predictions = clf.predict(windows)
@@ -201,7 +205,7 @@ def test_a_class_is_shared_by_recordings_or_by_data_sets(datasets, tmp_path, bal
 
 def _saved(tmp_path: Path, labels=CLASSES, spec: FeatureSpec = FeatureSpec()) -> Path:
     path = tmp_path / "ok.pt"
-    save_checkpoint(path, ActionLSTM(spec.dim, len(labels), 24, 2), labels, spec, threshold=0.4)
+    save_checkpoint(path, ActionLSTM(spec, len(labels), 24, 2), labels, spec, threshold=0.4)
     return path
 
 
@@ -392,6 +396,37 @@ def test_tcn_checkpoint_round_trip_and_an_old_lstm_file_still_loads(tmp_path):
     assert ckpt.arch == "lstm" and not ckpt.spec.bones
     with pytest.raises(WeightsError, match="'transformer' network"):
         load_checkpoint(_rewrite(tmp_path / "tcn.pt", arch="transformer"))
+
+
+def test_graph_network_round_trips_and_runs_folded_live(datasets, tmp_path):
+    """The ST-GCN-style network (`--arch gcn`): trained batch norms folded for live use change no
+    probability on real KTH windows, and the checkpoint rebuilds it from the stored feature spec."""
+    from realtime.classifier import ActionGCNNet
+    from realtime.datasets import load_labelled
+    from realtime.features import sequence_windows
+
+    spec = FeatureSpec(bones=True, reaches=True)
+    sequences = load_labelled([_kth(datasets)], tmp_path)[::12]
+    windows = np.concatenate([sequence_windows(seq, spec, stride=8)[0] for seq in sequences])
+    net = ActionGCNNet(spec, len(CLASSES), 16, 2, 0.2)
+    net.train()
+    with torch.no_grad():  # batch statistics of real windows, so that folding has something to fold
+        net(torch.from_numpy(windows))
+    net.eval()
+    save_checkpoint(tmp_path / "gcn.pt", net, CLASSES, spec, threshold=0.5)
+    clf = ActionClassifier.load(tmp_path / "gcn.pt")
+    assert clf.checkpoint.arch == "gcn" and clf.checkpoint.hidden_size == 16 and clf.checkpoint.num_layers == 2
+    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.Dropout)) for m in clf.model.modules())
+    with torch.inference_mode():
+        expected = torch.softmax(net(torch.from_numpy(windows)), dim=1).numpy()
+    np.testing.assert_allclose(clf.predict_proba(windows), expected, atol=1e-5)
+    # The weights hold no copy of the joint layout: a spec with other joints cannot load them.
+    raw = torch.load(tmp_path / "gcn.pt", weights_only=True)
+    assert not any("columns" in name or name == "adjacency" for name in raw["state_dict"])
+    raw["feature_spec"]["joints"] = raw["feature_spec"]["joints"][:-2]
+    torch.save(raw, tmp_path / "fewer.pt")
+    with pytest.raises(WeightsError, match="shape"):
+        load_checkpoint(tmp_path / "fewer.pt")
 
 
 def test_live_classifier_folds_batch_norm_without_changing_a_probability(datasets, tmp_path):

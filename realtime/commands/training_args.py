@@ -30,10 +30,13 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
         help=f"the kept epoch is never earlier than this (default {d.min_epochs}, or --epochs if fewer)",
     )
     p.add_argument(
-        "--hidden", type=int, default=d.hidden_size, help="LSTM hidden units / TCN channels (default %(default)s)"
+        "--hidden",
+        type=int,
+        default=d.hidden_size,
+        help="LSTM hidden units / TCN or GCN channels (default %(default)s)",
     )
     p.add_argument(
-        "--layers", type=int, default=d.num_layers, help="LSTM layers / TCN residual blocks (default %(default)s)"
+        "--layers", type=int, default=d.num_layers, help="LSTM layers / TCN or GCN blocks (default %(default)s)"
     )
     p.add_argument("--dropout", type=float, default=d.dropout, help="(default %(default)s)")
     p.add_argument("--lr", type=float, default=d.learning_rate, help="learning rate (default %(default)s)")
