@@ -36,6 +36,7 @@ __all__ = [
     "Checkpoint",
     "build_net",
     "decide",
+    "for_live_use",
     "load_checkpoint",
     "save_checkpoint",
 ]
@@ -51,12 +52,12 @@ class ActionLSTMNet(nn.Module):
     arch = "lstm"
 
     def __init__(
-        self, input_size: int, num_classes: int, hidden_size: int = 50, num_layers: int = 1, dropout: float = 0.0
+        self, spec: FeatureSpec, num_classes: int, hidden_size: int = 50, num_layers: int = 1, dropout: float = 0.0
     ) -> None:
         super().__init__()
         self.hidden_size, self.num_layers, self.dropout_p = hidden_size, num_layers, dropout
         self.lstm = nn.LSTM(
-            input_size, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
+            spec.dim, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, num_classes)
@@ -77,11 +78,11 @@ class ActionTCNNet(nn.Module):
     arch = "tcn"
 
     def __init__(
-        self, input_size: int, num_classes: int, hidden_size: int = 64, num_layers: int = 4, dropout: float = 0.3
+        self, spec: FeatureSpec, num_classes: int, hidden_size: int = 64, num_layers: int = 4, dropout: float = 0.3
     ) -> None:
         super().__init__()
         self.hidden_size, self.num_layers, self.dropout_p = hidden_size, num_layers, dropout
-        self.embed = nn.Sequential(nn.Conv1d(input_size, hidden_size, 1), nn.BatchNorm1d(hidden_size), nn.ReLU())
+        self.embed = nn.Sequential(nn.Conv1d(spec.dim, hidden_size, 1), nn.BatchNorm1d(hidden_size), nn.ReLU())
         self.blocks = nn.ModuleList(
             nn.Sequential(
                 nn.Conv1d(hidden_size, hidden_size, 3, padding=2**i, dilation=2**i),
@@ -224,9 +225,12 @@ def build_net(
 ) -> nn.Module:
     if arch not in ARCHITECTURES:
         raise WeightsError(f"unknown classifier architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    if arch == "gcn":  # the graph net reads each joint's columns, so it needs the layout, not just the width
-        return ActionGCNNet(spec, num_classes, hidden_size, num_layers, dropout)
-    return ARCHITECTURES[arch](spec.dim, num_classes, hidden_size, num_layers, dropout)
+    return ARCHITECTURES[arch](spec, num_classes, hidden_size, num_layers, dropout)
+
+
+def for_live_use(net: nn.Module) -> nn.Module:
+    """The network as live prediction runs it: batch norms folded away where the network has them."""
+    return net.for_inference() if isinstance(net, ActionTCNNet | ActionGCNNet) else net
 
 
 def __getattr__(name: str) -> Any:
@@ -426,7 +430,7 @@ class ActionClassifier:
         self.spec = checkpoint.spec
         self.threshold = checkpoint.threshold if threshold is None else threshold
         model = checkpoint.build_model().eval()
-        self.model = model.for_inference() if isinstance(model, ActionTCNNet | ActionGCNNet) else model
+        self.model = for_live_use(model)
 
     @classmethod
     def load(cls, path: str | Path, threshold: float | None = None, torch_threads: int | None = 1) -> ActionClassifier:

@@ -112,10 +112,13 @@ class FeatureSpec:
         return (self.window - 1) / self.rate_hz
 
     @property
+    def _positional_width(self) -> int:
+        """Columns of one sample before the velocities: joints, body centre, bones and reaches."""
+        return 2 * len(self.joints) + 2 + 2 * len(self.bone_pairs)
+
+    @property
     def dim(self) -> int:
-        n = len(self.joints)
-        per_sample = 2 * n + 2 + 2 * len(self.bone_pairs)
-        return per_sample * (2 if self.velocities else 1) + n
+        return self._positional_width * (2 if self.velocities else 1) + len(self.joints)
 
     def joint_columns(self) -> tuple[np.ndarray, np.ndarray]:
         """Where each joint's own values sit in a sample, for networks that treat joints as graph nodes.
@@ -123,8 +126,7 @@ class FeatureSpec:
         Returns (per-joint columns (joints, k): x, y, then their velocities if any, then the mask;
         every other column: the body centre, bones and reaches, and their velocities).
         """
-        n = len(self.joints)
-        static = 2 * n + 2 + 2 * len(self.bone_pairs)  # the columns before the velocities
+        n, static = len(self.joints), self._positional_width
         xy = 2 * np.arange(n)[:, None] + np.arange(2)[None, :]
         motion = [xy + static] if self.velocities else []
         mask = static * (2 if self.velocities else 1) + np.arange(n)[:, None]

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from realtime.classifier import ActionClassifier, build_net
+from realtime.classifier import ActionClassifier, build_net, for_live_use
 from realtime.features import FeatureSpec
 
 
@@ -38,8 +38,7 @@ def main() -> None:
         spec, model, name = clf.spec, clf.model, f"{args.weights} ({clf.checkpoint.arch})"
     else:
         spec = FeatureSpec(bones=args.bones, reaches=args.reaches)
-        net = build_net(args.arch, spec, 7, args.hidden, args.layers).eval()
-        model = net.for_inference() if hasattr(net, "for_inference") else net  # as ActionClassifier runs it
+        model = for_live_use(build_net(args.arch, spec, 7, args.hidden, args.layers).eval())
         inputs = "".join(f" + {part}" for part in ("bones", "reaches") if getattr(args, part))
         name = f"{args.arch} {args.hidden}x{args.layers}{inputs}"
     x = torch.from_numpy(np.random.default_rng(0).normal(size=(args.batch, spec.window, spec.dim)).astype(np.float32))

@@ -78,7 +78,7 @@ def random_weights(tmp_path_factory) -> Path:
 
     spec = FeatureSpec()
     path = tmp_path_factory.mktemp("weights") / "random_init_test_only.pt"
-    save_checkpoint(path, ActionLSTMNet(spec.dim, len(CLASSES)), CLASSES, spec, info={"test_only": True})
+    save_checkpoint(path, ActionLSTMNet(spec, len(CLASSES)), CLASSES, spec, info={"test_only": True})
     return path
 
 

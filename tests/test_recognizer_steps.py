@@ -52,7 +52,7 @@ def weights(tmp_path_factory):
     torch.manual_seed(0)  # random weights (no trained ones here): the labels are arbitrary but deterministic
     spec = FeatureSpec()
     path = tmp_path_factory.mktemp("w") / "random.pt"
-    save_checkpoint(path, ActionLSTMNet(spec.dim, len(CLASSES)), CLASSES, spec)
+    save_checkpoint(path, ActionLSTMNet(spec, len(CLASSES)), CLASSES, spec)
     return path
 
 

@@ -370,7 +370,7 @@ def test_predicting_no_windows_with_a_bare_network_gives_an_empty_table():
     from realtime.training import predict_windows
 
     spec = FeatureSpec()
-    probs = predict_windows(ActionLSTMNet(spec.dim, len(CLASSES)), np.zeros((0, spec.window, spec.dim), np.float32))
+    probs = predict_windows(ActionLSTMNet(spec, len(CLASSES)), np.zeros((0, spec.window, spec.dim), np.float32))
     assert probs.shape == (0, len(CLASSES))
 
 
@@ -378,7 +378,7 @@ def test_tcn_checkpoint_round_trip_and_an_old_lstm_file_still_loads(tmp_path):
     from realtime.classifier import ActionTCNNet
 
     spec = FeatureSpec(bones=True)
-    net = ActionTCNNet(spec.dim, len(CLASSES), 32, 3, 0.2).eval()
+    net = ActionTCNNet(spec, len(CLASSES), 32, 3, 0.2).eval()
     save_checkpoint(tmp_path / "tcn.pt", net, CLASSES, spec, threshold=0.6)
     clf = ActionClassifier.load(tmp_path / "tcn.pt")
     assert clf.checkpoint.arch == "tcn" and clf.spec.bones and clf.checkpoint.num_layers == 3
