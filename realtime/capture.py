@@ -88,6 +88,18 @@ def _open_capture(source: str, kind: SourceKind, options: CaptureConfig) -> cv2.
     return cv2.VideoCapture(source, cv2.CAP_FFMPEG)
 
 
+def truncation_error(source: str, frames_read: int, frames_reported: int) -> str | None:
+    """Why a video file that stopped after `frames_read` frames is damaged, or None if it is whole.
+
+    Containers' frame counts are estimates, so a shortfall of a couple of frames (or 1%) is normal.
+    """
+    if frames_read == 0:
+        return f"no frame could be decoded from {source} — the file is corrupt or not a video"
+    if frames_reported and frames_reported - frames_read > max(2, 0.01 * frames_reported):
+        return f"video {source} ended at frame {frames_read} of {frames_reported} — the file is truncated or corrupt"
+    return None
+
+
 def open_source(source: str, options: CaptureConfig) -> tuple[cv2.VideoCapture, SourceInfo]:
     """Open the source or raise a one-line SourceError that says what to do."""
     kind = classify_source(source)
@@ -215,14 +227,9 @@ class CaptureThread(threading.Thread):
                 self.stop.wait(max(0.0, next_due - time.monotonic()))
 
     def _check_complete(self) -> None:
-        expected = self.info.frame_count
-        if self.frames_read == 0:
-            self.error = f"no frame could be decoded from {self.info.source} — the file is corrupt or not a video"
-        elif expected and expected - self.frames_read > max(2, 0.01 * expected):
-            self.error = (
-                f"video {self.info.source} ended at frame {self.frames_read} of {expected} — "
-                f"the file is truncated or corrupt; frames before the damage were processed"
-            )
+        damage = truncation_error(self.info.source, self.frames_read, self.info.frame_count or 0)
+        if damage:
+            self.error = damage + ("; frames before the damage were processed" if self.frames_read else "")
 
     def _reconnect(self, reason: str) -> bool:
         """Reopen a lost live source: at once, then with backoff. False when giving up or stopping.

@@ -52,6 +52,21 @@ def test_mhad_labels_from_y_file(datasets, tmp_path):
     (tmp_path / "Y_train.txt").write_text("9\n")
     with pytest.raises(DatasetError, match="not in the 'mhad' section"):
         load("mhad", tmp_path)
+    (tmp_path / "Y_train.txt").write_text("boxing\n")
+    with pytest.raises(
+        DatasetError, match=r"Y_train\.txt: label 1 is 'boxing'; the MHAD format numbers its classes 1-6"
+    ):
+        load("mhad", tmp_path)
+
+
+def test_mhad_without_labels_is_named_when_training_needs_them(datasets, tmp_path):
+    from realtime.datasets import load_labelled
+
+    shutil.copy(datasets / "mhad_format" / "X_window_a.txt", tmp_path / "X_mine.txt")
+    (seq,) = load("mhad", tmp_path)
+    assert seq.label is None
+    with pytest.raises(DatasetError, match=r"X_mine\.txt has no label file Y_mine\.txt beside it; write one label"):
+        load_labelled([f"mhad:{tmp_path}"], tmp_path / "cache")
 
 
 def test_kth_has_no_face_joints_and_keeps_people_apart(datasets):
@@ -102,6 +117,12 @@ def test_data_argument_errors_name_the_fix(datasets):
         load("kth", datasets / "nope.csv")
     with pytest.raises(DatasetError, match="not a KTH pose CSV"):
         load("kth", datasets / "openpose_chenge" / "skeleton_raw.csv")
+    with pytest.raises(DatasetError, match=r"is a folder; --data kth:FILE takes the CSV file itself"):
+        load("kth", datasets / "kth_pose")
+    with pytest.raises(DatasetError, match=r"is a folder; --data openpose:FILE"):
+        load("openpose", datasets / "weizmann")
+    with pytest.raises(DatasetError, match=r"is a file; --data videos:DIR takes a folder"):
+        load("videos", datasets / "videos" / "exercise.avi")
 
 
 @pytest.mark.mediapipe
@@ -285,3 +306,68 @@ def test_pose_cache_names_the_backend_settings(tmp_path):
     )
     assert default != other and default.parent == other.parent == tmp_path / "wild" / "OTHER"
     assert default.name.startswith("a.movenet-") and default.suffix == ".npz"
+
+
+@pytest.mark.mediapipe
+def test_pose_cache_never_hands_a_clip_another_clips_poses(datasets, tmp_path):
+    """Two data sets that share a folder name, and a clip replaced by an older copy of another, are posed anew."""
+    import os
+
+    from realtime.datasets.videos import load_videos
+
+    weizmann = datasets / "weizmann"
+    cache = tmp_path / "cache"
+    first, second = tmp_path / "a" / "mydata", tmp_path / "b" / "mydata"
+    for root, source in ((first, "jack/daria_jack.avi"), (second, "wave2/lena_wave2.avi")):
+        (root / "jack").mkdir(parents=True)
+        (root / "jack" / "daria_jack.avi").symlink_to(weizmann / source)
+    (a,) = load_videos(first, cache_dir=cache, backend=BLAZEPOSE)
+    (b,) = load_videos(second, cache_dir=cache, backend=BLAZEPOSE)
+    assert a.meta["frames"] != b.meta["frames"]  # each its own clip's poses
+    assert b.meta["frames"] == load_videos(second, cache_dir=None, backend=BLAZEPOSE)[0].meta["frames"]
+
+    replaced = first / "jack" / "daria_jack.avi"
+    replaced.unlink()
+    shutil.copy2(weizmann / "jack" / "eli_jack.avi", replaced)
+    os.utime(replaced, ns=(1, 1))  # older than every cache file, as an unpacked archive's would be
+    (again,) = load_videos(first, cache_dir=cache, backend=BLAZEPOSE)
+    assert again.meta["frames"] != a.meta["frames"]
+    assert again.meta["frames"] == load_videos(first, cache_dir=None, backend=BLAZEPOSE)[0].meta["frames"]
+
+
+def test_video_folder_subjects_come_from_names_or_folders_never_from_the_action(datasets, tmp_path):
+    from realtime.datasets.videos import clip_entry, find_clips
+
+    root = tmp_path / "mine"
+    for rel in ("jack/alice_jack.avi", "jack/bob/take2.mp4", "wave1/alice_wave1.avi"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).symlink_to(datasets / "weizmann" / "jack" / "daria_jack.avi")
+    entries = [clip_entry(root, p) for p in find_clips(root)]
+    assert [(e.action, e.subject) for e in entries] == [("jack", "alice"), ("jack", "bob"), ("wave1", "alice")]
+
+    (root / "jack" / "jack_01.avi").symlink_to(datasets / "weizmann" / "jack" / "daria_jack.avi")
+    with pytest.raises(DatasetError, match=r"cannot tell who is in jack/jack_01\.avi: name clips .*alice_jack"):
+        load("videos", root, cache_dir=tmp_path / "cache")
+
+
+def test_a_truncated_training_clip_is_an_error_not_half_an_action(datasets, tmp_path):
+    from realtime.datasets.videos import pose_clip
+
+    good = datasets / "weizmann" / "wave2" / "lena_wave2.avi"
+    cut = tmp_path / "lena_wave2.avi"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    with pytest.raises(DatasetError, match=r"lena_wave2\.avi ended at frame \d+ of 79 .*; re-encode it or remove it"):
+        pose_clip(cut, BLAZEPOSE)
+
+
+def test_labels_are_checked_before_any_clip_is_posed(datasets, tmp_path):
+    from realtime.datasets.videos import load_videos
+
+    root = tmp_path / "mine"
+    for rel in ("jack/alice_jack.avi", "squat/alice_squat.avi"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).symlink_to(datasets / "weizmann" / "jack" / "daria_jack.avi")
+    posed = []
+    with pytest.raises(DatasetError, match="'squat' is not in the 'videos' section"):
+        load_videos(root, cache_dir=tmp_path / "cache", backend=BLAZEPOSE, progress=lambda it: posed.extend(it) or [])
+    assert posed == []

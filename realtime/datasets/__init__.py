@@ -19,6 +19,8 @@ from .labels import CLASSES, OTHER, label_map, map_label
 KINDS: tuple[str, ...] = ("mhad", "kth", "openpose", "videos", "wild")
 # Kinds that are video folders, posed by a pose backend (the others hold poses already).
 VIDEO_KINDS: tuple[str, ...] = ("videos", "wild")
+# Kinds that are one CSV file.
+CSV_KINDS: tuple[str, ...] = ("kth", "openpose")
 # Where posed videos are cached (`realtime extract-poses`, `train`, `evaluate`).
 DEFAULT_POSE_CACHE = Path(__file__).resolve().parents[2] / "cache" / "poses"
 
@@ -73,6 +75,10 @@ def load(kind: str, path: str | Path, **options: Any) -> list[PoseSequence]:
             f"{kind} data {path} does not exist — check the path (datasets live in "
             f"{default_root()} unless REALTIME_DATASETS says otherwise)"
         )
+    if kind in CSV_KINDS and path.is_dir():
+        raise DatasetError(f"{kind} data {path} is a folder; --data {kind}:FILE takes the CSV file itself")
+    if kind in VIDEO_KINDS and not path.is_dir():
+        raise DatasetError(f"{kind} data {path} is a file; --data {kind}:DIR takes a folder of <action>/ folders")
     # The formats' loaders share the path argument only; their options differ.
     loader: Callable[..., list[PoseSequence]]
     if kind == "mhad":
@@ -110,7 +116,9 @@ def load_labelled(
     for text in data_args:
         kind, path = parse_data_arg(text)
         options: dict[str, Any] = {}
-        if kind in VIDEO_KINDS:
+        if kind == "mhad":
+            options = {"require_labels": True}
+        elif kind in VIDEO_KINDS:
             options = {
                 "cache_dir": cache_dir,
                 "pose_every": pose_every,

@@ -5,7 +5,8 @@ OpenPose-18 values (x, y in pixels of a 640x480 view; 0,0 = joint not found). Y 
 one label 1..6 per block. The 18 joints map to COCO-17 with the neck dropped.
 
 Given a directory, every X_*.txt in it is read; a missing Y file leaves the windows
-unlabelled (label None), which evaluation with --weights can still classify.
+unlabelled (label None), unless `require_labels` (as `train` and `evaluate` ask) makes it
+an error naming the file.
 Blocks carry no subject; their file name and block number stand in for it.
 """
 
@@ -57,6 +58,16 @@ def read_x(path: Path, strict: bool = False) -> tuple[np.ndarray, list[int]]:
     return np.asarray(rows, np.float32).reshape(-1, BLOCK, 36), damaged
 
 
+def _label_number(text: str, y_file: Path, number: int) -> str:
+    try:
+        return str(int(float(text)))
+    except ValueError:
+        raise DatasetError(
+            f"{y_file}: label {number} is {text!r}; the MHAD format numbers its classes 1-6 "
+            "(JUMPING, JUMPING_JACKS, BOXING, WAVING_2HANDS, WAVING_1HAND, CLAPPING_HANDS)"
+        ) from None
+
+
 def load_mhad(
     path: str | Path, fps: float = FPS, require_labels: bool = False, strict: bool = False
 ) -> list[PoseSequence]:
@@ -73,9 +84,11 @@ def load_mhad(
             raw = [line.strip() for line in y_file.read_text().splitlines() if line.strip()]
             if len(raw) != len(blocks):
                 raise DatasetError(f"{y_file} has {len(raw)} labels for {len(blocks)} blocks in {x_file}")
-            labels = [map_label("mhad", str(int(float(v))), y_file) for v in raw]
+            labels = [map_label("mhad", _label_number(v, y_file, n), y_file) for n, v in enumerate(raw, 1)]
         elif require_labels:
-            raise DatasetError(f"{x_file} has no label file {y_file.name} beside it")
+            raise DatasetError(
+                f"{x_file} has no label file {y_file.name} beside it; write one label 1-6 per {BLOCK}-line block"
+            )
         for i, block in enumerate(blocks):
             keypoints, scores = openpose18_to_coco(block)
             sequences.append(

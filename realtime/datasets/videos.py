@@ -1,4 +1,5 @@
-"""Video folders `<action>/<subject>_<action>.<ext>` (Weizmann layout), posed by our own backend.
+"""Video folders `<action>/<subject>_<action>.<ext>` (Weizmann layout) or `<action>/<subject>/<clip>.<ext>`,
+posed by our own backend.
 
 Each clip is run through `realtime.pose.create_backend(...)` frame by frame, exactly as
 the inference worker does, with time = frame index / fps. Posing only every Nth frame
@@ -27,7 +28,8 @@ from .labelled_person import labelled_person
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg")
 # Bump when the way poses are extracted or stored changes, so stale caches are not reused.
 # 2: every person of every posed frame is stored, not the first one.
-CACHE_VERSION = 2
+# 3: a record names the file it was posed from (path, size, modification time).
+CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -40,20 +42,38 @@ class Clip:
 
 
 def find_clips(root: str | Path) -> list[Path]:
-    """Every clip of the layout, sorted; the action is the parent folder's name."""
+    """Every clip of either layout, sorted."""
     root = Path(root)
-    clips = sorted(p for p in root.glob("*/*") if p.suffix.lower() in VIDEO_EXTENSIONS)
+    clips = sorted(
+        p for pattern in ("*/*", "*/*/*") for p in root.glob(pattern) if p.suffix.lower() in VIDEO_EXTENSIONS
+    )
     if not clips:
-        raise DatasetError(f"no videos found under {root}; expected <action>/<clip> video files")
+        raise DatasetError(
+            f"no videos found under {root}; expected <action>/<subject>_<action>.<ext> "
+            "or <action>/<subject>/<clip>.<ext> video files"
+        )
     return clips
 
 
-def subject_of(clip: Path) -> str:
-    """`daria_jack.avi` -> `daria`: the name before the last `_<action>`."""
-    stem, action = clip.stem, clip.parent.name
-    if stem.endswith("_" + action):
-        return stem[: -len(action) - 1]
-    return stem.split("_")[0]
+def clip_entry(root: Path, clip: Path) -> Clip:
+    """The action and subject of a clip of either layout.
+
+    `jack/daria_jack.avi` -> (jack, daria); `jack/daria/take2.mp4` -> (jack, daria). Held-out
+    validation and cross-validation split by subject, so a name that tells no subject apart
+    from its action (`jack/jack_01.avi`, `jack/01.avi`) is refused rather than guessed: every
+    clip of a class would become one "person" and a fold could hold out a whole class.
+    """
+    parts = clip.relative_to(root).parts
+    action = parts[0]
+    if len(parts) == 3:
+        return Clip(clip, action, parts[1])
+    stem = clip.stem
+    if stem.endswith("_" + action) and len(stem) > len(action) + 1:
+        return Clip(clip, action, stem[: -len(action) - 1])
+    raise DatasetError(
+        f"cannot tell who is in {clip.relative_to(root)}: name clips <action>/<subject>_<action>.<ext> "
+        f"(e.g. {action}/alice_{action}{clip.suffix}) or put them in <action>/<subject>/ folders"
+    )
 
 
 def cache_path(
@@ -65,10 +85,15 @@ def cache_path(
     pose_workers: int = 1,
     backend_options: dict | None = None,
 ) -> Path:
-    """`<cache>/<data set>/<action>/<clip>.<backend>-<options digest>[.everyN][.workersN].npz`: poses
-    made with other backend settings (e.g. another person threshold) never pass for these."""
+    """`<cache>/<data set>/<action>/<clip>.<backend>-<digest>[.everyN][.workersN].npz`.
+
+    The digest covers the backend settings (poses made with another person threshold never pass
+    for these) and where the clip really is, so two data sets that share a folder name, or a
+    link moved to another clip, never share a cache file.
+    """
     rel = clip.relative_to(root).with_suffix("")
-    digest = hashlib.sha256(json.dumps(backend_options or {}, sort_keys=True).encode()).hexdigest()[:8]
+    key = {"options": backend_options or {}, "clip": str(clip.resolve())}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
     suffix = (
         f".{backend}-{digest}"
         + (f".every{pose_every}" if pose_every > 1 else "")
@@ -95,13 +120,16 @@ def pose_clip(
     """
     import cv2
 
+    from ..capture import truncation_error
     from ..pose import create_backend
     from ..pose_stage import PoseSchedule, RoundRobinPose
 
+    source = file_identity(clip)
     cap = cv2.VideoCapture(str(clip))
     if not cap.isOpened():
         raise DatasetError(f"video {clip} cannot be opened — is it a readable video file?")
     fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+    reported_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     if not 1.0 <= fps <= 240.0:
         raise DatasetError(f"video {clip} reports {fps} fps; cannot time its frames")
     # A fresh backend per clip: BlazePose tracks across frames, and clips are separate scenes.
@@ -123,6 +151,10 @@ def pose_clip(
     finally:
         backend.close()
         cap.release()
+    # A damaged clip would teach (or score) half an action as a whole one.
+    damage = truncation_error(str(clip), index, reported_frames)
+    if damage:
+        raise DatasetError(f"{damage}; re-encode it or remove it from the data")
     return {
         **pack_frames(frames),
         "times": np.asarray(times, np.float64),
@@ -134,6 +166,7 @@ def pose_clip(
         "pose_every": pose_every,
         "pose_workers": pose_workers,
         "version": CACHE_VERSION,
+        "source": source,
     }
 
 
@@ -162,15 +195,21 @@ def unpack_frames(record: dict) -> list[Poses]:
     ]
 
 
+def file_identity(clip: Path) -> str:
+    """Which file, and which version of it: a clip replaced by another (even an older copy) differs."""
+    stat = clip.stat()
+    return f"{clip.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
 def _read_cache(path: Path, clip: Path) -> dict | None:
-    if not path.is_file() or path.stat().st_mtime < clip.stat().st_mtime:
+    if not path.is_file():
         return None
     try:
         with np.load(path) as data:
             record = {k: data[k] for k in data.files}
     except (OSError, ValueError):
         return None
-    if int(record.get("version", -1)) != CACHE_VERSION:
+    if int(record.get("version", -1)) != CACHE_VERSION or str(record.get("source")) != file_identity(clip):
         return None
     return record
 
@@ -195,7 +234,7 @@ def load_videos(
     """All labelled clips under `root` (Weizmann layout) as sequences of their labelled person."""
     root = Path(root)
     paths = clips if clips is not None else find_clips(root)
-    entries = [Clip(p, p.parent.name, subject_of(p)) for p in paths]
+    entries = [clip_entry(root, p) for p in paths]
     return load_clips(
         root,
         entries,
@@ -231,11 +270,10 @@ def load_clips(
         raise DatasetError(f"pose_every must be 1 or more, got {pose_every}")
     if pose_workers < 1:
         raise DatasetError(f"pose_workers must be 1 or more, got {pose_workers}")
+    # Every label is checked before minutes of posing, not when its clip's turn comes.
+    labelled = [(clip, label) for clip in clips if (label := map_label(kind, clip.action, clip.path)) is not None]
     sequences = []
-    for clip in progress(clips) if progress else clips:
-        label = map_label(kind, clip.action, clip.path)
-        if label is None:
-            continue
+    for clip, label in progress(labelled) if progress else labelled:
         record = None
         path = (
             cache_path(Path(cache_dir), root, clip.path, backend, pose_every, pose_workers, backend_options)
