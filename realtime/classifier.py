@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .datasets.labels import CLASSES, OTHER
+from .datasets.labels import CLASS_NAME, CLASSES, OTHER
 from .errors import WeightsError
 from .features import BONES, FeatureSpec
 from .types import Prediction
@@ -43,7 +43,9 @@ __all__ = [
 CHECKPOINT_FORMAT = "realtime-action/2"
 # Format 1 held LSTMs only and had no `arch` field; such files still load.
 OLD_FORMATS = ("realtime-action-lstm/1",)
-WEIGHTS_HINT = "train them with `python -m realtime train` (see README) or pass --weights FILE"
+WEIGHTS_HINT = (
+    "use a checkpoint written by `python -m realtime train` (see README), or the shipped weights/action_classifier.pt"
+)
 
 
 class ActionLSTMNet(nn.Module):
@@ -390,10 +392,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"weights file {path} holds a {ckpt.arch!r} network; this version knows "
             f"{', '.join(ARCHITECTURES)} — {WEIGHTS_HINT}"
         )
-    unknown = [label for label in ckpt.labels if label not in CLASSES]
-    if unknown or len(set(ckpt.labels)) != len(ckpt.labels):
+    # Classes of the user's own (`train --labels`) are welcome; OTHER must be one, since a window
+    # below the threshold is called so, and names must be fit for event payloads.
+    bad = [label for label in ckpt.labels if not isinstance(label, str) or not CLASS_NAME.match(label)]
+    if bad or OTHER not in ckpt.labels or len(set(ckpt.labels)) != len(ckpt.labels):
         raise WeightsError(
-            f"weights file {path} has labels {list(ckpt.labels)}; allowed are {list(CLASSES)}, each once"
+            f"weights file {path} has labels {list(ckpt.labels)}; a checkpoint needs distinct class names "
+            f"(a letter, then letters, digits or _) including {OTHER} — {WEIGHTS_HINT}"
         )
     _check_shapes(path, ckpt)
     return ckpt

@@ -122,7 +122,19 @@ def load_classifier(config: Config) -> ActionClassifier | None:
         return None
     if not path.exists():
         raise WeightsError(f"weights file {path} not found — {WEIGHTS_HINT}")
-    return ActionClassifier.load(path, config.classifier.threshold)
+    classifier = ActionClassifier.load(path, config.classifier.threshold)
+    trained_on = (classifier.checkpoint.info or {}).get("pose")
+    if trained_on and trained_on != config.pose.backend:
+        # Backends place joints differently; on another's poses the shipped weights tripled false actions.
+        log.warning(
+            "the action weights %s were trained on %s poses and this run poses with %s: expect more false "
+            "actions; `python -m realtime train --pose %s` makes weights for it",
+            path,
+            trained_on,
+            config.pose.backend,
+            config.pose.backend,
+        )
+    return classifier
 
 
 @dataclass

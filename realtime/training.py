@@ -414,15 +414,40 @@ def fit(
     )
 
 
-def describe(sequences: list[PoseSequence]) -> str:
+def describe(sequences: list[PoseSequence], labels: tuple[str, ...] = CLASSES) -> str:
     """One line: subjects per source and sequences per class."""
     subjects = Counter(source for source, _ in {(s.source, s.subject) for s in sequences})
-    labels = Counter(s.label for s in sequences)
+    counts = Counter(s.label for s in sequences)
     return (
         ", ".join(f"{src}: {n} subjects" for src, n in sorted(subjects.items()))
         + " | "
-        + ", ".join(f"{name}={labels[name]}" for name in CLASSES)
+        + ", ".join(f"{name}={counts[name]}" for name in labels)
     )
+
+
+def split_warnings(train: list[PoseSequence], val: list[PoseSequence], threshold_given: bool) -> list[str]:
+    """What a training split cannot do that its user would assume it does, one line each."""
+    warnings = []
+    trained = {s.label for s in train}
+    for label in sorted({s.label for s in val} - trained, key=str):
+        who = sorted({s.subject for s in val if s.label == label})
+        warnings.append(
+            f"class {label} has no training sequences: all its subjects ({', '.join(who[:5])}) are validation "
+            "ones; pick others with --val-subjects"
+        )
+    if threshold_given:
+        return warnings
+    if not val:
+        warnings.append(
+            "no validation subjects (a data set needs 3 subjects to lend some): the rejection threshold stays 0.0, "
+            "so no window is ever called OTHER for being unsure; pass --threshold (the shipped model stores 0.7)"
+        )
+    elif not any(s.label == OTHER for s in val):
+        warnings.append(
+            "the validation subjects have no OTHER sequences, so false actions cannot be measured and the rejection "
+            "threshold is chosen blind; pass --threshold (the shipped model stores 0.7)"
+        )
+    return warnings
 
 
 def eval_windows(

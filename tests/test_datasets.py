@@ -371,3 +371,45 @@ def test_labels_are_checked_before_any_clip_is_posed(datasets, tmp_path):
     with pytest.raises(DatasetError, match="'squat' is not in the 'videos' section"):
         load_videos(root, cache_dir=tmp_path / "cache", backend=BLAZEPOSE, progress=lambda it: posed.extend(it) or [])
     assert posed == []
+
+
+def test_a_labels_file_of_your_own_names_its_classes_and_its_mistakes(tmp_path):
+    from realtime.datasets import LabelTable
+
+    path = tmp_path / "labels.yaml"
+    path.write_text("videos:\n  walk: OTHER\n  squat: SQUAT\n  lunge: LUNGE\n  wave: null\n")
+    table = LabelTable.read(path)
+    assert table.classes == ("SQUAT", "LUNGE", "OTHER")  # as first mapped, OTHER last
+    assert table.map("videos", "lunge", "x") == "LUNGE" and table.map("videos", "wave", "x") is None
+    with pytest.raises(DatasetError, match=f"'plank' is not in the 'videos' section of {path}"):
+        table.map("videos", "plank", "x")
+    with pytest.raises(DatasetError, match="has no section 'kth'"):
+        table.map("kth", "boxing", "x")
+    path.write_text("classes: [LUNGE, SQUAT]\nvideos:\n  squat: SQUAT\n  lunge: LUNGE\n")
+    assert LabelTable.read(path).classes == ("LUNGE", "SQUAT", "OTHER")  # OTHER is always a class
+    for text, problem in (
+        ("videos:\n  squat: deep squat\n", "class name 'deep squat' must be a letter"),
+        ("classes: [SQUAT]\nvideos:\n  lunge: LUNGE\n", "videos.lunge maps to 'LUNGE', not one of its classes"),
+        ("videos:\n  walk: OTHER\n", "maps no action to a class other than OTHER"),
+        ("videos: [squat]\n", "section 'videos' must map action names"),
+    ):
+        path.write_text(text)
+        with pytest.raises(DatasetError, match=problem):
+            LabelTable.read(path)
+
+
+def test_a_split_that_cannot_teach_a_class_or_tune_rejection_says_so():
+    from realtime.features import PoseSequence
+    from realtime.training import split_warnings
+
+    def seq(label: str, subject: str) -> PoseSequence:
+        return PoseSequence(np.zeros((4, 17, 2)), np.ones((4, 17)), np.arange(4) / 25, label=label, subject=subject)
+
+    train = [seq("JUMPING", "ann"), seq("OTHER", "ann")]
+    val = [seq("BOXING", "bob"), seq("JUMPING", "bob")]
+    first, second = split_warnings(train, val, threshold_given=False)
+    assert first.startswith("class BOXING has no training sequences: all its subjects (bob)")
+    assert "no OTHER sequences" in second and "pass --threshold" in second
+    assert split_warnings(train, val, threshold_given=True) == [first]
+    assert "no validation subjects" in split_warnings(train, [], threshold_given=False)[0]
+    assert split_warnings(train, [seq("JUMPING", "bob"), seq("OTHER", "bob")], threshold_given=False) == []

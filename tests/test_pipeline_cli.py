@@ -232,3 +232,14 @@ def test_two_cameras_in_one_process(tmp_path, datasets, random_weights):
     assert summaries["hall"]["frames_out"] == count_frames(wave)
     assert {e["camera"] for e in all_events if e["type"] == "action"} == {"gym", "hall"}
     assert "realtime: gym: " in proc.stdout and "realtime: hall: " in proc.stdout
+
+
+@pytest.mark.mediapipe
+def test_weights_trained_on_another_backends_poses_are_flagged(weizmann_clip):
+    """The shipped weights learnt MoveNet's joints; a BlazePose run is told what that costs."""
+    other = run_cli("--source", str(weizmann_clip), "--headless", "--pose", "blazepose", "--max-frames", "5")
+    assert other.returncode == 0, other.stderr
+    assert "trained on movenet poses and this run poses with blazepose" in other.stderr
+    assert "realtime train --pose blazepose" in other.stderr
+    same = run_cli("--source", str(weizmann_clip), "--headless", "--max-frames", "5")
+    assert same.returncode == 0 and "trained on" not in same.stderr

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import POSE_BACKENDS
-from ..datasets import CLASSES, KINDS, DatasetError, default_pose_backend, load_labelled
-from .training_args import add_training_arguments, train_config_from
+from ..datasets import KINDS, DatasetError, default_pose_backend, load_labelled
+from .training_args import add_training_arguments, label_table, train_config_from
 
 if TYPE_CHECKING:
     from ..features import PoseSequence
@@ -130,8 +130,10 @@ def main(argv: list[str]) -> int:
     everies, workers = args.pose_every, args.pose_workers
     # Each way of posing the videos: (pose every Nth frame, over W round-robin models).
     variants = list(dict.fromkeys([(n, 1) for n in everies] + [(everies[0], w) for w in workers]))
+    table = label_table(args)
     data: dict[tuple[int, int] | float, list[PoseSequence]] = {
-        v: load_labelled(args.data, args.cache, v[0], pose_workers=v[1], backend=args.pose) for v in variants
+        v: load_labelled(args.data, args.cache, v[0], pose_workers=v[1], backend=args.pose, labels=table)
+        for v in variants
     }
     # A pose-rate cap thins the headline posing; every data set has a rate to thin (KTH's is 8.3 Hz).
     for hz in args.pose_fps:
@@ -143,6 +145,12 @@ def main(argv: list[str]) -> int:
     if args.weights:
         ckpt = load_checkpoint(args.weights)
         model, labels = ckpt.build_model().eval(), ckpt.labels
+        foreign = sorted({s.label for s in base} - set(labels), key=str)
+        if foreign:
+            raise DatasetError(
+                f"the data hold classes {foreign} that {args.weights} does not know (it knows {list(labels)}); "
+                "pass the --labels FILE it was trained with"
+            )
         results = {
             v: score_checkpoint(model, ckpt.spec, ckpt.threshold, labels, seqs, args.stride) for v, seqs in data.items()
         }
@@ -150,10 +158,12 @@ def main(argv: list[str]) -> int:
         max_false_action = 1.0
     else:
         assert config is not None
-        labels, max_false_action = CLASSES, config.max_false_action
-        extra = load_labelled(args.extra, args.cache, 1, backend=args.pose) if args.extra else []
+        labels, max_false_action = config.labels, config.max_false_action
+        extra = load_labelled(args.extra, args.cache, 1, backend=args.pose, labels=table) if args.extra else []
         # Training always sees every-frame poses of one model; only scoring varies the posing.
-        pool = data[(1, 1)] if (1, 1) in data else load_labelled(args.data, args.cache, 1, backend=args.pose)
+        pool = (
+            data[(1, 1)] if (1, 1) in data else load_labelled(args.data, args.cache, 1, backend=args.pose, labels=table)
+        )
         folds = dataset_folds(base) if args.lodo else subject_folds(base, args.folds)
         if args.lodo and len(folds) < 2:
             raise DatasetError("--lodo needs at least two data sets in --data")

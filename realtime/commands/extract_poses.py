@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from ..config import POSE_BACKENDS
-from ..datasets import DEFAULT_POSE_CACHE, VIDEO_KINDS, DatasetError, default_pose_backend, load_labelled
+from ..datasets import (
+    DEFAULT_POSE_CACHE,
+    KINDS,
+    VIDEO_KINDS,
+    DatasetError,
+    default_pose_backend,
+    labels_from,
+    load_labelled,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=POSE_BACKENDS,
         help="pose backend (default: the pipeline's, %(default)s)",
     )
+    p.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="your own label mapping, as train and evaluate take it (clips it maps to null are not posed)",
+    )
     return p
 
 
@@ -53,18 +68,19 @@ def main(argv: list[str]) -> int:
     from tqdm import tqdm
 
     data = [d if ":" in d else f"videos:{d}" for d in args.data]
+    table = labels_from(args.labels)
     for d in data:
-        if d.partition(":")[0] not in VIDEO_KINDS:
-            raise DatasetError(
-                f"{d}: extract-poses takes video folders ({', '.join(VIDEO_KINDS)}), other kinds hold poses already"
-            )
+        kind = d.partition(":")[0]
+        if kind not in VIDEO_KINDS:
+            why = "holds poses already" if kind in KINDS else "is not a data kind"
+            raise DatasetError(f"{d}: {kind!r} {why}; extract-poses takes video folders, videos:DIR or wild:DIR")
     for every in args.pose_every:
         start = time.perf_counter()
 
         def progress(it: Iterable[Any], name: str, n: int = every) -> Iterable[Any]:
             return tqdm(it, desc=f"{name}, every {n}", unit="clip")
 
-        seqs = load_labelled(data, args.cache, every, backend=args.pose, progress=progress)
+        seqs = load_labelled(data, args.cache, every, backend=args.pose, progress=progress, labels=table)
         frames = sum(len(s) for s in seqs)
         print(
             f"pose every {every}: {len(seqs)} labelled clips, {frames} frames of the labelled people, "

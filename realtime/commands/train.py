@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from typing import Any
 
 from ..config import POSE_BACKENDS
 from ..datasets import KINDS, DatasetError, default_pose_backend, load_labelled
-from .training_args import add_training_arguments, train_config_from
+from .training_args import add_training_arguments, label_table, train_config_from
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND:PATH",
         help=f"training data, repeatable; KIND is one of {', '.join(KINDS)}",
     )
-    p.add_argument("--out", type=Path, default=Path("weights/action_classifier.pt"), help="(default %(default)s)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("action_classifier.pt"),
+        help="where to write the checkpoint (default %(default)s; the shipped one is weights/action_classifier.pt)",
+    )
     p.add_argument(
         "--val-subjects",
         default="",
@@ -83,7 +89,7 @@ def main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
     from ..classifier import save_checkpoint
-    from ..training import describe, fit, split_by_subject
+    from ..training import describe, fit, split_by_subject, split_warnings
 
     start = time.perf_counter()
     sequences = load_labelled(
@@ -92,6 +98,7 @@ def main(argv: list[str]) -> int:
         args.pose_every,
         subset=args.subset,
         backend=args.pose,
+        labels=label_table(args),
         progress=None if args.quiet else _progress_bar,
     )
     if args.exclude:
@@ -113,8 +120,10 @@ def main(argv: list[str]) -> int:
             )
     else:
         train, val = split_by_subject(sequences, args.val_fraction, args.seed)
-    print(f"train: {describe(train)}")
-    print(f"val:   {describe(val) if val else 'none'}")
+    print(f"train: {describe(train, config.labels)}")
+    print(f"val:   {describe(val, config.labels) if val else 'none'}")
+    for warning in split_warnings(train, val, threshold_given=args.threshold is not None):
+        print(f"warning: {warning}", file=sys.stderr)
     result = fit(train, val, config, args.runs)
     print(
         f"validation: best epoch {result.best_epoch}, threshold {result.threshold}, "
@@ -146,7 +155,7 @@ def main(argv: list[str]) -> int:
         "command": " ".join(["python -m realtime train", *argv]),
     }
     save_checkpoint(args.out, model, config.labels, config.spec, threshold, info)
-    print(f"wrote {args.out} ({time.perf_counter() - start:.0f} s in all)")
+    print(f"wrote {args.out} ({time.perf_counter() - start:.0f} s in all); use it with --weights {args.out}")
     print(
         json.dumps(
             {"out": str(args.out), "threshold": threshold, "best_epoch": epochs, "val_macro_f1": result.val_macro_f1}

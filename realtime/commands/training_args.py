@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..augment import NAMES as AUGMENTATIONS
 from ..classifier import ARCHITECTURES
-from ..datasets import DEFAULT_POSE_CACHE
+from ..datasets import DEFAULT_POSE_CACHE, LABELS_FILE, LabelTable, labels_from
 from ..errors import ConfigError
 from ..training import TrainConfig
 
@@ -54,6 +54,26 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
         default=d.spec.reaches,
         help="vectors wrist to wrist, nose to each wrist, ankle to ankle (and their velocities) as extra "
         "inputs (default %(default)s)",
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=d.spec.window,
+        help="samples per classifier window (default %(default)s; with --rate-hz, the window's length in time)",
+    )
+    p.add_argument(
+        "--rate-hz",
+        type=float,
+        default=d.spec.rate_hz,
+        help="samples a second that poses are resampled to (default %(default)s)",
+    )
+    p.add_argument(
+        "--labels",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"your own classes: a copy of {LABELS_FILE.name} (the packaged one is {LABELS_FILE}) mapping each "
+        "data format's action names to your class names",
     )
     p.add_argument(
         "--max-windows",
@@ -110,6 +130,11 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=Path, default=Path("runs"), help="Lightning's working folder (default %(default)s)")
 
 
+def label_table(args: argparse.Namespace) -> LabelTable:
+    """The classes and action-name mapping the flags ask for (`--labels`, else the packaged ones)."""
+    return labels_from(args.labels)
+
+
 def train_config_from(args: argparse.Namespace, progress: bool = False) -> TrainConfig:
     d = TrainConfig()
     # The default floor gives way to a short --epochs; a floor the user gives does not.
@@ -120,6 +145,10 @@ def train_config_from(args: argparse.Namespace, progress: bool = False) -> Train
         raise ConfigError(f"--ema-decay {args.ema_decay}: give 0 (off) or a decay below 1, such as 0.99")
     if args.other_weight <= 0:
         raise ConfigError(f"--other-weight {args.other_weight}: give a positive number (1 = an action's share)")
+    if not 8 <= args.window <= 256:
+        raise ConfigError(f"--window {args.window}: give 8 to 256 samples (the shipped model takes 32)")
+    if not 5 <= args.rate_hz <= 60:
+        raise ConfigError(f"--rate-hz {args.rate_hz}: give 5 to 60 samples a second (the shipped model takes 25)")
     return TrainConfig(
         arch=args.arch,
         hidden_size=args.hidden,
@@ -142,5 +171,6 @@ def train_config_from(args: argparse.Namespace, progress: bool = False) -> Train
         seed=args.seed,
         threads=args.threads,
         progress=progress,
-        spec=replace(d.spec, bones=args.bones, reaches=args.reaches),
+        spec=replace(d.spec, bones=args.bones, reaches=args.reaches, window=args.window, rate_hz=args.rate_hz),
+        labels=label_table(args).classes,
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import DatasetError
 from ..features import PoseSequence
-from .labels import CLASSES, OTHER, label_map, map_label
+from .labels import CLASSES, LABELS_FILE, OTHER, LabelTable, default_labels, label_map, labels_from, map_label
 
 KINDS: tuple[str, ...] = ("mhad", "kth", "openpose", "videos", "wild")
 # Kinds that are video folders, posed by a pose backend (the others hold poses already).
@@ -28,12 +28,16 @@ __all__ = [
     "CLASSES",
     "DEFAULT_POSE_CACHE",
     "KINDS",
+    "LABELS_FILE",
     "OTHER",
     "VIDEO_KINDS",
     "DatasetError",
+    "LabelTable",
+    "default_labels",
     "default_pose_backend",
     "default_root",
     "label_map",
+    "labels_from",
     "load",
     "load_labelled",
     "map_label",
@@ -104,22 +108,23 @@ def load_labelled(
     subset: int = 0,
     pose_workers: int = 1,
     backend: str | None = None,
+    labels: LabelTable | None = None,
 ) -> list[PoseSequence]:
     """The labelled sequences of every `KIND:PATH` argument, as `train` and `evaluate` take them.
 
     `progress` wraps the clip iterator of video folders (e.g. a tqdm factory taking a
     description); `subset` keeps at most that many sequences per argument, spread evenly.
     `pose_every`, `pose_workers` and `backend` (default: the pipeline's) apply to video
-    folders (see `videos.load_clips`).
+    folders (see `videos.load_clips`). `labels` maps action names (default: the packaged table).
     """
     sequences: list[PoseSequence] = []
     for text in data_args:
         kind, path = parse_data_arg(text)
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"labels": labels}
         if kind == "mhad":
-            options = {"require_labels": True}
+            options["require_labels"] = True
         elif kind in VIDEO_KINDS:
-            options = {
+            options |= {
                 "cache_dir": cache_dir,
                 "pose_every": pose_every,
                 "pose_workers": pose_workers,

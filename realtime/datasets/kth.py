@@ -16,7 +16,8 @@ import numpy as np
 
 from ..features import PoseSequence
 from ..types import KEYPOINT_INDEX, NUM_KEYPOINTS
-from . import DatasetError, map_label
+from . import DatasetError
+from .labels import LabelTable, default_labels
 
 KTH_JOINTS: dict[str, str] = {
     "Nose": "nose",
@@ -39,7 +40,10 @@ _VIDEO_NAME = re.compile(r"(person\d+)_([a-z]+)_(d\d)")
 
 
 def load_kth(
-    path: str | Path, frame_size: tuple[int, int] = FRAME_SIZE, sample_interval_s: float = SAMPLE_INTERVAL_S
+    path: str | Path,
+    frame_size: tuple[int, int] = FRAME_SIZE,
+    sample_interval_s: float = SAMPLE_INTERVAL_S,
+    labels: LabelTable | None = None,
 ) -> list[PoseSequence]:
     path = Path(path)
     with path.open(newline="") as fh:
@@ -57,7 +61,7 @@ def load_kth(
     sequences = []
     for video, rows in videos.items():
         action = rows[0]["action"]
-        label = map_label("kth", action, f"{path} ({video})")
+        label = (labels or default_labels()).map("kth", action, f"{path} ({video})")
         if label is None:
             continue
         try:

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from ..features import PoseSequence
-from . import DatasetError, map_label
+from . import DatasetError
 from .common import openpose18_to_coco
+from .labels import LabelTable, default_labels
 
 BLOCK = 32
 # Berkeley MHAD's cameras record at about 22 Hz; the files keep no timestamps.
@@ -69,9 +70,14 @@ def _label_number(text: str, y_file: Path, number: int) -> str:
 
 
 def load_mhad(
-    path: str | Path, fps: float = FPS, require_labels: bool = False, strict: bool = False
+    path: str | Path,
+    fps: float = FPS,
+    require_labels: bool = False,
+    strict: bool = False,
+    labels: LabelTable | None = None,
 ) -> list[PoseSequence]:
     path = Path(path)
+    table = labels or default_labels()
     x_files = sorted(path.glob("X_*.txt")) if path.is_dir() else [path]
     if not x_files:
         raise DatasetError(f"no X_*.txt files in {path}; the MHAD format needs X_*.txt (+ Y_*.txt)")
@@ -79,12 +85,12 @@ def load_mhad(
     for x_file in x_files:
         blocks, damaged = read_x(x_file, strict)
         y_file = _label_file(x_file)
-        labels: list[str | None] = [None] * len(blocks)
+        block_labels: list[str | None] = [None] * len(blocks)
         if y_file.is_file():
             raw = [line.strip() for line in y_file.read_text().splitlines() if line.strip()]
             if len(raw) != len(blocks):
                 raise DatasetError(f"{y_file} has {len(raw)} labels for {len(blocks)} blocks in {x_file}")
-            labels = [map_label("mhad", _label_number(v, y_file, n), y_file) for n, v in enumerate(raw, 1)]
+            block_labels = [table.map("mhad", _label_number(v, y_file, n), y_file) for n, v in enumerate(raw, 1)]
         elif require_labels:
             raise DatasetError(
                 f"{x_file} has no label file {y_file.name} beside it; write one label 1-6 per {BLOCK}-line block"
@@ -96,7 +102,7 @@ def load_mhad(
                     keypoints,
                     scores,
                     np.arange(BLOCK) / fps,
-                    label=labels[i],
+                    label=block_labels[i],
                     subject=f"{x_file.stem}#{i}",
                     clip=f"{x_file.name}#{i}",
                     source="mhad",

@@ -14,15 +14,20 @@ from pathlib import Path
 import numpy as np
 
 from ..features import PoseSequence
-from . import DatasetError, map_label
+from . import DatasetError
 from .common import openpose18_to_coco
+from .labels import LabelTable, default_labels
 
 FRAME_SIZE = (640, 480)
 FPS = 10.0
 
 
 def load_openpose_csv(
-    path: str | Path, frame_size: tuple[int, int] = FRAME_SIZE, fps: float = FPS, subject: str = ""
+    path: str | Path,
+    frame_size: tuple[int, int] = FRAME_SIZE,
+    fps: float = FPS,
+    subject: str = "",
+    labels: LabelTable | None = None,
 ) -> list[PoseSequence]:
     path = Path(path)
     with path.open(newline="") as fh:
@@ -45,7 +50,7 @@ def load_openpose_csv(
         if end < len(rows) and actions[end] == actions[start]:
             continue
         action = actions[start]
-        label = map_label("openpose", action, path)
+        label = (labels or default_labels()).map("openpose", action, path)
         if label is not None:
             sequences.append(
                 PoseSequence(

@@ -22,8 +22,9 @@ import numpy as np
 
 from ..features import PoseSequence
 from ..types import NUM_KEYPOINTS, Poses
-from . import DatasetError, default_pose_backend, map_label
+from . import DatasetError, default_pose_backend
 from .labelled_person import labelled_person
+from .labels import LabelTable, default_labels
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg")
 # Bump when the way poses are extracted or stored changes, so stale caches are not reused.
@@ -230,6 +231,7 @@ def load_videos(
     progress: Callable[[Iterable], Iterable] | None = None,
     clips: list[Path] | None = None,
     pose_workers: int = 1,
+    labels: LabelTable | None = None,
 ) -> list[PoseSequence]:
     """All labelled clips under `root` (Weizmann layout) as sequences of their labelled person."""
     root = Path(root)
@@ -245,6 +247,7 @@ def load_videos(
         backend_options,
         progress,
         pose_workers,
+        labels,
     )
 
 
@@ -258,6 +261,7 @@ def load_clips(
     backend_options: dict | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
     pose_workers: int = 1,
+    labels: LabelTable | None = None,
 ) -> list[PoseSequence]:
     """Labelled clips as sequences of their labelled person; poses come from the cache when it is fresh.
 
@@ -271,7 +275,8 @@ def load_clips(
     if pose_workers < 1:
         raise DatasetError(f"pose_workers must be 1 or more, got {pose_workers}")
     # Every label is checked before minutes of posing, not when its clip's turn comes.
-    labelled = [(clip, label) for clip in clips if (label := map_label(kind, clip.action, clip.path)) is not None]
+    table = labels or default_labels()
+    labelled = [(clip, label) for clip in clips if (label := table.map(kind, clip.action, clip.path)) is not None]
     sequences = []
     for clip, label in progress(labelled) if progress else labelled:
         record = None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..features import PoseSequence
 from . import DatasetError, default_pose_backend
+from .labels import LabelTable
 from .videos import Clip, find_clips, load_clips
 
 SOURCES_FILE = "SOURCES.md"
@@ -67,6 +68,7 @@ def load_wild(
     backend_options: dict | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
     pose_workers: int = 1,
+    labels: LabelTable | None = None,
 ) -> list[PoseSequence]:
     root = Path(root)
     return load_clips(
@@ -79,4 +81,5 @@ def load_wild(
         backend_options,
         progress,
         pose_workers,
+        labels,
     )
