@@ -30,7 +30,7 @@ system-deps:
 	@bash scripts/install_system_deps.sh
 
 run: $(VENV)/.installed
-	$(PY) -m realtime $(if $(SOURCE),--source $(SOURCE)) $(ARGS)
+	$(PY) -m realtime $(if $(SOURCE),--source '$(SOURCE)') $(ARGS)
 
 test: $(VENV)/.installed system-deps
 	$(PY) -m pytest -m "not detectron2" $(PYTEST_ARGS)

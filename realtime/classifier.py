@@ -457,10 +457,16 @@ class ActionClassifier:
             return torch.softmax(self.model(torch.from_numpy(np.ascontiguousarray(windows))), dim=1).numpy()
 
     def verdict(self, probs: np.ndarray) -> Prediction:
-        """The label for one probability vector, with low-confidence ones sent to OTHER."""
-        label = self.labels[int(decide(probs[None], self.labels, self.threshold)[0])]
+        """The label for one probability vector, with low-confidence ones sent to OTHER.
+
+        The score is always the label's own probability: a window rejected to OTHER carries
+        OTHER's, not that of the class it was too unsure of.
+        """
+        index = int(decide(probs[None], self.labels, self.threshold)[0])
         return Prediction(
-            label, float(probs.max()), {name: float(p) for name, p in zip(self.labels, probs, strict=True)}
+            self.labels[index],
+            float(probs[index]),
+            {name: float(p) for name, p in zip(self.labels, probs, strict=True)},
         )
 
 

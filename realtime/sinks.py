@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -67,9 +68,7 @@ class VideoSink:
         self.fourcc = FOURCC_BY_SUFFIX[suffix]
         self.fps = fps
         self._writer: cv2.VideoWriter | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not os.access(self.path.parent, os.W_OK):
-            raise OutputError(f"cannot write output {self.path} — its folder is not writable")
+        prepare_folder(self.path, "output")
 
     def write(self, record: FrameRecord) -> None:
         image = record.annotated if record.annotated is not None else record.image
@@ -113,6 +112,19 @@ class VideoFiles:
             sink.close()
 
 
+def prepare_folder(path: Path, what: str) -> None:
+    """Create the folder of an output file now, so a path that cannot be written fails at the
+    start in one line, not with a traceback or, for files written at the end, after the run."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the folder of {what} {path} ({exc.strerror}) — choose a path in a writable folder"
+        ) from None
+    if not os.access(path.parent, os.W_OK):
+        raise OutputError(f"cannot write {what} {path} — its folder is not writable")
+
+
 class JsonlWriter:
     """One JSON object per line; optionally flushed per event so other tools can tail it."""
 
@@ -122,7 +134,7 @@ class JsonlWriter:
         self._file: IO[str] | None = None
         if self.path.is_dir():
             raise OutputError(f"events path {self.path} is a folder — give a file name such as events.jsonl")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_folder(self.path, "events")
         try:
             self._file = open(self.path, "w", encoding="utf-8")
         except OSError as exc:
@@ -206,10 +218,47 @@ class EventSink:
             writer.close()
 
 
-def display_available() -> bool:
-    """OpenCV's Qt window aborts the whole process without a display, so ask first."""
-    on_linux = sys.platform.startswith("linux")
-    return not on_linux or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+def display_problem() -> str | None:
+    """Why no live window can open here, or None.
+
+    OpenCV's Qt window aborts the whole process (exit 134, nothing to catch) when it cannot
+    reach an X server, so ask first. Its wheels carry only Qt's xcb plugin: a Wayland session
+    shows it through XWayland's DISPLAY. A DISPLAY left over from another session (ssh, a kiosk
+    started before X is up) is the same abort, so the server is knocked on, not just named.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    display = os.environ.get("DISPLAY", "")
+    if not display:
+        return "no display to show the live window (DISPLAY is not set)"
+    if not x_server_answers(display):
+        return f"no X server answers at DISPLAY={display}"
+    return None
+
+
+def x_server_answers(display: str, timeout_s: float = 1.0) -> bool:
+    """Whether something accepts connections where `display` ([host]:N[.screen]) points."""
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not number.isdigit():
+        return False
+    if host in ("", "unix"):
+        # Xorg and Xvfb listen on the socket file, and on Linux also on its abstract twin.
+        addresses = [f"/tmp/.X11-unix/X{number}", f"\0/tmp/.X11-unix/X{number}"]
+        family = socket.AF_UNIX
+        targets: list = addresses
+    else:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        targets = [(host.strip("[]"), 6000 + int(number))]
+    for target in targets:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.settimeout(timeout_s)
+            try:
+                probe.connect(target)
+                return True
+            except OSError:
+                continue
+    return False
 
 
 KEY_QUIT = {ord("q"), ord("Q"), 27}  # q or ESC
@@ -221,8 +270,9 @@ class WindowSink:
     needs_image = True
 
     def __init__(self, title: str, fullscreen: bool = False, on_quit: Callable[[], None] = lambda: None) -> None:
-        if not display_available():
-            raise DisplayError("no display to show the live window — use --headless (and --output/--events)")
+        problem = display_problem()
+        if problem:
+            raise DisplayError(f"{problem} — use --headless (and --output/--events), or start X first")
         self.title = title
         self.on_quit = on_quit
         self._latest: dict[str, np.ndarray] = {}  # each camera's last frame, for the grid

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from .errors import OutputError
+from .sinks import prepare_folder
 from .types import DEFAULT_CAMERA
 
 # Okabe-Ito colours (told apart with the common colour-vision deficiencies), RGB hex.
@@ -250,6 +251,9 @@ class TimelineWriter:
         self.path = Path(path)
         if self.path.suffix.lower() != ".png":
             raise OutputError(f"timeline {self.path} must be a .png file — e.g. --timeline timeline.png")
+        if self.path.is_dir():
+            raise OutputError(f"timeline path {self.path} is a folder — give a file name such as timeline.png")
+        prepare_folder(self.path, "timeline")
         self.duration = duration
         self.events: list[dict[str, Any]] = []
 

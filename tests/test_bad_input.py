@@ -149,18 +149,35 @@ def test_wrong_shaped_weights(tmp_path, weizmann_clip, random_weights):
     assert_one_line_error(proc, "head.weight", "(7, 99)")
 
 
-def test_weights_with_unknown_labels(tmp_path, weizmann_clip, random_weights):
+def test_weights_without_other_among_their_labels(tmp_path, weizmann_clip, random_weights):
     raw = torch.load(random_weights, weights_only=True)
-    raw["labels"][0] = "DANCING"
+    raw["labels"][-1] = "DANCING"  # a class of one's own is fine; OTHER, what rejection calls, must stay
     bad = tmp_path / "labels.pt"
     torch.save(raw, bad)
     proc = run_cli("--source", str(weizmann_clip), "--headless", "--weights", str(bad))
-    assert_one_line_error(proc, "DANCING", "allowed are")
+    assert_one_line_error(proc, "DANCING", "including OTHER")
 
 
 def test_no_display_without_headless(weizmann_clip, random_weights):
     proc = run_cli("--source", str(weizmann_clip), "--weights", str(random_weights), env={"DISPLAY": ""})
     assert_one_line_error(proc, "no display", "--headless")
+
+
+def test_a_display_nobody_answers_is_an_error_not_an_abort(tmp_path, weizmann_clip, random_weights):
+    """A DISPLAY left from another session made Qt abort the process (exit 134) with no word."""
+    events = tmp_path / "events.jsonl"
+    args = ["--source", str(weizmann_clip), "--weights", str(random_weights), "--events", str(events)]
+    proc = run_cli(*args, env={"DISPLAY": ":97"})  # no X server on :97 here
+    assert_one_line_error(proc, "no X server answers at DISPLAY=:97", "--headless")
+
+
+@pytest.mark.parametrize("flag, name", [("--output", "x.mp4"), ("--events", "e.jsonl"), ("--timeline", "t.png")])
+def test_an_output_whose_folder_cannot_be_made_fails_at_the_start(tmp_path, weizmann_clip, random_weights, flag, name):
+    blocker = tmp_path / "c.yaml"
+    blocker.write_text("a file where a folder would have to be\n")
+    args = ["--source", str(weizmann_clip), "--headless", "--weights", str(random_weights)]
+    proc = run_cli(*args, flag, str(blocker / name))
+    assert_one_line_error(proc, "cannot create the folder of", str(blocker / name), "writable folder")
 
 
 def test_unwritable_output(tmp_path, weizmann_clip, random_weights):

@@ -217,6 +217,15 @@ def _rewrite(path: Path, **changes) -> Path:
     return bad
 
 
+def test_a_verdicts_score_is_its_own_labels_probability(tmp_path):
+    clf = ActionClassifier.load(_saved(tmp_path))  # threshold 0.4
+    sure = clf.verdict(np.array([0.9, 0.02, 0.02, 0.02, 0.02, 0.01, 0.01]))
+    assert (sure.label, sure.score) == ("JUMPING", pytest.approx(0.9))
+    unsure = clf.verdict(np.array([0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2]))
+    assert (unsure.label, unsure.score) == ("OTHER", pytest.approx(0.2))  # not JUMPING's 0.3
+    assert unsure.probabilities["JUMPING"] == pytest.approx(0.3)
+
+
 def test_checkpoint_round_trip_keeps_spec_and_threshold(tmp_path):
     spec = FeatureSpec(rate_hz=20.0, window=24)
     ckpt = load_checkpoint(_saved(tmp_path, spec=spec))
