@@ -283,6 +283,11 @@ class WindowSink:
             cv2.setWindowProperty(title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
             # A fullscreen window covers the screen but does not scale the image itself.
             self._screen = screen_size()
+            if self._screen is not None:
+                # Fullscreen is a request to a window manager; a kiosk's bare X server has none
+                # and left the window small, so it is also placed and sized over the screen.
+                cv2.moveWindow(title, 0, 0)
+                cv2.resizeWindow(title, *self._screen)
 
     def write(self, record: FrameRecord) -> None:
         """Show a frame; q/ESC or closing the window calls `on_quit` (the pipeline's stop)."""
