@@ -308,7 +308,7 @@ def _cameras(value: Any, key: str, base_dir: Path | None) -> list[CameraConfig]:
     for i, item in enumerate(value):
         camera = CameraConfig()
         if not isinstance(item, dict) or "source" not in item:
-            raise ConfigError(f"config: {key}[{i}] must have a source (and a name)")
+            raise ConfigError(f"config: {key}[{i}] must have a source (and may have a name; else cam{i})")
         item = {"name": f"cam{i}", **item}
         _apply(camera, item, f"{key}[{i}].", None)
         if not CAMERA_NAME.match(camera.name):
@@ -360,6 +360,12 @@ def parse_camera_arg(value: str, index: int) -> CameraConfig:
     """`--source NAME=URL` or a bare `--source X` (named cam<index>)."""
     name, sep, source = value.partition("=")
     if not sep or "://" in name or not CAMERA_NAME.match(name):
+        # `Door=rtsp://…` is a name with a capital, not a file called that: say so, not "file not found".
+        if sep and re.fullmatch(r"[A-Za-z0-9_-]+", name) and not Path(value).exists():
+            raise ConfigError(
+                f"--source {value}: camera name {name!r} must be lowercase letters, digits, _ or - "
+                f"(e.g. {name.lower()}={source})"
+            )
         return CameraConfig(name=f"cam{index}", source=value)
     return CameraConfig(name=name, source=source)
 

@@ -126,3 +126,18 @@ def test_camera_mistakes_are_one_line(tmp_path, text, message):
     with pytest.raises(ConfigError) as info:
         load_config(cfg_file)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_source_names_its_camera_or_is_a_path(tmp_path, monkeypatch):
+    from realtime.config import parse_camera_arg
+
+    assert (parse_camera_arg("door=rtsp://cam/s", 0).name, parse_camera_arg("door=rtsp://cam/s", 0).source) == (
+        "door",
+        "rtsp://cam/s",
+    )
+    assert parse_camera_arg("rtsp://cam/s?a=b", 1).name == "cam1"
+    with pytest.raises(ConfigError, match=r"camera name 'Door' must be lowercase .* \(e\.g\. door=rtsp://cam/s\)"):
+        parse_camera_arg("Door=rtsp://cam/s", 0)
+    monkeypatch.chdir(tmp_path)
+    Path("Take=2.mp4").write_bytes(b"")  # a file whose name only looks like NAME=SOURCE stays a file
+    assert parse_camera_arg("Take=2.mp4", 0).source == "Take=2.mp4"
