@@ -7,8 +7,10 @@ new variants; validation windows are fixed.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -377,6 +379,8 @@ def fit(
         # After `best`: Lightning calls callbacks in order, so `best` copies the averaged weights
         # at the end of validation, before the average swaps the current weights back in.
         callbacks.append(EMAWeightAveraging(decay=config.ema_decay))
+    # Its start-up notes (accelerators found, a cloud-logger tip) are INFO on this logger.
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     trainer = pl.Trainer(
         max_epochs=fixed_epochs or config.max_epochs,
         accelerator="cpu",
@@ -391,7 +395,12 @@ def fit(
         num_sanity_val_steps=0,
     )
     val_loader = DataLoader(val_ds, batch_size=256) if has_val and val_ds is not None else None
-    trainer.fit(model, train_loader, val_loader)
+    with warnings.catch_warnings():
+        # Lightning's notes on what this run means to do (no validation when refitting on all
+        # data, CPU only) and on its own dependencies say nothing to a user of `train`.
+        for message in (".*validation_step.*val_dataloader.*", ".*LeafSpec.*", ".*does not have many workers.*"):
+            warnings.filterwarnings("ignore", message)
+        trainer.fit(model, train_loader, val_loader)
     best_epoch = trainer.current_epoch
     threshold, val_f1, val_loss = 0.0, None, None
     if has_val and val_ds is not None and val_ds._fixed is not None and best.state is not None:
@@ -427,27 +436,27 @@ def describe(sequences: list[PoseSequence], labels: tuple[str, ...] = CLASSES) -
 
 def split_warnings(train: list[PoseSequence], val: list[PoseSequence], threshold_given: bool) -> list[str]:
     """What a training split cannot do that its user would assume it does, one line each."""
-    warnings = []
+    notes = []
     trained = {s.label for s in train}
     for label in sorted({s.label for s in val} - trained, key=str):
         who = sorted({s.subject for s in val if s.label == label})
-        warnings.append(
+        notes.append(
             f"class {label} has no training sequences: all its subjects ({', '.join(who[:5])}) are validation "
             "ones; pick others with --val-subjects"
         )
     if threshold_given:
-        return warnings
+        return notes
     if not val:
-        warnings.append(
+        notes.append(
             "no validation subjects (a data set needs 3 subjects to lend some): the rejection threshold stays 0.0, "
             "so no window is ever called OTHER for being unsure; pass --threshold (the shipped model stores 0.7)"
         )
     elif not any(s.label == OTHER for s in val):
-        warnings.append(
+        notes.append(
             "the validation subjects have no OTHER sequences, so false actions cannot be measured and the rejection "
             "threshold is chosen blind; pass --threshold (the shipped model stores 0.7)"
         )
-    return warnings
+    return notes
 
 
 def eval_windows(
