@@ -21,7 +21,7 @@ import pytest
 
 from conftest import REPO, read_frames
 from realtime.types import FrameRecord
-from realtime.web.app import RUNNER_KEY, WebSettings, close_app, create_app
+from realtime.web.app import RUNNER_KEY, WebSettings, build_parser, close_app, create_app, settings_from
 from realtime.web.jobs import (
     JOBS_FOLDER,
     RERUN_NOTICE,
@@ -213,6 +213,35 @@ def test_truncated_video_is_refused(client, app, tmp_path, weizmann_clip):
     assert reply.status_code == 422
     assert reply.get_json()["error"]
     assert job_dirs(app) == []
+
+
+def test_serve_checks_the_config_in_the_working_folder_before_serving(tmp_path):
+    (tmp_path / "config.yaml").write_text("pose:\n  skipp: 1\n")  # found by default: nobody named it
+    proc = subprocess.run(
+        [sys.executable, "-m", "realtime", "serve", "--port", "0"],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 2 and "serving" not in proc.stdout
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"realtime: error: config file {tmp_path / 'config.yaml'}: unknown key 'pose.skipp'")
+    assert "--config FILE" in line
+
+
+def test_jobs_use_the_config_read_at_start(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text("pose:\n  skip: 3\n")
+    settings = settings_from(build_parser().parse_args([]))
+    (tmp_path / "config.yaml").write_text("pose:\n  skipp: 1\n")  # a later edit changes no job
+    runner = JobRunner(settings.jobs)
+    try:
+        assert runner.config.pose.skip == 3
+    finally:
+        runner.close()
 
 
 def test_empty_and_missing_uploads_are_refused(client, tmp_path):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import load_config
+from ..config import Config, load_config, with_overrides
 from ..errors import OutputError, RealtimeError
 from ..features import FeatureSpec
 from ..timeline import Timeline
@@ -59,7 +59,7 @@ STOPPING_NOTICE = "the server stopped; this job runs again when it restarts"
 
 @dataclass(frozen=True)
 class JobSettings:
-    config_path: str | None = None  # the pipeline's YAML config (None: the defaults)
+    config: Config | None = None  # what every job starts from, loaded once; None: load_config's default file
     weights: str | None = None  # classifier checkpoint; None: the config's
     workers: int = 1  # jobs run at once
     max_queued: int = 16  # more waiting jobs than this are refused
@@ -153,6 +153,8 @@ class JobRunner:
 
     def __init__(self, settings: JobSettings | None = None) -> None:
         self.settings = settings or JobSettings()
+        # Read once, before any job: a bad file fails here, not in every job; later edits change nothing.
+        self.config = self.settings.config if self.settings.config is not None else load_config(None)
         self.result_format = choose_format(self.settings.video_codec)  # raises EncoderUnavailable
         work_dir = self.settings.work_dir
         self.durable = work_dir is not None
@@ -300,7 +302,7 @@ class JobRunner:
             notices=tuple(n for n in job.notices if n != STOPPING_NOTICE),
         )
         try:
-            config = load_config(self.settings.config_path, self._overrides(job, directory))
+            config = with_overrides(self.config, self._overrides(job, directory))
             # The events name the upload by its stored name, never by a server path.
             pipeline = Pipeline(
                 config, sinks=[ProgressSink(self, job_id)], event_writers=[], source_label=Path(job.input_path).name
