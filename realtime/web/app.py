@@ -2,7 +2,8 @@
 
 JSON API (what the page uses too):
   POST /api/jobs                 multipart field `video` -> 201 {"id": ...}
-  GET  /api/jobs/<id>            {"status": queued|running|done|failed, "progress": 0..100, "error": ...}
+  GET  /api/jobs/<id>            {"status": queued|running|done|failed, "progress": 0..100, "error": ...,
+                                  "warning": ...}  (a warning: done, but the file was damaged part-way)
   GET  /api/jobs/<id>/events     Server-Sent Events, one JSON job state per message, until done/failed
   GET  /api/jobs/<id>/result     the annotated video (H.264 MP4 or VP8 WebM; ?download=1 to download)
   GET  /api/jobs/<id>/events.jsonl  the pipeline's events log
@@ -34,7 +35,7 @@ from .jobs import EVENTS_NAME, JobRunner, JobSettings, QueueFull, describe
 from .security import LOOPBACK_NAMES, allowed_host_names, harden
 from .serving import bind, serve
 from .store import JobRecord
-from .upload import UploadRejected, probe_video, safe_suffix
+from .upload import UploadRejected, display_name, probe_video, safe_suffix
 
 RUNNER_KEY = "realtime.jobs"
 SSE_KEEPALIVE_S = 15.0
@@ -86,7 +87,7 @@ def create_app(settings: WebSettings | None = None) -> Flask:
         try:
             upload.save(input_path)
             probe = probe_video(input_path)
-            job = runner().enqueue(job_id, input_path, probe.frame_count)
+            job = runner().enqueue(job_id, input_path, probe.frame_count, display_name(upload.filename))
         except UploadRejected as exc:
             runner().discard(job_id)
             return jsonify(error=str(exc)), exc.status
