@@ -168,11 +168,14 @@ class CaptureThread(threading.Thread):
         status: queue.Queue[StreamStatus] | None = None,
         max_frames: int | None = None,
         camera: str = DEFAULT_CAMERA,
+        label: str | None = None,
     ) -> None:
         super().__init__(name=f"capture-{camera}", daemon=True)
         self.camera = camera
         self.cap = cap
         self.info = info
+        # How messages name the source: a server names an upload as its user knows it, never by a server path.
+        self.label = label or info.source
         self.out = out
         self.stop = stop
         self.options = options
@@ -180,6 +183,7 @@ class CaptureThread(threading.Thread):
         self.max_frames = max_frames
         self.frames_read = 0
         self.error: str | None = None
+        self.truncated = False  # the file ended early, after some good frames: those were all passed on
 
     def run(self) -> None:
         try:
@@ -227,9 +231,10 @@ class CaptureThread(threading.Thread):
                 self.stop.wait(max(0.0, next_due - time.monotonic()))
 
     def _check_complete(self) -> None:
-        damage = truncation_error(self.info.source, self.frames_read, self.info.frame_count or 0)
+        damage = truncation_error(self.label, self.frames_read, self.info.frame_count or 0)
         if damage:
-            self.error = damage + ("; frames before the damage were processed" if self.frames_read else "")
+            self.truncated = self.frames_read > 0
+            self.error = damage + ("; frames before the damage were processed" if self.truncated else "")
 
     def _reconnect(self, reason: str) -> bool:
         """Reopen a lost live source: at once, then with backoff. False when giving up or stopping.
@@ -259,7 +264,7 @@ class CaptureThread(threading.Thread):
             delay = min(max(delay * 2, self.options.reconnect_delay_s), self.options.reconnect_max_delay_s)
         if not self.stop.is_set():
             self.error = (
-                f"stream {self.info.source} lost and not back after {attempt} reconnect attempts — "
+                f"stream {self.label} lost and not back after {attempt} reconnect attempts — "
                 f"check the camera or raise capture.reconnect_attempts"
             )
             self._report("gave_up", attempts=attempt)

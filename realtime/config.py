@@ -6,6 +6,7 @@ any mistake into a one-line ConfigError naming the key and what is allowed.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 from dataclasses import dataclass, field
@@ -429,3 +430,13 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     if overrides:
         _apply(config, overrides, "", None)  # flags: paths stay relative to the working folder
     return config
+
+
+def with_overrides(config: Config, overrides: dict) -> Config:
+    """A copy of a loaded config with `overrides` applied, as load_config applies them.
+
+    A server loads (and checks) its file once at start; each job then changes its own copy.
+    """
+    changed = copy.deepcopy(config)
+    _apply(changed, overrides, "", None)
+    return changed

@@ -36,6 +36,7 @@ class CameraSummary:
     people_mean: float = 0.0  # people posed per posed frame
     tracks: int = 0  # distinct people followed
     error: str | None = None
+    truncated: bool = False  # `error` is only that the file ended early; every frame before was processed
 
     def event(self) -> dict:
         return {

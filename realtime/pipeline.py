@@ -77,6 +77,12 @@ class RunSummary:
         return sum(getattr(c, name) for c in self.cameras.values())
 
     @property
+    def truncated(self) -> bool:
+        """The run's only failure is source files that end early: every frame before the damage was processed."""
+        failed = [c for c in self.cameras.values() if c.error]
+        return bool(failed) and all(c.truncated for c in failed) and self.error == failed[0].error
+
+    @property
     def frames_in(self) -> int:
         return self._total("frames_in")
 
@@ -165,7 +171,7 @@ class Pipeline:
         self.stop = threading.Event()
         self.summary = RunSummary()
         self.camera_configs = cameras_of(config)
-        # What events call a source; a server passes a name that reveals none of its paths.
+        # What events and capture errors call a source; a server passes a name that reveals none of its paths.
         self.source_label = source_label
         opened: list = [*sinks, *event_writers]
         caps: list[cv2.VideoCapture] = []
@@ -259,6 +265,7 @@ class Pipeline:
                 self.status,
                 config.max_frames,
                 camera=name,
+                label=self.source_label,
             )
             self.cameras[name] = _Camera(camera, info, thread)
         # Every posed frame reaches the classifier. Live frames are dropped before pose, where it
@@ -394,6 +401,7 @@ class Pipeline:
             camera.capture.frames_read, self._dropped(name), time.monotonic() - self._t_started
         )
         summary.error = camera.capture.error or error
+        summary.truncated = camera.capture.truncated
         self.summary.cameras[name] = summary
         self.events.emit(
             name,

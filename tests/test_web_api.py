@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, read_frames
+from conftest import REPO, count_frames, read_frames
 from realtime.types import FrameRecord
-from realtime.web.app import RUNNER_KEY, WebSettings, close_app, create_app
+from realtime.web.app import RUNNER_KEY, WebSettings, build_parser, close_app, create_app, settings_from
 from realtime.web.jobs import (
     JOBS_FOLDER,
     RERUN_NOTICE,
@@ -213,6 +213,66 @@ def test_truncated_video_is_refused(client, app, tmp_path, weizmann_clip):
     assert reply.status_code == 422
     assert reply.get_json()["error"]
     assert job_dirs(app) == []
+
+
+@pytest.mark.slow
+def test_a_truncated_upload_is_done_with_its_good_frames_and_a_warning(client, app, tmp_path, exercise_clip):
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(exercise_clip.read_bytes()[:200_000])  # 39 of its 393 frames survive
+    reply = upload(client, cut, filename="my holiday.avi")
+    assert reply.status_code == 201, reply.get_json()
+    job_id = reply.get_json()["id"]
+
+    messages = sse_messages(client, f"/api/jobs/{job_id}/events")  # returns only once the stream ends
+    last = messages[-1]
+    assert (last["status"], last["progress"], last["error"]) == ("done", 100, None), last
+    frames = last["frames"]
+    assert 0 < frames < last["frame_count"]
+    assert last["warning"] == (
+        f"video my holiday.avi ended at frame {frames} of {last['frame_count']} — the file is truncated or "
+        "corrupt; frames before the damage were processed"
+    )
+    assert client.get(f"/api/jobs/{job_id}").get_json()["warning"] == last["warning"]
+    assert str(app.extensions[RUNNER_KEY].root) not in json.dumps(messages)  # the user's name, not the server's path
+
+    result = client.get(f"/api/jobs/{job_id}/result")
+    assert result.status_code == 200 and result.mimetype == "video/mp4"
+    video = tmp_path / "result.mp4"
+    video.write_bytes(result.data)
+    assert codec_of(video) == "h264" and count_frames(video) == frames  # finalized, every good frame in it
+    events = [json.loads(line) for line in client.get(f"/api/jobs/{job_id}/events.jsonl").data.splitlines()]
+    assert events[-1]["type"] == "summary" and events[-1]["frames_out"] == frames
+    timeline = client.get(f"/api/jobs/{job_id}/timeline")
+    assert timeline.status_code == 200 and timeline.get_json()["duration"] > 0
+
+
+def test_serve_checks_the_config_in_the_working_folder_before_serving(tmp_path):
+    (tmp_path / "config.yaml").write_text("pose:\n  skipp: 1\n")  # found by default: nobody named it
+    proc = subprocess.run(
+        [sys.executable, "-m", "realtime", "serve", "--port", "0"],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 2 and "serving" not in proc.stdout
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"realtime: error: config file {tmp_path / 'config.yaml'}: unknown key 'pose.skipp'")
+    assert "--config FILE" in line
+
+
+def test_jobs_use_the_config_read_at_start(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text("pose:\n  skip: 3\n")
+    settings = settings_from(build_parser().parse_args([]))
+    (tmp_path / "config.yaml").write_text("pose:\n  skipp: 1\n")  # a later edit changes no job
+    runner = JobRunner(settings.jobs)
+    try:
+        assert runner.config.pose.skip == 3
+    finally:
+        runner.close()
 
 
 def test_empty_and_missing_uploads_are_refused(client, tmp_path):

@@ -255,6 +255,41 @@ def test_upload_page_reports_a_refused_file(browser, tmp_path):
         server.stop()
 
 
+def test_upload_page_plays_the_good_part_of_a_truncated_file_and_says_why(browser, exercise_clip, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    cut = tmp_path / "holiday.avi"
+    cut.write_bytes(exercise_clip.read_bytes()[:200_000])  # 39 of its 393 frames survive
+    work = tmp_path / "work"
+    server = Server(["serve", "--port", "0", "--work-dir", str(work)], r"serving on (http://\S+)")
+    try:
+        browser.get(server.url)
+        browser.find_element(By.ID, "video-input").send_keys(str(cut))
+        browser.find_element(By.ID, "upload-button").click()
+        status = wait_for(
+            browser,
+            "const s = document.getElementById('status').textContent; return s.startsWith('Done') && s",
+            120,
+            "the job to finish",
+        )
+        assert "part of the video" in status
+        warning = browser.find_element(By.ID, "warning")
+        assert warning.is_displayed()
+        assert "video holiday.avi ended at frame 39 of 393" in warning.text and "truncated or corrupt" in warning.text
+        assert str(work) not in browser.find_element(By.TAG_NAME, "body").text  # no server path on the page
+        assert browser.find_element(By.ID, "error").get_attribute("hidden")
+
+        video = "document.getElementById('result-video')"
+        wait_for(browser, f"return {video}.readyState >= 2", 30, "the result video to load")
+        error, duration = browser.execute_script(f"const v = {video}; return [v.error && v.error.code, v.duration]")
+        assert error is None and duration == pytest.approx(3.9, abs=0.15)  # the 39 good frames at 10 fps
+        wait_for(browser, "return document.getElementById('timeline').dataset.ready === '1'", 10, "the timeline")
+        assert csp_violations(browser) == []
+        save_screenshot(browser, "web-upload-truncated.png")
+    finally:
+        assert server.stop() == 0, "".join(server.output)
+
+
 def test_live_page_shows_every_camera_with_its_stream_and_labels(browser, datasets):
     jack, wave = datasets / "weizmann" / "jack" / "daria_jack.avi", datasets / "weizmann" / "wave2" / "ido_wave2.avi"
     server = Server(

@@ -79,6 +79,38 @@ def test_a_foreign_or_corrupt_store_is_a_one_line_error(tmp_path):
         JobStore(other)
 
 
+# The jobs table as the first servers wrote it (schema version 1), before `filename` and `warning`.
+VERSION_1_TABLE = """
+CREATE TABLE jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
+    created_at REAL NOT NULL, started_at REAL, finished_at REAL, frames INTEGER NOT NULL DEFAULT 0,
+    frame_count INTEGER, fps REAL, input_path TEXT NOT NULL, result_path TEXT, events_path TEXT, error TEXT,
+    notices TEXT NOT NULL DEFAULT '[]', attempts INTEGER NOT NULL DEFAULT 0
+)
+"""
+
+
+def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_jobs(tmp_path):
+    path = tmp_path / STORE_NAME
+    with sqlite3.connect(path) as db:
+        db.execute(VERSION_1_TABLE)
+        db.execute(
+            "INSERT INTO jobs (id, status, created_at, input_path) VALUES (?, 'done', 1.0, 'jobs/x/input.avi')",
+            ("d" * 32,),
+        )
+        db.execute("PRAGMA user_version = 1")
+    store = JobStore(path)
+    old = store.get("d" * 32)
+    assert old is not None and (old.status, old.filename, old.warning) == ("done", None, None)
+    store.add("e" * 32, "jobs/e/input.mp4", created_at=2.0, filename="clip.mp4")
+    store.update("e" * 32, status="done", warning="cut short")
+    store.close()
+    reopened = JobStore(path)
+    assert (reopened.get("e" * 32).filename, reopened.get("e" * 32).warning) == ("clip.mp4", "cut short")
+    reopened.close()
+
+
 def make_job(
     store: JobStore,
     root: Path,

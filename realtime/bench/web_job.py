@@ -8,14 +8,11 @@ pipeline from Python writing VP8 WebM and OpenCV's mp4v (which browsers do not p
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import yaml
 
 from ..config import Config
 from ..errors import RealtimeError
@@ -38,11 +35,11 @@ class JobTiming:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def web_job(video: Path, work: Path, codec: str, config_path: Path, max_frames: int | None) -> JobTiming:
+def web_job(video: Path, work: Path, codec: str, base: Config, max_frames: int | None) -> JobTiming:
     from ..web.app import WebSettings, close_app, create_app
     from ..web.jobs import JobSettings
 
-    settings = JobSettings(config_path=str(config_path), work_dir=str(work), video_codec=codec, max_frames=max_frames)
+    settings = JobSettings(config=base, work_dir=str(work), video_codec=codec, max_frames=max_frames)
     app = create_app(WebSettings(jobs=settings))
     client = app.test_client()
     try:
@@ -77,13 +74,10 @@ def measure(base: Config, video: Path, max_frames: int | None = None) -> dict:
     timings = []
     with tempfile.TemporaryDirectory(prefix="realtime-webjob-") as tmp:
         work = Path(tmp)
-        # The server reads its pipeline settings from a file: this run's, flags included.
-        config_path = work / "config.yaml"
-        settings = {key: value for key, value in dataclasses.asdict(base).items() if value != []}  # no cameras
-        config_path.write_text(yaml.safe_dump(settings))
-        web_job(video, work / "warm", "vp8", config_path, max_frames)  # warm-up: imports happen in the first job
+        # The server's jobs start from this run's config, flags included, as a server's from its file.
+        web_job(video, work / "warm", "vp8", base, max_frames)  # warm-up: imports happen in the first job
         for codec in WEB_CODECS:
-            timings.append(web_job(video, work / codec, codec, config_path, max_frames))
+            timings.append(web_job(video, work / codec, codec, base, max_frames))
         for name, label in (("plain.webm", "VP8 WebM"), ("plain.mp4", "mp4v (browsers cannot play it)")):
             timings.append(plain_run(base, video, work / name, label, max_frames))
     for t in timings:

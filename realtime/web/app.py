@@ -2,7 +2,8 @@
 
 JSON API (what the page uses too):
   POST /api/jobs                 multipart field `video` -> 201 {"id": ...}
-  GET  /api/jobs/<id>            {"status": queued|running|done|failed, "progress": 0..100, "error": ...}
+  GET  /api/jobs/<id>            {"status": queued|running|done|failed, "progress": 0..100, "error": ...,
+                                  "warning": ...}  (a warning: done, but the file was damaged part-way)
   GET  /api/jobs/<id>/events     Server-Sent Events, one JSON job state per message, until done/failed
   GET  /api/jobs/<id>/result     the annotated video (H.264 MP4 or VP8 WebM; ?download=1 to download)
   GET  /api/jobs/<id>/events.jsonl  the pipeline's events log
@@ -26,6 +27,7 @@ from flask import Flask, Response, abort, jsonify, render_template, request, sen
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from ..config import Config, default_config_path, load_config
 from ..errors import ConfigError
 from ..timeline import Timeline
 from .encode import CODECS, EncoderUnavailable, result_mimetype
@@ -33,7 +35,7 @@ from .jobs import EVENTS_NAME, JobRunner, JobSettings, QueueFull, describe
 from .security import LOOPBACK_NAMES, allowed_host_names, harden
 from .serving import bind, serve
 from .store import JobRecord
-from .upload import UploadRejected, probe_video, safe_suffix
+from .upload import UploadRejected, display_name, probe_video, safe_suffix
 
 RUNNER_KEY = "realtime.jobs"
 SSE_KEEPALIVE_S = 15.0
@@ -85,7 +87,7 @@ def create_app(settings: WebSettings | None = None) -> Flask:
         try:
             upload.save(input_path)
             probe = probe_video(input_path)
-            job = runner().enqueue(job_id, input_path, probe.frame_count)
+            job = runner().enqueue(job_id, input_path, probe.frame_count, display_name(upload.filename))
         except UploadRejected as exc:
             runner().discard(job_id)
             return jsonify(error=str(exc)), exc.status
@@ -213,7 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also answer requests for this host name (repeatable); by default only localhost, loopback "
         "addresses and the --host address are answered, which stops DNS-rebinding attacks",
     )
-    p.add_argument("--config", help="the pipeline's YAML config (default: the built-in defaults)")
+    p.add_argument(
+        "--config",
+        help="the pipeline's YAML config, read and checked once at start (default: ./config.yaml, else the "
+        "config.yaml beside the package, else the built-in defaults)",
+    )
     p.add_argument("--weights", help="action classifier checkpoint (default: the config's)")
     p.add_argument("--max-upload-mb", type=float, default=500.0, help="largest accepted upload (default 500)")
     p.add_argument(
@@ -254,14 +260,9 @@ def settings_from(args: argparse.Namespace) -> WebSettings:
     weights = str(Path(args.weights).resolve()) if args.weights else None
     if weights and not Path(weights).is_file():
         raise ConfigError(f"--weights {args.weights}: no such file — give the path of a classifier checkpoint")
-    config_path = str(Path(args.config).resolve()) if args.config else None
-    if config_path:
-        from ..config import load_config
-
-        load_config(config_path, {})  # a bad config fails now, in one line, not in every job
     work_dir = str(Path(args.work_dir).resolve()) if args.work_dir else None
     jobs = JobSettings(
-        config_path=config_path,
+        config=server_config(args.config),
         weights=weights,
         workers=args.workers,
         max_queued=args.max_queued,
@@ -273,6 +274,22 @@ def settings_from(args: argparse.Namespace) -> WebSettings:
     return WebSettings(
         max_upload_mb=args.max_upload_mb, jobs=jobs, allowed_hosts=allowed_host_names(args.host, args.allowed_host)
     )
+
+
+def server_config(given: str | None) -> Config:
+    """The config every job starts from: --config, else load_config's default file, read and checked now.
+
+    A bad one is one line before serving, naming the file even when nobody named it on the command line.
+    """
+    path = Path(given).resolve() if given else default_config_path()
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        message = str(exc)
+        if path is None or str(path) in message:  # already names its file
+            raise
+        fix = "fix it" if given else "fix it, or pass --config FILE to use another"
+        raise ConfigError(f"config file {path}: {message.removeprefix('config: ')} — {fix}") from None
 
 
 def _is_loopback(host: str) -> bool:

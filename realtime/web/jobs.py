@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import load_config
+from ..config import Config, load_config, with_overrides
 from ..errors import OutputError, RealtimeError
 from ..features import FeatureSpec
 from ..timeline import Timeline
@@ -59,7 +59,7 @@ STOPPING_NOTICE = "the server stopped; this job runs again when it restarts"
 
 @dataclass(frozen=True)
 class JobSettings:
-    config_path: str | None = None  # the pipeline's YAML config (None: the defaults)
+    config: Config | None = None  # what every job starts from, loaded once; None: load_config's default file
     weights: str | None = None  # classifier checkpoint; None: the config's
     workers: int = 1  # jobs run at once
     max_queued: int = 16  # more waiting jobs than this are refused
@@ -79,6 +79,8 @@ def describe(job: JobRecord) -> dict[str, Any]:
         "frame_count": job.frame_count,
         "fps": None if job.fps is None else round(job.fps, 1),
         "error": job.error,
+        "warning": job.warning,
+        "filename": job.filename,
         "notices": list(job.notices),
         "created": job.created_at,
         "started": job.started_at,
@@ -153,6 +155,8 @@ class JobRunner:
 
     def __init__(self, settings: JobSettings | None = None) -> None:
         self.settings = settings or JobSettings()
+        # Read once, before any job: a bad file fails here, not in every job; later edits change nothing.
+        self.config = self.settings.config if self.settings.config is not None else load_config(None)
         self.result_format = choose_format(self.settings.video_codec)  # raises EncoderUnavailable
         work_dir = self.settings.work_dir
         self.durable = work_dir is not None
@@ -216,8 +220,11 @@ class JobRunner:
         directory.mkdir(mode=0o700)
         return job_id, directory / f"input{suffix}"
 
-    def enqueue(self, job_id: str, input_path: Path, frame_count: int | None = None) -> JobRecord:
-        """Queue an upload; `frame_count` is the container's (an estimate), for the progress bar."""
+    def enqueue(
+        self, job_id: str, input_path: Path, frame_count: int | None = None, filename: str | None = None
+    ) -> JobRecord:
+        """Queue an upload; `frame_count` is the container's (an estimate), for the progress bar;
+        `filename` is what its user calls it, for messages."""
         relative = self._relative(input_path)
         if frame_count and self.settings.max_frames:
             frame_count = min(frame_count, self.settings.max_frames)
@@ -225,7 +232,7 @@ class JobRunner:
             waiting = self.store.count("queued")
             if waiting >= self.settings.max_queued:
                 raise QueueFull(f"{waiting} jobs are already waiting — try again later")
-            record = self.store.add(job_id, relative, time.time(), frame_count)
+            record = self.store.add(job_id, relative, time.time(), frame_count, filename)
         self._pending.put(job_id)
         return record
 
@@ -297,16 +304,17 @@ class JobRunner:
             attempts=job.attempts + 1,
             frames=0,
             fps=None,
+            warning=None,
             notices=tuple(n for n in job.notices if n != STOPPING_NOTICE),
         )
         try:
-            config = load_config(self.settings.config_path, self._overrides(job, directory))
-            # The events name the upload by its stored name, never by a server path.
+            config = with_overrides(self.config, self._overrides(job, directory))
+            # Events and errors name the upload as its user knows it, never by a server path.
             pipeline = Pipeline(
-                config, sinks=[ProgressSink(self, job_id)], event_writers=[], source_label=Path(job.input_path).name
+                config, sinks=[ProgressSink(self, job_id)], event_writers=[], source_label=self._label(job)
             )
         except RealtimeError as exc:
-            self._finish(job_id, "failed", error=str(exc))
+            self._finish(job_id, "failed", error=self._public(job, str(exc)))
             return
         with self._lock:
             self._running[job_id] = pipeline
@@ -351,12 +359,22 @@ class JobRunner:
             overrides["classifier"] = {"weights": self.settings.weights}
         return overrides
 
+    def _label(self, job: JobRecord) -> str:
+        return job.filename or Path(job.input_path).name
+
+    def _public(self, job: JobRecord, message: str) -> str:
+        """A message fit for the browser: the upload's server path, if a message names it, becomes its name."""
+        return message.replace(str(self.path(job.input_path)), self._label(job))
+
     def _settle(self, job: JobRecord, directory: Path, summary: RunSummary) -> JobRecord:
-        """Done or failed, from what the pipeline's run says; the browser-playable result made."""
-        if summary.error:
-            return self._finish(job.id, "failed", error=summary.error)
+        """Done (with a warning when the file was damaged part-way) or failed; the browser-playable result made."""
         if summary.frames_out == 0:
-            return self._finish(job.id, "failed", error="no frame of the video could be decoded")
+            error = summary.error or "no frame of the video could be decoded"
+            return self._finish(job.id, "failed", error=self._public(job, error))
+        if summary.error and not summary.truncated:
+            return self._finish(job.id, "failed", error=self._public(job, summary.error))
+        # A damaged file's good frames were all analysed and written: the user gets them, and why they stop.
+        warning = self._public(job, summary.error) if summary.error else None
         try:
             finish_result(self.result_format, directory)
         except EncoderUnavailable as exc:
@@ -370,6 +388,7 @@ class JobRunner:
             frames=summary.frames_out,
             fps=fps,
             notices=(*job.notices, hint) if hint else job.notices,
+            warning=warning,
             result_path=self._relative(directory / self.result_format.result_name),
             events_path=self._relative(events_path),
         )

@@ -19,7 +19,9 @@ from ..errors import OutputError
 
 STATUSES = ("queued", "running", "done", "failed")
 TERMINAL = ("done", "failed")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Columns added since version 1, each nullable, so an older store is brought up to date in place.
+_ADDED = {2: ("filename TEXT", "warning TEXT")}
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
@@ -37,7 +39,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     events_path TEXT,
     error TEXT,
     notices TEXT NOT NULL DEFAULT '[]',     -- a JSON list of strings
-    attempts INTEGER NOT NULL DEFAULT 0     -- runs started; a job that kills the server is not re-run forever
+    attempts INTEGER NOT NULL DEFAULT 0,    -- runs started; a job that kills the server is not re-run forever
+    filename TEXT,                          -- the upload's name on the user's machine, for messages only
+    warning TEXT                            -- a job done with only part of its video (a damaged file): why
 )
 """
 
@@ -61,6 +65,8 @@ class JobRecord:
     error: str | None = None
     notices: tuple[str, ...] = ()
     attempts: int = 0
+    filename: str | None = None
+    warning: str | None = None  # set on a job that is done but could analyse only part of its video
 
     @property
     def finished(self) -> bool:
@@ -98,21 +104,34 @@ class JobStore:
     def _prepare(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         has_table = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is not None
-        if has_table and version != SCHEMA_VERSION:
+        if has_table and not 1 <= version <= SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"it has schema version {version}, this server writes {SCHEMA_VERSION}")
         if self.path != ":memory:":
             # WAL: a crash never leaves a half-written row, and status reads do not block the writer.
             # NORMAL sync is durable against a killed process; only a power cut can lose the last commits.
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.execute(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        with self._db:  # an upgrade is all done or not at all
+            self._db.execute("BEGIN")
+            self._db.execute(_SCHEMA)
+            for added in range(version + 1, SCHEMA_VERSION + 1) if has_table else ():
+                for column in _ADDED[added]:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column}")
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def add(self, job_id: str, input_path: str, created_at: float, frame_count: int | None = None) -> JobRecord:
+    def add(
+        self,
+        job_id: str,
+        input_path: str,
+        created_at: float,
+        frame_count: int | None = None,
+        filename: str | None = None,
+    ) -> JobRecord:
         with self._lock:
             self._db.execute(
-                "INSERT INTO jobs (id, status, created_at, input_path, frame_count) VALUES (?, 'queued', ?, ?, ?)",
-                (job_id, created_at, input_path, frame_count),
+                "INSERT INTO jobs (id, status, created_at, input_path, frame_count, filename) "
+                "VALUES (?, 'queued', ?, ?, ?, ?)",
+                (job_id, created_at, input_path, frame_count, filename),
             )
             return self._get(job_id)  # type: ignore[return-value]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,18 @@ def safe_suffix(client_filename: str | None) -> str:
     """The suffix of a known video type, else none: nothing else of the client's name survives."""
     suffix = Path(client_filename or "").suffix.lower()
     return suffix if suffix in VIDEO_SUFFIXES else ""
+
+
+def display_name(client_filename: str | None, longest: int = 120) -> str | None:
+    """The client's file name as messages may show it: its last part, no control characters, bounded.
+
+    Only ever shown back as text (the page sets textContent); never a path on this server.
+    """
+    last = (client_filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    printable = "".join(c for c in last if not unicodedata.category(c).startswith("C")).strip()
+    if len(printable) > longest:
+        printable = printable[: longest - 1] + "…"
+    return printable or None
 
 
 def probe_video(path: Path) -> VideoProbe:

@@ -14,8 +14,11 @@ function showState(job) {
   $("percent").textContent = Math.round(job.progress);
   $("fps").textContent = job.fps == null ? "–" : job.fps.toFixed(1);  // null until a rate means something
   $("frames").textContent = job.frame_count ? `${job.frames} / ${job.frame_count}` : job.frames;
+  const done = job.warning ? "Done — part of the video could not be read." : "Done.";  // its good frames are shown
   $("status").textContent = {queued: "Waiting for the analyser…", running: "Analysing…",
-                             done: "Done.", failed: "Failed."}[job.status] || job.status;
+                             done, failed: "Failed."}[job.status] || job.status;
+  $("warning").textContent = job.warning || "";
+  $("warning").hidden = !job.warning;
   $("notices").replaceChildren(...job.notices.map((text) => {
     const li = document.createElement("li");
     li.textContent = text;
@@ -71,7 +74,7 @@ $("upload-form").addEventListener("submit", async (event) => {
   $("timeline-figure").hidden = false;
   $("job").hidden = false;
   $("upload-button").disabled = true;
-  showState({progress: 0, fps: null, frames: 0, frame_count: null, status: "queued", notices: []});
+  showState({progress: 0, fps: null, frames: 0, frame_count: null, status: "queued", warning: null, notices: []});
   $("status").textContent = "Uploading…";
   const body = new FormData();
   body.append("video", file);
