@@ -409,7 +409,9 @@ def _check_shapes(path: Path, ckpt: Checkpoint) -> None:
     got = ckpt.state_dict
     unexpected = sorted(set(got) - set(expected))
     if unexpected:
-        raise WeightsError(f"weights file {path} has tensors the model does not: {', '.join(unexpected[:3])}")
+        raise WeightsError(
+            f"weights file {path} has tensors the model does not: {', '.join(unexpected[:3])} — {WEIGHTS_HINT}"
+        )
     for name, tensor in expected.items():
         if name not in got:
             raise WeightsError(f"weights file {path} lacks tensor {name} — {WEIGHTS_HINT}")
@@ -417,7 +419,8 @@ def _check_shapes(path: Path, ckpt: Checkpoint) -> None:
             raise WeightsError(
                 f"weights file {path}: tensor {name} has shape {tuple(got[name].shape)}, "
                 f"the model needs {tuple(tensor.shape)} "
-                f"(input {ckpt.spec.dim}, hidden {ckpt.hidden_size}, {len(ckpt.labels)} labels)"
+                f"(input {ckpt.spec.dim}, hidden {ckpt.hidden_size}, {len(ckpt.labels)} labels): the file was "
+                f"edited or written by another version — {WEIGHTS_HINT}"
             )
 
 
