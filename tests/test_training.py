@@ -576,7 +576,7 @@ def test_classes_of_your_own_train_evaluate_and_label_live(datasets, tmp_path):
     assert clf.labels == ("STAR_JUMP", "HELLO", "OTHER")
 
     report = _evaluate("--weights", str(weights), *common)
-    assert set(report["per_class"]) == {"STAR_JUMP", "HELLO", "OTHER"}
+    assert set(report["per_class"]) == {"STAR_JUMP", "HELLO", "OTHER"} and report["threshold"] == 0.5
     assert report["clip_accuracy"] >= 0.75  # seen people, so nearly every clip; chance is a third
     packaged = run_cli("evaluate", "--weights", str(weights), "--data", f"videos:{mine}", "--cache", cache)
     assert packaged.returncode == 2 and "pass the --labels FILE it was trained with" in packaged.stderr

@@ -155,10 +155,12 @@ def main(argv: list[str]) -> int:
             v: score_checkpoint(model, ckpt.spec, ckpt.threshold, labels, seqs, args.stride) for v, seqs in data.items()
         }
         mode = f"checkpoint {args.weights} (threshold {ckpt.threshold})"
+        threshold: float | None = ckpt.threshold
         max_false_action = 1.0
     else:
         assert config is not None
         labels, max_false_action = config.labels, config.max_false_action
+        threshold = None  # each fold's own, in "folds"
         extra = load_labelled(args.extra, args.cache, 1, backend=args.pose, labels=table) if args.extra else []
         # Training always sees every-frame poses of one model; only scoring varies the posing.
         pool = (
@@ -180,6 +182,7 @@ def main(argv: list[str]) -> int:
     report.update(
         {
             "mode": mode,
+            **({"threshold": threshold} if threshold is not None else {}),
             "data": args.data,
             "extra": args.extra,
             "pose": args.pose,
