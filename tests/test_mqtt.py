@@ -281,3 +281,13 @@ def test_bad_mqtt_config_is_a_one_line_config_error():
         load_config(overrides={"mqtt": {"qos": 3}})
     with pytest.raises(ConfigError, match="topic_prefix"):
         MqttWriter(MqttConfig(host="127.0.0.1", port=free_port(), topic_prefix="a/#"))
+
+
+def test_mqtt_host_given_as_a_url_in_the_config_is_a_one_line_config_error(tmp_path):
+    config = tmp_path / "broker.yaml"
+    config.write_text("mqtt:\n  host: mqtt://127.0.0.1:18830\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(config)
+    message = str(error.value)
+    assert "mqtt.host 'mqtt://127.0.0.1:18830'" in message and "mqtt.port" in message and "\n" not in message
+    assert load_config(overrides={"mqtt": {"host": "::1"}}).mqtt.host == "::1"  # an IPv6 address is a host
