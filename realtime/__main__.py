@@ -6,9 +6,14 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from . import native
 from .errors import RealtimeError
+
+if TYPE_CHECKING:
+    from .pipeline import RunSummary
+    from .signals import StopRequest
 
 # name -> module with build_parser() and main(argv) -> int; imported only when used.
 COMMANDS = {
@@ -157,6 +162,22 @@ def _main(argv: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .signals import StopRequest, stop_on_signals
+
+    # Signals are caught from here on, not only once the pipeline runs: a SIGTERM while the
+    # models load or the cameras open must still finalize the outputs and print the summary.
+    stop = StopRequest()
+    with stop_on_signals(stop):
+        summary = _run_pipeline(args, stop)
+    for line in summary.lines():
+        print(line, flush=True)
+    if summary.error:
+        print(f"realtime: error: {summary.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_pipeline(args: argparse.Namespace, stop: StopRequest) -> RunSummary:
     from .config import cameras_of, load_config
     from .pipeline import Pipeline
 
@@ -170,14 +191,7 @@ def run(args: argparse.Namespace) -> int:
                 args.serve, args.allowed_host, cameras=[camera.name for camera in cameras_of(config)]
             )
         )
-    pipeline = Pipeline(config, sinks=sinks)
-    summary = pipeline.run()
-    for line in summary.lines():
-        print(line, flush=True)
-    if summary.error:
-        print(f"realtime: error: {summary.error}", file=sys.stderr)
-        return 1
-    return 0
+    return Pipeline(config, sinks=sinks, stop=stop).run()
 
 
 if __name__ == "__main__":

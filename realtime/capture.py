@@ -2,7 +2,8 @@
 
 The queue's policy (lossless for files, drop-oldest for live sources) is the caller's
 choice; `default_policy` gives the usual one. Live streams reconnect when lost. Status
-changes (opened, lost, reconnected, ended) go to a status queue for whoever logs events.
+changes (opened, lost, reconnected, gave_up, ended) go to a status queue for whoever logs
+events, and so do reconnect attempts (`retrying`), which are for the log only.
 """
 
 from __future__ import annotations
@@ -46,12 +47,14 @@ class SourceInfo:
 
 @dataclass(frozen=True)
 class StreamStatus:
-    """A change in the source's state, for the events log."""
+    """A change in the source's state, for the events log (`retrying`: for the log only)."""
 
     camera: str
-    status: str  # lost | reconnecting | reconnected | ended | gave_up
+    status: str  # opened | lost | retrying | reconnected | gave_up | ended
     t: float
     detail: dict[str, Any]
+    info: SourceInfo | None = None  # opened: what the source turned out to be
+    note: str | None = None  # a longer explanation for the log, not the event
 
 
 def classify_source(source: str) -> SourceKind:
@@ -135,9 +138,9 @@ def check_file(source: str) -> None:
         raise SourceError(f"video file {source} is empty (0 bytes) — record or copy it again")
 
 
-def unopened_stream(source: str) -> tuple[cv2.VideoCapture, SourceInfo]:
-    """A stream to open later (its capture thread keeps trying), with a camera's usual rate until then."""
-    return cv2.VideoCapture(), SourceInfo(source, SourceKind.STREAM, 30.0, 0, 0, None)
+def unopened(source: str) -> SourceInfo:
+    """A source its capture thread will open: rate and size are unknown (0) until it does."""
+    return SourceInfo(source, classify_source(source), 0.0, 0, 0, None)
 
 
 def source_info(cap: cv2.VideoCapture, source: str, kind: SourceKind) -> SourceInfo:
@@ -156,11 +159,15 @@ def source_info(cap: cv2.VideoCapture, source: str, kind: SourceKind) -> SourceI
 
 
 class CaptureThread(threading.Thread):
-    """Reads frames until the source ends, `max_frames` is reached or `stop` is set."""
+    """Reads frames until the source ends, `max_frames` is reached or `stop` is set.
+
+    `cap` None: the thread opens the source itself (a stream of several cameras, so that one
+    slow or dead camera holds up no other), and keeps trying like a lost stream if it cannot.
+    """
 
     def __init__(
         self,
-        cap: cv2.VideoCapture,
+        cap: cv2.VideoCapture | None,
         info: SourceInfo,
         out: FrameQueue[FrameRecord] | CameraQueue[FrameRecord],
         stop: threading.Event,
@@ -187,17 +194,42 @@ class CaptureThread(threading.Thread):
 
     def run(self) -> None:
         try:
-            # A camera of several that was unreachable at the start is tried again like a lost one.
-            if self.cap.isOpened() or self._reconnect("not reachable at the start"):
+            if self._open():
                 self._read_loop()
         except Exception as exc:  # keep the pipeline alive long enough to finalize outputs
             self.error = f"capture failed: {type(exc).__name__}: {exc}"
         finally:
-            self.cap.release()
+            if self.cap is not None:
+                self.cap.release()
             self._report("ended", frames=self.frames_read)
             self.out.put(EndOfStream(self.error), self.stop)
 
+    def _open(self) -> bool:
+        """The source open and its `opened` status sent, with its real rate and size; False if it never opened."""
+        if self.cap is None:
+            if self.stop.is_set():
+                return False
+            try:
+                self.cap, self.info = open_source(self.info.source, self.options)
+            except SourceError as exc:
+                self._report("lost", note=str(exc), frames=0, reason="not reachable at the start")
+                # It just failed: the first retry waits, unlike after a loss mid-stream.
+                reopened = self._retry(self.options.reconnect_delay_s)
+                if reopened is None:
+                    return False
+                self.cap = reopened[0]
+                self.info = source_info(self.cap, self.info.source, self.info.kind)
+        self._report(
+            "opened",
+            info=self.info,
+            fps=round(self.info.fps, 3),
+            width=self.info.width,
+            height=self.info.height,
+        )
+        return True
+
     def _read_loop(self) -> None:
+        assert self.cap is not None  # opened by _open
         interval = 1.0 / self.info.fps
         next_due = time.monotonic()
         while not self.stop.is_set():
@@ -241,26 +273,38 @@ class CaptureThread(threading.Thread):
 
         Always a new VideoCapture: after a drop, FFmpeg's read() fails forever even once
         the server is back. The first try is immediate (a restarted server is often back
-        already); later waits double from reconnect_delay_s up to reconnect_max_delay_s, kept
-        to a few seconds so an outage costs little more than itself.
+        already).
         """
+        assert self.cap is not None
         lost_at = time.monotonic()
         self._report("lost", frames=self.frames_read, reason=reason)
         self.cap.release()
-        attempts = self.options.reconnect_attempts
-        delay = 0.0
+        reopened = self._retry(0.0)
+        if reopened is None:
+            return False
+        self.cap, attempt = reopened
+        self._report("reconnected", gap_s=round(time.monotonic() - lost_at, 3), attempt=attempt)
+        return True
+
+    def _retry(self, delay: float) -> tuple[cv2.VideoCapture, int] | None:
+        """Open the source again and again, the first try after `delay`: the capture and the attempt that
+        worked, or None when giving up or stopping.
+
+        Later waits double from reconnect_delay_s up to reconnect_max_delay_s, kept to a few
+        seconds so an outage costs little more than itself. Each attempt is a `retrying` status
+        for the log, not an event: a camera down for an hour would otherwise be thousands of events.
+        """
+        limit = self.options.reconnect_attempts
         attempt = 0
-        while not self.stop.is_set() and (attempts < 0 or attempt < attempts):
+        while not self.stop.is_set() and (limit < 0 or attempt < limit):
             attempt += 1
             if delay and self.stop.wait(delay):
-                return False
-            self._report("reconnecting", attempt=attempt)
+                return None
             cap = _open_capture(self.info.source, self.info.kind, self.options)
             if cap.isOpened():
-                self.cap = cap
-                self._report("reconnected", gap_s=round(time.monotonic() - lost_at, 3), attempt=attempt)
-                return True
+                return cap, attempt
             cap.release()
+            self._report("retrying", attempt=attempt)
             delay = min(max(delay * 2, self.options.reconnect_delay_s), self.options.reconnect_max_delay_s)
         if not self.stop.is_set():
             self.error = (
@@ -268,8 +312,8 @@ class CaptureThread(threading.Thread):
                 f"check the camera or raise capture.reconnect_attempts"
             )
             self._report("gave_up", attempts=attempt)
-        return False
+        return None
 
-    def _report(self, status: str, **detail: Any) -> None:
+    def _report(self, status: str, info: SourceInfo | None = None, note: str | None = None, **detail: Any) -> None:
         if self.status is not None:
-            self.status.put(StreamStatus(self.camera, status, time.monotonic(), detail))
+            self.status.put(StreamStatus(self.camera, status, time.monotonic(), detail, info, note))

@@ -6,8 +6,10 @@ any mistake into a one-line ConfigError naming the key and what is allowed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -429,6 +431,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         _apply(config, data, "", file_path.resolve().parent)
     if overrides:
         _apply(config, overrides, "", None)  # flags: paths stay relative to the working folder
+    _check_mqtt_host(config.mqtt.host)
     return config
 
 
@@ -440,3 +443,18 @@ def with_overrides(config: Config, overrides: dict) -> Config:
     changed = copy.deepcopy(config)
     _apply(changed, overrides, "", None)
     return changed
+
+
+def _check_mqtt_host(host: str | None) -> None:
+    """A host name or address alone: a URL or host:port here would be looked up as a name, and fail
+    only at run time, as an unreachable broker on the default port."""
+    if not host:
+        return
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(host)  # an IPv6 address has colons of its own
+        return
+    if "://" in host or "/" in host or ":" in host or any(c.isspace() for c in host):
+        raise ConfigError(
+            f"config: mqtt.host {host!r} must be a host name or address alone — "
+            f"set mqtt.host (e.g. 127.0.0.1) and mqtt.port apart, or pass --mqtt mqtt://host:port"
+        )

@@ -53,6 +53,7 @@ class MqttStats:
     published: int = 0  # acknowledged by the broker (QoS 0: handed to a connected client)
     dropped: int = 0  # evicted from the full queue, or still unacknowledged when close gave up
     queued: int = 0  # waiting now: in our queue, being handed over, or unacknowledged in paho
+    reached: bool = False  # connected to the broker at least once
 
 
 @dataclass
@@ -150,7 +151,7 @@ class MqttWriter:
     def stats(self) -> MqttStats:
         with self._cond:
             queued = len(self._outbox) + self._handing + sum(self._inflight.values())
-            return MqttStats(self._stats.sent, self._stats.published, self._stats.dropped, queued)
+            return MqttStats(self._stats.sent, self._stats.published, self._stats.dropped, queued, self._stats.reached)
 
     # --- the caller's side ---------------------------------------------------------------
 
@@ -209,7 +210,7 @@ class MqttWriter:
                 del people[next(iter(people))]
         elif kind == "person" and status == "left" and "track" in event:
             people.pop(int(event["track"]), None)
-        elif kind == "stream" and status == "ended":  # nobody is in view of a stream that is over
+        elif kind == "stream" and status in ("lost", "ended"):  # nobody is in view of a stream that is down or over
             people.clear()
         if people != before:
             self._state_t[camera] = event.get("t")
@@ -296,7 +297,7 @@ class MqttWriter:
         with self._cond:
             if self.config.availability and self.config.qos > 0:  # acknowledged later, on this same thread
                 self._inflight[info.mid] = False
-            self._connected = True
+            self._connected = self._stats.reached = True
             # A restarted broker may have lost its retained messages: send every state again.
             self._dirty.update(self._people)
             if self._outage_reported:
@@ -332,6 +333,16 @@ class MqttWriter:
         self.notice(
             f"realtime: {what}; retrying every {RECONNECT_MIN_DELAY_S}-{RECONNECT_MAX_DELAY_S} s, "
             f"events wait in a queue of {self.config.queue_size}"
+        )
+
+    def never_reached(self) -> str | None:
+        """After close: why the run published nothing, if the broker was never reached at all."""
+        stats = self.stats
+        if stats.reached:
+            return None
+        return (
+            f"the MQTT broker {self._where()} was never reached: none of {stats.sent} events was published — "
+            f"check mqtt.host and mqtt.port (or --mqtt) and that the broker is running"
         )
 
     def _where(self) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -32,17 +31,17 @@ from .capture import (
     classify_source,
     default_policy,
     open_source,
-    unopened_stream,
+    unopened,
 )
 from .classifier import WEIGHTS_HINT, ActionClassifier
 from .config import CameraConfig, Config, cameras_of, weights_path
-from .errors import SourceError, WeightsError
+from .errors import WeightsError
 from .inference_worker import ActionClassification, StageThread
 from .output import CameraSummary, OutputStep
 from .pose import PoseBackend, create_backends
 from .pose_stage import PoseStage
 from .queues import BufferPolicy, CameraEnd, CameraInbox, CameraQueue, EndOfStream, FrameQueue
-from .signals import stop_on_signals
+from .signals import StopRequest, stop_on_signals
 from .sinks import EventSink, EventWriter, JsonlWriter, Sink, VideoFiles, WindowSink
 from .timeline import TimelineWriter
 from .types import FrameRecord
@@ -55,7 +54,15 @@ log = logging.getLogger("realtime")
 _STATUS_NOTICES = {
     "lost": "stream {camera} ({source}) lost after {frames} frames ({reason})",
     "reconnected": "stream {camera} ({source}) back after {gap_s:.1f} s (attempt {attempt})",
+    "retrying": "stream {camera} ({source}) still down: reconnect attempt {attempt} failed",
 }
+# Statuses for the log, not for the events: one reconnect attempt a second per dead camera is noise.
+_LOG_ONLY = {"retrying"}
+
+
+def _worth_telling(attempt: int) -> bool:
+    """Reconnect attempts 1, 2, 4, 8, ... are logged at the usual level: an hour-long outage gives 12 lines."""
+    return attempt & (attempt - 1) == 0
 
 
 def _wall(t_monotonic: float) -> float:
@@ -146,15 +153,30 @@ def load_classifier(config: Config) -> ActionClassifier | None:
 @dataclass
 class _Camera:
     config: CameraConfig
-    info: SourceInfo
+    info: SourceInfo  # rate and size 0 until a stream its capture thread opens is open
     capture: CaptureThread
+
+
+def _opens_in_background(camera: CameraConfig, cameras: int) -> bool:
+    """Whether the camera's capture thread opens it, rather than the pipeline before the run.
+
+    A stream of several that may reconnect: one that is slow or dead (a frozen server holds an
+    open for the whole open timeout) must not hold up the others, and it is retried like a lost
+    one. Anything else that fails to open ends the run at once with one line.
+    """
+    return (
+        cameras > 1
+        and classify_source(camera.source) is SourceKind.STREAM
+        and camera.reconnect_attempts != 0  # cameras_of filled in the global setting
+    )
 
 
 class Pipeline:
     """Builds the stages from a Config and runs them until the stop event is set.
 
     `sinks` and `event_writers` add outputs to the configured ones (the web live view, MQTT);
-    `backends` replaces the configured pose models (a test's slow or faulty model).
+    `backends` replaces the configured pose models (a test's slow or faulty model); `stop` is
+    the caller's, when a stop may be asked for before the pipeline is built (a signal at start-up).
     """
 
     def __init__(
@@ -165,16 +187,18 @@ class Pipeline:
         event_writers: Sequence[EventWriter] = (),
         backends: Sequence[PoseBackend] | None = None,
         source_label: str | None = None,
+        stop: StopRequest | None = None,
     ) -> None:
         t_built = time.monotonic()
         self.config = config
-        self.stop = threading.Event()
+        self._stop_request = stop or StopRequest()
+        self.stop = self._stop_request.event
         self.summary = RunSummary()
         self.camera_configs = cameras_of(config)
         # What events and capture errors call a source; a server passes a name that reveals none of its paths.
         self.source_label = source_label
         opened: list = [*sinks, *event_writers]
-        caps: list[cv2.VideoCapture] = []
+        caps: list[cv2.VideoCapture | None] = []
         self.backends: list[PoseBackend] = list(backends or [])
         try:
             # Cheap checks first, then the models, then the sources: a live stream opened before a
@@ -209,23 +233,17 @@ class Pipeline:
             self.cameras: dict[str, _Camera] = {}
             infos: dict[str, SourceInfo] = {}
             for camera in self.camera_configs:
-                try:
+                # Stopped already (a signal while the models loaded): nothing is opened, the run just ends.
+                if self.stop.is_set() or _opens_in_background(camera, len(self.camera_configs)):
+                    cap, infos[camera.name] = None, unopened(camera.source)
+                else:
                     cap, infos[camera.name] = open_source(camera.source, config.capture)
-                except SourceError as exc:
-                    # One camera down at the start must not keep the others dark: with several, a
-                    # stream that may reconnect starts closed and its capture thread keeps trying.
-                    if (
-                        len(self.camera_configs) == 1
-                        or classify_source(camera.source) is not SourceKind.STREAM
-                        or camera.reconnect_attempts == 0
-                    ):
-                        raise
-                    log.warning("camera %s: %s; retrying in the background", camera.name, exc)
-                    cap, infos[camera.name] = unopened_stream(camera.source)
                 caps.append(cap)
             own_sinks: list[Sink] = []
+            self.video: VideoFiles | None = None
             if config.output.video:
-                own_sinks.append(VideoFiles(config.output.video, {n: i.fps for n, i in infos.items()}))
+                self.video = VideoFiles(config.output.video, {n: i.fps for n, i in infos.items()})
+                own_sinks.append(self.video)
                 opened.append(own_sinks[-1])
             if not config.output.headless:
                 own_sinks.append(
@@ -236,7 +254,8 @@ class Pipeline:
                 opened.append(own_sinks[-1])
         except BaseException:
             for cap in caps:
-                cap.release()
+                if cap is not None:
+                    cap.release()
             for thing in opened:
                 with contextlib.suppress(Exception):
                     thing.close()
@@ -311,9 +330,10 @@ class Pipeline:
         return next(iter(self.cameras.values())).info
 
     def request_stop(self, reason: str) -> None:
-        if not self.stop.is_set():
-            self.summary.stopped_by = reason
-            self.stop.set()
+        self._stop_request(reason)
+
+    def _stopped_by(self) -> str:
+        return self._stop_request.reason or "end"
 
     def status_of(self) -> dict[str, dict]:
         """A snapshot per camera (for status pages): frames read and shown, rates, the stream's state."""
@@ -331,20 +351,7 @@ class Pipeline:
 
     def run(self) -> RunSummary:
         with stop_on_signals(self.request_stop):
-            for name, camera in self.cameras.items():
-                info = camera.info
-                self.events.emit(
-                    name,
-                    {
-                        "type": "stream",
-                        "status": "opened",
-                        "time": round(time.time(), 3),
-                        "source": self.source_label or info.source,
-                        "fps": round(info.fps, 3),
-                        "width": info.width,
-                        "height": info.height,
-                    },
-                )
+            # Each camera's `opened` comes from its capture thread once it is open, with its real rate and size.
             self._t_started = time.monotonic()
             for camera in self.cameras.values():
                 camera.capture.start()
@@ -377,6 +384,7 @@ class Pipeline:
             self.summary.startup_s = time.monotonic() - self._t_built
         if item.camera not in self._shown_first:
             self._shown_first.add(item.camera)
+            self._drain_status()  # the camera's `opened` (sent before its first frame) comes first
             # The first frame is newer than the models (they load before the source opens).
             self.events.emit(
                 item.camera,
@@ -397,9 +405,12 @@ class Pipeline:
         camera = self.cameras[name]
         camera.capture.join(timeout=10)
         self._drain_status()  # its last stream events (lost, gave_up) come before its end
-        summary = self.output.meter(name).summary(
-            camera.capture.frames_read, self._dropped(name), time.monotonic() - self._t_started
-        )
+        frames_in, meter = camera.capture.frames_read, self.output.meter(name)
+        dropped = self._dropped(name)
+        if self._stop_request.reason is not None:
+            # Frames between the stages when the stop came are never shown: dropped, so that in = out + dropped.
+            dropped = max(dropped, frames_in - meter.frames_out)
+        summary = meter.summary(frames_in, dropped, time.monotonic() - self._t_started)
         summary.error = camera.capture.error or error
         summary.truncated = camera.capture.truncated
         self.summary.cameras[name] = summary
@@ -409,7 +420,7 @@ class Pipeline:
                 "type": "stream",
                 "status": "ended",
                 "time": round(time.time(), 3),
-                "stopped_by": self.summary.stopped_by if self.stop.is_set() else "end",
+                "stopped_by": self._stopped_by(),
                 **({"error": summary.error} if summary.error else {}),
             },
         )
@@ -423,20 +434,38 @@ class Pipeline:
                 return
             if status.status == "ended":
                 continue  # written once, at the very end
-            # After "lost", windows start afresh by themselves: the tracker retires people
-            # unseen for max_age_s and TrackWindow drops history across any gap longer than
-            # the feature spec's max_gap_s, so no window spans missing time.
-            self.events.emit(
-                status.camera,
-                {"type": "stream", "status": status.status, "time": round(_wall(status.t), 3), **status.detail},
-            )
-            message = _STATUS_NOTICES.get(status.status)
-            if message:
-                log.warning(
-                    message.format(
-                        camera=status.camera, source=self.cameras[status.camera].info.source, **status.detail
-                    )
-                )
+            if status.status == "opened" and status.info is not None:
+                self._opened(status.camera, status.info)
+            if status.status not in _LOG_ONLY:
+                event = {"type": "stream", "status": status.status, "time": round(_wall(status.t), 3)}
+                if status.status == "opened":
+                    event["source"] = self.source_label or self.cameras[status.camera].info.source
+                self.events.emit(status.camera, {**event, **status.detail})
+            if status.status == "lost":
+                # Nobody is seen on a stream that is down: its people leave now, not when (or if) it is
+                # back. Windows start afresh by themselves after the gap: the tracker retires people
+                # unseen for max_age_s and TrackWindow drops history across gaps over max_gap_s.
+                self.events.retire(status.camera, status.t, max(0, status.detail.get("frames", 0) - 1))
+            self._log_status(status)
+
+    def _opened(self, name: str, info: SourceInfo) -> None:
+        self.cameras[name].info = info
+        if self.video is not None:
+            self.video.set_fps(name, info.fps)
+
+    def _log_status(self, status: StreamStatus) -> None:
+        source = self.cameras[status.camera].info.source
+        if status.note is not None:  # not reachable at the start
+            log.warning("camera %s: %s; retrying in the background", status.camera, status.note)
+            return
+        message = _STATUS_NOTICES.get(status.status)
+        if message is None:
+            return
+        text = message.format(camera=status.camera, source=source, **status.detail)
+        if status.status == "retrying" and not _worth_telling(status.detail["attempt"]):
+            log.debug(text)
+        else:
+            log.warning(text)
 
     def _finish(self) -> None:
         self.stop.set()
@@ -463,8 +492,11 @@ class Pipeline:
                 sink.close()
             except Exception as exc:  # the others still get finalized
                 log.error("closing %s failed: %s", type(sink).__name__, exc)
+        s.stopped_by = self._stopped_by()
         if self.mqtt is not None:
             stats = self.mqtt.stats
             s.mqtt = {"published": stats.published, "dropped": stats.dropped}
+            # The cameras ran, but whoever waits on the broker heard nothing: the run must not look fine.
+            s.error = s.error or self.mqtt.never_reached()
         with contextlib.suppress(Exception):
             self.pose_stage.close()

@@ -6,6 +6,24 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+
+@dataclass
+class StopRequest:
+    """A stop asked for, and why: the first reason given counts.
+
+    Made before the pipeline exists, so that a signal while the models load or the cameras
+    open is not lost: the pipeline, once built, sees its event set and stops at once.
+    """
+
+    event: threading.Event = field(default_factory=threading.Event)
+    reason: str | None = None
+
+    def __call__(self, reason: str) -> None:
+        if not self.event.is_set():
+            self.reason = reason
+            self.event.set()
 
 
 @contextlib.contextmanager

@@ -73,6 +73,8 @@ class VideoSink:
     def write(self, record: FrameRecord) -> None:
         image = record.annotated if record.annotated is not None else record.image
         if self._writer is None:
+            if not self.fps > 0:  # a guessed rate would play the video too fast or too slow
+                raise OutputError(f"cannot write {self.path}: the source's frame rate is not known yet")
             height, width = image.shape[:2]
             self._writer = cv2.VideoWriter(
                 str(self.path), cv2.VideoWriter.fourcc(*self.fourcc), self.fps, (width, height)
@@ -88,7 +90,11 @@ class VideoSink:
 
 
 class VideoFiles:
-    """One video file per camera: the path as given for one camera, `<folder>/<camera>.mp4` for several."""
+    """One video file per camera: the path as given for one camera, `<folder>/<camera>.mp4` for several.
+
+    A camera whose rate is not known yet (0: a stream still opening) gets it from `set_fps`,
+    which must come before its first frame.
+    """
 
     needs_image = True
 
@@ -103,6 +109,9 @@ class VideoFiles:
                 )
             paths = {camera: target / f"{camera}.mp4" for camera in fps_by_camera}
         self.sinks = {camera: VideoSink(paths[camera], fps) for camera, fps in fps_by_camera.items()}
+
+    def set_fps(self, camera: str, fps: float) -> None:
+        self.sinks[camera].fps = fps
 
     def write(self, record: FrameRecord) -> None:
         self.sinks[record.camera].write(record)
@@ -168,30 +177,39 @@ class EventSink:
         self.writers = writers
         self._shown: dict[tuple[str, int], str] = {}
         self._t0_media: dict[str, float] = {}
+        self._retired_until: dict[str, float] = {}  # camera -> grab time of the loss that retired its people
 
     def emit(self, camera: str, event: dict[str, Any]) -> None:
         event = {"type": event["type"], "camera": camera, **event}
         for writer in self.writers:
             writer.send(event)
 
+    def retire(self, camera: str, t_lost: float, frame: int) -> None:
+        """The camera's stream is lost: everyone shown on it has left, at grab time `t_lost`.
+
+        Frames grabbed before the loss may still be on their way; they announce nobody again.
+        """
+        self._retired_until[camera] = t_lost
+        t0 = self._t0_media.get(camera)
+        for key in [key for key in self._shown if key[0] == camera]:
+            self._left(camera, key[1], round(t_lost - (t0 if t0 is not None else t_lost), 3), frame)
+
+    def _left(self, camera: str, track_id: int, t: float, frame: int) -> None:
+        label = self._shown.pop((camera, track_id), None)
+        if label is not None:
+            self.emit(
+                camera,
+                {"type": "person", "status": "left", "t": t, "frame": frame, "track": track_id, "label": label},
+            )
+
     def write(self, record: FrameRecord) -> None:
         camera = record.camera
         t0 = self._t0_media.setdefault(camera, record.t_media)
+        if record.t_capture <= self._retired_until.get(camera, float("-inf")):
+            return
         t = round(record.t_media - t0, 3)
         for track_id in record.expired:
-            label = self._shown.pop((camera, track_id), None)
-            if label is not None:
-                self.emit(
-                    camera,
-                    {
-                        "type": "person",
-                        "status": "left",
-                        "t": t,
-                        "frame": record.index,
-                        "track": track_id,
-                        "label": label,
-                    },
-                )
+            self._left(camera, track_id, t, record.index)
         for track in record.tracks:
             if track.prediction is None:
                 continue

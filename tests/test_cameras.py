@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -12,7 +13,9 @@ import pytest
 from conftest import REPO, count_frames, read_events, run_cli
 from mqtt_fixtures import Broker, Subscriber, broker_fixture, retained  # noqa: F401 (broker_fixture is `broker`)
 from realtime.bench.rtsp import RtspServer
-from rtsp_fixtures import free_port
+from realtime.config import load_config
+from realtime.pipeline import Pipeline, RunSummary
+from rtsp_fixtures import free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -130,3 +133,60 @@ def test_a_camera_down_from_the_start_does_not_keep_the_others_dark(tmp_path, da
     assert summaries["door"]["frames_in"] == 0 and "reconnect attempts" in summaries["door"]["error"]
     ended = {e["camera"]: e for e in read_events(events) if e.get("status") == "ended"}
     assert "error" not in ended["gym"] and "reconnect attempts" in ended["door"]["error"]
+
+
+@pytest.mark.rtsp
+@pytest.mark.mqtt
+def test_a_lost_stream_retires_its_people_and_retries_without_an_event_each_time(
+    tmp_path, exercise_clip, random_weights, broker
+):
+    """When a stream is lost, its people leave then (a `left` each, an empty retained state), not when it
+    is back; its reconnect attempts go to the log, not to the events or the broker."""
+    server = RtspServer(exercise_clip, fps=25)
+    server.start()
+    subscriber = Subscriber(broker.port, "realtime/#")
+    events_path = tmp_path / "events.jsonl"
+    overrides = {
+        "source": server.url,
+        "classifier": {"weights": str(random_weights)},
+        "output": {"headless": True, "events": str(events_path), "flush_events": True},
+        "capture": {"open_timeout_ms": 2000, "read_timeout_ms": 2000, "reconnect_delay_s": 0.2},
+        "mqtt": {"host": "127.0.0.1", "port": broker.port},
+    }
+    pipeline = Pipeline(load_config(REPO / "config.yaml", overrides))
+    summaries: list[RunSummary] = []
+    running = threading.Thread(target=lambda: summaries.append(pipeline.run()), daemon=True)
+    running.start()
+
+    def people_now() -> list | None:
+        states = subscriber.on("realtime/cam0/state")
+        return states[-1].json()["people"] if states else None
+
+    try:
+        assert subscriber.wait_until(lambda m: bool(people_now()), 60), "nobody was labelled before the loss"
+        server.kill()
+        assert wait_for(lambda: any(e.get("status") == "lost" for e in read_events(events_path)), 20)
+        assert subscriber.wait_until(lambda m: people_now() == [], 10), "the state still shows people"
+        time.sleep(2.0)  # down for a while: attempts every 0.2-1 s
+        assert retained(broker.port, "realtime/cam0/state").json()["people"] == []
+    finally:
+        pipeline.request_stop("test")
+        running.join(20)
+        server.close()
+        subscriber.close()
+    assert not running.is_alive() and summaries
+    log = read_events(events_path)
+    lost = next(i for i, e in enumerate(log) if e.get("status") == "lost")
+    labelled = {e["track"] for e in log[:lost] if e["type"] == "action"}
+    left = [e for e in log if e["type"] == "person"]
+    # Everyone labelled before the loss left once, right after it; frames still in flight named nobody again.
+    assert labelled and sorted(e["track"] for e in left) == sorted(labelled)
+    assert all(lost < log.index(e) <= lost + len(labelled) for e in left)
+    assert not [e for e in log[lost:] if e["type"] == "action"]
+    statuses = [e["status"] for e in log if e["type"] == "stream"]
+    assert statuses.count("lost") == 1 and not {"reconnecting", "retrying"} & set(statuses)
+    published = {m.json()["status"] for m in subscriber.on("realtime/cam0/stream")}
+    assert published == {"opened", "first_frame", "lost", "ended"}
+    assert {m.json()["track"] for m in subscriber.on("realtime/cam0/person")} == labelled
+    summary = summaries[0].cameras["cam0"]
+    assert summary.tracks >= len(labelled) and summary.frames_in == summary.frames_out + summary.dropped

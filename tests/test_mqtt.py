@@ -16,8 +16,9 @@ import threading
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, read_events
 from mqtt_fixtures import Broker, Subscriber, broker_fixture, retained  # noqa: F401 (broker_fixture is `broker`)
+from realtime.__main__ import main as cli_main
 from realtime.config import MqttConfig, load_config
 from realtime.errors import ConfigError
 from realtime.mqtt import MqttWriter, overrides_from_url
@@ -281,3 +282,29 @@ def test_bad_mqtt_config_is_a_one_line_config_error():
         load_config(overrides={"mqtt": {"qos": 3}})
     with pytest.raises(ConfigError, match="topic_prefix"):
         MqttWriter(MqttConfig(host="127.0.0.1", port=free_port(), topic_prefix="a/#"))
+
+
+def test_mqtt_host_given_as_a_url_in_the_config_is_a_one_line_config_error(tmp_path):
+    config = tmp_path / "broker.yaml"
+    config.write_text("mqtt:\n  host: mqtt://127.0.0.1:18830\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(config)
+    message = str(error.value)
+    assert "mqtt.host 'mqtt://127.0.0.1:18830'" in message and "mqtt.port" in message and "\n" not in message
+    assert load_config(overrides={"mqtt": {"host": "::1"}}).mqtt.host == "::1"  # an IPv6 address is a host
+
+
+def test_a_run_that_never_reached_its_broker_ends_with_one_error_line(tmp_path, weizmann_clip, random_weights, capsys):
+    """The cameras run and the events file is written, but a run whose broker was never reached does not
+    look like a success."""
+    port, events = free_port(), tmp_path / "events.jsonl"
+    args = ["--source", str(weizmann_clip), "--headless", "--max-frames", "5", "--weights", str(random_weights)]
+    code = cli_main([*args, "--events", str(events), "--mqtt", f"mqtt://127.0.0.1:{port}"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("realtime: error:")]
+    assert errors == [err.strip().splitlines()[-1]] and f"MQTT broker 127.0.0.1:{port} was never reached" in errors[0]
+    assert "MQTT: 0 messages published" in out
+    log = read_events(events)
+    assert log[-1]["type"] == "summary" and log[-1]["frames_out"] == 5

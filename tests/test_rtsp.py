@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -65,6 +66,7 @@ class Shown:
     t_shown: float
     t_capture: float
     tracks: dict[int, str | None]  # track id -> label, None until its window is full
+    camera: str = "cam0"
 
 
 @dataclass
@@ -78,7 +80,7 @@ class Recorder:
 
     def write(self, record: FrameRecord) -> None:
         tracks = {t.track_id: (t.prediction.label if t.prediction else None) for t in record.tracks}
-        self.rows.append(Shown(time.monotonic(), record.t_capture, tracks))
+        self.rows.append(Shown(time.monotonic(), record.t_capture, tracks, record.camera))
         if self.delay_s:
             time.sleep(self.delay_s)
 
@@ -206,7 +208,7 @@ def test_rtsp_server_killed_and_back_after_3s_reconnects_with_fresh_windows(rtsp
     statuses = [e["status"] for e in events]
     assert statuses[0] == "opened" and statuses[-1] == "ended"
     lost, back = statuses.index("lost"), statuses.index("reconnected")
-    assert lost < back and "reconnecting" in statuses[lost:back]
+    assert lost < back and "reconnecting" not in statuses  # attempts go to the log, not the events
     assert events[lost]["reason"] == "read failed"
     assert 3.0 <= events[back]["gap_s"] <= 10.0
     assert summary.error is None and summary.stopped_by == "test"
@@ -289,7 +291,10 @@ def test_rtsp_server_that_never_returns_ends_the_run_cleanly(rtsp_server, tmp_pa
     assert "3 reconnect attempts" in errors[0]
     log = read_events(events)
     statuses = [e["status"] for e in log if e["type"] == "stream"]
-    assert statuses.count("reconnecting") == 3 and "gave_up" in statuses
+    assert "reconnecting" not in statuses and "gave_up" in statuses
+    assert next(e for e in log if e.get("status") == "gave_up")["attempts"] == 3
+    # Attempts go to the log on a backoff schedule (1, 2, 4, 8, ...; every one with -v).
+    assert "reconnect attempt 2 failed" in err and "reconnect attempt 3 failed" not in err
     assert log[-2]["status"] == "ended" and "error" in log[-2]
     assert log[-1]["type"] == "summary" and log[-1]["frames_out"] > 0
     assert count_frames(video) == log[-1]["frames_out"]
@@ -356,6 +361,62 @@ def test_slow_consumer_drops_oldest_and_latency_stays_bounded(rtsp_server, tmp_p
     steady = [row.t_shown - row.t_capture for row in recorder.rows[5:]]
     bound = (2 + 2 + 2) * recorder.delay_s + 0.5
     assert max(steady) <= bound, f"latency reached {max(steady):.2f} s"
+
+
+@pytest.mark.rtsp
+def test_each_stream_of_several_opens_on_its_own_with_its_real_rate(exercise_clip, tmp_path):
+    """A frozen server holds up only its own camera; a stream down at the start says `opened`, with its
+    real rate and size, only once it is up, and its video is written at that rate; a stop while the frozen
+    one is still opening ends the run cleanly."""
+    frozen = RtspServer(exercise_clip, fps=25)
+    late = RtspServer(exercise_clip, fps=25, port=free_port())
+    try:
+        frozen.start()
+        frozen.freeze()  # accepts the connection, never answers: an open waits out open_timeout_ms
+        recorder = Recorder()
+        cameras = [
+            {"name": "clip", "source": str(exercise_clip)},
+            {"name": "frozen", "source": frozen.url},
+            {"name": "late", "source": f"rtsp://127.0.0.1:{late.port}/clip"},
+        ]
+        videos, events_path = tmp_path / "videos", tmp_path / "events.jsonl"
+        overrides = {
+            "cameras": cameras,
+            "output": {"headless": True, "video": str(videos), "events": str(events_path), "flush_events": True},
+            "capture": {**FAST_CAPTURE, "pace": True},
+        }
+        run = Background(Pipeline(load_config(REPO / "config.yaml", overrides), sinks=[recorder]))
+
+        def statuses(camera: str) -> list[str]:
+            return [e["status"] for e in stream_events(events_path) if e["camera"] == camera]
+
+        assert wait_for(lambda: statuses("late")[:1] == ["lost"], 30), "the refused stream was not reported"
+        t_up = time.time()
+        late.start()
+        assert wait_for(lambda: sum(row.camera == "late" for row in recorder.rows) >= 10, 30)
+        summary = run.stop()
+    finally:
+        frozen.close()
+        late.close()
+    events = stream_events(events_path)
+    by_camera = {name: [e for e in events if e["camera"] == name] for name in ("clip", "frozen", "late")}
+    # The clip was read at once, not after the frozen stream's open gave up (3 s, FAST_CAPTURE).
+    clip_first = next(e["time"] for e in by_camera["clip"] if e["status"] == "first_frame")
+    frozen_lost = next(e["time"] for e in by_camera["frozen"] if e["status"] == "lost")
+    assert frozen_lost - clip_first >= 1.5, "the clip waited for the frozen stream"
+    assert "opened" not in statuses("frozen") and statuses("frozen")[-1] == "ended"
+    # The late stream: opened once it was up, with the server's real rate and size.
+    late_statuses = statuses("late")
+    assert late_statuses.count("opened") == 1 and late_statuses.index("lost") < late_statuses.index("opened")
+    opened = next(e for e in by_camera["late"] if e["status"] == "opened")
+    assert opened["time"] >= t_up and (opened["fps"], opened["width"], opened["height"]) == (25.0, 384, 288)
+    written = cv2.VideoCapture(str(videos / "late.mp4"))
+    assert written.get(cv2.CAP_PROP_FPS) == 25.0
+    written.release()
+    assert count_frames(videos / "late.mp4") == summary.cameras["late"].frames_out >= 10
+    assert summary.stopped_by == "test" and summary.error is None
+    clip = summary.cameras["clip"]
+    assert clip.frames_in == clip.frames_out + clip.dropped > 0
 
 
 # --- opening failures ---
