@@ -157,15 +157,17 @@ class _Camera:
     capture: CaptureThread
 
 
-def _opens_in_background(camera: CameraConfig, cameras: int) -> bool:
+def _opens_in_background(camera: CameraConfig, cameras: int, streams_wait: bool = False) -> bool:
     """Whether the camera's capture thread opens it, rather than the pipeline before the run.
 
     A stream of several that may reconnect: one that is slow or dead (a frozen server holds an
     open for the whole open timeout) must not hold up the others, and it is retried like a lost
-    one. Anything else that fails to open ends the run at once with one line.
+    one. `streams_wait` does the same for a single stream (a cluster actor's camera, whose job
+    must outlive a camera that is down when it starts). Anything else that fails to open ends the
+    run at once with one line.
     """
     return (
-        cameras > 1
+        (cameras > 1 or streams_wait)
         and classify_source(camera.source) is SourceKind.STREAM
         and camera.reconnect_attempts != 0  # cameras_of filled in the global setting
     )
@@ -176,7 +178,8 @@ class Pipeline:
 
     `sinks` and `event_writers` add outputs to the configured ones (the web live view, MQTT);
     `backends` replaces the configured pose models (a test's slow or faulty model); `stop` is
-    the caller's, when a stop may be asked for before the pipeline is built (a signal at start-up).
+    the caller's, when a stop may be asked for before the pipeline is built (a signal at start-up);
+    `streams_wait` retries a stream that is down at the start even when it is the only camera.
     """
 
     def __init__(
@@ -188,6 +191,7 @@ class Pipeline:
         backends: Sequence[PoseBackend] | None = None,
         source_label: str | None = None,
         stop: StopRequest | None = None,
+        streams_wait: bool = False,
     ) -> None:
         t_built = time.monotonic()
         self.config = config
@@ -234,7 +238,7 @@ class Pipeline:
             infos: dict[str, SourceInfo] = {}
             for camera in self.camera_configs:
                 # Stopped already (a signal while the models loaded): nothing is opened, the run just ends.
-                if self.stop.is_set() or _opens_in_background(camera, len(self.camera_configs)):
+                if self.stop.is_set() or _opens_in_background(camera, len(self.camera_configs), streams_wait):
                     cap, infos[camera.name] = None, unopened(camera.source)
                 else:
                     cap, infos[camera.name] = open_source(camera.source, config.capture)

@@ -419,6 +419,31 @@ def test_each_stream_of_several_opens_on_its_own_with_its_real_rate(exercise_cli
     assert clip.frames_in == clip.frames_out + clip.dropped > 0
 
 
+@pytest.mark.rtsp
+def test_a_lone_stream_down_at_the_start_is_waited_for_when_asked(exercise_clip, tmp_path):
+    """A cluster actor's one camera (`streams_wait`): down when the job starts, it is retried and runs
+    once up, where a lone stream on the command line fails at once (the test below)."""
+    late = RtspServer(exercise_clip, fps=25, port=free_port())
+    events_path = tmp_path / "events.jsonl"
+    overrides = {
+        "source": f"rtsp://127.0.0.1:{late.port}/clip",
+        "output": {"headless": True, "events": str(events_path), "flush_events": True},
+        "capture": FAST_CAPTURE,
+    }
+    recorder = Recorder()
+    try:
+        run = Background(Pipeline(load_config(REPO / "config.yaml", overrides), sinks=[recorder], streams_wait=True))
+        statuses = lambda: [e["status"] for e in stream_events(events_path)]  # noqa: E731
+        assert wait_for(lambda: statuses()[:1] == ["lost"], 30), "the refused stream was not reported"
+        late.start()
+        assert wait_for(lambda: len(recorder.rows) >= 10, 30), statuses()
+        summary = run.stop()
+    finally:
+        late.close()
+    assert statuses().count("opened") == 1 and statuses().index("lost") < statuses().index("opened")
+    assert summary.error is None and summary.cameras["cam0"].frames_out >= 10
+
+
 # --- opening failures ---
 
 

@@ -144,7 +144,10 @@ class CameraActor:
 
         try:
             # MQTT, when configured, is the pipeline's own writer: every actor publishes its cameras' events.
-            pipeline = Pipeline(self.config, event_writers=[BufferWriter(self.buffer, self._stream_state)])
+            # A stream down when the job starts is retried, as one lost later is (capture.reconnect_attempts).
+            pipeline = Pipeline(
+                self.config, event_writers=[BufferWriter(self.buffer, self._stream_state)], streams_wait=True
+            )
         except RealtimeError as exc:
             # This camera's source (or model) is not there: its own error event, not the job's end.
             self._error, self._state = str(exc), "error"
