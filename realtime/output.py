@@ -38,6 +38,16 @@ class CameraSummary:
     error: str | None = None
     truncated: bool = False  # `error` is only that the file ended early; every frame before was processed
 
+    def line(self) -> str:
+        """The summary as the command line prints it, one line."""
+        labels = ", ".join(f"{k} {v}" for k, v in sorted(self.labels.items(), key=lambda kv: -kv[1])) or "none"
+        return (
+            f"{self.frames_in} frames in, {self.frames_out} out, {self.dropped} dropped, "
+            f"{self.fps:.1f} FPS, pose {self.pose_fps:.1f}/s, latency p50 {self.latency_ms_p50:.0f} ms "
+            f"p95 {self.latency_ms_p95:.0f} ms; people max {self.people_max}, mean {self.people_mean:.1f}, "
+            f"{self.tracks} tracks; labels shown: {labels}"
+        )
+
     def event(self) -> dict:
         return {
             "type": "summary",

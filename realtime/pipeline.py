@@ -112,14 +112,8 @@ class RunSummary:
     def lines(self) -> list[str]:
         lines = []
         for name, c in self.cameras.items():
-            labels = ", ".join(f"{k} {v}" for k, v in sorted(c.labels.items(), key=lambda kv: -kv[1])) or "none"
             prefix = f"realtime: {name}: " if len(self.cameras) > 1 else "realtime: "
-            lines.append(
-                f"{prefix}{c.frames_in} frames in, {c.frames_out} out, {c.dropped} dropped, "
-                f"{c.fps:.1f} FPS, pose {c.pose_fps:.1f}/s, latency p50 {c.latency_ms_p50:.0f} ms "
-                f"p95 {c.latency_ms_p95:.0f} ms; people max {c.people_max}, mean {c.people_mean:.1f}, "
-                f"{c.tracks} tracks; labels shown: {labels}"
-            )
+            lines.append(prefix + c.line())
         if self.mqtt is not None:
             lines.append(f"realtime: MQTT: {self.mqtt['published']} messages published, {self.mqtt['dropped']} dropped")
         lines.append(f"realtime: started in {self.startup_s:.1f} s; stopped by {self.stopped_by}")

@@ -393,6 +393,8 @@ def test_sigterm_to_the_driver_stops_every_camera_with_finalized_outputs(job, mq
     lines = (job.folder / "driver.out").read_text().splitlines()
     assert "4 cameras, 1 with errors; stopped by sigterm" in lines[-1]
     assert any(line.startswith("realtime: gone on ") and "cannot open stream" in line for line in lines), lines
+    # Each camera's line counts its people as a one-process run's does (one person loops in `jack`).
+    assert any(line.startswith("realtime: jack on ") and "people max 1, mean " in line for line in lines), lines
     events = job.events()
     for camera, label in EXPECTED.items():
         mine = [e for e in events if e["camera"] == camera]

@@ -55,16 +55,9 @@ class CameraOutcome:
     def line(self) -> str:
         where = f" on {self.node_ip} ({self.node_id[:8]})" if self.node_id else ""
         head = f"realtime: {self.camera}{where}, restarts {self.restarts}: "
-        s = self.summary
-        if s is None:
+        if self.summary is None:
             return head + f"no summary ({self.error or 'its actor never reported'})"
-        labels = ", ".join(f"{k} {v}" for k, v in sorted(s.labels.items(), key=lambda kv: -kv[1])) or "none"
-        text = (
-            f"{s.frames_in} frames in, {s.frames_out} out, {s.dropped} dropped, {s.fps:.1f} FPS, "
-            f"pose {s.pose_fps:.1f}/s, latency p50 {s.latency_ms_p50:.0f} ms p95 {s.latency_ms_p95:.0f} ms; "
-            f"labels shown: {labels}"
-        )
-        return head + text + (f"; error: {self.error}" if self.error else "")
+        return head + self.summary.line() + (f"; error: {self.error}" if self.error else "")
 
 
 @dataclass
