@@ -32,8 +32,10 @@ system-deps:
 run: $(VENV)/.installed
 	$(PY) -m realtime $(if $(SOURCE),--source '$(SOURCE)') $(ARGS)
 
+# The whole suite: the main environment's tests, then Detectron2's in its own (make/detectron2.mk).
 test: $(VENV)/.installed system-deps
 	$(PY) -m pytest -m "not detectron2" $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-detectron2
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "not detectron2 and not slow and not rtsp and not browser and not gui and not mqtt" $(PYTEST_ARGS)
