@@ -106,16 +106,19 @@ def _overlaps(a: Rect, b: Rect) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def draw_captions(image: np.ndarray, tracks: list[Track], keep_clear: list[Rect]) -> None:
-    """Each caption above its box, moved down past any caption already placed (5+ people stay readable)."""
+def draw_captions(image: np.ndarray, tracks: list[Track], keep_clear: list[Rect]) -> list[Rect]:
+    """Each caption above its box, slid sideways off other people's boxes where it can, then moved
+    down past any caption already placed, so that 5+ people stay readable. Returns where they went."""
     s = _scale(image)
     font_scale, thickness = 0.5 * s, max(1, round(s))
     placed = list(keep_clear)
+    boxes = {t.track_id: _box_rect(t.box) for t in tracks}
     for track in sorted(tracks, key=lambda t: (t.box[1], t.box[0])):
         text = caption(track)
         (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
-        x = min(max(0, int(track.box[0])), max(0, image.shape[1] - w - 2))
-        y = max(h + base, int(track.box[1]) - 4)
+        others = [b for tid, b in boxes.items() if tid != track.track_id]
+        x = _caption_x(boxes[track.track_id], w + 2, h + base, others, image.shape[1])
+        y = max(h + base, boxes[track.track_id][1] - 4)
         rect = (x, y - h - base, x + w + 2, y + 2)
         for _ in range(len(placed) + 1):
             hit = next((r for r in placed if _overlaps(rect, r)), None)
@@ -125,6 +128,34 @@ def draw_captions(image: np.ndarray, tracks: list[Track], keep_clear: list[Rect]
             rect = (x, y - h - base, x + w + 2, y + 2)
         placed.append(rect)
         _label(image, text, (x, y), s, track_colour(track.track_id))
+    return placed[len(keep_clear) :]
+
+
+def _box_rect(box: np.ndarray) -> Rect:
+    x1, y1, x2, y2 = (int(v) for v in box[:4])
+    return (x1, y1, x2, y2)
+
+
+def _caption_x(box: Rect, width: int, height: int, others: list[Rect], image_width: int) -> int:
+    """Where a caption above `box` covers no one else's box, nearest its own box's centre.
+
+    A caption is often wider than a person (a 60 px person, a 150 px caption), so aligned to the box's
+    left it runs over the head of whoever stands to the right. Candidates: aligned left, right or
+    centred on the box, or just clear of each neighbour; if none is clear, aligned left.
+    """
+    top = max(height, box[1] - 4) - height
+    limit = max(0, image_width - width)
+    candidates = [box[0], box[2] - width, (box[0] + box[2] - width) // 2]
+    candidates += [x for b in others for x in (b[0] - width, b[2])]
+    centre = (box[0] + box[2]) / 2
+    clear = [
+        x
+        for x in (min(max(0, c), limit) for c in candidates)
+        if not any(_overlaps((x, top, x + width, top + height + 2), b) for b in others)
+    ]
+    if not clear:
+        return min(max(0, box[0]), limit)
+    return min(clear, key=lambda x: abs(x + width / 2 - centre))
 
 
 def _label(

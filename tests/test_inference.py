@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import numpy as np
@@ -17,7 +18,7 @@ from realtime.pose import create_backend
 from realtime.queues import BufferPolicy, EndOfStream, FrameQueue
 from realtime.serial import SerialLoop
 from realtime.tracker import Tracker
-from realtime.types import FrameRecord, Poses, Track
+from realtime.types import FrameRecord, Poses, Prediction, Track
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +131,6 @@ def test_overlay_draws_skeleton_label_and_hud(weizmann_clip, mediapipe):
     image = read_frames(weizmann_clip, 1)[0]
     original = image.copy()
     poses = mediapipe.estimate(image)
-    from realtime.types import Prediction
-
     track = Track(1, poses.keypoints[0], poses.scores[0], poses.boxes[0], Prediction("WAVING_1HAND", 0.87))
     out = annotate(FrameRecord("cam0", 0, 0.0, image, tracks=[track]), HudInfo(29.5, 30.0, 42.0, 3))
     changed = np.abs(out.astype(int) - original).max(axis=2) > 30
@@ -169,3 +168,31 @@ def test_smoothing_stops_one_frame_flicker_and_forgets_people():
     smoother.forget(7)
     assert len(smoother) == 0
     assert np.allclose(smoother.update(7, 2.0, blip), blip)  # a returning id starts afresh
+
+
+def test_captions_stay_off_the_neighbours_and_each_other():
+    """Five people side by side, each narrower than their caption: no caption covers another person's
+    box or another caption (a caption aligned to its box's left ran over the next person's head)."""
+    from realtime.overlay import _overlaps, draw_captions
+
+    image = np.zeros((480, 640, 3), np.uint8)
+    tops = [200, 150, 210, 160, 205]  # people of different heights, 60 px wide, 10 px apart
+    tracks = [
+        Track(
+            i + 1,
+            np.zeros((17, 2), np.float32),
+            np.zeros(17, np.float32),
+            np.array([50 + 70 * i, top, 110 + 70 * i, 420], np.float32),
+            Prediction("JUMPING_JACKS", 0.97),
+        )
+        for i, top in enumerate(tops)
+    ]
+    hud = (0, 0, 300, 20)
+    rects = draw_captions(image, tracks, [hud])
+    assert len(rects) == 5 and all(r[2] - r[0] > 60 for r in rects)  # wider than a person
+    for track, rect in zip(sorted(tracks, key=lambda t: (t.box[1], t.box[0])), rects, strict=True):
+        for other in tracks:
+            if other is not track:
+                assert not _overlaps(rect, tuple(int(v) for v in other.box)), (track.track_id, other.track_id)
+    for a, b in itertools.combinations([hud, *rects], 2):
+        assert not _overlaps(a, b)
