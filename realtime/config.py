@@ -80,7 +80,7 @@ class CaptureConfig:
 @dataclass
 class Detectron2Config:
     config: str = _opt("COCO-Keypoints/keypoint_rcnn_R_50_FPN_3x.yaml", "model-zoo config file")
-    weights: str | None = _opt(None, "local weights file; empty = the model-zoo download")
+    weights: str | None = _opt(None, "local weights file; empty = the model-zoo download", path=True)
     score_thresh: float = _opt(0.5, "minimum person score", minimum=0.0, maximum=1.0)
     min_size_test: int = _opt(800, "shorter image side fed to the model; smaller is faster on CPU", minimum=64)
     device: str = _opt("auto", "auto = cuda when available", choices=("auto", "cpu", "cuda"))
@@ -299,6 +299,8 @@ def _apply(target: Any, data: dict, prefix: str, base_dir: Path | None) -> None:
         value = _check_value(dotted, value, f)
         if f.metadata["path"] and base_dir is not None and isinstance(value, str) and value:
             value = str(resolve_path(value, base_dir))
+        if key == "source" and base_dir is not None and isinstance(value, str):
+            value = _source_path(value, base_dir)  # a file, yes; a camera index or a URL, no
         setattr(target, key, value)
 
 
@@ -431,8 +433,29 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         _apply(config, data, "", file_path.resolve().parent)
     if overrides:
         _apply(config, overrides, "", None)  # flags: paths stay relative to the working folder
+        _flags_beat_cameras(config, overrides)
     _check_mqtt_host(config.mqtt.host)
     return config
+
+
+# A camera's own setting in the file, and the flag that sets the same for every camera.
+_PER_CAMERA = {
+    "pose_fps": ("pose_fps",),
+    "skip": ("pose", "skip"),
+    "reconnect_attempts": ("capture", "reconnect_attempts"),
+}
+
+
+def _flags_beat_cameras(config: Config, overrides: dict) -> None:
+    """A flag is the operator's latest word: `--pose-fps 0` uncaps every camera, also one whose
+    entry in the file has its own pose_fps."""
+    for name, keys in _PER_CAMERA.items():
+        node: Any = overrides
+        for key in keys:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is not None:
+            for camera in config.cameras:
+                setattr(camera, name, None)
 
 
 def with_overrides(config: Config, overrides: dict) -> Config:

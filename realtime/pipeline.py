@@ -129,19 +129,22 @@ def load_classifier(config: Config) -> ActionClassifier | None:
         return None
     if not path.exists():
         raise WeightsError(f"weights file {path} not found — {WEIGHTS_HINT}")
-    classifier = ActionClassifier.load(path, config.classifier.threshold)
-    trained_on = (classifier.checkpoint.info or {}).get("pose")
-    if trained_on and trained_on != config.pose.backend:
-        # Backends place joints differently; on another's poses the shipped weights tripled false actions.
+    return ActionClassifier.load(path, config.classifier.threshold)
+
+
+def warn_if_posed_otherwise(classifier: ActionClassifier | None, backend: str) -> None:
+    """Backends place joints differently: on BlazePose's poses the MoveNet-trained weights gave
+    three times the false actions. Said once the backend has loaded, so a backend that fails
+    to load leaves its one error line alone."""
+    trained_on = (classifier.checkpoint.info or {}).get("pose") if classifier is not None else None
+    if trained_on and trained_on != backend:
         log.warning(
-            "the action weights %s were trained on %s poses and this run poses with %s: expect more false "
+            "the action weights were trained on %s poses and this run poses with %s: expect more false "
             "actions; `python -m realtime train --pose %s` makes weights for it",
-            path,
             trained_on,
-            config.pose.backend,
-            config.pose.backend,
+            backend,
+            backend,
         )
-    return classifier
 
 
 @dataclass
@@ -226,6 +229,7 @@ class Pipeline:
             self.events = EventSink([*writers, *event_writers])
             if not self.backends:
                 self.backends = create_backends(config.pose)
+                warn_if_posed_otherwise(self.classifier, config.pose.backend)
             opened.extend(self.backends)
             self._t_models = time.monotonic()
             self.cameras: dict[str, _Camera] = {}

@@ -37,8 +37,8 @@ def test_flags_override_the_file(tmp_path):
     config = load_config(args.config, overrides_from(args))
     assert config.pose.skip == 1
     assert config.output.headless is True
-    assert config.source == "clip.avi"
     # Relative paths in a file are the file's; the file's folder, not the working directory.
+    assert Path(config.source) == tmp_path / "clip.avi"
     assert Path(config.classifier.weights) == tmp_path / "w" / "model.pt"
 
 
@@ -141,3 +141,22 @@ def test_a_source_names_its_camera_or_is_a_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("Take=2.mp4").write_bytes(b"")  # a file whose name only looks like NAME=SOURCE stays a file
     assert parse_camera_arg("Take=2.mp4", 0).source == "Take=2.mp4"
+
+
+def test_relative_paths_in_a_file_are_the_files_own_and_flags_beat_its_cameras(tmp_path, monkeypatch):
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "cams.yaml").write_text(
+        "source: clip.avi\n"
+        "pose:\n  detectron2:\n    weights: model.pkl\n"
+        "cameras:\n  - {name: door, source: rtsp://cam/s, pose_fps: 5}\n  - {name: hall, source: hall.avi, skip: 1}\n"
+    )
+    monkeypatch.chdir(tmp_path)  # not the file's folder
+    config = load_config(folder / "cams.yaml")
+    assert config.source == str(folder / "clip.avi")
+    assert config.pose.detectron2.weights == str(folder / "model.pkl")
+    assert [c.source for c in config.cameras] == ["rtsp://cam/s", str(folder / "hall.avi")]
+    assert [(c.pose_fps, c.skip) for c in cameras_of(config)] == [(5, 0), (10, 1)]
+    flagged = load_config(folder / "cams.yaml", {"pose_fps": 0, "pose": {"skip": 2}, "source": "here.avi"})
+    assert [(c.pose_fps, c.skip) for c in cameras_of(flagged)] == [(None, 2), (None, 2)]  # 0 = no cap
+    assert flagged.source == "here.avi"  # a flag's path stays the working folder's
