@@ -248,3 +248,19 @@ def test_bad_arguments_are_one_line(args, message):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("realtime: error: ") and message in last
+
+
+@pytest.mark.parametrize(
+    "mode, flags, problem",
+    [
+        ("throughput", ["--rounds", "0"], "--rounds must be >= 1"),  # 0 was taken as "not given": 3 rounds
+        ("throughput", ["--seconds", "0"], "--seconds > 0"),
+        ("cameras", ["--counts", "0"], "camera counts of 1 or more"),  # fell back to webcam 0
+        ("cameras", ["--pose-fps", "-5"], "--pose-fps must be more than 0"),  # ran uncapped
+        ("soak", ["--minutes", "0"], "--minutes and --every-s must be more than 0"),  # ran 10 minutes
+    ],
+)
+def test_a_benchmark_flag_of_zero_is_refused_not_replaced_by_the_default(mode, flags, problem):
+    proc = run_cli("benchmark", mode, "--quick", *flags, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert problem in proc.stderr.strip().splitlines()[-1]

@@ -6,8 +6,9 @@
     python -m realtime benchmark web-job             # an upload through the web app, per result codec
     python -m realtime benchmark detectron2          # Detectron2 s/frame per input size (in .venv-d2)
 
-Results go to stdout's log lines, `--json FILE`, and with `--report DIR` a Markdown table and
-a PNG (throughput, cameras). Nothing else is written: the clips are built in a temporary folder,
+Progress and each measurement go to the log (stderr); stdout gets one line per target (met or
+MISSED); `--json FILE` gets every number, and `--report DIR` a Markdown table and a PNG
+(throughput, cameras). Nothing else is written: the clips are built in a temporary folder,
 so a run leaves the checkout as it was. `--report docs` refreshes the published figures;
 `--from-json FILE --report DIR` rebuilds a report without measuring. `--quick`: seconds of
 input and one round, to check the machinery, not for figures.
@@ -20,6 +21,7 @@ import json
 import shlex
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError, SourceError
 
@@ -147,6 +149,11 @@ def _report(args: argparse.Namespace, result: dict) -> int:
     return 0
 
 
+def _given(value: Any, default: Any) -> Any:
+    """A flag's value, or the mode's default when the flag was not given (0 is a value, not "not given")."""
+    return default if value is None else value
+
+
 def _measure(args: argparse.Namespace) -> dict:
     from ..config import default_config_path, load_config
     from ..datasets import default_root
@@ -171,8 +178,8 @@ def _measure(args: argparse.Namespace) -> dict:
             args.clips,
             args.backends,
             args.skips,
-            args.rounds or (1 if args.quick else 3),
-            args.seconds or (2.0 if args.quick else 10.0),
+            _given(args.rounds, 1 if args.quick else 3),
+            _given(args.seconds, 2.0 if args.quick else 10.0),
             args.pose_workers,
             args.quick,
         )
@@ -183,12 +190,16 @@ def _measure(args: argparse.Namespace) -> dict:
         from ..bench import cameras
 
         camera_plan = cameras.CamerasPlan(
-            args.counts or ((1, 2) if args.quick else (1, 2, 4, 8)),
-            args.more if args.more is not None else (() if args.quick else (12, 16)),
-            args.seconds or (4.0 if args.quick else 20.0),
+            _given(args.counts, (1, 2) if args.quick else (1, 2, 4, 8)),
+            _given(args.more, () if args.quick else (12, 16)),
+            _given(args.seconds, 4.0 if args.quick else 20.0),
             args.pose_fps,
             args.quick,
         )
+        if min((*camera_plan.counts, *camera_plan.more), default=0) < 1 or not camera_plan.counts:
+            raise ConfigError("--counts and --more must be camera counts of 1 or more, e.g. --counts 1,2,4")
+        if camera_plan.seconds <= 0 or camera_plan.pose_fps <= 0:
+            raise ConfigError("--seconds and --pose-fps must be more than 0")
         return cameras.measure(camera_plan, base, datasets)
     if args.mode == "soak":
         from ..bench import soak
@@ -199,13 +210,15 @@ def _measure(args: argparse.Namespace) -> dict:
             raise ConfigError(f"--size {args.size!r} must be WIDTHxHEIGHT, e.g. 640x480") from None
         soak_plan = soak.SoakPlan(
             args.clip or datasets / "videos" / "exercise.avi",
-            args.minutes or (0.25 if args.quick else 10.0),
+            _given(args.minutes, 0.25 if args.quick else 10.0),
             args.fps,
             (width, height),
             args.extra_ms,
-            args.every_s or (5.0 if args.quick else 60.0),
+            _given(args.every_s, 5.0 if args.quick else 60.0),
             args.outage_every_s,
         )
+        if soak_plan.minutes <= 0 or soak_plan.every_s <= 0:
+            raise ConfigError("--minutes and --every-s must be more than 0")
         return soak.measure(soak_plan, base)
     if args.mode == "web-job":
         from ..bench import web_job
@@ -217,6 +230,7 @@ def _measure(args: argparse.Namespace) -> dict:
     from ..bench import detectron2
 
     sources = [datasets / s for s in detectron2.SOURCES]
-    return detectron2.measure(
-        sources, list(args.sizes), args.frames or (1 if args.quick else 4), 1, args.threads, args.pose_weights
-    )
+    frames = _given(args.frames, 1 if args.quick else 4)
+    if frames < 1:
+        raise ConfigError("--frames must be 1 or more")
+    return detectron2.measure(sources, list(args.sizes), frames, 1, args.threads, args.pose_weights)
