@@ -191,6 +191,7 @@ class CaptureThread(threading.Thread):
         self.frames_read = 0
         self.error: str | None = None
         self.truncated = False  # the file ended early, after some good frames: those were all passed on
+        self.reached_max_frames = False  # stopped by max_frames, not by the source's end
 
     def run(self) -> None:
         try:
@@ -234,6 +235,7 @@ class CaptureThread(threading.Thread):
         next_due = time.monotonic()
         while not self.stop.is_set():
             if self.max_frames is not None and self.frames_read >= self.max_frames:
+                self.reached_max_frames = True
                 return
             t_asked = time.monotonic()
             ok, image = self.cap.read()

@@ -334,8 +334,12 @@ class Pipeline:
     def request_stop(self, reason: str) -> None:
         self._stop_request(reason)
 
-    def _stopped_by(self) -> str:
-        return self._stop_request.reason or "end"
+    def _stopped_by(self, *cameras: str) -> str:
+        """What ended the run (or these cameras): a stop asked for, `max_frames`, or the sources' end."""
+        if self._stop_request.reason:
+            return self._stop_request.reason
+        captures = [self.cameras[name].capture for name in cameras or self.cameras]
+        return "max_frames" if captures and all(c.reached_max_frames for c in captures) else "end"
 
     def status_of(self) -> dict[str, dict]:
         """A snapshot per camera (for status pages): frames read and shown, rates, the stream's state."""
@@ -422,7 +426,7 @@ class Pipeline:
                 "type": "stream",
                 "status": "ended",
                 "time": round(time.time(), 3),
-                "stopped_by": self._stopped_by(),
+                "stopped_by": self._stopped_by(name),
                 **({"error": summary.error} if summary.error else {}),
             },
         )

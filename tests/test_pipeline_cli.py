@@ -99,6 +99,7 @@ def test_max_frames_stops_early(tmp_path, exercise_clip):
     proc = run_cli("--source", str(exercise_clip), "--headless", "--max-frames", "15", "--output", str(out))
     assert proc.returncode == 0, proc.stderr
     assert count_frames(out) == 15
+    assert "stopped by max_frames" in proc.stdout  # not "end": the file had 393 frames
 
 
 def test_sigterm_mid_file_leaves_a_playable_video(tmp_path, exercise_clip, random_weights):
