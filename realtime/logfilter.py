@@ -17,6 +17,8 @@ NOISE = re.compile(
     r"^(INFO: Created TensorFlow Lite"
     r"|WARNING: All log messages before absl::InitializeLog"
     r"|[IW]\d{4} \d\d:\d\d:\d\d"  # glog/absl info and warning lines, e.g. "W0000 00:00:17..."
+    # OpenCV's FFmpeg writer on the VP8 tag of .webm; the file is written right all the same.
+    r"|OpenCV: FFMPEG: tag 0x30385056/'VP80' is not supported"
     r")"
 )
 

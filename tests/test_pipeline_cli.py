@@ -298,3 +298,12 @@ def test_weights_trained_on_another_backends_poses_are_flagged(weizmann_clip):
     assert "realtime train --pose blazepose" in other.stderr
     same = run_cli("--source", str(weizmann_clip), "--headless", "--max-frames", "5")
     assert same.returncode == 0 and "trained on" not in same.stderr
+
+
+@pytest.mark.parametrize("suffix", [".webm", ".mkv"])
+def test_other_containers_are_written_whole_and_quietly(tmp_path, weizmann_clip, suffix):
+    out = tmp_path / f"out{suffix}"
+    proc = run_cli("--source", str(weizmann_clip), "--headless", "--max-frames", "12", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert count_frames(out) == 12
+    assert proc.stderr.strip() == ""  # OpenCV's note on the VP8 tag of .webm said nothing a user could act on
