@@ -62,6 +62,17 @@ def run_cli(
     )
 
 
+def start_cli(*args: str) -> subprocess.Popen:
+    """`python -m realtime ARGS` started in the background, for tests that signal it mid-run."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "realtime", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def read_events(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, count_frames, read_events, run_cli
+from conftest import count_frames, read_events, run_cli, start_cli
 
 pytestmark = pytest.mark.slow
 
@@ -105,28 +103,10 @@ def test_max_frames_stops_early(tmp_path, exercise_clip):
 def test_sigterm_mid_file_leaves_a_playable_video(tmp_path, exercise_clip, random_weights):
     out, events_path = tmp_path / "out.mp4", tmp_path / "events.jsonl"
     # --pace plays the 39 s file at its native 10 fps, so SIGTERM surely lands mid-file.
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "realtime",
-            "--source",
-            str(exercise_clip),
-            "--headless",
-            "--pace",
-            "--weights",
-            str(random_weights),
-            "--output",
-            str(out),
-            "--events",
-            str(events_path),
-            "--flush-events",
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli(
+        "--source", str(exercise_clip), "--headless", "--pace", "--weights", str(random_weights),
+        "--output", str(out), "--events", str(events_path), "--flush-events",
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not (events_path.exists() and events_path.stat().st_size > 0):
@@ -160,24 +140,15 @@ def test_sigterm_while_starting_up_ends_the_run_cleanly(tmp_path, exercise_clip,
     """A SIGTERM that comes while the models load (before any source is read) is not a hard kill: the
     run ends as after any SIGTERM, with its events and summary."""
     events = tmp_path / "events.jsonl"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "realtime",
-            "--source",
-            str(exercise_clip),
-            "--headless",
-            "--pace",
-            "--weights",
-            str(random_weights),
-            "--events",
-            str(events),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_cli(
+        "--source",
+        str(exercise_clip),
+        "--headless",
+        "--pace",
+        "--weights",
+        str(random_weights),
+        "--events",
+        str(events),
     )
     try:
         # As soon as it catches SIGTERM: importing the pipeline and loading the models take a second or more after.
