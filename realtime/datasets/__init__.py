@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import DatasetError
 from ..features import PoseSequence
-from .labels import CLASSES, LABELS_FILE, OTHER, LabelTable, default_labels, label_map, labels_from, map_label
+from .labels import CLASSES, LABELS_FILE, OTHER, LabelTable, default_labels, labels_from, map_label
 
 KINDS: tuple[str, ...] = ("mhad", "kth", "openpose", "videos", "wild")
 # Kinds that are video folders, posed by a pose backend (the others hold poses already).
@@ -36,7 +36,6 @@ __all__ = [
     "default_labels",
     "default_pose_backend",
     "default_root",
-    "label_map",
     "labels_from",
     "load",
     "load_labelled",

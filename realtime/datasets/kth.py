@@ -17,7 +17,7 @@ import numpy as np
 from ..features import PoseSequence
 from ..types import KEYPOINT_INDEX, NUM_KEYPOINTS
 from . import DatasetError
-from .labels import LabelTable, default_labels
+from .labels import LabelTable, map_label
 
 KTH_JOINTS: dict[str, str] = {
     "Nose": "nose",
@@ -61,7 +61,7 @@ def load_kth(
     sequences = []
     for video, rows in videos.items():
         action = rows[0]["action"]
-        label = (labels or default_labels()).map("kth", action, f"{path} ({video})")
+        label = map_label("kth", action, f"{path} ({video})", labels)
         if label is None:
             continue
         try:

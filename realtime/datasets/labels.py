@@ -100,11 +100,6 @@ def labels_from(path: str | Path | None) -> LabelTable:
 CLASSES: tuple[str, ...] = default_labels().classes
 
 
-def label_map(kind: str) -> dict[str, str | None]:
-    """The packaged action-name -> class mapping of one data format."""
-    return default_labels().mapping(kind)
-
-
 def map_label(kind: str, action: str, where: str | Path, table: LabelTable | None = None) -> str | None:
     """Class of a source action name by `table` (default: the packaged one)."""
     return (table or default_labels()).map(kind, action, where)

@@ -20,7 +20,7 @@ import numpy as np
 from ..features import PoseSequence
 from . import DatasetError
 from .common import openpose18_to_coco
-from .labels import LabelTable, default_labels
+from .labels import LabelTable, map_label
 
 BLOCK = 32
 # Berkeley MHAD's cameras record at about 22 Hz; the files keep no timestamps.
@@ -77,7 +77,6 @@ def load_mhad(
     labels: LabelTable | None = None,
 ) -> list[PoseSequence]:
     path = Path(path)
-    table = labels or default_labels()
     x_files = sorted(path.glob("X_*.txt")) if path.is_dir() else [path]
     if not x_files:
         raise DatasetError(f"no X_*.txt files in {path}; the MHAD format needs X_*.txt (+ Y_*.txt)")
@@ -90,7 +89,9 @@ def load_mhad(
             raw = [line.strip() for line in y_file.read_text().splitlines() if line.strip()]
             if len(raw) != len(blocks):
                 raise DatasetError(f"{y_file} has {len(raw)} labels for {len(blocks)} blocks in {x_file}")
-            block_labels = [table.map("mhad", _label_number(v, y_file, n), y_file) for n, v in enumerate(raw, 1)]
+            block_labels = [
+                map_label("mhad", _label_number(v, y_file, n), y_file, labels) for n, v in enumerate(raw, 1)
+            ]
         elif require_labels:
             raise DatasetError(
                 f"{x_file} has no label file {y_file.name} beside it; write one label 1-6 per {BLOCK}-line block"

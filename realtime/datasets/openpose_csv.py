@@ -16,7 +16,7 @@ import numpy as np
 from ..features import PoseSequence
 from . import DatasetError
 from .common import openpose18_to_coco
-from .labels import LabelTable, default_labels
+from .labels import LabelTable, map_label
 
 FRAME_SIZE = (640, 480)
 FPS = 10.0
@@ -50,7 +50,7 @@ def load_openpose_csv(
         if end < len(rows) and actions[end] == actions[start]:
             continue
         action = actions[start]
-        label = (labels or default_labels()).map("openpose", action, path)
+        label = map_label("openpose", action, path, labels)
         if label is not None:
             sequences.append(
                 PoseSequence(

@@ -24,7 +24,7 @@ from ..features import PoseSequence
 from ..types import NUM_KEYPOINTS, Poses
 from . import DatasetError, default_pose_backend
 from .labelled_person import labelled_person
-from .labels import LabelTable, default_labels
+from .labels import LabelTable, map_label
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg")
 # Bump when the way poses are extracted or stored changes, so stale caches are not reused.
@@ -275,8 +275,9 @@ def load_clips(
     if pose_workers < 1:
         raise DatasetError(f"pose_workers must be 1 or more, got {pose_workers}")
     # Every label is checked before minutes of posing, not when its clip's turn comes.
-    table = labels or default_labels()
-    labelled = [(clip, label) for clip in clips if (label := table.map(kind, clip.action, clip.path)) is not None]
+    labelled = [
+        (clip, label) for clip in clips if (label := map_label(kind, clip.action, clip.path, labels)) is not None
+    ]
     sequences = []
     for clip, label in progress(labelled) if progress else labelled:
         record = None
