@@ -117,8 +117,8 @@ def draw_captions(image: np.ndarray, tracks: list[Track], keep_clear: list[Rect]
         text = caption(track)
         (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
         others = [b for tid, b in boxes.items() if tid != track.track_id]
-        x = _caption_x(boxes[track.track_id], w + 2, h + base, others, image.shape[1])
         y = max(h + base, boxes[track.track_id][1] - 4)
+        x = _caption_x(boxes[track.track_id], (y - h - base, y + 2), w + 2, others, image.shape[1])
         rect = (x, y - h - base, x + w + 2, y + 2)
         for _ in range(len(placed) + 1):
             hit = next((r for r in placed if _overlaps(rect, r)), None)
@@ -136,14 +136,14 @@ def _box_rect(box: np.ndarray) -> Rect:
     return (x1, y1, x2, y2)
 
 
-def _caption_x(box: Rect, width: int, height: int, others: list[Rect], image_width: int) -> int:
-    """Where a caption above `box` covers no one else's box, nearest its own box's centre.
+def _caption_x(box: Rect, rows: tuple[int, int], width: int, others: list[Rect], image_width: int) -> int:
+    """Where a caption above `box`, on `rows` (its top and bottom), covers no one else's box, nearest
+    its own box's centre.
 
     A caption is often wider than a person (a 60 px person, a 150 px caption), so aligned to the box's
     left it runs over the head of whoever stands to the right. Candidates: aligned left, right or
     centred on the box, or just clear of each neighbour; if none is clear, aligned left.
     """
-    top = max(height, box[1] - 4) - height
     limit = max(0, image_width - width)
     candidates = [box[0], box[2] - width, (box[0] + box[2] - width) // 2]
     candidates += [x for b in others for x in (b[0] - width, b[2])]
@@ -151,7 +151,7 @@ def _caption_x(box: Rect, width: int, height: int, others: list[Rect], image_wid
     clear = [
         x
         for x in (min(max(0, c), limit) for c in candidates)
-        if not any(_overlaps((x, top, x + width, top + height + 2), b) for b in others)
+        if not any(_overlaps((x, rows[0], x + width, rows[1]), b) for b in others)
     ]
     if not clear:
         return min(max(0, box[0]), limit)
