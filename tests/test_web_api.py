@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, count_frames, read_frames
+from conftest import REPO, count_frames, read_frames, run_cli
 from realtime.types import FrameRecord
 from realtime.web.app import RUNNER_KEY, WebSettings, build_parser, close_app, create_app, settings_from
 from realtime.web.jobs import (
@@ -248,15 +248,7 @@ def test_a_truncated_upload_is_done_with_its_good_frames_and_a_warning(client, a
 
 def test_serve_checks_the_config_in_the_working_folder_before_serving(tmp_path):
     (tmp_path / "config.yaml").write_text("pose:\n  skipp: 1\n")  # found by default: nobody named it
-    proc = subprocess.run(
-        [sys.executable, "-m", "realtime", "serve", "--port", "0"],
-        cwd=tmp_path,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    proc = run_cli("serve", "--port", "0", cwd=tmp_path, env={"PYTHONPATH": str(REPO)}, timeout=60)
     assert proc.returncode == 2 and "serving" not in proc.stdout
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith(f"realtime: error: config file {tmp_path / 'config.yaml'}: unknown key 'pose.skipp'")
@@ -399,29 +391,14 @@ def test_serve_command_binds_localhost_and_stops_on_sigterm(tmp_path):
 
 
 def test_serve_command_rejects_bad_options_in_one_line():
-    proc = subprocess.run(
-        [sys.executable, "-m", "realtime", "serve", "--port", "70000"],
-        cwd=REPO,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli("serve", "--port", "70000", timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["realtime: error: --port must be 0..65535, got 70000"]
 
 
 def test_h264_without_ffmpeg_is_a_one_line_error(tmp_path):
-    env = {**os.environ, "PATH": str(tmp_path)}  # no ffmpeg anywhere on it
-    proc = subprocess.run(
-        [sys.executable, "-m", "realtime", "serve", "--port", "0", "--video-codec", "h264"],
-        cwd=REPO,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    no_ffmpeg = {"PATH": str(tmp_path)}  # no ffmpeg anywhere on it
+    proc = run_cli("serve", "--port", "0", "--video-codec", "h264", env=no_ffmpeg, timeout=60)
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("realtime: error: H.264 output needs an ffmpeg binary") and "--video-codec vp8" in line

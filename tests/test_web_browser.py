@@ -119,6 +119,14 @@ def save_screenshot(driver, name: str) -> Path:
     return path
 
 
+def upload(driver, video: Path) -> None:
+    """Choose a file in the upload page's picker and press its button, as a user does."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "video-input").send_keys(str(video))
+    driver.find_element(By.ID, "upload-button").click()
+
+
 def wait_for(driver, script: str, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -152,8 +160,7 @@ def test_upload_page_shows_progress_plays_the_result_and_a_timeline_per_person(b
     try:
         browser.get(server.url)
         browser.execute_script(WATCH_PROGRESS)
-        browser.find_element(By.ID, "video-input").send_keys(str(exercise_clip))
-        browser.find_element(By.ID, "upload-button").click()
+        upload(browser, exercise_clip)
 
         wait_for(
             browser,
@@ -234,15 +241,13 @@ def test_upload_page_shows_progress_plays_the_result_and_a_timeline_per_person(b
 
 
 def test_upload_page_reports_a_refused_file(browser, tmp_path):
-    from selenium.webdriver.common.by import By
 
     bogus = tmp_path / "holiday.mp4"
     bogus.write_bytes(b"not a video at all " * 100)
     server = Server(["serve", "--port", "0", "--work-dir", str(tmp_path / "work")], r"serving on (http://\S+)")
     try:
         browser.get(server.url)
-        browser.find_element(By.ID, "video-input").send_keys(str(bogus))
-        browser.find_element(By.ID, "upload-button").click()
+        upload(browser, bogus)
         text = wait_for(
             browser,
             "const e = document.getElementById('error'); return !e.hidden && e.textContent",
@@ -264,8 +269,7 @@ def test_upload_page_plays_the_good_part_of_a_truncated_file_and_says_why(browse
     server = Server(["serve", "--port", "0", "--work-dir", str(work)], r"serving on (http://\S+)")
     try:
         browser.get(server.url)
-        browser.find_element(By.ID, "video-input").send_keys(str(cut))
-        browser.find_element(By.ID, "upload-button").click()
+        upload(browser, cut)
         status = wait_for(
             browser,
             "const s = document.getElementById('status').textContent; return s.startsWith('Done') && s",

@@ -13,7 +13,7 @@ import sys
 import pytest
 from werkzeug.datastructures import Headers
 
-from conftest import REPO
+from conftest import REPO, run_cli
 from realtime.errors import ConfigError, OutputError
 from realtime.web.app import RUNNER_KEY, WebSettings, close_app, create_app
 from realtime.web.jobs import JobSettings
@@ -199,15 +199,7 @@ def test_a_busy_port_is_one_line_for_the_live_view(capfd):
 def test_serve_on_a_busy_port_is_one_line_and_leaves_no_folder(tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        proc = subprocess.run(
-            [sys.executable, "-m", "realtime", "serve", "--port", str(port)],
-            cwd=REPO,
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**os.environ, "TMPDIR": str(tmp_path)},
-        )
+        proc = run_cli("serve", "--port", str(port), env={"TMPDIR": str(tmp_path)}, timeout=60)
     assert proc.returncode == 2
     expected = (
         f"realtime: error: cannot listen on 127.0.0.1:{port}: the port is in use by another program — stop "
