@@ -224,13 +224,19 @@ def _legend_layout(labels: list[str], width: int) -> list[tuple[int, int, str]]:
     return placed
 
 
-def write_timeline_png(events: Iterable[dict[str, Any]], path: str | Path, duration: float | None = None) -> Path:
-    """Draw the chart of these events to a PNG file."""
+def _checked_png_path(path: str | Path) -> Path:
+    """A path a timeline can be written to: a .png file name, not a folder."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise OutputError(f"timeline {path} must be a .png file — e.g. --timeline timeline.png")
     if path.is_dir():
         raise OutputError(f"timeline path {path} is a folder — give a file name such as timeline.png")
+    return path
+
+
+def write_timeline_png(events: Iterable[dict[str, Any]], path: str | Path, duration: float | None = None) -> Path:
+    """Draw the chart of these events to a PNG file."""
+    path = _checked_png_path(path)
     image = draw(Timeline.from_events(events, duration))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -248,11 +254,7 @@ class TimelineWriter:
     KEEP = ("action", "person", "summary", "stream")
 
     def __init__(self, path: str | Path, duration: float | None = None) -> None:
-        self.path = Path(path)
-        if self.path.suffix.lower() != ".png":
-            raise OutputError(f"timeline {self.path} must be a .png file — e.g. --timeline timeline.png")
-        if self.path.is_dir():
-            raise OutputError(f"timeline path {self.path} is a folder — give a file name such as timeline.png")
+        self.path = _checked_png_path(path)
         prepare_folder(self.path, "timeline")
         self.duration = duration
         self.events: list[dict[str, Any]] = []
