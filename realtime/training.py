@@ -239,6 +239,11 @@ def _retimed(times: np.ndarray, start: float, stop: float, rate: float, rng: np.
     return np.unique(inside[np.where(left_closer, nearest - 1, nearest)])
 
 
+# A data set lends validation subjects only from this many on: fewer, and holding one out would
+# take most of the data set out of training.
+MIN_SUBJECTS_TO_VALIDATE = 3
+
+
 def split_by_subject(
     sequences: list[PoseSequence],
     fraction: float,
@@ -257,7 +262,7 @@ def split_by_subject(
     rng = random.Random(seed)
     held: set[tuple[str, str]] = set()
     for source, subjects in by_source.items():
-        if len(subjects) < 3:
+        if len(subjects) < MIN_SUBJECTS_TO_VALIDATE:
             continue
         subjects = sorted(subjects)
         rng.shuffle(subjects)
@@ -448,7 +453,8 @@ def split_warnings(train: list[PoseSequence], val: list[PoseSequence], threshold
         return notes
     if not val:
         notes.append(
-            "no validation subjects (a data set needs 3 subjects to lend some): the rejection threshold stays 0.0, "
+            f"no validation subjects (a data set needs {MIN_SUBJECTS_TO_VALIDATE} subjects to lend some): the "
+            "rejection threshold stays 0.0, "
             "so no window is ever called OTHER for being unsure; pass --threshold (the shipped model stores 0.7)"
         )
     elif not any(s.label == OTHER for s in val):
