@@ -19,6 +19,7 @@ matrix, and the false-action rate (the share of OTHER windows given one of the a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 import warnings
@@ -101,6 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the confusion matrix PNG here, and one per data set beside it (NAME.<data set>.png)",
     )
     p.add_argument("--stride", type=float, default=0.16, help="seconds between scored windows")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="cross-validate N times, with seeds --seed, --seed+1, ...; the JSON's `seeds` gives each data set's "
+        "and class's mean and spread over them (the headline is the first seed's)",
+    )
+    p.add_argument(
+        "--at-threshold",
+        type=float,
+        default=None,
+        metavar="T",
+        help="also score every held-out window at this one rejection threshold (e.g. the shipped model's), "
+        "per data set: `at_threshold` in the JSON",
+    )
     add_training_arguments(p)
     return p
 
@@ -112,10 +129,13 @@ def main(argv: list[str]) -> int:
 
     from ..classifier import load_checkpoint
     from ..evaluation import (
+        at_threshold,
         brief,
+        by_data_set,
         cross_fitted,
         cross_validate,
         dataset_folds,
+        mean_over_seeds,
         pooled_threshold,
         rejection_curve,
         score,
@@ -152,7 +172,8 @@ def main(argv: list[str]) -> int:
                 "pass the --labels FILE it was trained with"
             )
         results = {
-            v: score_checkpoint(model, ckpt.spec, ckpt.threshold, labels, seqs, args.stride) for v, seqs in data.items()
+            v: score_checkpoint(model, ckpt.spec, ckpt.threshold, labels, seqs, args.stride, ckpt.whole_body)
+            for v, seqs in data.items()
         }
         mode = f"checkpoint {args.weights} (threshold {ckpt.threshold})"
         threshold: float | None = ckpt.threshold
@@ -170,6 +191,10 @@ def main(argv: list[str]) -> int:
         if args.lodo and len(folds) < 2:
             raise DatasetError("--lodo needs at least two data sets in --data")
         results, fold_info = cross_validate(pool, folds, config, args.runs, data, args.stride, extra)
+        seed_runs = [results[variants[0]]]
+        for k in range(1, args.seeds):
+            again = dataclasses.replace(config, seed=config.seed + k)
+            seed_runs.append(cross_validate(pool, folds, again, args.runs, {"head": base}, args.stride, extra)[0]["head"])
         mode = (
             "leave-one-data-set-out"
             if args.lodo
@@ -223,6 +248,16 @@ def main(argv: list[str]) -> int:
             | {src: brief(score(results[hz].restrict(of_source(src)), labels)) for src in sources}
             for hz in args.pose_fps
         }
+    if args.at_threshold is not None:
+        report["at_threshold"] = {"threshold": args.at_threshold} | by_data_set(
+            at_threshold(head, args.at_threshold), labels
+        )
+    if config is not None and args.seeds > 1:
+        per_seed = [by_data_set(h, labels) for h in seed_runs]
+        if args.at_threshold is not None:
+            for scores, h in zip(per_seed, seed_runs, strict=True):
+                scores["at_threshold"] = by_data_set(at_threshold(h, args.at_threshold), labels)
+        report["seeds"] = {"seeds": [config.seed + k for k in range(args.seeds)]} | mean_over_seeds(per_seed)
     if args.confusion:
         report["confusion_png"] = _save_confusions(args.confusion, report, by_source, labels, mode)
     if args.json:
