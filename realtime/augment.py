@@ -147,7 +147,6 @@ class Augment:
                 edge = rng.uniform(nose, nose + 0.6 * (shoulders - nose))  # through the head, above the shoulders
                 vis &= kp[..., 1] >= edge
 
-
     @staticmethod
     def _cut_waist(kp: np.ndarray, vis: np.ndarray, rng: np.random.Generator) -> None:
         """A bottom frame edge between the middle of the chest and the hips."""

@@ -30,6 +30,7 @@ import numpy as np
 
 from .features import FeatureSpec, PoseSequence
 from .metrics import clip_votes, confusion, macro_f1_of, per_class
+from .types import KEYPOINT_INDEX
 
 if TYPE_CHECKING:
     import torch
@@ -57,6 +58,24 @@ def thin_to_rate(seq: PoseSequence, pose_fps: float) -> PoseSequence:
         times=seq.times[keep],
         meta={**seq.meta, "pose_fps": pose_fps},
     )
+
+
+def cut_at_waist(seq: PoseSequence) -> PoseSequence:
+    """The sequence as a camera whose bottom edge runs along the person's hips would have posed it:
+    the hips, the legs and any hand below that line unseen, as a desk webcam or a kiosk sees people."""
+    hips = np.array([KEYPOINT_INDEX["left_hip"], KEYPOINT_INDEX["right_hip"]])
+    seen = seq.scores[:, hips] > 0
+    line = np.where(seen.any(axis=1), (seq.keypoints[:, hips, 1] * seen).sum(axis=1) / seen.sum(axis=1).clip(1), np.nan)
+    if np.isnan(line).all():
+        return seq
+    frames = np.arange(len(seq))
+    have = ~np.isnan(line)
+    line = np.interp(frames, frames[have], line[have])
+    # A little above the hip joints, so the hips themselves are out of the frame as they are at a real edge.
+    torso = np.nanmedian(np.abs(line - seq.keypoints[:, KEYPOINT_INDEX["left_shoulder"], 1])) or 1.0
+    edge = line - 0.05 * torso
+    scores = np.where(seq.keypoints[..., 1] < edge[:, None], seq.scores, 0.0).astype(np.float32)
+    return dataclasses.replace(seq, scores=scores, meta={**seq.meta, "waist_up": True})
 
 
 def subject_key(seq: PoseSequence) -> str:

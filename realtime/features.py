@@ -323,9 +323,10 @@ def window_is_usable(visible: np.ndarray, spec: FeatureSpec, min_fraction: float
     """Enough of the person is seen across the window to judge it: a shoulder on most samples and
     most of the upper body. Hips and legs are not needed (a person seen from the waist up)."""
     upper = [j for j in UPPER_BODY if j in spec.joints]
-    return bool(visible[:, _SHOULDERS].any(axis=1).mean() >= min_fraction) and float(
-        visible[:, upper].mean()
-    ) >= min_fraction * 0.75
+    return (
+        bool(visible[:, _SHOULDERS].any(axis=1).mean() >= min_fraction)
+        and float(visible[:, upper].mean()) >= min_fraction * 0.75
+    )
 
 
 def legs_seen(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:

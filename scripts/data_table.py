@@ -50,9 +50,8 @@ def main() -> None:
         for label in CLASSES:
             key = (source, label)
             if key in subjects:
-                print(
-                    f"| {source} | {label} | {len(subjects[key])} | {recordings[key]} | {windows[key]} | {waist_up[key]} |"
-                )
+                row = [source, label, len(subjects[key]), recordings[key], windows[key], waist_up[key]]
+                print("| " + " | ".join(map(str, row)) + " |")
     totals = {label: sum(windows[(s, label)] for s in sources) for label in CLASSES}
     people = {label: len(set().union(*(subjects.get((s, label), set()) for s in sources))) for label in CLASSES}
     print("| all | " + " / ".join(f"{c} {people[c]} subjects, {totals[c]} windows" for c in CLASSES) + " | | | | |")

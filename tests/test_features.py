@@ -262,8 +262,8 @@ def test_a_person_seen_from_the_waist_up_gets_a_window_in_the_same_frame_and_sca
     full, up = window_features(kp, vis, SPEC), window_features(kp_up, vis_up, SPEC)
     # Anchored on the shoulders, a joint seen in both keeps its place: the scale from the shoulders and
     # head is within a third of the torso's.
-    nose = SPEC.joints.index(C["nose"])
-    ratio = up[:, 2 * nose : 2 * nose + 2] / np.where(np.abs(full[:, 2 * nose : 2 * nose + 2]) > 1e-3, full[:, 2 * nose : 2 * nose + 2], np.nan)
+    nose = slice(2 * SPEC.joints.index(C["nose"]), 2 * SPEC.joints.index(C["nose"]) + 2)
+    ratio = up[:, nose] / np.where(np.abs(full[:, nose]) > 1e-3, full[:, nose], np.nan)
     assert 0.67 < np.nanmedian(ratio) < 1.5
     seen = legs_seen(np.stack([full, up]), SPEC)
     assert seen.tolist() == [True, False]
@@ -272,7 +272,7 @@ def test_a_person_seen_from_the_waist_up_gets_a_window_in_the_same_frame_and_sca
 def test_a_window_without_shoulders_is_not_judged(kth_box):
     from realtime.features import window_is_usable
 
-    kp, vis = _window(kth_box, float(kth_box.times[0]) + 3.0)
+    _kp, vis = _window(kth_box, float(kth_box.times[0]) + 3.0)
     vis = vis.copy()
     vis[:, [C["left_shoulder"], C["right_shoulder"]]] = False
     assert not window_is_usable(vis, SPEC)

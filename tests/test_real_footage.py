@@ -69,9 +69,7 @@ def test_a_waist_up_clapper_gets_clapping_and_never_a_whole_body_action(datasets
 
 
 @pytest.mark.slow
-def test_jumping_jacks_cut_at_the_waist_are_never_jumping_jacks_and_waving_cut_so_is_still_waving(
-    datasets, tmp_path
-):
+def test_jumping_jacks_cut_at_the_waist_are_never_jumping_jacks_and_waving_cut_so_is_still_waving(datasets, tmp_path):
     jacks = run_clip(waist_up_copy(datasets / "weizmann" / "jack" / "lena_jack.avi", tmp_path / "j.avi"), tmp_path)
     jack_labels = jacks[-1]["labels"]
     assert jacks[-1]["people_max"] >= 1
