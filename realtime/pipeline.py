@@ -330,7 +330,10 @@ class Pipeline:
         # Media first: an episode is open before the `action` event that names its files is written.
         media_sinks: list[Sink] = [self.media] if self.media is not None else []
         self.output = OutputStep(
-            [*media_sinks, self.events, *own_sinks, *sinks], config.pose.min_score, self._dropped, name_cameras=len(self.cameras) > 1
+            [*media_sinks, self.events, *own_sinks, *sinks],
+            config.pose.min_score,
+            self._dropped,
+            name_cameras=len(self.cameras) > 1,
         )
         self._t_built = t_built
         self._shown_first: set[str] = set()

@@ -136,7 +136,8 @@ class MediaIndex:
         oldest_first: bool = False,
     ) -> list[EventRow]:
         """Events newest first (by start time), filtered; `after`/`before` are wall-clock seconds."""
-        where, args = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        args: list[Any] = []
         for clause, value in (
             ("camera = ?", camera),
             ("label = ?", label),

@@ -15,7 +15,7 @@ def compose(image: np.ndarray, box: np.ndarray, track_id: int, label: str, score
     """A new image: `image` with the box, then the person's crop scaled to the frame's height."""
     frame = image.copy()
     height, width = frame.shape[:2]
-    x1, y1, x2, y2 = (int(round(v)) for v in box[:4])
+    x1, y1, x2, y2 = (round(float(v)) for v in box[:4])
     thickness = max(2, round(3 * width / 640))
     cv2.rectangle(frame, (x1, y1), (x2, y2), track_colour(track_id), thickness)
     mx, my = int((x2 - x1) * CROP_MARGIN), int((y2 - y1) * CROP_MARGIN)
