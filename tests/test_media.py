@@ -1,0 +1,200 @@
+"""Media for action episodes: the real pipeline on a real Weizmann clip writes a snapshot and an H.264
+clip per episode, indexed; a tiny filesystem, retention and restarts; episodes from frame records.
+
+The clip is lena's jumping jacks (the shipped weights label it JUMPING_JACKS from 1.24 s on) followed
+by 3 s of black frames: she leaves, so her episode ends with source left for the clip's post_s.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import read_events, run_cli
+from realtime.config import MediaConfig
+from realtime.media.episodes import Episodes
+from realtime.media.index import MediaIndex
+from realtime.media.writer import MediaSink
+from realtime.overlay import track_colour
+from realtime.types import FrameRecord, Prediction, Track
+
+FPS = 25.0
+PRE_S, POST_S = 1.0, 1.0
+JACK = "jack/lena_jack.avi"
+LABEL = "JUMPING_JACKS"
+
+
+def write_avi(path: Path, frames: list[np.ndarray]) -> None:
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), FPS, (width, height))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+
+def read_all(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    cap.release()
+    return frames
+
+
+@pytest.fixture(scope="module")
+def jack_then_nobody(datasets, tmp_path_factory) -> Path:
+    frames = read_all(datasets / "weizmann" / JACK)
+    path = tmp_path_factory.mktemp("clip") / "jack_then_nobody.avi"
+    write_avi(path, frames + [np.zeros_like(frames[0])] * int(3 * FPS))
+    return path
+
+
+def media_config(tmp_path: Path, **media) -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"media": {"pre_s": PRE_S, "post_s": POST_S, **media}}))
+    return config
+
+
+@pytest.fixture(scope="module")
+def media_run(jack_then_nobody, tmp_path_factory):
+    """One real run with --media: the folder, its events and the CLI's result."""
+    work = tmp_path_factory.mktemp("media_run")
+    events = work / "events.jsonl"
+    done = run_cli(
+        "--source", str(jack_then_nobody), "--headless", "--events", str(events),
+        "--media", str(work / "media"), "--config", str(media_config(work)),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return work / "media", read_events(events), done
+
+
+def ffprobe(path: Path) -> dict:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_name,pix_fmt", "-of", "json", str(path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout)
+
+
+def rows(folder: Path) -> list:
+    index = MediaIndex(folder)
+    try:
+        return index.events(limit=1000)
+    finally:
+        index.close()
+
+
+@pytest.mark.slow
+def test_a_jumping_jacks_episode_has_its_event_records_snapshot_and_clip(media_run):
+    folder, events, done = media_run
+    jacks = [r for r in rows(folder) if r.label == LABEL]
+    assert jacks, f"no {LABEL} episode: {[(r.label, r.t_start) for r in rows(folder)]}"
+    row = jacks[0]
+    phases = [e["phase"] for e in events if e["type"] == "event" and e["id"] == row.id]
+    assert phases[0] == "start" and phases[-1] == "end" and phases.count("end") == 1
+    end = next(e for e in events if e["type"] == "event" and e["id"] == row.id and e["phase"] == "end")
+    assert end["snapshot"] == str(folder / row.snapshot) and end["clip"] == str(folder / row.clip)
+    action = next(e for e in events if e["type"] == "action" and e["label"] == LABEL)
+    assert action["event_id"] == row.id and action["clip"] == end["clip"]
+    assert "media: 1 events" in done.stdout or "media:" in done.stdout
+
+    # The snapshot: the frame with the person's box in the track's colour, and the crop beside it.
+    snapshot = cv2.imread(str(folder / row.snapshot))
+    assert snapshot is not None and snapshot.shape[0] == 144 and snapshot.shape[1] > 180
+    x1, y1, x2, y2 = (round(v) for v in json.loads(row.box))
+    left_edge = snapshot[y1 + 5 : y2 - 5, max(0, x1 - 1) : x1 + 2].reshape(-1, 3).astype(int)
+    colour = np.array(track_colour(row.track))
+    near = np.abs(left_edge - colour).max(axis=1) < 70
+    assert near.mean() > 0.5, f"the box's left edge is not in the track's colour {colour}: {left_edge[:5]}"
+
+    # The clip: H.264 that spans pre_s before the start to post_s after the end, by the source's clock.
+    assert row.clip_t_start == pytest.approx(row.t_start - PRE_S, abs=0.2)
+    assert row.clip_t_end == pytest.approx(row.t_end + POST_S, abs=0.2)
+    probe = ffprobe(folder / row.clip)
+    assert probe["streams"][0]["codec_name"] == "h264" and probe["streams"][0]["pix_fmt"] == "yuv420p"
+    assert float(probe["format"]["duration"]) == pytest.approx(row.clip_t_end - row.clip_t_start, abs=0.1)
+
+
+@pytest.mark.slow
+def test_a_restart_keeps_the_events_and_retention_deletes_the_old_ones_with_their_files(media_run, tmp_path):
+    folder = tmp_path / "media"
+    shutil.copytree(media_run[0], folder)
+    kept = rows(folder)
+    assert kept and all(r.snapshot and r.clip for r in kept)
+    old = kept[0]
+    # A second, older event: the clock is set through the index, ten days back.
+    with sqlite3.connect(folder / "index.sqlite") as db:
+        db.execute("UPDATE events SET start_time = start_time - 11 * 86400, end_time = end_time - 11 * 86400 WHERE id = ?", (old.id,))  # fmt: skip
+    orphan = folder / "cam0" / "nobody-owns-this.jpg"
+    orphan.write_bytes(b"\xff\xd8junk")
+    sink = MediaSink(MediaConfig(dir=str(folder), retain_days=10, max_gb=0))  # a restart
+    sink.close()
+    after = rows(folder)
+    assert [r.id for r in after] == [r.id for r in kept if r.id != old.id]
+    assert not (folder / old.snapshot).exists() and not (folder / old.clip).exists()
+    assert not orphan.exists()
+    for row in after:
+        assert (folder / row.snapshot).is_file() and (folder / row.clip).is_file()
+
+
+def test_max_gb_deletes_the_oldest_first(tmp_path):
+    index = MediaIndex(tmp_path)
+    now = time.time()
+    for i in range(4):
+        name = f"cam0/e{i}.jpg"
+        (tmp_path / "cam0").mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x" * 1000)
+        index.add({"id": f"e{i}", "camera": "cam0", "track": i, "label": "WAVING_2HANDS", "start_time": now - 100 + i,
+                   "end_time": now - 99 + i, "t_start": 0.0, "best_score": 0.9, "snapshot": name, "bytes": 1000})  # fmt: skip
+    index.add({"id": "open", "camera": "cam0", "track": 9, "label": "BOXING", "start_time": now - 200, "t_start": 0.0, "best_score": 0.9})  # fmt: skip
+    deleted = index.enforce_retention(retain_days=0, max_bytes=2500, now=now)
+    assert deleted == ["e0", "e1"]  # oldest first; the open episode is not touched
+    assert sorted(r.id for r in index.events()) == ["e2", "e3", "open"]
+    assert not (tmp_path / "cam0/e0.jpg").exists() and (tmp_path / "cam0/e2.jpg").exists()
+    index.close()
+
+
+def _record(index: int, t: float, tracks: list[tuple[int, str, float]], expired: list[int] = ()) -> FrameRecord:
+    return FrameRecord(
+        "cam0", index, t, np.zeros((4, 4, 3), np.uint8), t_source=t, expired=list(expired),
+        tracks=[Track(tid, np.zeros((17, 2)), np.zeros(17), np.array([0, 0, 2, 2]), Prediction(label, score))
+                for tid, label, score in tracks],
+    )  # fmt: skip
+
+
+def test_episodes_start_on_an_action_end_on_a_change_or_leaving_and_skip_other():
+    episodes = Episodes(clock=lambda: 1000.0)
+    seen = []
+    script = [
+        [(1, "OTHER", 0.9)],
+        [(1, "BOXING", 0.7)],  # starts
+        [(1, "BOXING", 0.9)],  # better, but less than a second later: no update yet
+        [(1, "BOXING", 0.95)],
+        [(1, "WAVING_2HANDS", 0.8)],  # BOXING ends, WAVING_2HANDS starts
+        [(1, "OTHER", 0.8)],  # ends
+    ]
+    for i, tracks in enumerate(script):
+        seen += [(c.phase, c.episode.label, c.episode.t_end) for c in episodes.update(_record(i, i * 0.6, tracks))]
+    seen += [
+        (c.phase, c.episode.label, c.episode.t_end) for c in episodes.update(_record(6, 3.6, [(2, "BOXING", 0.8)]))
+    ]
+    seen += [(c.phase, c.episode.label, c.episode.t_end) for c in episodes.update(_record(7, 4.2, [], expired=[2]))]
+    assert seen == [
+        ("start", "BOXING", None),
+        ("update", "BOXING", None),  # 0.95 at 1.8 s: a second after the start and better by 0.25
+        ("end", "BOXING", 2.4),
+        ("start", "WAVING_2HANDS", None),
+        ("end", "WAVING_2HANDS", 3.0),
+        ("start", "BOXING", None),
+        ("end", "BOXING", 4.2),  # the person left
+    ]
+    episodes.update(_record(8, 4.8, [(3, "BOXING", 0.8)]))
+    assert [(c.phase, c.episode.t_end) for c in episodes.end_camera("cam0")] == [("end", 4.8)]  # the stream ended
