@@ -198,3 +198,45 @@ def test_episodes_start_on_an_action_end_on_a_change_or_leaving_and_skip_other()
     ]
     episodes.update(_record(8, 4.8, [(3, "BOXING", 0.8)]))
     assert [(c.phase, c.episode.t_end) for c in episodes.end_camera("cam0")] == [("end", 4.8)]  # the stream ended
+
+
+@pytest.fixture
+def tiny_folder(tmp_path):
+    """A 256 kB filesystem (tmpfs, mounted as root): room for the index and a little media."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs (the test runs as root, as CI does): {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_media_disk_loses_media_counted_but_no_frame_and_keeps_the_index_consistent(
+    datasets, tmp_path, tiny_folder
+):
+    from clips import tile_clips
+
+    clip = tile_clips(datasets / "weizmann", tmp_path / "four.avi")  # four people, 640x480: big snapshots and clips
+    events = tmp_path / "events.jsonl"
+    done = run_cli(
+        "--source", str(clip.path), "--headless", "--events", str(events), "--media", str(tiny_folder),
+        "--config", str(media_config(tmp_path)),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = next(e for e in read_events(events) if e["type"] == "summary")
+    assert summary["frames_in"] == summary["frames_out"] == clip.frames  # every frame processed
+    line = next(line for line in done.stdout.splitlines() if "media:" in line)
+    lost = int(line.split(" writes lost")[0].rsplit(" ", 1)[1])
+    assert lost > 0, line
+    assert "media writes lost so far" in done.stderr and "Traceback" not in done.stderr
+    listed = rows(tiny_folder)
+    assert len(listed) >= 1
+    for row in listed:  # what the index lists is there, whole
+        for name in (row.snapshot, row.clip):
+            if name:
+                assert (tiny_folder / name).stat().st_size > 0
+        if row.snapshot:
+            assert cv2.imread(str(tiny_folder / row.snapshot)) is not None
+    assert not list(tiny_folder.rglob("*.part"))

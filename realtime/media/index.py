@@ -86,8 +86,9 @@ class MediaIndex:
                 raise sqlite3.DatabaseError(f"it has schema version {version}, this program writes {SCHEMA_VERSION}")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if version == 0:  # only a new index is written to here: a full disk must not stop a restart
+                self._db.executescript(_SCHEMA)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise OutputError(
                 f"cannot use the media index {self.path} ({exc}) — move the file away or choose another --media folder"
