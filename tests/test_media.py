@@ -240,3 +240,38 @@ def test_a_full_media_disk_loses_media_counted_but_no_frame_and_keeps_the_index_
         if row.snapshot:
             assert cv2.imread(str(tiny_folder / row.snapshot)) is not None
     assert not list(tiny_folder.rglob("*.part"))
+
+
+@pytest.mark.mqtt
+@pytest.mark.slow
+def test_mqtt_gets_the_episode_start_and_end_and_a_retained_snapshot(broker, jack_then_nobody, tmp_path):
+    from mqtt_fixtures import Subscriber, retained
+
+    subscriber = Subscriber(broker.port, "realtime/events")
+    try:
+        done = run_cli(
+            "--source", str(jack_then_nobody), "--headless", "--media", str(tmp_path / "media"),
+            "--mqtt", f"mqtt://127.0.0.1:{broker.port}", "--config", str(media_config(tmp_path)),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert subscriber.wait_until(lambda messages: any(m.json()["type"] == "end" for m in messages))
+        messages = [m.json() for m in subscriber.on("realtime/events")]
+    finally:
+        subscriber.close()
+    jacks = [m for m in messages if m["after"]["label"] == LABEL]
+    assert jacks[0]["type"] == "new" and jacks[-1]["type"] == "end"
+    assert {m["after"]["id"] for m in jacks} == {jacks[0]["after"]["id"]}
+    assert jacks[-1]["after"]["end_time"] is not None and jacks[-1]["after"]["has_clip"]
+    snapshot = retained(broker.port, f"realtime/cam0/{LABEL}/snapshot")
+    image = cv2.imdecode(np.frombuffer(snapshot.raw, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None and image.shape[0] == 144
+
+
+@pytest.fixture(name="broker")
+def _broker(tmp_path):
+    from mqtt_fixtures import Broker
+
+    server = Broker(tmp_path / "broker")
+    server.start()
+    yield server
+    server.kill()
