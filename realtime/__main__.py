@@ -194,7 +194,10 @@ def _run_pipeline(args: argparse.Namespace, stop: StopRequest) -> RunSummary:
 
         sinks.append(
             LiveViewServer.from_address(
-                args.serve, args.allowed_host, cameras=[camera.name for camera in cameras_of(config)]
+                args.serve,
+                args.allowed_host,
+                cameras=[camera.name for camera in cameras_of(config)],
+                media=config.media.dir,
             )
         )
     return Pipeline(config, sinks=sinks, stop=stop).run()

@@ -25,6 +25,7 @@ from realtime.media.index import MediaIndex
 from realtime.media.writer import MediaSink
 from realtime.overlay import track_colour
 from realtime.types import FrameRecord, Prediction, Track
+from test_web_browser import browser  # noqa: F401 (the fixture)
 
 FPS = 25.0
 PRE_S, POST_S = 1.0, 1.0
@@ -77,10 +78,9 @@ def media_run(jack_then_nobody, tmp_path_factory):
 
 
 def ffprobe(path: Path) -> dict:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_name,pix_fmt", "-of", "json", str(path)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    entries = "format=duration:stream=codec_name,pix_fmt"
+    command = ["ffprobe", "-v", "error", "-show_entries", entries, "-of", "json", str(path)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
@@ -109,7 +109,7 @@ def test_a_jumping_jacks_episode_has_its_event_records_snapshot_and_clip(media_r
     # The snapshot: the frame with the person's box in the track's colour, and the crop beside it.
     snapshot = cv2.imread(str(folder / row.snapshot))
     assert snapshot is not None and snapshot.shape[0] == 144 and snapshot.shape[1] > 180
-    x1, y1, x2, y2 = (round(v) for v in json.loads(row.box))
+    x1, y1, _, y2 = (round(v) for v in json.loads(row.box))
     left_edge = snapshot[y1 + 5 : y2 - 5, max(0, x1 - 1) : x1 + 2].reshape(-1, 3).astype(int)
     colour = np.array(track_colour(row.track))
     near = np.abs(left_edge - colour).max(axis=1) < 70
@@ -132,7 +132,8 @@ def test_a_restart_keeps_the_events_and_retention_deletes_the_old_ones_with_thei
     old = kept[0]
     # A second, older event: the clock is set through the index, ten days back.
     with sqlite3.connect(folder / "index.sqlite") as db:
-        db.execute("UPDATE events SET start_time = start_time - 11 * 86400, end_time = end_time - 11 * 86400 WHERE id = ?", (old.id,))  # fmt: skip
+        back = "start_time = start_time - 11 * 86400, end_time = end_time - 11 * 86400"
+        db.execute(f"UPDATE events SET {back} WHERE id = ?", (old.id,))
     orphan = folder / "cam0" / "nobody-owns-this.jpg"
     orphan.write_bytes(b"\xff\xd8junk")
     sink = MediaSink(MediaConfig(dir=str(folder), retain_days=10, max_gb=0))  # a restart
@@ -152,9 +153,29 @@ def test_max_gb_deletes_the_oldest_first(tmp_path):
         name = f"cam0/e{i}.jpg"
         (tmp_path / "cam0").mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"x" * 1000)
-        index.add({"id": f"e{i}", "camera": "cam0", "track": i, "label": "WAVING_2HANDS", "start_time": now - 100 + i,
-                   "end_time": now - 99 + i, "t_start": 0.0, "best_score": 0.9, "snapshot": name, "bytes": 1000})  # fmt: skip
-    index.add({"id": "open", "camera": "cam0", "track": 9, "label": "BOXING", "start_time": now - 200, "t_start": 0.0, "best_score": 0.9})  # fmt: skip
+        row = {"id": f"e{i}", "camera": "cam0", "track": i, "label": "WAVING_2HANDS", "t_start": 0.0}
+        index.add(
+            {
+                **row,
+                "start_time": now - 100 + i,
+                "end_time": now - 99 + i,
+                "best_score": 0.9,
+                "snapshot": name,
+                "bytes": 1000,
+            }
+        )
+    # An episode still going on, older than all.
+    index.add(
+        {
+            "id": "open",
+            "camera": "cam0",
+            "track": 9,
+            "label": "BOXING",
+            "start_time": now - 200,
+            "t_start": 0.0,
+            "best_score": 0.9,
+        }
+    )
     deleted = index.enforce_retention(retain_days=0, max_bytes=2500, now=now)
     assert deleted == ["e0", "e1"]  # oldest first; the open episode is not touched
     assert sorted(r.id for r in index.events()) == ["e2", "e3", "open"]
@@ -275,3 +296,95 @@ def _broker(tmp_path):
     server.start()
     yield server
     server.kill()
+
+
+def _with_a_second_camera(media_run, tmp_path) -> tuple[Path, str]:
+    """The run's media folder plus a WAVING_2HANDS event on camera `door` (its files copied from the
+    real one's), so that filters have something to leave out."""
+    folder = tmp_path / "media"
+    shutil.copytree(media_run[0], folder)
+    row = rows(folder)[0]
+    (folder / "door").mkdir()
+    shutil.copy(folder / row.snapshot, folder / "door/other.jpg")
+    shutil.copy(folder / row.clip, folder / "door/other.mp4")
+    with sqlite3.connect(folder / "index.sqlite") as db:
+        db.execute(
+            "INSERT INTO events (id, camera, track, label, start_time, end_time, t_start, t_end, best_score, "
+            "snapshot, clip, bytes) VALUES ('other', 'door', 7, 'WAVING_2HANDS', ?, ?, 0, 2, 0.9, "
+            "'door/other.jpg', 'door/other.mp4', 1)",
+            (row.start_time + 60, row.start_time + 62),
+        )
+    return folder, row.id
+
+
+@pytest.mark.slow
+def test_the_events_api_lists_filters_and_serves_the_files(media_run, tmp_path):
+    import urllib.error
+    import urllib.request
+
+    from realtime.web.live import LiveViewServer
+
+    folder, jack_id = _with_a_second_camera(media_run, tmp_path)
+    server = LiveViewServer(port=0, media=str(folder))
+    try:
+
+        def get(path: str) -> tuple[int, bytes, str]:
+            try:
+                with urllib.request.urlopen(server.url.rstrip("/") + path, timeout=10) as response:
+                    return response.status, response.read(), response.headers["Content-Type"]
+            except urllib.error.HTTPError as exc:
+                return exc.code, exc.read(), exc.headers["Content-Type"]
+
+        status, body, _ = get("/api/events")
+        listed = json.loads(body)
+        assert status == 200 and [e["id"] for e in listed["events"]] == ["other", jack_id]  # newest first
+        assert listed["cameras"] == ["cam0", "door"] and "WAVING_2HANDS" in listed["labels"]
+        assert [e["id"] for e in json.loads(get(f"/api/events?label={LABEL}")[1])["events"]] == [jack_id]
+        assert [e["id"] for e in json.loads(get("/api/events?camera=door")[1])["events"]] == ["other"]
+        start = listed["events"][1]["start_time"]
+        assert [e["id"] for e in json.loads(get(f"/api/events?before={start + 1}")[1])["events"]] == [jack_id]
+        assert [e["id"] for e in json.loads(get(f"/api/events?after={start + 1}&limit=5")[1])["events"]] == ["other"]
+        assert json.loads(get(f"/api/events/{jack_id}")[1])["label"] == LABEL
+        status, jpeg, kind = get(f"/api/events/{jack_id}/snapshot.jpg")
+        assert status == 200 and kind == "image/jpeg" and cv2.imdecode(np.frombuffer(jpeg, np.uint8), 1) is not None
+        status, mp4, kind = get(f"/api/events/{jack_id}/clip.mp4")
+        assert status == 200 and kind == "video/mp4" and mp4[4:8] == b"ftyp"
+        assert get("/api/events/nope")[0] == 404 and get("/api/events?after=yesterday")[0] == 400
+    finally:
+        server.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_live_views_events_panel_filters_by_label_and_plays_a_clip(media_run, tmp_path, browser):  # noqa: F811
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from realtime.web.live import LiveViewServer
+    from test_web_browser import csp_violations, save_screenshot
+
+    folder, jack_id = _with_a_second_camera(media_run, tmp_path)
+    server = LiveViewServer(port=0, media=str(folder))  # no camera: no stream holds the page load open
+    try:
+        browser.get(server.url)
+        wait = WebDriverWait(browser, 20)
+
+        def shown_ids(driver) -> list[str]:
+            return [li.get_attribute("data-id") for li in driver.find_elements(By.CSS_SELECTOR, "#event-list li.event")]
+
+        wait.until(lambda d: shown_ids(d) == ["other", jack_id])
+        Select(browser.find_element(By.CSS_SELECTOR, "#event-filter select[name=label]")).select_by_value(LABEL)
+        wait.until(lambda d: shown_ids(d) == [jack_id])
+        browser.find_element(By.CSS_SELECTOR, f'#event-list li[data-id="{jack_id}"]').click()
+        played = wait.until(
+            lambda d: d.execute_script(
+                "const v = document.getElementById('event-player');"
+                "return v.readyState >= 2 && v.currentTime > 0.3 && !v.error ? [v.duration, v.videoWidth] : null;"
+            )
+        )
+        row = next(r for r in rows(folder) if r.id == jack_id)
+        assert played[0] == pytest.approx(row.clip_t_end - row.clip_t_start, abs=0.15) and played[1] > 0
+        save_screenshot(browser, "live-events-panel.png")
+        assert not csp_violations(browser)
+    finally:
+        server.close()
