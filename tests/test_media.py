@@ -388,3 +388,34 @@ def test_the_live_views_events_panel_filters_by_label_and_plays_a_clip(media_run
         assert not csp_violations(browser)
     finally:
         server.close()
+
+
+@pytest.mark.slow
+def test_an_uploaded_videos_result_lists_its_episodes_with_snapshot_and_clip(jack_then_nobody, tmp_path):
+    from realtime.web.app import WebSettings, close_app, create_app
+    from realtime.web.jobs import JobSettings
+
+    app = create_app(WebSettings(jobs=JobSettings(work_dir=str(tmp_path / "work"))))
+    try:
+        client = app.test_client()
+        with open(jack_then_nobody, "rb") as f:
+            job = client.post("/api/jobs", data={"video": (f, "jack.avi")}, content_type="multipart/form-data")
+        assert job.status_code == 201, job.get_json()
+        links = job.get_json()["links"]
+        deadline = time.monotonic() + 180
+        while (state := client.get(links["self"]).get_json())["status"] not in ("done", "failed"):
+            assert time.monotonic() < deadline, state
+            time.sleep(0.2)
+        assert state["status"] == "done", state
+        episodes = client.get(links["episodes"]).get_json()["events"]
+        jacks = [e for e in episodes if e["label"] == LABEL]
+        assert jacks and jacks[0]["t_end"] is not None, episodes
+        snapshot = client.get(f"{links['episodes']}/{jacks[0]['id']}/snapshot.jpg")
+        assert snapshot.status_code == 200 and cv2.imdecode(np.frombuffer(snapshot.data, np.uint8), 1) is not None
+        clip = client.get(f"{links['episodes']}/{jacks[0]['id']}/clip.mp4")
+        assert clip.status_code == 200 and clip.mimetype == "video/mp4" and clip.data[4:8] == b"ftyp"
+        clip.close()
+        snapshot.close()
+        assert client.get("/api/jobs/nope/episodes").get_json()["events"] == []
+    finally:
+        close_app(app)
