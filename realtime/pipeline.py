@@ -239,6 +239,7 @@ class Pipeline:
                     config.media,
                     self.events.emit,
                     on_snapshot=[self.mqtt.send_snapshot] if self.mqtt is not None else [],
+                    relative_paths=source_label is not None,  # a server names none of its paths
                 )
                 self.events.media = self.media
                 opened.append(self.media)
@@ -475,7 +476,7 @@ class Pipeline:
                 # unseen for max_age_s and TrackWindow drops history across gaps over max_gap_s.
                 self.events.retire(status.camera, status.t, max(0, status.detail.get("frames", 0) - 1))
                 if self.media is not None:
-                    self.media.camera_lost(status.camera)
+                    self.media.camera_lost(status.camera, status.t)
             self._log_status(status)
 
     def _opened(self, name: str, info: SourceInfo) -> None:

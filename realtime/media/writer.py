@@ -103,7 +103,9 @@ class MediaSink:
         emit: Callable[[str, dict[str, Any]], None] = lambda camera, event: None,
         on_snapshot: list[SnapshotListener] | None = None,
         clock: Callable[[], float] = time.time,
+        relative_paths: bool = False,
     ) -> None:
+        """`relative_paths`: events name files relative to the media folder (a server's paths stay its own)."""
         if not config.dir:
             raise OutputError("media needs a folder — pass --media DIR or set media.dir")
         self.config = config
@@ -128,6 +130,7 @@ class MediaSink:
         if kept or removed:
             log.info("media: %d events in %s; %d files no event owned removed", kept, self.folder, removed)
         self.emit = emit
+        self._shown_folder = Path() if relative_paths else self.folder
         self.on_snapshot = list(on_snapshot or [])
         self.episodes = Episodes(clock)
         self.stats = MediaStats()
@@ -142,6 +145,7 @@ class MediaSink:
         self._episode: dict[str, Episode] = {}  # id -> latest copy, for the writer
         self._sizes: dict[str, dict[str, int]] = {}  # id -> bytes of each of its files
         self._closed = False
+        self._retired_until: dict[str, float] = {}  # camera -> grab time of the loss that ended its episodes
         self._retain()
         self._thread = threading.Thread(target=self._run, name="media-writer", daemon=True)
         self._finisher = threading.Thread(target=self._finish_loop, name="media-clips", daemon=True)
@@ -153,8 +157,8 @@ class MediaSink:
     def paths_of(self, episode: Episode) -> dict[str, str | None]:
         """Where the episode's files are (or will be), as given in events."""
         return {
-            "snapshot": str(self.folder / self._relative(episode, ".jpg")) if self.config.snapshots else None,
-            "clip": str(self.folder / self._relative(episode, ".mp4")) if self.config.clips else None,
+            "snapshot": str(self._shown_folder / self._relative(episode, ".jpg")) if self.config.snapshots else None,
+            "clip": str(self._shown_folder / self._relative(episode, ".mp4")) if self.config.clips else None,
         }
 
     def media_of(self, camera: str, track: int) -> dict[str, Any]:
@@ -165,13 +169,17 @@ class MediaSink:
         return {}
 
     def write(self, record: FrameRecord) -> None:
+        if record.t_capture <= self._retired_until.get(record.camera, float("-inf")):
+            return  # grabbed before its stream was lost, shown after: as the events sink, nobody starts again
         changes = self.episodes.update(record)
         self._announce(changes)
         image = record.annotated if record.annotated is not None else record.image
         self._put(_Work(record.camera, record.t_media, record.index, image, dict(self.episodes.improved), changes))
 
-    def camera_lost(self, camera: str) -> None:
-        """Nobody is seen on a stream that is down: its episodes end at its last frame."""
+    def camera_lost(self, camera: str, t_lost: float | None = None) -> None:
+        """Nobody is seen on a stream that is down (lost at grab time `t_lost`): its episodes end at its last frame."""
+        if t_lost is not None:
+            self._retired_until[camera] = t_lost
         changes = self.episodes.end_camera(camera)
         self._announce(changes)
         if changes:
