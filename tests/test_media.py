@@ -419,3 +419,37 @@ def test_an_uploaded_videos_result_lists_its_episodes_with_snapshot_and_clip(jac
         assert client.get("/api/jobs/nope/episodes").get_json()["events"] == []
     finally:
         close_app(app)
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_an_index_that_a_restart_makes_consistent(jack_then_nobody, tmp_path):
+    import signal
+
+    from conftest import start_cli
+    from rtsp_fixtures import wait_for
+
+    folder = tmp_path / "media"
+    process = start_cli(
+        "--source", str(jack_then_nobody), "--headless", "--pace", "--media", str(folder),
+        "--config", str(media_config(tmp_path)),
+    )  # fmt: skip
+    try:
+
+        def open_episode() -> bool:
+            if not (folder / "index.sqlite").is_file():
+                return False
+            with sqlite3.connect(folder / "index.sqlite") as db:
+                found = db.execute("SELECT 1 FROM events WHERE end_time IS NULL AND snapshot IS NOT NULL").fetchone()
+            return found is not None and any(folder.rglob("*.mp4.part"))
+
+        assert wait_for(open_episode, 120), "no episode under way with its clip being written"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
+    sink = MediaSink(MediaConfig(dir=str(folder)))  # the restart
+    sink.close()
+    listed = rows(folder)
+    assert listed and all(r.end_time is not None for r in listed)  # the killed run's episode is ended
+    assert not list(folder.rglob("*.part"))  # its unfinished clip is gone, not listed
+    for row in listed:
+        assert row.clip is None and (folder / row.snapshot).is_file()
