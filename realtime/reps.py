@@ -1,0 +1,207 @@
+"""Repetition counting per person from the pose track alone, whatever the exercise.
+
+Each person's recent poses (the classify stage's samples, on its clock) are resampled onto a
+fixed grid, centred on the hips and scaled by body size (features.py's helpers), plus the hips'
+own bounce. Every `UPDATE_S` of media time the period is searched: the lag P at which the last
+cycle matches the one before it (a multi-joint correlation over exactly two cycles), so a period
+is only accepted once it has held for two cycles. The repetitions are then the peaks of the
+joints' main direction of motion (their first principal component), one per period at most;
+a peak counts once, whichever window finds it. docs/reps.md has the method's rules and figures.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import find_peaks
+
+from .features import BODY_JOINTS, body_size, hip_centre, resample
+
+GRID_HZ = 20.0  # 4 samples a cycle at the shortest period; fast enough for 0.25 s repetitions
+UPDATE_S = 0.15  # how often the period is searched: about a cycle's latency at most, and cheap
+MIN_SCORE = 0.3  # joints below this confidence are not seen
+MAX_GAP_S = 0.6  # joints are interpolated across gaps up to this (brief occlusions)
+MIN_CORRELATION = 0.6  # the last cycle vs the one before it
+# Share of a cycle compared with the one before: most of it, so that a clip or a set of 1.8 periods is enough.
+MATCHED_SHARE = 0.75
+MAX_HALF_CORRELATION = 0.2  # half a period apart the motion must differ: a slow drift matches itself at any lag
+MIN_AMPLITUDE = 0.25  # body sizes, peak to peak along the main motion: less is stillness or jitter
+MAX_TRAVEL = 0.6  # body sizes the hips may move sideways per cycle: more is walking or running past
+MIN_VISIBLE = 0.7  # a joint seen less than this share of the window is left out
+
+
+@dataclass(frozen=True)
+class RepSettings:
+    min_period_s: float = 0.25
+    max_period_s: float = 4.0
+
+
+@dataclass(frozen=True)
+class RepCount:
+    """What a person has repeated: this run (reset when they stop or their action changes), and in all."""
+
+    run: int
+    total: int
+    period_s: float | None  # the current period; None when nothing repeats now
+
+
+class RepCounter:
+    """One person's repetitions, fed every posed sample."""
+
+    def __init__(self, settings: RepSettings = RepSettings(), carry_s: float = 0.0) -> None:
+        self.settings = settings
+        # The classifier names an action a window after it starts: repetitions this recent carry over to it.
+        self.carry_s = carry_s
+        self._horizon_s = 2.0 * settings.max_period_s + 2.0 / GRID_HZ
+        self._samples: deque[tuple[float, np.ndarray, np.ndarray]] = deque()
+        self._last_update = float("-inf")
+        self._period_s: float | None = None
+        self._axis: np.ndarray | None = None
+        self._channels: np.ndarray | None = None
+        self._peaks: deque[float] = deque()  # times of counted peaks of this run
+        self._run_start = float("-inf")
+        self._total = 0
+        self._label: str | None = None
+
+    @property
+    def count(self) -> RepCount:
+        run = sum(1 for t in self._peaks if t >= self._run_start)
+        return RepCount(run, self._total, self._period_s)
+
+    def add(self, t: float, keypoints: np.ndarray, scores: np.ndarray) -> None:
+        if self._samples and t <= self._samples[-1][0]:
+            return
+        self._samples.append((t, np.asarray(keypoints, np.float32), np.asarray(scores, np.float32)))
+        while len(self._samples) > 2 and self._samples[1][0] < t - self._horizon_s:
+            self._samples.popleft()
+        if t - self._last_update >= UPDATE_S:
+            self._last_update = t
+            self._update(t)
+
+    def set_label(self, label: str | None, t: float) -> None:
+        """The person's shown action; a new one starts a new run."""
+        if label != self._label:
+            if self._label is not None:
+                self._run_start = t - self.carry_s
+            self._label = label
+
+    def _update(self, now: float) -> None:
+        if self._period_s is not None and self._peaks and now - self._peaks[-1] > 2.0 * self._period_s:
+            self._stop()
+        signal, grid = self._signal(now)
+        if signal is None:
+            return
+        period = self._find_period(signal)
+        if period is None:
+            if self._period_s is not None and not self._peaks:
+                self._stop()
+            return
+        self._period_s = period / GRID_HZ
+        self._count_peaks(signal, grid, period)
+
+    def _stop(self) -> None:
+        self._period_s = None
+        self._axis = None
+        self._peaks.clear()
+        self._run_start = float("-inf")
+
+    def _signal(self, now: float) -> tuple[np.ndarray | None, np.ndarray]:
+        """Channels (C, N) on the grid ending now: joints around the hips and the hips' rise, in body sizes."""
+        start = max(self._samples[0][0], now - self._horizon_s)
+        grid = now - np.arange(int((now - start) * GRID_HZ), -1, -1) / GRID_HZ
+        if len(grid) < 2 * round(self.settings.min_period_s * GRID_HZ) or len(self._samples) < 4:
+            return None, grid
+        times = np.fromiter((s[0] for s in self._samples), np.float64, len(self._samples))
+        kp = np.stack([s[1] for s in self._samples])
+        visible = np.stack([s[2] for s in self._samples]) >= MIN_SCORE
+        kp, seen = resample(times, kp, visible, grid, MAX_GAP_S)
+        joints = [j for j in BODY_JOINTS if seen[:, j].mean() >= MIN_VISIBLE]
+        if len(joints) < 4:
+            return None, grid
+        centre = hip_centre(kp, seen)
+        scale = body_size(kp, seen)
+        around_hips = (kp[:, joints] - centre[:, None, :]) / scale
+        channels = np.concatenate(
+            [around_hips.reshape(len(grid), -1), centre[:, 1:] / scale, centre[:, :1] / scale], axis=1
+        ).T
+        # The last row (the hips' sideways position) only tells walking past apart; it is not motion to count.
+        return channels, grid
+
+    def _find_period(self, signal: np.ndarray) -> int | None:
+        """The shortest lag (grid samples) at which the last cycle repeats the one before it, or None."""
+        motion, sideways = signal[:-1], signal[-1]
+        n = motion.shape[1]
+        shortest = max(2, round(self.settings.min_period_s * GRID_HZ))
+        longest = min(round(self.settings.max_period_s * GRID_HZ), int(n / (1 + MATCHED_SHARE)))
+        if longest < shortest:
+            return None
+        scores = np.full(longest + 2, -1.0)
+        for lag in range(shortest, longest + 1):
+            width = max(2, round(MATCHED_SHARE * lag))
+            scores[lag] = _correlation(motion[:, n - lag - width : n - lag], motion[:, n - width :])
+        peaks = [
+            lag
+            for lag in range(shortest, longest + 1)
+            if scores[lag] >= MIN_CORRELATION
+            and scores[lag] >= scores[lag - 1]
+            and (lag == longest or scores[lag] >= scores[lag + 1])
+        ]
+        # The shortest of the near-best: two or three cycles match as well as one does.
+        best = next((lag for lag in peaks if scores[lag] >= max(scores[p] for p in peaks) - 0.15), None)
+        if best is None:
+            return None
+        last = motion[:, n - best :]
+        half = best // 2
+        if _correlation(motion[:, n - best - half : n - half], last) > MAX_HALF_CORRELATION:
+            return None
+        width = max(2, round(MATCHED_SHARE * best))
+        travel = abs(sideways[n - width :].mean() - sideways[n - best - width : n - best].mean())
+        if travel > MAX_TRAVEL:
+            return None
+        return best
+
+    def _count_peaks(self, signal: np.ndarray, grid: np.ndarray, period: int) -> None:
+        motion = signal[:-1]
+        n = motion.shape[1]
+        segment = motion[:, max(0, n - 2 * period - period // 2) :]
+        centred = segment - segment.mean(axis=1, keepdims=True)
+        axis = _main_direction(centred)
+        if self._axis is not None and len(self._axis) == len(axis) and float(axis @ self._axis) < 0:
+            axis = -axis  # the same motion as before, whichever sign the decomposition gave
+        projected = axis @ centred
+        if self._axis is None or len(self._axis) != len(axis):
+            # Count the far end of the motion from where the run began (a person starts from rest), not the rest.
+            if projected[0] > (projected.max() + projected.min()) / 2:
+                axis, projected = -axis, -projected
+        self._axis = axis
+        width = max(1, period // 5)
+        smooth = np.convolve(projected, np.ones(width) / width, mode="same")
+        spread = float(np.percentile(smooth, 95) - np.percentile(smooth, 5))
+        if spread < MIN_AMPLITUDE:
+            return
+        peaks, _ = find_peaks(smooth, distance=max(1, int(0.6 * period)), prominence=0.4 * spread)
+        times = grid[len(grid) - len(smooth) :][peaks]
+        guard = 0.6 * period / GRID_HZ
+        for t in times:
+            if not self._peaks or t > self._peaks[-1] + guard:
+                if self._run_start == float("-inf"):
+                    self._run_start = t - 1e-6
+                self._peaks.append(float(t))
+                self._total += 1
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """How alike two stretches of all channels are, 1 = the same motion (means removed per channel)."""
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum()) / denominator if denominator > 1e-9 else -1.0
+
+
+def _main_direction(centred: np.ndarray) -> np.ndarray:
+    """The unit direction of the channels' largest variance (first principal component)."""
+    covariance = centred @ centred.T
+    _, vectors = np.linalg.eigh(covariance)
+    return vectors[:, -1]
