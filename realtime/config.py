@@ -144,6 +144,13 @@ class ClassifierConfig:
 
 
 @dataclass
+class RepsConfig:
+    enabled: bool = _opt(True, "count each person's repetitions (any repeated movement) from their poses")
+    min_period_s: float = _opt(0.25, "shortest repetition counted, in seconds", minimum=0.05, maximum=10.0)
+    max_period_s: float = _opt(4.0, "longest repetition counted, in seconds", minimum=0.1, maximum=20.0)
+
+
+@dataclass
 class OutputConfig:
     headless: bool = _opt(False, "show no window")
     fullscreen: bool = _opt(False, "fill the screen (kiosk)")
@@ -243,6 +250,7 @@ class Config:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    reps: RepsConfig = field(default_factory=RepsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)

@@ -18,9 +18,10 @@ import numpy as np
 from scipy.signal import find_peaks
 
 from .features import BODY_JOINTS, body_size, hip_centre, resample
+from .types import NUM_KEYPOINTS, RepCount
 
 GRID_HZ = 20.0  # 4 samples a cycle at the shortest period; fast enough for 0.25 s repetitions
-UPDATE_S = 0.15  # how often the period is searched: about a cycle's latency at most, and cheap
+UPDATE_S = 0.2  # how often the period is searched: about a cycle's latency at most, and cheap
 MIN_SCORE = 0.3  # joints below this confidence are not seen
 MAX_GAP_S = 0.6  # joints are interpolated across gaps up to this (brief occlusions)
 MIN_CORRELATION = 0.6  # the last cycle vs the one before it
@@ -28,23 +29,18 @@ MIN_CORRELATION = 0.6  # the last cycle vs the one before it
 MATCHED_SHARE = 0.75
 MAX_HALF_CORRELATION = 0.2  # half a period apart the motion must differ: a slow drift matches itself at any lag
 MIN_AMPLITUDE = 0.25  # body sizes, peak to peak along the main motion: less is stillness or jitter
-MAX_TRAVEL = 0.6  # body sizes the hips may move sideways per cycle: more is walking or running past
+MAX_TRAVEL = 1.0  # body sizes the hips may move sideways in TRAVEL_WINDOW_S: more is walking or running past
+TRAVEL_WINDOW_S = 2.0
 MIN_VISIBLE = 0.7  # a joint seen less than this share of the window is left out
+
+
+_FACE = np.setdiff1d(np.arange(NUM_KEYPOINTS), BODY_JOINTS)
 
 
 @dataclass(frozen=True)
 class RepSettings:
     min_period_s: float = 0.25
     max_period_s: float = 4.0
-
-
-@dataclass(frozen=True)
-class RepCount:
-    """What a person has repeated: this run (reset when they stop or their action changes), and in all."""
-
-    run: int
-    total: int
-    period_s: float | None  # the current period; None when nothing repeats now
 
 
 class RepCounter:
@@ -59,16 +55,16 @@ class RepCounter:
         self._last_update = float("-inf")
         self._period_s: float | None = None
         self._axis: np.ndarray | None = None
-        self._channels: np.ndarray | None = None
-        self._peaks: deque[float] = deque()  # times of counted peaks of this run
-        self._run_start = float("-inf")
+        self._active = float("-inf")  # the last counted peak, or when the period was found
+        self._last_peak = float("-inf")
+        self._recent: deque[float] = deque()  # peaks within carry_s, for a new action to take over
+        self._run = 0
         self._total = 0
         self._label: str | None = None
 
     @property
     def count(self) -> RepCount:
-        run = sum(1 for t in self._peaks if t >= self._run_start)
-        return RepCount(run, self._total, self._period_s)
+        return RepCount(self._run, self._total, self._period_s)
 
     def add(self, t: float, keypoints: np.ndarray, scores: np.ndarray) -> None:
         if self._samples and t <= self._samples[-1][0]:
@@ -80,32 +76,38 @@ class RepCounter:
             self._last_update = t
             self._update(t)
 
+    def flush(self) -> None:
+        """Look at the newest samples now (the period is otherwise searched every UPDATE_S): at a clip's end."""
+        if self._samples and self._last_update < self._samples[-1][0]:
+            self._last_update = self._samples[-1][0]
+            self._update(self._last_update)
+
     def set_label(self, label: str | None, t: float) -> None:
-        """The person's shown action; a new one starts a new run."""
-        if label != self._label:
-            if self._label is not None:
-                self._run_start = t - self.carry_s
-            self._label = label
+        """The person's shown action; a new one starts a new run with the repetitions it was named from."""
+        if label == self._label:
+            return
+        if self._label is not None:
+            self._run = sum(1 for peak in self._recent if peak >= t - self.carry_s)
+        self._label = label
 
     def _update(self, now: float) -> None:
-        if self._period_s is not None and self._peaks and now - self._peaks[-1] > 2.0 * self._period_s:
-            self._stop()
+        if self._period_s is not None and now - self._active > 2.0 * self._period_s:
+            self._stop()  # stopped for two periods: the run is over
         signal, grid = self._signal(now)
         if signal is None:
             return
         period = self._find_period(signal)
         if period is None:
-            if self._period_s is not None and not self._peaks:
-                self._stop()
             return
+        if self._period_s is None:
+            self._active = now
         self._period_s = period / GRID_HZ
         self._count_peaks(signal, grid, period)
 
     def _stop(self) -> None:
         self._period_s = None
         self._axis = None
-        self._peaks.clear()
-        self._run_start = float("-inf")
+        self._run = 0
 
     def _signal(self, now: float) -> tuple[np.ndarray | None, np.ndarray]:
         """Channels (C, N) on the grid ending now: joints around the hips and the hips' rise, in body sizes."""
@@ -116,6 +118,7 @@ class RepCounter:
         times = np.fromiter((s[0] for s in self._samples), np.float64, len(self._samples))
         kp = np.stack([s[1] for s in self._samples])
         visible = np.stack([s[2] for s in self._samples]) >= MIN_SCORE
+        visible[:, _FACE] = False  # not counted, so not resampled
         kp, seen = resample(times, kp, visible, grid, MAX_GAP_S)
         joints = [j for j in BODY_JOINTS if seen[:, j].mean() >= MIN_VISIBLE]
         if len(joints) < 4:
@@ -138,9 +141,7 @@ class RepCounter:
         if longest < shortest:
             return None
         scores = np.full(longest + 2, -1.0)
-        for lag in range(shortest, longest + 1):
-            width = max(2, round(MATCHED_SHARE * lag))
-            scores[lag] = _correlation(motion[:, n - lag - width : n - lag], motion[:, n - width :])
+        scores[shortest : longest + 1] = _lag_correlations(motion, np.arange(shortest, longest + 1))
         peaks = [
             lag
             for lag in range(shortest, longest + 1)
@@ -156,8 +157,11 @@ class RepCounter:
         half = best // 2
         if _correlation(motion[:, n - best - half : n - half], last) > MAX_HALF_CORRELATION:
             return None
-        width = max(2, round(MATCHED_SHARE * best))
-        travel = abs(sideways[n - width :].mean() - sideways[n - best - width : n - best].mean())
+        # Walking past repeats too, but it travels: over the last two cycles (two seconds at least) the hips
+        # must stay within a body size or so sideways. Measured as a range, as a walker leaving the picture
+        # sticks at its edge.
+        recent = sideways[max(0, n - max(2 * best, round(TRAVEL_WINDOW_S * GRID_HZ))) :]
+        travel = float(recent.max() - recent.min())
         if travel > MAX_TRAVEL:
             return None
         return best
@@ -185,11 +189,40 @@ class RepCounter:
         times = grid[len(grid) - len(smooth) :][peaks]
         guard = 0.6 * period / GRID_HZ
         for t in times:
-            if not self._peaks or t > self._peaks[-1] + guard:
-                if self._run_start == float("-inf"):
-                    self._run_start = t - 1e-6
-                self._peaks.append(float(t))
+            if t > self._last_peak + guard:
+                self._last_peak = self._active = float(t)
+                self._run += 1
                 self._total += 1
+                self._recent.append(float(t))
+        while self._recent and self._recent[0] < float(grid[-1]) - self.carry_s:
+            self._recent.popleft()
+
+
+def _lag_correlations(x: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """`_correlation` of the last MATCHED_SHARE of a lag with the same stretch a lag earlier, for every lag at once.
+
+    From running sums and one Gram matrix of the samples, so the search costs a few array operations
+    rather than a few per lag.
+    """
+    n = x.shape[1]
+    widths = np.maximum(2, np.round(MATCHED_SHARE * lags)).astype(int)
+    sums = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, axis=1)], axis=1)
+    squares = np.concatenate([[0.0], np.cumsum((x * x).sum(axis=0))])
+    b_sum = sums[:, n, None] - sums[:, n - widths]  # (C, lags)
+    a_sum = sums[:, n - lags] - sums[:, n - lags - widths]
+    b_sq = squares[n] - squares[n - widths]
+    a_sq = squares[n - lags] - squares[n - lags - widths]
+    gram = x.T @ x
+    offsets = np.arange(widths.max())
+    t = n - 1 - offsets[None, :]  # the last `width` samples, newest first
+    inside = offsets[None, :] < widths[:, None]
+    t = np.where(inside, t, n - 1)
+    cross = np.where(inside, gram[t, t - lags[:, None]], 0.0).sum(axis=1)
+    a_var = a_sq - (a_sum * a_sum).sum(axis=0) / widths
+    b_var = b_sq - (b_sum * b_sum).sum(axis=0) / widths
+    covariance = cross - (a_sum * b_sum).sum(axis=0) / widths
+    denominator = np.sqrt(np.maximum(a_var * b_var, 0.0))
+    return np.where(denominator > 1e-9, covariance / np.maximum(denominator, 1e-12), -1.0)
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
