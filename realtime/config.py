@@ -443,7 +443,16 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         _apply(config, overrides, "", None)  # flags: paths stay relative to the working folder
         _flags_beat_cameras(config, overrides)
     _check_mqtt_host(config.mqtt.host)
+    _check_reps(config.reps)
     return config
+
+
+def _check_reps(reps: RepsConfig) -> None:
+    if reps.min_period_s >= reps.max_period_s:
+        raise ConfigError(
+            f"config: reps.min_period_s ({reps.min_period_s:g}) must be below reps.max_period_s "
+            f"({reps.max_period_s:g}) — widen the range"
+        )
 
 
 # A camera's own setting in the file, and the flag that sets the same for every camera.

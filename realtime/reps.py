@@ -43,10 +43,13 @@ class RepSettings:
     max_period_s: float = 4.0
 
 
+DEFAULT_SETTINGS = RepSettings()
+
+
 class RepCounter:
     """One person's repetitions, fed every posed sample."""
 
-    def __init__(self, settings: RepSettings = RepSettings(), carry_s: float = 0.0) -> None:
+    def __init__(self, settings: RepSettings = DEFAULT_SETTINGS, carry_s: float = 0.0) -> None:
         self.settings = settings
         # The classifier names an action a window after it starts: repetitions this recent carry over to it.
         self.carry_s = carry_s
@@ -175,10 +178,10 @@ class RepCounter:
         if self._axis is not None and len(self._axis) == len(axis) and float(axis @ self._axis) < 0:
             axis = -axis  # the same motion as before, whichever sign the decomposition gave
         projected = axis @ centred
-        if self._axis is None or len(self._axis) != len(axis):
-            # Count the far end of the motion from where the run began (a person starts from rest), not the rest.
-            if projected[0] > (projected.max() + projected.min()) / 2:
-                axis, projected = -axis, -projected
+        new_motion = self._axis is None or len(self._axis) != len(axis)
+        # Count the far end of the motion from where the run began (a person starts from rest), not the rest.
+        if new_motion and projected[0] > (projected.max() + projected.min()) / 2:
+            axis, projected = -axis, -projected
         self._axis = axis
         width = max(1, period // 5)
         smooth = np.convolve(projected, np.ones(width) / width, mode="same")

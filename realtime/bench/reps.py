@@ -20,7 +20,7 @@ from ..datasets.labels import OTHER, LabelTable
 from ..datasets.videos import Clip, load_clips
 from ..errors import SourceError
 from ..features import PoseSequence
-from ..reps import RepCounter, RepSettings
+from ..reps import DEFAULT_SETTINGS, RepCounter, RepSettings
 
 TRUTH = Path(__file__).with_name("reps_truth.yaml")
 WITHIN_ONE_TARGET = 0.8
@@ -46,7 +46,7 @@ def posed(datasets: Path, rel: str, cache: Path | None, every: int = 1) -> PoseS
     return load_clips(root, [clip], kind, cache, every, labels=table)[0]
 
 
-def count(seq: PoseSequence, settings: RepSettings = RepSettings()) -> tuple[int, float]:
+def count(seq: PoseSequence, settings: RepSettings = DEFAULT_SETTINGS) -> tuple[int, float]:
     """Total repetitions of a sequence and the counter's mean milliseconds per sample."""
     counter = RepCounter(settings)
     start = time.process_time()
@@ -57,7 +57,7 @@ def count(seq: PoseSequence, settings: RepSettings = RepSettings()) -> tuple[int
     return counter.count.total, elapsed * 1000 / max(1, len(seq))
 
 
-def measure(datasets: Path, cache: Path | None = DEFAULT_POSE_CACHE, settings: RepSettings = RepSettings()) -> dict:
+def measure(datasets: Path, cache: Path | None = DEFAULT_POSE_CACHE, settings: RepSettings = DEFAULT_SETTINGS) -> dict:
     truth, still = load_truth()
     rows: list[dict[str, Any]] = []
     samples, cost_ms = 0, 0.0
@@ -68,7 +68,7 @@ def measure(datasets: Path, cache: Path | None = DEFAULT_POSE_CACHE, settings: R
         samples += len(seq)
         cost_ms += ms * len(seq)
         rows.append({"clip": rel, "true": true, "count": counted, "error": counted - true, "skip1": every_second})
-    still_rows = []
+    still_rows: list[dict[str, Any]] = []
     for rel in still:
         seq = posed(datasets, rel, cache)
         counted, ms = count(seq, settings)
@@ -90,14 +90,28 @@ def measure(datasets: Path, cache: Path | None = DEFAULT_POSE_CACHE, settings: R
         "skip1_within_one": round(sum(abs(r["skip1"] - r["count"]) <= 1 for r in rows) / len(rows), 3),
         "cost_ms_per_person_frame": round(per_frame, 4),
         "targets": [
-            {"measure": "reps within one", "measured": round(within, 3), "op": ">=", "target": WITHIN_ONE_TARGET,
-             "met": within >= WITHIN_ONE_TARGET},
-            {"measure": "reps MAE / mean count", "measured": round(mae / mean_count, 4), "op": "<",
-             "target": MAE_SHARE_TARGET, "met": mae / mean_count < MAE_SHARE_TARGET},
-            {"measure": "reps on still clips", "measured": false_reps, "op": "==", "target": 0,
-             "met": false_reps == 0},
-            {"measure": "reps ms per person per frame", "measured": round(per_frame, 4), "op": "<",
-             "target": COST_TARGET_MS, "met": per_frame < COST_TARGET_MS},
+            {
+                "measure": "reps within one",
+                "measured": round(within, 3),
+                "op": ">=",
+                "target": WITHIN_ONE_TARGET,
+                "met": within >= WITHIN_ONE_TARGET,
+            },
+            {
+                "measure": "reps MAE / mean count",
+                "measured": round(mae / mean_count, 4),
+                "op": "<",
+                "target": MAE_SHARE_TARGET,
+                "met": mae / mean_count < MAE_SHARE_TARGET,
+            },
+            {"measure": "reps on still clips", "measured": false_reps, "op": "==", "target": 0, "met": false_reps == 0},
+            {
+                "measure": "reps ms per person per frame",
+                "measured": round(per_frame, 4),
+                "op": "<",
+                "target": COST_TARGET_MS,
+                "met": per_frame < COST_TARGET_MS,
+            },
         ],
     }
 

@@ -228,7 +228,6 @@ def _measure(args: argparse.Namespace) -> dict:
         return soak.measure(soak_plan, base)
     if args.mode == "reps":
         from ..bench import reps
-
         from ..reps import RepSettings
 
         return reps.measure(datasets, settings=RepSettings(base.reps.min_period_s, base.reps.max_period_s))
