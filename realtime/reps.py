@@ -18,10 +18,10 @@ import numpy as np
 from scipy.signal import find_peaks
 
 from .features import BODY_JOINTS, body_size, hip_centre, resample
-from .types import NUM_KEYPOINTS, RepCount
+from .types import KEYPOINT_INDEX, NUM_KEYPOINTS, RepCount
 
 GRID_HZ = 20.0  # 4 samples a cycle at the shortest period; fast enough for 0.25 s repetitions
-UPDATE_S = 0.2  # how often the period is searched: about a cycle's latency at most, and cheap
+UPDATE_S = 0.3  # how often the period is searched (a repetition is confirmed as soon as its top is passed)
 MIN_SCORE = 0.3  # joints below this confidence are not seen
 MAX_GAP_S = 0.6  # joints are interpolated across gaps up to this (brief occlusions)
 MIN_CORRELATION = 0.6  # the last cycle vs the one before it
@@ -32,8 +32,10 @@ MIN_AMPLITUDE = 0.25  # body sizes, peak to peak along the main motion: less is 
 MAX_TRAVEL = 1.0  # body sizes the hips may move sideways in TRAVEL_WINDOW_S: more is walking or running past
 TRAVEL_WINDOW_S = 2.0
 MIN_VISIBLE = 0.7  # a joint seen less than this share of the window is left out
+FALL = 0.65  # of the motion's spread below its top: the top is passed, confirm it at once
 
 
+_HIPS = (KEYPOINT_INDEX["left_hip"], KEYPOINT_INDEX["right_hip"])
 _FACE = np.setdiff1d(np.arange(NUM_KEYPOINTS), BODY_JOINTS)
 
 
@@ -64,6 +66,9 @@ class RepCounter:
         self._run = 0
         self._total = 0
         self._label: str | None = None
+        self._joints: list[int] = []  # what the last signal was made of
+        self._scale = 1.0
+        self._watch: _Watch | None = None
 
     @property
     def count(self) -> RepCount:
@@ -75,15 +80,25 @@ class RepCounter:
         self._samples.append((t, np.asarray(keypoints, np.float32), np.asarray(scores, np.float32)))
         while len(self._samples) > 2 and self._samples[1][0] < t - self._horizon_s:
             self._samples.popleft()
-        if t - self._last_update >= UPDATE_S:
+        if t - self._last_update >= UPDATE_S or self._fell(keypoints, scores):
             self._last_update = t
             self._update(t)
 
-    def flush(self) -> None:
-        """Look at the newest samples now (the period is otherwise searched every UPDATE_S): at a clip's end."""
-        if self._samples and self._last_update < self._samples[-1][0]:
-            self._last_update = self._samples[-1][0]
-            self._update(self._last_update)
+    def _fell(self, keypoints: np.ndarray, scores: np.ndarray) -> bool:
+        """Whether this sample is well past a top along the motion being counted: a repetition to confirm
+        now rather than at the next search, so the count follows the movement closely (and a clip's last
+        repetition is not lost)."""
+        watch = self._watch
+        if watch is None:
+            return False
+        value = watch.value(keypoints, scores)
+        if value is None:
+            return False
+        watch.top = max(watch.top, value)
+        if watch.top - value < FALL * watch.spread:
+            return False
+        self._watch = None  # one look per top
+        return True
 
     def set_label(self, label: str | None, t: float) -> None:
         """The person's shown action; a new one starts a new run with the repetitions it was named from."""
@@ -128,6 +143,7 @@ class RepCounter:
             return None, grid
         centre = hip_centre(kp, seen)
         scale = body_size(kp, seen)
+        self._joints, self._scale = joints, scale
         around_hips = (kp[:, joints] - centre[:, None, :]) / scale
         channels = np.concatenate(
             [around_hips.reshape(len(grid), -1), centre[:, 1:] / scale, centre[:, :1] / scale], axis=1
@@ -188,6 +204,7 @@ class RepCounter:
         spread = float(np.percentile(smooth, 95) - np.percentile(smooth, 5))
         if spread < MIN_AMPLITUDE:
             return
+        self._watch = _Watch(self._joints, self._scale, axis, segment.mean(axis=1), spread)
         peaks, _ = find_peaks(smooth, distance=max(1, int(0.6 * period)), prominence=0.4 * spread)
         times = grid[len(grid) - len(smooth) :][peaks]
         guard = 0.6 * period / GRID_HZ
@@ -199,6 +216,26 @@ class RepCounter:
                 self._recent.append(float(t))
         while self._recent and self._recent[0] < float(grid[-1]) - self.carry_s:
             self._recent.popleft()
+
+
+@dataclass
+class _Watch:
+    """The counted motion, to place single samples on it between searches."""
+
+    joints: list[int]
+    scale: float
+    axis: np.ndarray
+    mean: np.ndarray
+    spread: float
+    top: float = float("-inf")
+
+    def value(self, keypoints: np.ndarray, scores: np.ndarray) -> float | None:
+        """Where a sample lies along the motion; None when a joint of it is not seen."""
+        if (scores[self.joints] < MIN_SCORE).any() or (scores[list(_HIPS)] < MIN_SCORE).any():
+            return None
+        centre = keypoints[list(_HIPS)].mean(axis=0)
+        channels = np.concatenate([((keypoints[self.joints] - centre) / self.scale).ravel(), centre[1:] / self.scale])
+        return float(self.axis @ (channels - self.mean))
 
 
 def _lag_correlations(x: np.ndarray, lags: np.ndarray) -> np.ndarray:

@@ -52,7 +52,6 @@ def count(seq: PoseSequence, settings: RepSettings = DEFAULT_SETTINGS) -> tuple[
     start = time.process_time()
     for t, keypoints, scores in zip(seq.times, seq.keypoints, seq.scores, strict=True):
         counter.add(float(t), keypoints, scores)
-    counter.flush()
     elapsed = time.process_time() - start
     return counter.count.total, elapsed * 1000 / max(1, len(seq))
 
