@@ -32,6 +32,8 @@ MIN_AMPLITUDE = 0.25  # body sizes, peak to peak along the main motion: less is 
 MAX_TRAVEL = 1.0  # body sizes the hips may move sideways in TRAVEL_WINDOW_S: more is walking or running past
 TRAVEL_WINDOW_S = 2.0
 MIN_VISIBLE = 0.7  # a joint seen less than this share of the window is left out
+SURE_CORRELATION = 0.85
+STEADY = 0.25  # how far two searches' periods may differ and still agree
 FALL = 0.65  # of the motion's spread below its top: the top is passed, confirm it at once
 
 
@@ -69,6 +71,8 @@ class RepCounter:
         self._joints: list[int] = []  # what the last signal was made of
         self._scale = 1.0
         self._watch: _Watch | None = None
+        self._candidate: int | None = None  # the period the last search found
+        self._strength = 0.0  # and how well its two cycles matched
 
     @property
     def count(self) -> RepCount:
@@ -115,7 +119,13 @@ class RepCounter:
         if signal is None:
             return
         period = self._find_period(signal)
+        candidate, self._candidate = self._candidate, period
         if period is None:
+            return
+        # A period is taken once two searches in a row agree on it (a cut or a stumble matches itself once),
+        # or at once when the two cycles are nearly the same.
+        steady = candidate is not None and abs(period - candidate) <= STEADY * candidate
+        if self._period_s is None and not steady and self._strength < SURE_CORRELATION:
             return
         if self._period_s is None:
             self._active = now
@@ -183,12 +193,15 @@ class RepCounter:
         travel = float(recent.max() - recent.min())
         if travel > MAX_TRAVEL:
             return None
+        self._strength = float(scores[best])
         return best
 
     def _count_peaks(self, signal: np.ndarray, grid: np.ndarray, period: int) -> None:
         motion = signal[:-1]
         n = motion.shape[1]
-        segment = motion[:, max(0, n - 2 * period - period // 2) :]
+        # Two cycles and a half, and on finding the period the searches it took to agree on it too.
+        reach = 2 * period + period // 2 + (round(2 * UPDATE_S * GRID_HZ) if self._watch is None else 0)
+        segment = motion[:, max(0, n - reach) :]
         centred = segment - segment.mean(axis=1, keepdims=True)
         axis = _main_direction(centred)
         if self._axis is not None and len(self._axis) == len(axis) and float(axis @ self._axis) < 0:
