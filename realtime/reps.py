@@ -183,6 +183,8 @@ class RepCounter:
         if best is None:
             return None
         last = motion[:, n - best :]
+        if float(np.ptp(last, axis=1).max()) < MIN_AMPLITUDE:
+            return None  # the last cycle hardly moves: holding still matches itself too
         half = best // 2
         if _correlation(motion[:, n - best - half : n - half], last) > MAX_HALF_CORRELATION:
             return None
