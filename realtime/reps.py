@@ -34,10 +34,12 @@ TRAVEL_WINDOW_S = 2.0
 MIN_VISIBLE = 0.7  # a joint seen less than this share of the window is left out
 SURE_CORRELATION = 0.85
 STEADY = 0.25  # how far two searches' periods may differ and still agree
+MAX_SIZE_CHANGE = 1.4  # torso length across two cycles, 90th over 10th percentile
 FALL = 0.65  # of the motion's spread below its top: the top is passed, confirm it at once
 
 
 _HIPS = (KEYPOINT_INDEX["left_hip"], KEYPOINT_INDEX["right_hip"])
+_SHOULDERS = [KEYPOINT_INDEX["left_shoulder"], KEYPOINT_INDEX["right_shoulder"]]
 _FACE = np.setdiff1d(np.arange(NUM_KEYPOINTS), BODY_JOINTS)
 
 
@@ -71,6 +73,7 @@ class RepCounter:
         self._joints: list[int] = []  # what the last signal was made of
         self._scale = 1.0
         self._watch: _Watch | None = None
+        self._sizes = np.zeros(0)  # torso length per grid sample of the last signal
         self._candidate: int | None = None  # the period the last search found
         self._strength = 0.0  # and how well its two cycles matched
 
@@ -154,6 +157,7 @@ class RepCounter:
         centre = hip_centre(kp, seen)
         scale = body_size(kp, seen)
         self._joints, self._scale = joints, scale
+        self._sizes = np.linalg.norm(kp[:, _SHOULDERS].mean(axis=1) - kp[:, list(_HIPS)].mean(axis=1), axis=1)
         around_hips = (kp[:, joints] - centre[:, None, :]) / scale
         channels = np.concatenate(
             [around_hips.reshape(len(grid), -1), centre[:, 1:] / scale, centre[:, :1] / scale], axis=1
@@ -183,7 +187,7 @@ class RepCounter:
         if best is None:
             return None
         last = motion[:, n - best :]
-        if float(np.ptp(last, axis=1).max()) < MIN_AMPLITUDE:
+        if float(np.ptp(last, axis=1).max()) < MIN_AMPLITUDE / 2:
             return None  # the last cycle hardly moves: holding still matches itself too
         half = best // 2
         if _correlation(motion[:, n - best - half : n - half], last) > MAX_HALF_CORRELATION:
@@ -193,6 +197,10 @@ class RepCounter:
         # sticks at its edge.
         recent = sideways[max(0, n - max(2 * best, round(TRAVEL_WINDOW_S * GRID_HZ))) :]
         travel = float(recent.max() - recent.min())
+        # A cut to another shot (a close-up) or someone coming at the camera changes the body's size.
+        sizes = self._sizes[n - min(n, 2 * best) :]
+        if float(np.percentile(sizes, 90)) > MAX_SIZE_CHANGE * float(np.percentile(sizes, 10)):
+            return None
         if travel > MAX_TRAVEL:
             return None
         self._strength = float(scores[best])
