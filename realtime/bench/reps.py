@@ -119,11 +119,12 @@ def markdown(result: dict) -> str:
     lines = ["| clip | true | count | error | count, every 2nd frame |", "|---|---:|---:|---:|---:|"]
     for r in result["clips"]:
         lines.append(f"| {r['clip']} | {r['true']} | {r['count']} | {r['error']:+d} | {r['skip1']} |")
+    counted = [r for r in result["still"] if r["count"]]
     lines.append("")
-    lines.append("| still clip | count |")
-    lines.append("|---|---:|")
-    for r in result["still"]:
-        lines.append(f"| {r['clip']} | {r['count']} |")
+    lines.append(
+        f"Clips where nothing repeats in place: {len(result['still'])}, repetitions counted on them: "
+        f"{sum(r['count'] for r in counted)}" + "".join(f"; {r['clip']} {r['count']}" for r in counted) + "."
+    )
     lines.append("")
     lines.append(
         f"Within one: {result['within_one']:.0%} of {len(result['clips'])} clips; MAE {result['mae']:.2f} "
