@@ -194,3 +194,14 @@ def test_counting_can_be_switched_off(tmp_path, weizmann_clip):
     events = read_events(events_path)
     assert summary_of(events)["reps"] == {}
     assert not [e for e in events if "reps" in e and e["type"] != "summary"]
+
+
+def test_caption_shows_the_runs_count(jacks):
+    from realtime.overlay import caption
+    from realtime.types import Prediction, RepCount, Track
+
+    track = Track(2, jacks.keypoints[0], jacks.scores[0], np.zeros(4), Prediction("JUMPING_JACKS", 0.97))
+    assert caption(track) == "#2 JUMPING_JACKS 0.97"
+    counted = feed(RepCounter(), jacks).count
+    assert caption(Track(**{**vars(track), "reps": counted})) == f"#2 JUMPING_JACKS 0.97 x{counted.run}"
+    assert caption(Track(**{**vars(track), "reps": RepCount(0, 5)})) == "#2 JUMPING_JACKS 0.97"  # no run now
