@@ -3,10 +3,11 @@
 Each person's recent poses (the classify stage's samples, on its clock) are resampled onto a
 fixed grid, centred on the hips and scaled by body size (features.py's helpers), plus the hips'
 own bounce. Every `UPDATE_S` of media time the period is searched: the lag P at which the last
-cycle matches the one before it (a multi-joint correlation over exactly two cycles), so a period
-is only accepted once it has held for two cycles. The repetitions are then the peaks of the
-joints' main direction of motion (their first principal component), one per period at most;
-a peak counts once, whichever window finds it. docs/reps.md has the method's rules and figures.
+cycle matches the one before it (a multi-joint correlation over the last 1.75 cycles), so a period
+is only accepted once it has held for two cycles, and only for someone who stays in place. The
+repetitions are then the peaks of the joints' main direction of motion (their first principal
+component), one per period at most; a peak counts once, whichever search finds it.
+docs/reps.md has the method's rules and figures.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ MIN_AMPLITUDE = 0.25  # body sizes, peak to peak along the main motion: less is 
 MAX_TRAVEL = 1.0  # body sizes the hips may move sideways in TRAVEL_WINDOW_S: more is walking or running past
 TRAVEL_WINDOW_S = 2.0
 MIN_VISIBLE = 0.7  # a joint seen less than this share of the window is left out
-SURE_CORRELATION = 0.85
+SURE_CORRELATION = 0.85  # two cycles this alike are a period at once; weaker ones need two searches to agree
 STEADY = 0.25  # how far two searches' periods may differ and still agree
 MAX_SIZE_CHANGE = 1.4  # torso length across two cycles, 90th over 10th percentile
 FALL = 0.65  # of the motion's spread below its top: the top is passed, confirm it at once
@@ -138,6 +139,7 @@ class RepCounter:
     def _stop(self) -> None:
         self._period_s = None
         self._axis = None
+        self._watch = None
         self._run = 0
 
     def _signal(self, now: float) -> tuple[np.ndarray | None, np.ndarray]:
