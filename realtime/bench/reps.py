@@ -56,8 +56,19 @@ def count(seq: PoseSequence, settings: RepSettings = DEFAULT_SETTINGS) -> tuple[
     return counter.count.total, elapsed * 1000 / max(1, len(seq))
 
 
-def measure(datasets: Path, cache: Path | None = DEFAULT_POSE_CACHE, settings: RepSettings = DEFAULT_SETTINGS) -> dict:
+# --quick: a few clips of each kind, to check the machinery.
+QUICK_CLIPS = 3
+
+
+def measure(
+    datasets: Path,
+    cache: Path | None = DEFAULT_POSE_CACHE,
+    settings: RepSettings = DEFAULT_SETTINGS,
+    quick: bool = False,
+) -> dict:
     truth, still = load_truth()
+    if quick:
+        truth, still = dict(list(truth.items())[:QUICK_CLIPS]), still[:QUICK_CLIPS]
     rows: list[dict[str, Any]] = []
     samples, cost_ms = 0, 0.0
     for rel, true in truth.items():

@@ -230,7 +230,8 @@ def _measure(args: argparse.Namespace) -> dict:
         from ..bench import reps
         from ..reps import RepSettings
 
-        return reps.measure(datasets, settings=RepSettings(base.reps.min_period_s, base.reps.max_period_s))
+        settings = RepSettings(base.reps.min_period_s, base.reps.max_period_s)
+        return reps.measure(datasets, settings=settings, quick=args.quick)
     if args.mode == "web-job":
         from ..bench import web_job
 
