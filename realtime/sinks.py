@@ -178,6 +178,8 @@ class EventSink:
 
     def __init__(self, writers: list[EventWriter]) -> None:
         self.writers = writers
+        # The media sink, when media is kept: an `action` event names its episode's id and files.
+        self.media: Any = None
         self._shown: dict[tuple[str, int], str] = {}
         self._reps: dict[tuple[str, int], RepCount] = {}  # last count told, per labelled person
         self._t0_media: dict[str, float] = {}
@@ -243,6 +245,7 @@ class EventSink:
                         "label": label,
                         "score": round(track.prediction.score, 4),
                         **_rep_fields(track.reps),
+                        **(self.media.media_of(camera, track.track_id) if self.media is not None else {}),
                     },
                 )
             elif track.reps is not None and _counted(track.reps) != (_counted(told) if told else (0, 0)):
