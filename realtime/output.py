@@ -35,6 +35,7 @@ class CameraSummary:
     people_max: int = 0
     people_mean: float = 0.0  # people posed per posed frame
     tracks: int = 0  # distinct people followed
+    reps: dict[str, int] = field(default_factory=dict)  # track id -> repetitions in all, for those who repeated
     error: str | None = None
     truncated: bool = False  # `error` is only that the file ended early; every frame before was processed
 
@@ -62,6 +63,7 @@ class CameraSummary:
             "people_max": self.people_max,
             "people_mean": round(self.people_mean, 3),
             "tracks": self.tracks,
+            "reps": self.reps,
             **({"error": self.error} if self.error else {}),
         }
 
@@ -80,6 +82,7 @@ class CameraMeter:
         self.people_posed = 0
         self.people_max = 0
         self.track_ids: set[int] = set()
+        self.reps: dict[int, int] = {}
         self.first_out: float | None = None
         self.last_out: float | None = None
 
@@ -96,6 +99,7 @@ class CameraMeter:
             people_max=self.people_max,
             people_mean=self.people_posed / self.posed_frames if self.posed_frames else 0.0,
             tracks=len(self.track_ids),
+            reps={str(track): total for track, total in sorted(self.reps.items()) if total > 0},
         )
 
 
@@ -129,6 +133,7 @@ class OutputStep:
             m.people_posed += len(record.poses)
             m.people_max = max(m.people_max, len(record.poses))
         m.track_ids.update(track.track_id for track in record.tracks)
+        m.reps.update({track.track_id: track.reps.total for track in record.tracks if track.reps is not None})
         m.labels.update({track.prediction.label for track in record.tracks if track.prediction is not None})
         # The HUD shows this frame's latency up to drawing (it cannot include writing itself)
         # and the p50/p95 of recent frames taken after output, as users see them.

@@ -96,6 +96,8 @@ def caption(track: Track) -> str:
     text = f"#{track.track_id}"
     if track.prediction is not None:
         text += f" {track.prediction.label} {track.prediction.score:.2f}"
+    if track.reps is not None and track.reps.run > 0:
+        text += f" x{track.reps.run}"  # OpenCV's fonts have no multiplication sign
     return text
 
 

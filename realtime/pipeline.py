@@ -41,6 +41,7 @@ from .output import CameraSummary, OutputStep
 from .pose import PoseBackend, create_backends
 from .pose_stage import PoseStage
 from .queues import BufferPolicy, CameraEnd, CameraInbox, CameraQueue, EndOfStream, FrameQueue
+from .reps import RepSettings
 from .signals import StopRequest, stop_on_signals
 from .sinks import EventSink, EventWriter, JsonlWriter, Sink, VideoFiles, WindowSink
 from .timeline import TimelineWriter
@@ -324,7 +325,8 @@ class Pipeline:
         self.pose_stage = PoseStage(
             self.backends, self.camera_configs, self.inbox, self.posed, self.stop, prefetch=not live
         )
-        self.classification = ActionClassification(self.classifier, config.classifier.smoothing_s)
+        reps = RepSettings(config.reps.min_period_s, config.reps.max_period_s) if config.reps.enabled else None
+        self.classification = ActionClassification(self.classifier, config.classifier.smoothing_s, reps)
         self.classify_thread = StageThread(
             "classify", self.classification.classify, self.posed, self.results, self.stop
         )

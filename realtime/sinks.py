@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import DisplayError, OutputError
 from .overlay import tile
-from .types import FrameRecord
+from .types import FrameRecord, RepCount
 
 # A container's usual codec that OpenCV here can write.
 FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".avi": "MJPG", ".webm": "VP80", ".mkv": "MJPG"}
@@ -168,7 +168,10 @@ class EventSink:
     """Turns records into events and hands every event to its writers.
 
     Its rule: an `action` event when a person's shown label changes, a `person` `left`
-    event when a labelled person's track ends. Every event carries its camera.
+    event when a labelled person's track ends, and, with repetition counting on, a `reps`
+    event when a labelled person's count of repetitions rises. Every event carries its camera;
+    the three about a person carry their count (`reps`: this run, `reps_total`: in all). A `reps`
+    event comes with each repetition and when a run ends (its count back to 0).
     """
 
     needs_image = False
@@ -178,6 +181,7 @@ class EventSink:
         # The media sink, when media is kept: an `action` event names its episode's id and files.
         self.media: Any = None
         self._shown: dict[tuple[str, int], str] = {}
+        self._reps: dict[tuple[str, int], RepCount] = {}  # last count told, per labelled person
         self._t0_media: dict[str, float] = {}
         self._retired_until: dict[str, float] = {}  # camera -> grab time of the loss that retired its people
 
@@ -198,10 +202,19 @@ class EventSink:
 
     def _left(self, camera: str, track_id: int, t: float, frame: int) -> None:
         label = self._shown.pop((camera, track_id), None)
+        reps = self._reps.pop((camera, track_id), None)
         if label is not None:
             self.emit(
                 camera,
-                {"type": "person", "status": "left", "t": t, "frame": frame, "track": track_id, "label": label},
+                {
+                    "type": "person",
+                    "status": "left",
+                    "t": t,
+                    "frame": frame,
+                    "track": track_id,
+                    "label": label,
+                    **_rep_fields(reps),
+                },
             )
 
     def write(self, record: FrameRecord) -> None:
@@ -216,8 +229,12 @@ class EventSink:
             if track.prediction is None:
                 continue
             label = track.prediction.label
-            if self._shown.get((camera, track.track_id)) != label:
-                self._shown[(camera, track.track_id)] = label
+            key = (camera, track.track_id)
+            told = self._reps.get(key)
+            if track.reps is not None:
+                self._reps[key] = track.reps
+            if self._shown.get(key) != label:
+                self._shown[key] = label
                 self.emit(
                     camera,
                     {
@@ -227,16 +244,40 @@ class EventSink:
                         "track": track.track_id,
                         "label": label,
                         "score": round(track.prediction.score, 4),
+                        **_rep_fields(track.reps),
                         **(self.media.media_of(camera, track.track_id) if self.media is not None else {}),
+                    },
+                )
+            elif track.reps is not None and _counted(track.reps) != (_counted(told) if told else (0, 0)):
+                self.emit(
+                    camera,
+                    {
+                        "type": "reps",
+                        "t": t,
+                        "frame": record.index,
+                        "track": track.track_id,
+                        "label": label,
+                        **_rep_fields(track.reps),
                     },
                 )
         if len(self._shown) > MAX_LABELLED_PEOPLE:  # a crowd whose expiries were missed: keep those in view
             present = {(camera, track.track_id) for track in record.tracks}
             self._shown = {key: label for key, label in self._shown.items() if key[0] != camera or key in present}
+            self._reps = {key: reps for key, reps in self._reps.items() if key in self._shown}
 
     def close(self) -> None:
         for writer in self.writers:
             writer.close()
+
+
+def _rep_fields(reps: RepCount | None) -> dict[str, int]:
+    """A person's count as events carry it; nothing when counting is off."""
+    return {} if reps is None else {"reps": reps.run, "reps_total": reps.total}
+
+
+def _counted(reps: RepCount) -> tuple[int, int]:
+    """What a `reps` event tells: a repetition more, or a run that ended (the period alone changes often)."""
+    return reps.run, reps.total
 
 
 def display_problem() -> str | None:

@@ -94,15 +94,25 @@ class Prediction:
     probabilities: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RepCount:
+    """What a person has repeated: this run (reset when they stop or their action changes), and in all."""
+
+    run: int
+    total: int
+    period_s: float | None = None  # the current period; None when nothing repeats now
+
+
 @dataclass
 class Track:
-    """One person followed across frames, with the latest pose and verdict."""
+    """One person followed across frames, with the latest pose, verdict and repetition count."""
 
     track_id: int
     keypoints: np.ndarray
     scores: np.ndarray
     box: np.ndarray
     prediction: Prediction | None = None
+    reps: RepCount | None = None
 
 
 DEFAULT_CAMERA = "cam0"

@@ -290,6 +290,7 @@ def _labels(record: FrameRecord, fps: float) -> dict:
             "track": t.track_id,
             "label": t.prediction.label if t.prediction else None,
             "score": round(t.prediction.score, 3) if t.prediction else None,
+            "reps": t.reps.run if t.reps else 0,  # this run's repetitions
         }
         for t in record.tracks
     ]
