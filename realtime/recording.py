@@ -40,8 +40,9 @@ MIN_SIDE = 16
 # Frames waiting for the encoder, at most; beyond, the output step waits (a recording loses nothing).
 QUEUE_BYTES = 64 << 20
 QUEUE_FRAMES = 64
-# OpenCV's writer says nothing when a write fails: with less than this free, the disk counts as full.
-OPENCV_FULL_BELOW = 1 << 20
+# OpenCV's writer says nothing when a write fails: with less than this free (a few frames), the
+# disk counts as full.
+OPENCV_FULL_BELOW = 256 << 10
 DISK_FULL_SIGNS = ("No space left on device", "Disk quota exceeded")
 FFMPEG_CLOSE_TIMEOUT_S = 60.0  # to encode what it holds (a second of frames) and write the last piece
 
