@@ -302,6 +302,9 @@ class Recorder:
             self._fail(self._message(exc))
         except Exception as exc:  # a bug, not the disk: still one line, and the run ends
             self._fail(f"recording {self.format.path} failed: {type(exc).__name__}: {exc}")
+            if encoder is not None:
+                with contextlib.suppress(Exception):  # finish what was written, if it can be
+                    encoder.close()
 
     def _fail(self, message: str) -> None:
         self._failed.set()
