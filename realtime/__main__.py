@@ -12,6 +12,7 @@ from . import native
 from .errors import RealtimeError
 
 if TYPE_CHECKING:
+    from .demo import DemoRun
     from .pipeline import RunSummary
     from .signals import StopRequest
 
@@ -74,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="publish events to an MQTT broker: mqtt://[user:pass@]host[:port] (mqtts:// for TLS; config: mqtt)",
     )
     p.add_argument(
+        "--media",
+        metavar="DIR",
+        help="keep a snapshot and a clip of every action episode in DIR, indexed (config: media.dir; docs/media.md)",
+    )
+    p.add_argument(
         "--flush-events", action="store_true", default=None, help="also sync the events file to disk after each write"
     )
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
@@ -91,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME",
         help="with --serve: a host name browsers may use besides loopback ones (repeatable)",
+    )
+    p.add_argument(
+        "--demo-if-no-camera",
+        action="store_true",
+        help="(make run) without --source: if the configured webcam or the display is missing, "
+        "play the demo clip videos/exercise.avi headless into out/ instead",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log more (debug)")
     return p
@@ -112,6 +124,7 @@ def overrides_from(args: argparse.Namespace) -> dict:
         ("output", "events"): args.events,
         ("output", "timeline"): args.timeline,
         ("output", "flush_events"): args.flush_events,
+        ("media", "dir"): args.media,
         ("max_frames",): args.max_frames,
         ("capture", "pace"): args.pace,
         ("capture", "reconnect_attempts"): args.reconnect_attempts,
@@ -173,6 +186,7 @@ def _main(argv: list[str]) -> int:
 def run(args: argparse.Namespace) -> int:
     from .signals import StopRequest, stop_on_signals
 
+    demo = _plan_demo(args) if args.demo_if_no_camera and not args.source else None
     # Signals are caught from here on, not only once the pipeline runs: a SIGTERM while the
     # models load or the cameras open must still finalize the outputs and print the summary.
     stop = StopRequest()
@@ -183,7 +197,21 @@ def run(args: argparse.Namespace) -> int:
     if summary.error:
         print(f"realtime: error: {summary.error}", file=sys.stderr)
         return 1
+    for line in demo.results(args) if demo else []:
+        print(line, flush=True)
     return 0
+
+
+def _plan_demo(args: argparse.Namespace) -> DemoRun | None:
+    """`make run`'s fallback to the demo clip, announced in one line, or None to run as configured."""
+    from .config import load_config
+    from .demo import plan_demo
+
+    demo = plan_demo(load_config(args.config, overrides_from(args)))
+    if demo:
+        print(demo.announcement(), file=sys.stderr, flush=True)
+        demo.apply_to(args)
+    return demo
 
 
 def _run_pipeline(args: argparse.Namespace, stop: StopRequest) -> RunSummary:
@@ -197,7 +225,10 @@ def _run_pipeline(args: argparse.Namespace, stop: StopRequest) -> RunSummary:
 
         sinks.append(
             LiveViewServer.from_address(
-                args.serve, args.allowed_host, cameras=[camera.name for camera in cameras_of(config)]
+                args.serve,
+                args.allowed_host,
+                cameras=[camera.name for camera in cameras_of(config)],
+                media=config.media.dir,
             )
         )
     return Pipeline(config, sinks=sinks, stop=stop).run()
