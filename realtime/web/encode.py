@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..recording import find_ffmpeg
+from ..recording import find_ffmpeg as find_ffmpeg  # where it lived before; jobs and media import it here
 
 CODECS = ("auto", "h264", "vp8")
 
