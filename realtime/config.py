@@ -160,9 +160,16 @@ class OutputConfig:
         "cameras a folder, one <camera>.mp4 each",
         path=True,
     )
+    hud: bool = _opt(
+        False,
+        "draw the HUD (FPS, pose rate, latency, drops) on recordings, web results and event clips too; "
+        "the live window and live page always show it",
+    )
     events: str | None = _opt(None, "write JSON-lines events here", path=True)
     timeline: str | None = _opt(None, "draw each person's actions over the run to this .png at the end", path=True)
-    flush_events: bool = _opt(False, "flush the events file after every event, for tailing")
+    flush_events: bool = _opt(
+        False, "also sync the events file to the disk after every write (events reach the file as they happen anyway)"
+    )
     window_title: str = _opt("realtime", "title of the live window")
 
 

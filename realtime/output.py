@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .overlay import HudInfo, annotate
-from .sinks import Sink
+from .overlay import HudInfo, annotate, annotate_twice
+from .sinks import Sink, wants_hud
 from .stats import LatencyStats, RateMeter, StageTimes
 from .types import FrameRecord
 
@@ -115,6 +115,9 @@ class OutputStep:
     ) -> None:
         self.sinks = list(sinks)
         self.draws = any(sink.needs_image for sink in self.sinks)
+        # The live window and page show the HUD; recordings get it only when asked (output.hud).
+        self.hud_wanted = any(sink.needs_image and wants_hud(sink) for sink in self.sinks)
+        self.plain_wanted = any(sink.needs_image and not wants_hud(sink) for sink in self.sinks)
         self.min_score = min_score
         self.dropped = dropped
         self.name_cameras = name_cameras
@@ -147,8 +150,11 @@ class OutputStep:
             record.camera if self.name_cameras else None,
         )
         t_start = time.perf_counter()
-        if self.draws:
-            record.annotated = annotate(record, hud, self.min_score)
+        if self.hud_wanted and self.plain_wanted:
+            record.annotated, record.annotated_hud = annotate_twice(record, hud, self.min_score)
+        elif self.draws:
+            record.annotated = annotate(record, hud if self.hud_wanted else None, self.min_score)
+            record.annotated_hud = record.annotated if self.hud_wanted else None
         t_drawn = time.perf_counter()
         for sink in self.sinks:
             sink.write(record)

@@ -209,7 +209,7 @@ def test_web_job_times_each_result_format(tmp_path, datasets):
         "web job, h264 result + events",
         "web job, vp8 result + events",
         "pipeline, VP8 WebM",
-        "pipeline, mp4v (browsers cannot play it)",
+        "pipeline, H.264 fragmented MP4",
     ]
     for t in result["timings"]:
         assert t["frames"] == 30 and t["seconds"] > 0  # --quick: 30 frames of the upload
