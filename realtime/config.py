@@ -144,6 +144,13 @@ class ClassifierConfig:
 
 
 @dataclass
+class RepsConfig:
+    enabled: bool = _opt(True, "count each person's repetitions (any repeated movement) from their poses")
+    min_period_s: float = _opt(0.25, "shortest repetition counted, in seconds", minimum=0.05, maximum=10.0)
+    max_period_s: float = _opt(4.0, "longest repetition counted, in seconds", minimum=0.1, maximum=20.0)
+
+
+@dataclass
 class OutputConfig:
     headless: bool = _opt(False, "show no window")
     fullscreen: bool = _opt(False, "fill the screen (kiosk)")
@@ -153,9 +160,16 @@ class OutputConfig:
         "cameras a folder, one <camera>.mp4 each",
         path=True,
     )
+    hud: bool = _opt(
+        False,
+        "draw the HUD (FPS, pose rate, latency, drops) on recordings, web results and event clips too; "
+        "the live window and live page always show it",
+    )
     events: str | None = _opt(None, "write JSON-lines events here", path=True)
     timeline: str | None = _opt(None, "draw each person's actions over the run to this .png at the end", path=True)
-    flush_events: bool = _opt(False, "flush the events file after every event, for tailing")
+    flush_events: bool = _opt(
+        False, "also sync the events file to the disk after every write (events reach the file as they happen anyway)"
+    )
     window_title: str = _opt("realtime", "title of the live window")
 
 
@@ -180,6 +194,27 @@ class MqttConfig:
         True,
         "publish the retained <prefix>/availability (online; offline on close or by last will); "
         "on a cluster the job's driver does, not its camera actors",
+    )
+
+
+@dataclass
+class MediaConfig:
+    dir: str | None = _opt(
+        None,
+        "keep a snapshot and a clip of every action episode here, indexed (docs/media.md); empty = none",
+        path=True,
+    )
+    snapshots: bool = _opt(True, "write each episode's snapshot JPEG (best frame, box, crop of the person)")
+    clips: bool = _opt(True, "write each episode's H.264 MP4 clip (needs the ffmpeg command)")
+    pre_s: float = _opt(3.0, "seconds of video before an episode starts in its clip", minimum=0.0, maximum=30.0)
+    post_s: float = _opt(3.0, "seconds of video after an episode ends in its clip", minimum=0.0, maximum=30.0)
+    retain_days: float = _opt(10.0, "delete events (and their files) older than this; 0 = keep", minimum=0.0)
+    max_gb: float = _opt(
+        10.0, "delete the oldest events while their files take more than this; 0 = no limit", minimum=0.0
+    )
+    jpeg_quality: int = _opt(75, "JPEG quality of the in-memory frame ring and of snapshots", minimum=10, maximum=100)
+    queue_size: int = _opt(
+        64, "frames waiting for the media writer; beyond it frames are dropped from clips and counted", minimum=1
     )
 
 
@@ -243,8 +278,10 @@ class Config:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    reps: RepsConfig = field(default_factory=RepsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
@@ -435,7 +472,16 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         _apply(config, overrides, "", None)  # flags: paths stay relative to the working folder
         _flags_beat_cameras(config, overrides)
     _check_mqtt_host(config.mqtt.host)
+    _check_reps(config.reps)
     return config
+
+
+def _check_reps(reps: RepsConfig) -> None:
+    if reps.min_period_s >= reps.max_period_s:
+        raise ConfigError(
+            f"config: reps.min_period_s ({reps.min_period_s:g}) must be below reps.max_period_s "
+            f"({reps.max_period_s:g}) — widen the range"
+        )
 
 
 # A camera's own setting in the file, and the flag that sets the same for every camera.

@@ -241,7 +241,7 @@ def window_features(keypoints: np.ndarray, visible: np.ndarray, spec: FeatureSpe
     kp = keypoints.astype(np.float32)
     vis = visible.astype(bool)
     centre = _anchor(kp, vis)
-    scale = _body_size(kp, vis)
+    scale = body_size(kp, vis)
     rel = (kp[:, spec.joints] - centre[:, None, :]) / scale
     mask = vis[:, spec.joints]
     rel[~mask] = 0.0
@@ -270,21 +270,28 @@ def window_features(keypoints: np.ndarray, visible: np.ndarray, spec: FeatureSpe
 
 
 def _anchor(kp: np.ndarray, vis: np.ndarray) -> np.ndarray:
-    """Per-sample shoulder midpoint (hip midpoint, then any seen joint, where shoulders are unseen);
-    samples that see none of these take their neighbours' anchor."""
-    centre = _midpoints(kp, vis, _SHOULDERS)
-    missing = np.isnan(centre[:, 0])
-    if missing.all():
-        centre = _midpoints(kp, vis, _HIPS)
+    """Per-sample shoulder midpoint (the hip midpoint where no shoulder is seen in the whole window)."""
+    return _centre_of(kp, vis, (_SHOULDERS, _HIPS))
+
+
+def hip_centre(kp: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    """Per-sample hip midpoint, for motion that is the hips' own (repetitions of a jump)."""
+    return _centre_of(kp, vis, (_HIPS,))
+
+
+def _centre_of(kp: np.ndarray, vis: np.ndarray, pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Per sample, the midpoint of the first pair of joints seen anywhere in the window; samples that see
+    neither of them take their neighbours' value, and a window seeing no pair the mean of its joints."""
+    for pair in pairs:
+        centre = _midpoints(kp, vis, pair)
         missing = np.isnan(centre[:, 0])
-    if missing.all():
-        anything = vis.any(axis=1)
-        centre[:] = kp[vis].mean(axis=0) if anything.any() else 0.0
-        return centre
-    idx = np.arange(len(kp))
-    for d in range(2):
-        centre[:, d] = np.interp(idx, idx[~missing], centre[~missing, d])
-    return centre
+        if not missing.all():
+            idx = np.arange(len(kp))
+            for d in range(2):
+                centre[:, d] = np.interp(idx, idx[~missing], centre[~missing, d])
+            return centre
+    anything = vis.any(axis=1)
+    return np.tile(kp[vis].mean(axis=0) if anything.any() else np.zeros(2, np.float32), (len(kp), 1)).astype(np.float32)
 
 
 def _midpoints(kp: np.ndarray, vis: np.ndarray, pair: tuple[int, int]) -> np.ndarray:
@@ -297,7 +304,7 @@ def _midpoints(kp: np.ndarray, vis: np.ndarray, pair: tuple[int, int]) -> np.nda
     return out
 
 
-def _body_size(kp: np.ndarray, vis: np.ndarray) -> float:
+def body_size(kp: np.ndarray, vis: np.ndarray) -> float:
     """Torso length (shoulder midpoint to hip midpoint), the median over the window; from the
     shoulders and head when the hips are unseen, so a waist-up person keeps a comparable scale."""
     shoulders = vis[:, _SHOULDERS].all(axis=1)

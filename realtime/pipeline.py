@@ -35,18 +35,21 @@ from .capture import (
 )
 from .classifier import WEIGHTS_HINT, ActionClassifier
 from .config import CameraConfig, Config, cameras_of, weights_path
-from .errors import WeightsError
+from .errors import OutputError, SourceError, WeightsError
 from .inference_worker import ActionClassification, StageThread
 from .output import CameraSummary, OutputStep
 from .pose import PoseBackend, create_backends
 from .pose_stage import PoseStage
 from .queues import BufferPolicy, CameraEnd, CameraInbox, CameraQueue, EndOfStream, FrameQueue
+from .recording import frame_size_problem
+from .reps import RepSettings
 from .signals import StopRequest, stop_on_signals
 from .sinks import EventSink, EventWriter, JsonlWriter, Sink, VideoFiles, WindowSink
 from .timeline import TimelineWriter
 from .types import FrameRecord
 
 if TYPE_CHECKING:
+    from .media.writer import MediaSink, MediaStats
     from .mqtt import MqttWriter
 
 log = logging.getLogger("realtime")
@@ -79,6 +82,7 @@ class RunSummary:
     error: str | None = None
     startup_s: float = 0.0  # from building the pipeline to the first frame shown
     mqtt: dict[str, int] | None = None  # messages published and dropped, when MQTT is on
+    media: MediaStats | None = None  # what the media writer wrote and lost, when media is on
 
     def _total(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.cameras.values())
@@ -114,6 +118,8 @@ class RunSummary:
         for name, c in self.cameras.items():
             prefix = f"realtime: {name}: " if len(self.cameras) > 1 else "realtime: "
             lines.append(prefix + c.line())
+        if self.media is not None:
+            lines.append(f"realtime: media: {self.media.line()}")
         if self.mqtt is not None:
             lines.append(f"realtime: MQTT: {self.mqtt['published']} messages published, {self.mqtt['dropped']} dropped")
         lines.append(f"realtime: started in {self.startup_s:.1f} s; stopped by {self.stopped_by}")
@@ -195,6 +201,7 @@ class Pipeline:
         self._stop_request = stop or StopRequest()
         self.stop = self._stop_request.event
         self.summary = RunSummary()
+        self._output_faults: list[OutputError] = []  # a full disk, from the writers' threads
         self.camera_configs = cameras_of(config)
         # What events and capture errors call a source; a server passes a name that reveals none of its paths.
         self.source_label = source_label
@@ -210,7 +217,7 @@ class Pipeline:
             self.classifier = load_classifier(config)
             writers: list[EventWriter] = []
             if config.output.events:
-                writers.append(JsonlWriter(config.output.events, config.output.flush_events))
+                writers.append(JsonlWriter(config.output.events, config.output.flush_events, self._output_failed))
                 opened.append(writers[-1])
             if config.output.timeline:
                 writers.append(TimelineWriter(config.output.timeline))
@@ -227,6 +234,19 @@ class Pipeline:
             else:
                 self.mqtt = None
             self.events = EventSink([*writers, *event_writers])
+            self.media: MediaSink | None = None
+            if config.media.dir:
+                from .media.writer import MediaSink
+
+                self.media = MediaSink(
+                    config.media,
+                    self.events.emit,
+                    on_snapshot=[self.mqtt.send_snapshot] if self.mqtt is not None else [],
+                    relative_paths=source_label is not None,  # a server names none of its paths
+                    hud=config.output.hud,
+                )
+                self.events.media = self.media
+                opened.append(self.media)
             if not self.backends:
                 self.backends = create_backends(config.pose)
                 warn_if_posed_otherwise(self.classifier, config.pose.backend)
@@ -244,7 +264,18 @@ class Pipeline:
             own_sinks: list[Sink] = []
             self.video: VideoFiles | None = None
             if config.output.video:
-                self.video = VideoFiles(config.output.video, {n: i.fps for n, i in infos.items()})
+                sources = {name: self.source_label or info.source for name, info in infos.items()}
+                for name, info in infos.items():  # a file's size is known now: fail before the run
+                    problem = frame_size_problem(info.width, info.height) if info.width and info.height else None
+                    if problem:
+                        raise SourceError(f"input {sources[name]} {problem}")
+                self.video = VideoFiles(
+                    config.output.video,
+                    {n: i.fps for n, i in infos.items()},
+                    hud=config.output.hud,
+                    on_fault=self._output_failed,
+                    sources={name: f"input {source}" for name, source in sources.items()},
+                )
                 own_sinks.append(self.video)
                 opened.append(own_sinks[-1])
             if not config.output.headless:
@@ -309,15 +340,27 @@ class Pipeline:
         self.pose_stage = PoseStage(
             self.backends, self.camera_configs, self.inbox, self.posed, self.stop, prefetch=not live
         )
-        self.classification = ActionClassification(self.classifier, config.classifier.smoothing_s)
+        reps = RepSettings(config.reps.min_period_s, config.reps.max_period_s) if config.reps.enabled else None
+        self.classification = ActionClassification(self.classifier, config.classifier.smoothing_s, reps)
         self.classify_thread = StageThread(
             "classify", self.classification.classify, self.posed, self.results, self.stop
         )
+        # Media first: an episode is open before the `action` event that names its files is written.
+        media_sinks: list[Sink] = [self.media] if self.media is not None else []
         self.output = OutputStep(
-            [self.events, *own_sinks, *sinks], config.pose.min_score, self._dropped, name_cameras=len(self.cameras) > 1
+            [*media_sinks, self.events, *own_sinks, *sinks],
+            config.pose.min_score,
+            self._dropped,
+            name_cameras=len(self.cameras) > 1,
         )
         self._t_built = t_built
         self._shown_first: set[str] = set()
+
+    def _output_failed(self, error: OutputError) -> None:
+        """A file output cannot go on (a full disk): the run ends, finalizing the rest, and fails."""
+        self._output_faults.append(error)
+        log.debug("output failed: %s", error)
+        self.request_stop("output_error")
 
     def _policy(self, kind: SourceKind) -> BufferPolicy:
         name = self.config.capture.policy
@@ -419,6 +462,8 @@ class Pipeline:
             dropped = max(dropped, frames_in - meter.frames_out)
         summary = meter.summary(frames_in, dropped, time.monotonic() - self._t_started)
         summary.error = camera.capture.error or error
+        if self.media is not None:  # its episodes end (and its clips close) before its `ended` event
+            self.media.camera_ended(name)
         summary.truncated = camera.capture.truncated
         self.summary.cameras[name] = summary
         self.events.emit(
@@ -453,6 +498,8 @@ class Pipeline:
                 # back. Windows start afresh by themselves after the gap: the tracker retires people
                 # unseen for max_age_s and TrackWindow drops history across gaps over max_gap_s.
                 self.events.retire(status.camera, status.t, max(0, status.detail.get("frames", 0) - 1))
+                if self.media is not None:
+                    self.media.camera_lost(status.camera, status.t)
             self._log_status(status)
 
     def _opened(self, name: str, info: SourceInfo) -> None:
@@ -502,7 +549,11 @@ class Pipeline:
                 sink.close()
             except Exception as exc:  # the others still get finalized
                 log.error("closing %s failed: %s", type(sink).__name__, exc)
+        if self._output_faults:  # what was lost first, in one line: a disk fills for every file on it
+            s.error = "; ".join(dict.fromkeys(str(fault) for fault in self._output_faults))
         s.stopped_by = self._stopped_by()
+        if self.media is not None:
+            s.media = self.media.stats
         if self.mqtt is not None:
             stats = self.mqtt.stats
             s.mqtt = {"published": stats.published, "dropped": stats.dropped}

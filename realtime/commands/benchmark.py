@@ -5,6 +5,7 @@
     python -m realtime benchmark soak --minutes 10   # a live RTSP stream against slow inference: drops, RSS drift
     python -m realtime benchmark web-job             # an upload through the web app, per result codec
     python -m realtime benchmark detectron2          # Detectron2 s/frame per input size (in .venv-d2)
+    python -m realtime benchmark reps                # the repetition counter on clips counted by eye
 
 Progress and each measurement go to the log (stderr); stdout gets one line per target (met or
 MISSED); `--json FILE` gets every number, and `--report DIR` a Markdown table and a PNG
@@ -25,7 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError, SourceError
 
-MODES = ("throughput", "cameras", "soak", "web-job", "detectron2")
+MODES = ("throughput", "cameras", "soak", "web-job", "detectron2", "reps")
 
 
 def _csv(kind: type) -> Callable[[str], tuple]:
@@ -70,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--more", type=_csv(int), help="counts tried while every camera keeps up (default 12,16)")
     c.add_argument("--seconds", type=float, help="length of each run (default 20, quick 4)")
     c.add_argument("--pose-fps", type=float, default=10.0, help="pose rate cap per camera (default 10)")
+    c.add_argument(
+        "--media",
+        action="store_true",
+        help="keep snapshots and clips of every episode (docs/media.md): adds ring memory and media CPU per run",
+    )
     for mode in (t, c):
         mode.add_argument("--report", type=Path, metavar="DIR", help="write the Markdown, PNG and JSON report here")
         mode.add_argument("--from-json", type=Path, metavar="FILE", help="report this saved result; measure nothing")
@@ -95,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--frames", type=int, help="timed frames per clip and size (default 4, quick 1)")
     d.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1 = one core)")
     d.add_argument("--pose-weights", help="Detectron2 weights (default: random init, same cost)")
+    sub.add_parser("reps", parents=[common], help="repetition counts on real clips against counts taken by eye")
     return p
 
 
@@ -127,6 +134,10 @@ def main(argv: list[str]) -> int:
         from ..bench.detectron2 import markdown
 
         print(markdown(result))
+    if args.mode == "reps":
+        from ..bench.reps import markdown as reps_markdown
+
+        print(reps_markdown(result))
     for target in result.get("targets", []):
         print(
             f"target {target['measure']}: {target['measured']} ({target['op']} {target['target']}) "
@@ -195,6 +206,7 @@ def _measure(args: argparse.Namespace) -> dict:
             _given(args.seconds, 4.0 if args.quick else 20.0),
             args.pose_fps,
             args.quick,
+            args.media,
         )
         if min((*camera_plan.counts, *camera_plan.more), default=0) < 1 or not camera_plan.counts:
             raise ConfigError("--counts and --more must be camera counts of 1 or more, e.g. --counts 1,2,4")
@@ -220,6 +232,12 @@ def _measure(args: argparse.Namespace) -> dict:
         if soak_plan.minutes <= 0 or soak_plan.every_s <= 0:
             raise ConfigError("--minutes and --every-s must be more than 0")
         return soak.measure(soak_plan, base)
+    if args.mode == "reps":
+        from ..bench import reps
+        from ..reps import RepSettings
+
+        settings = RepSettings(base.reps.min_period_s, base.reps.max_period_s)
+        return reps.measure(datasets, settings=settings, quick=args.quick)
     if args.mode == "web-job":
         from ..bench import web_job
 
