@@ -158,6 +158,14 @@ def source_info(cap: cv2.VideoCapture, source: str, kind: SourceKind) -> SourceI
     )
 
 
+@dataclass
+class _Outage:
+    """A live source lost at `lost_at` and not yet delivering frames again."""
+
+    lost_at: float
+    attempt: int = 0  # reconnect attempts so far
+
+
 class CaptureThread(threading.Thread):
     """Reads frames until the source ends, `max_frames` is reached or `stop` is set.
 
@@ -192,6 +200,7 @@ class CaptureThread(threading.Thread):
         self.error: str | None = None
         self.truncated = False  # the file ended early, after some good frames: those were all passed on
         self.reached_max_frames = False  # stopped by max_frames, not by the source's end
+        self._outage: _Outage | None = None  # lost, and no good frame since
 
     def run(self) -> None:
         try:
@@ -255,6 +264,9 @@ class CaptureThread(threading.Thread):
                     return
                 next_due = time.monotonic()
                 continue
+            if self._outage is not None:
+                self._report("reconnected", gap_s=round(t_grab - self._outage.lost_at, 3), attempt=self._outage.attempt)
+                self._outage = None
             t_source = self.frames_read / self.info.fps if self.info.kind is SourceKind.FILE else None
             frame = FrameRecord(self.camera, self.frames_read, t_grab, image, t_source=t_source, decode_ms=decode_ms)
             self.frames_read += 1
@@ -275,29 +287,33 @@ class CaptureThread(threading.Thread):
 
         Always a new VideoCapture: after a drop, FFmpeg's read() fails forever even once
         the server is back. The first try is immediate (a restarted server is often back
-        already).
+        already). `reconnected` waits for the first good frame (in `_read_loop`): a server
+        just thawed from a freeze accepts a connection whose first reads still fail, and that
+        is the same outage, not a second one.
         """
         assert self.cap is not None
-        lost_at = time.monotonic()
-        self._report("lost", frames=self.frames_read, reason=reason)
         self.cap.release()
-        reopened = self._retry(0.0)
+        if self._outage is None:
+            self._outage = _Outage(time.monotonic())
+            self._report("lost", frames=self.frames_read, reason=reason)
+            delay = 0.0
+        else:  # the reopened connection gave no frame: keep trying, with the backoff's pause
+            delay = self.options.reconnect_delay_s
+        reopened = self._retry(delay, self._outage.attempt)
         if reopened is None:
             return False
-        self.cap, attempt = reopened
-        self._report("reconnected", gap_s=round(time.monotonic() - lost_at, 3), attempt=attempt)
+        self.cap, self._outage.attempt = reopened
         return True
 
-    def _retry(self, delay: float) -> tuple[cv2.VideoCapture, int] | None:
+    def _retry(self, delay: float, attempt: int = 0) -> tuple[cv2.VideoCapture, int] | None:
         """Open the source again and again, the first try after `delay`: the capture and the attempt that
-        worked, or None when giving up or stopping.
+        worked, or None when giving up or stopping. `attempt`: attempts already made in this outage.
 
         Later waits double from reconnect_delay_s up to reconnect_max_delay_s, kept to a few
         seconds so an outage costs little more than itself. Each attempt is a `retrying` status
         for the log, not an event: a camera down for an hour would otherwise be thousands of events.
         """
         limit = self.options.reconnect_attempts
-        attempt = 0
         while not self.stop.is_set() and (limit < 0 or attempt < limit):
             attempt += 1
             if delay and self.stop.wait(delay):
