@@ -73,8 +73,9 @@ def classify_source(source: str) -> SourceKind:
     return SourceKind.FILE
 
 
-def default_policy(kind: SourceKind) -> BufferPolicy:
-    return BufferPolicy.DROP_OLDEST if kind.live else BufferPolicy.LOSSLESS
+def default_policy(kind: SourceKind, paced: bool = False) -> BufferPolicy:
+    """Drop-oldest for live sources and for files paced like one (`--pace`), else lossless."""
+    return BufferPolicy.DROP_OLDEST if kind.live or paced else BufferPolicy.LOSSLESS
 
 
 def _open_capture(source: str, kind: SourceKind, options: CaptureConfig) -> cv2.VideoCapture:

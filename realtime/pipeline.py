@@ -320,7 +320,7 @@ class Pipeline:
 
     def _policy(self, kind: SourceKind) -> BufferPolicy:
         name = self.config.capture.policy
-        return default_policy(kind) if name == "auto" else BufferPolicy(name)
+        return default_policy(kind, self.config.capture.pace) if name == "auto" else BufferPolicy(name)
 
     def _dropped(self, camera: str) -> int:
         # Before pose (the inbox) or before output (a slow display); the queue between is lossless.
