@@ -9,6 +9,7 @@ events, and so do reconnect attempts (`retrying`), which are for the log only.
 from __future__ import annotations
 
 import enum
+import math
 import os
 import queue
 import threading
@@ -35,6 +36,13 @@ class SourceKind(enum.Enum):
         return self is not SourceKind.FILE
 
 
+# Frame rates a real source runs at. A header outside them is damaged: 0.0102 fps puts each frame
+# 98 s after the last, which a paced read waits out and which cuts every track and window apart.
+SANE_FPS = (1.0, 240.0)
+FILE_FALLBACK_FPS = 25.0
+LIVE_FALLBACK_FPS = 30.0  # cameras and streams often report 0: most send 30
+
+
 @dataclass(frozen=True)
 class SourceInfo:
     source: str
@@ -43,6 +51,7 @@ class SourceInfo:
     width: int
     height: int
     frame_count: int | None  # files only
+    reported_fps: float | None = None  # the source's own rate, when it was not believed (fps is the fallback)
 
 
 @dataclass(frozen=True)
@@ -145,17 +154,39 @@ def unopened(source: str) -> SourceInfo:
 
 
 def source_info(cap: cv2.VideoCapture, source: str, kind: SourceKind) -> SourceInfo:
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    if not (0 < fps < 1000):
-        fps = 30.0  # cameras and some streams report 0
+    fps, reported = sane_fps(cap.get(cv2.CAP_PROP_FPS), kind)
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind is SourceKind.FILE else None
     return SourceInfo(
         source,
         kind,
-        float(fps),
+        fps,
         int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
         int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         count if count and count > 0 else None,
+        reported,
+    )
+
+
+def sane_fps(reported: float, kind: SourceKind) -> tuple[float, float | None]:
+    """The rate to read at, and the reported one if it was replaced by a fallback worth a warning.
+
+    A live source that reports no rate (0) gets the fallback silently: that is normal for them.
+    """
+    if math.isfinite(reported) and SANE_FPS[0] <= reported <= SANE_FPS[1]:
+        return float(reported), None
+    if kind.live:
+        return LIVE_FALLBACK_FPS, (float(reported) if reported > 0 else None)
+    return FILE_FALLBACK_FPS, float(reported)
+
+
+def unbelieved_rate(label: str, info: SourceInfo) -> str | None:
+    """The warning for a source whose reported frame rate was replaced, else None."""
+    if info.reported_fps is None:
+        return None
+    low, high = SANE_FPS
+    return (
+        f"{label} reports {info.reported_fps:g} fps, outside {low:g}-{high:g} fps — "
+        f"reading it at {info.fps:g} fps; re-encode it with its real rate (ffmpeg -r) if that is wrong"
     )
 
 
@@ -236,6 +267,7 @@ class CaptureThread(threading.Thread):
             fps=round(self.info.fps, 3),
             width=self.info.width,
             height=self.info.height,
+            **({} if self.info.reported_fps is None else {"reported_fps": self.info.reported_fps}),
         )
         return True
 

@@ -31,6 +31,7 @@ from .capture import (
     classify_source,
     default_policy,
     open_source,
+    unbelieved_rate,
     unopened,
 )
 from .classifier import WEIGHTS_HINT, ActionClassifier
@@ -456,6 +457,9 @@ class Pipeline:
 
     def _opened(self, name: str, info: SourceInfo) -> None:
         self.cameras[name].info = info
+        warning = unbelieved_rate(self.source_label or info.source, info)
+        if warning:
+            log.warning(warning)
         if self.video is not None:
             self.video.set_fps(name, info.fps)
 
