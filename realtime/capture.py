@@ -267,9 +267,12 @@ class CaptureThread(threading.Thread):
             fps=round(self.info.fps, 3),
             width=self.info.width,
             height=self.info.height,
-            **({} if self.info.reported_fps is None else {"reported_fps": self.info.reported_fps}),
+            **self._rate_detail(),
         )
         return True
+
+    def _rate_detail(self) -> dict[str, Any]:
+        return {} if self.info.reported_fps is None else {"reported_fps": self.info.reported_fps}
 
     def _read_loop(self) -> None:
         assert self.cap is not None  # opened by _open
