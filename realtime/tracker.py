@@ -47,17 +47,24 @@ MIN_HOLD_IOU = 0.3
 SURE = 1.0
 
 
+def load_supervision() -> Any:
+    """supervision, checked to have ByteTrack. Its import takes 0.5-1 s of CPU: a pipeline calls
+    this while it builds, so the first posed frame does not pay for it while the cameras run."""
+    import supervision as sv
+
+    if not hasattr(sv, "ByteTrack"):
+        raise ImportError(
+            f"supervision {sv.__version__} has no ByteTrack (removed in 0.31); "
+            "install the pinned supervision==0.30.9 from requirements.txt"
+        )
+    return sv
+
+
 class Tracker:
     """Assigns stable ids to the people in successive `Poses`, fed in frame order."""
 
     def __init__(self, max_age_s: float = 1.0) -> None:
-        import supervision as sv
-
-        if not hasattr(sv, "ByteTrack"):
-            raise ImportError(
-                f"supervision {sv.__version__} has no ByteTrack (removed in 0.31); "
-                "install the pinned supervision==0.30.9 from requirements.txt"
-            )
+        sv = load_supervision()
         self.max_age_s = max_age_s
         with warnings.catch_warnings():
             # supervision (0.28-0.30) marks its ByteTrack deprecated for the `trackers` package,
