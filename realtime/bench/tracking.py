@@ -6,7 +6,7 @@ A pose belongs to the person whose place in the frame it is nearest (the clips' 
 apart: one person per Weizmann clip, three side by side in exercise.avi), so "ids per person"
 counts how often one person was cut into new tracks. 1.0 is perfect.
 
-    python -m realtime benchmark tracking [--json FILE]
+    python -m realtime benchmark tracking [--rates 3,5,10] [--json FILE]
 """
 
 from __future__ import annotations
@@ -126,3 +126,20 @@ def table(rows: list[TrackingRow]) -> str:
 
 def as_json(rows: list[TrackingRow]) -> list[dict]:
     return [{**asdict(r), "ids_per_person": round(r.ids_per_person, 3)} for r in rows]
+
+
+def run(config: Config, datasets: Path, rates: tuple[float, ...] = RATES_HZ) -> dict:
+    """The measurement as `benchmark tracking` reports it: rows, a Markdown table, one target per rate."""
+    rows = measure(default_clips(datasets), config, rates)
+    targets = [
+        {
+            "measure": f"worst ids per person at {rate:g} Hz",
+            "target": 1,
+            "op": "==",
+            "measured": max(r.ids_per_person_max for r in rows if r.rate_hz == rate),
+        }
+        for rate in rates
+    ]
+    for target in targets:
+        target["met"] = target["measured"] == target["target"]
+    return {"rows": as_json(rows), "table": table(rows), "targets": targets, "backend": config.pose.backend}

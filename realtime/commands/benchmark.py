@@ -5,6 +5,7 @@
     python -m realtime benchmark soak --minutes 10   # a live RTSP stream against slow inference: drops, RSS drift
     python -m realtime benchmark web-job             # an upload through the web app, per result codec
     python -m realtime benchmark detectron2          # Detectron2 s/frame per input size (in .venv-d2)
+    python -m realtime benchmark tracking            # track ids per person at 3, 5 and 10 poses/s
 
 Progress and each measurement go to the log (stderr); stdout gets one line per target (met or
 MISSED); `--json FILE` gets every number, and `--report DIR` a Markdown table and a PNG
@@ -25,7 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError, SourceError
 
-MODES = ("throughput", "cameras", "soak", "web-job", "detectron2")
+MODES = ("throughput", "cameras", "soak", "web-job", "detectron2", "tracking")
 
 
 def _csv(kind: type) -> Callable[[str], tuple]:
@@ -95,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--frames", type=int, help="timed frames per clip and size (default 4, quick 1)")
     d.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1 = one core)")
     d.add_argument("--pose-weights", help="Detectron2 weights (default: random init, same cost)")
+    k = sub.add_parser(
+        "tracking", parents=[common, one_backend], help="track ids per person on real clips at low pose rates"
+    )
+    k.add_argument("--rates", type=_csv(float), default=(3.0, 5.0, 10.0), help="pose rates in Hz (default 3,5,10)")
     return p
 
 
@@ -127,6 +132,8 @@ def main(argv: list[str]) -> int:
         from ..bench.detectron2 import markdown
 
         print(markdown(result))
+    if args.mode == "tracking":
+        print(result["table"])
     for target in result.get("targets", []):
         print(
             f"target {target['measure']}: {target['measured']} ({target['op']} {target['target']}) "
@@ -227,6 +234,12 @@ def _measure(args: argparse.Namespace) -> dict:
         if not video.is_file():
             raise SourceError(f"video {video} not found — pass an existing file to --video")
         return web_job.measure(base, video, max_frames=30 if args.quick else None)
+    if args.mode == "tracking":
+        from ..bench import tracking
+
+        if not args.rates or min(args.rates) <= 0:
+            raise ConfigError("--rates must be pose rates above 0 Hz, e.g. --rates 3,5,10")
+        return tracking.run(base, datasets, tuple(args.rates))
     from ..bench import detectron2
 
     sources = [datasets / s for s in detectron2.SOURCES]
