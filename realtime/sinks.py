@@ -175,6 +175,8 @@ class EventSink:
 
     def __init__(self, writers: list[EventWriter]) -> None:
         self.writers = writers
+        # The media sink, when media is kept: an `action` event names its episode's id and files.
+        self.media: Any = None
         self._shown: dict[tuple[str, int], str] = {}
         self._t0_media: dict[str, float] = {}
         self._retired_until: dict[str, float] = {}  # camera -> grab time of the loss that retired its people
@@ -225,6 +227,7 @@ class EventSink:
                         "track": track.track_id,
                         "label": label,
                         "score": round(track.prediction.score, 4),
+                        **(self.media.media_of(camera, track.track_id) if self.media is not None else {}),
                     },
                 )
         if len(self._shown) > MAX_LABELLED_PEOPLE:  # a crowd whose expiries were missed: keep those in view

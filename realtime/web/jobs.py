@@ -35,7 +35,7 @@ from ..features import FeatureSpec
 from ..timeline import Timeline
 from ..types import FrameRecord
 from .broadcast import Broadcaster
-from .encode import EncoderUnavailable, choose_format, finish_result
+from .encode import EncoderUnavailable, choose_format, find_ffmpeg, finish_result
 from .store import JobRecord, JobStore
 
 if TYPE_CHECKING:
@@ -67,6 +67,9 @@ class JobSettings:
     max_frames: int | None = None  # analyse at most this many frames of an upload
     work_dir: str | None = None  # jobs survive restarts here; None: a temporary folder, deleted at stop
     video_codec: str = "auto"  # h264 (via ffmpeg) | vp8 | auto (h264 when ffmpeg is found)
+
+
+MEDIA_NAME = "media"  # a job's episodes: snapshots, clips and their index
 
 
 def describe(job: JobRecord) -> dict[str, Any]:
@@ -357,6 +360,14 @@ class JobRunner:
         }
         if self.settings.weights:
             overrides["classifier"] = {"weights": self.settings.weights}
+        # Each job's episodes, as the live view lists them (docs/media.md); the job's own retention
+        # deletes its folder, so the media's is off. Clips need ffmpeg; without it, snapshots only.
+        overrides["media"] = {
+            "dir": str(directory / MEDIA_NAME),
+            "retain_days": 0,
+            "max_gb": 0,
+            "clips": self.config.media.clips and find_ffmpeg() is not None,
+        }
         return overrides
 
     def _label(self, job: JobRecord) -> str:
