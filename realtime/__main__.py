@@ -83,7 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--flush-events", action="store_true", default=None, help="also sync the events file to disk after each write"
     )
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
-    p.add_argument("--pace", action="store_true", default=None, help="read a file at its native frame rate")
+    p.add_argument(
+        "--pace",
+        action="store_true",
+        default=None,
+        help="read a file like a camera: at its native frame rate, dropping the oldest frames when behind "
+        "(config capture.policy: lossless keeps every frame)",
+    )
     p.add_argument(
         "--reconnect-attempts",
         type=int,

@@ -9,6 +9,7 @@ events, and so do reconnect attempts (`retrying`), which are for the log only.
 from __future__ import annotations
 
 import enum
+import math
 import os
 import queue
 import threading
@@ -35,6 +36,13 @@ class SourceKind(enum.Enum):
         return self is not SourceKind.FILE
 
 
+# Frame rates a real source runs at. A header outside them is damaged: 0.0102 fps puts each frame
+# 98 s after the last, which a paced read waits out and which cuts every track and window apart.
+SANE_FPS = (1.0, 240.0)
+FILE_FALLBACK_FPS = 25.0
+LIVE_FALLBACK_FPS = 30.0  # cameras and streams often report 0: most send 30
+
+
 @dataclass(frozen=True)
 class SourceInfo:
     source: str
@@ -43,6 +51,7 @@ class SourceInfo:
     width: int
     height: int
     frame_count: int | None  # files only
+    reported_fps: float | None = None  # the source's own rate, when it was not believed (fps is the fallback)
 
 
 @dataclass(frozen=True)
@@ -73,8 +82,9 @@ def classify_source(source: str) -> SourceKind:
     return SourceKind.FILE
 
 
-def default_policy(kind: SourceKind) -> BufferPolicy:
-    return BufferPolicy.DROP_OLDEST if kind.live else BufferPolicy.LOSSLESS
+def default_policy(kind: SourceKind, paced: bool = False) -> BufferPolicy:
+    """Drop-oldest for live sources and for files paced like one (`--pace`), else lossless."""
+    return BufferPolicy.DROP_OLDEST if kind.live or paced else BufferPolicy.LOSSLESS
 
 
 def _open_capture(source: str, kind: SourceKind, options: CaptureConfig) -> cv2.VideoCapture:
@@ -144,18 +154,48 @@ def unopened(source: str) -> SourceInfo:
 
 
 def source_info(cap: cv2.VideoCapture, source: str, kind: SourceKind) -> SourceInfo:
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    if not (0 < fps < 1000):
-        fps = 30.0  # cameras and some streams report 0
+    fps, reported = sane_fps(cap.get(cv2.CAP_PROP_FPS), kind)
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind is SourceKind.FILE else None
     return SourceInfo(
         source,
         kind,
-        float(fps),
+        fps,
         int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
         int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         count if count and count > 0 else None,
+        reported,
     )
+
+
+def sane_fps(reported: float, kind: SourceKind) -> tuple[float, float | None]:
+    """The rate to read at, and the reported one if it was replaced by a fallback worth a warning.
+
+    A live source that reports no rate (0) gets the fallback silently: that is normal for them.
+    """
+    if math.isfinite(reported) and SANE_FPS[0] <= reported <= SANE_FPS[1]:
+        return float(reported), None
+    if kind.live:
+        return LIVE_FALLBACK_FPS, (float(reported) if reported > 0 else None)
+    return FILE_FALLBACK_FPS, float(reported)
+
+
+def unbelieved_rate(label: str, info: SourceInfo) -> str | None:
+    """The warning for a source whose reported frame rate was replaced, else None."""
+    if info.reported_fps is None:
+        return None
+    low, high = SANE_FPS
+    return (
+        f"{label} reports {info.reported_fps:g} fps, outside {low:g}-{high:g} fps — "
+        f"reading it at {info.fps:g} fps; re-encode it with its real rate (ffmpeg -r) if that is wrong"
+    )
+
+
+@dataclass
+class _Outage:
+    """A live source lost at `lost_at` and not yet delivering frames again."""
+
+    lost_at: float
+    attempt: int = 0  # reconnect attempts so far
 
 
 class CaptureThread(threading.Thread):
@@ -197,6 +237,7 @@ class CaptureThread(threading.Thread):
         self.error: str | None = None
         self.truncated = False  # the file ended early, after some good frames: those were all passed on
         self.reached_max_frames = False  # stopped by max_frames, not by the source's end
+        self._outage: _Outage | None = None  # lost, and no good frame since
 
     def run(self) -> None:
         try:
@@ -231,8 +272,12 @@ class CaptureThread(threading.Thread):
             fps=round(self.info.fps, 3),
             width=self.info.width,
             height=self.info.height,
+            **self._rate_detail(),
         )
         return True
+
+    def _rate_detail(self) -> dict[str, Any]:
+        return {} if self.info.reported_fps is None else {"reported_fps": self.info.reported_fps}
 
     def _read_loop(self) -> None:
         assert self.cap is not None  # opened by _open
@@ -262,6 +307,9 @@ class CaptureThread(threading.Thread):
                     return
                 next_due = time.monotonic()
                 continue
+            if self._outage is not None:
+                self._report("reconnected", gap_s=round(t_grab - self._outage.lost_at, 3), attempt=self._outage.attempt)
+                self._outage = None
             t_source = self.frames_read / self.info.fps if self.info.kind is SourceKind.FILE else None
             frame = FrameRecord(self.camera, self.frames_read, t_grab, image, t_source=t_source, decode_ms=decode_ms)
             self.frames_read += 1
@@ -300,29 +348,33 @@ class CaptureThread(threading.Thread):
 
         Always a new VideoCapture: after a drop, FFmpeg's read() fails forever even once
         the server is back. The first try is immediate (a restarted server is often back
-        already).
+        already). `reconnected` waits for the first good frame (in `_read_loop`): a server
+        just thawed from a freeze accepts a connection whose first reads still fail, and that
+        is the same outage, not a second one.
         """
         assert self.cap is not None
-        lost_at = time.monotonic()
-        self._report("lost", frames=self.frames_read, reason=reason)
         self.cap.release()
-        reopened = self._retry(0.0)
+        if self._outage is None:
+            self._outage = _Outage(time.monotonic())
+            self._report("lost", frames=self.frames_read, reason=reason)
+            delay = 0.0
+        else:  # the reopened connection gave no frame: keep trying, with the backoff's pause
+            delay = self.options.reconnect_delay_s
+        reopened = self._retry(delay, self._outage.attempt)
         if reopened is None:
             return False
-        self.cap, attempt = reopened
-        self._report("reconnected", gap_s=round(time.monotonic() - lost_at, 3), attempt=attempt)
+        self.cap, self._outage.attempt = reopened
         return True
 
-    def _retry(self, delay: float) -> tuple[cv2.VideoCapture, int] | None:
+    def _retry(self, delay: float, attempt: int = 0) -> tuple[cv2.VideoCapture, int] | None:
         """Open the source again and again, the first try after `delay`: the capture and the attempt that
-        worked, or None when giving up or stopping.
+        worked, or None when giving up or stopping. `attempt`: attempts already made in this outage.
 
         Later waits double from reconnect_delay_s up to reconnect_max_delay_s, kept to a few
         seconds so an outage costs little more than itself. Each attempt is a `retrying` status
         for the log, not an event: a camera down for an hour would otherwise be thousands of events.
         """
         limit = self.options.reconnect_attempts
-        attempt = 0
         while not self.stop.is_set() and (limit < 0 or attempt < limit):
             attempt += 1
             if delay and self.stop.wait(delay):

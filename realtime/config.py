@@ -62,10 +62,12 @@ class CaptureConfig:
     )
     policy: str = _opt(
         "auto",
-        "when the queue is full: auto picks lossless for files, drop_oldest for live",
+        "when the queue is full: auto picks drop_oldest for live sources and paced files, lossless for files",
         choices=("auto", "lossless", "drop_oldest"),
     )
-    pace: bool = _opt(False, "read files at their native frame rate, like a camera")
+    pace: bool = _opt(
+        False, "read files like a camera: at their native frame rate, dropping the oldest frames when behind"
+    )
     open_timeout_ms: int = _opt(5000, "give up opening a stream after this long", minimum=100)
     read_timeout_ms: int = _opt(5000, "a stream read that blocks longer than this counts as lost", minimum=100)
     reconnect_attempts: int = _opt(-1, "reconnects after a live stream is lost; -1 = forever, 0 = never", minimum=-1)

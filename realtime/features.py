@@ -214,6 +214,9 @@ def resample(
     if len(times) == 0:
         return out, out_visible
     tolerance = 0.5 / max(1e-6, _typical_rate(times))
+    # A grid point's visibility depends only on which samples saw the joint: most joints are seen on
+    # the same samples, so it is worked out once per distinct pattern (a third of the live cost).
+    visibility: dict[bytes, np.ndarray] = {}
     for j in range(keypoints.shape[1]):
         seen = visible[:, j]
         if not seen.any():
@@ -222,11 +225,14 @@ def resample(
         xy = keypoints[seen, j]
         out[:, j, 0] = np.interp(grid, t, xy[:, 0])
         out[:, j, 1] = np.interp(grid, t, xy[:, 1])
-        right = np.searchsorted(t, grid, side="left").clip(0, len(t) - 1)
-        left = (right - 1).clip(0, len(t) - 1)
-        near = np.minimum(np.abs(t[right] - grid), np.abs(t[left] - grid)) <= tolerance
-        bracketed = (t[left] <= grid) & (t[right] >= grid) & (t[right] - t[left] <= max_gap_s)
-        out_visible[:, j] = near | bracketed
+        pattern = seen.tobytes()
+        if pattern not in visibility:
+            right = np.searchsorted(t, grid, side="left").clip(0, len(t) - 1)
+            left = (right - 1).clip(0, len(t) - 1)
+            near = np.minimum(np.abs(t[right] - grid), np.abs(t[left] - grid)) <= tolerance
+            bracketed = (t[left] <= grid) & (t[right] >= grid) & (t[right] - t[left] <= max_gap_s)
+            visibility[pattern] = near | bracketed
+        out_visible[:, j] = visibility[pattern]
     return out, out_visible
 
 

@@ -31,6 +31,7 @@ from .capture import (
     classify_source,
     default_policy,
     open_source,
+    unbelieved_rate,
     unopened,
 )
 from .classifier import WEIGHTS_HINT, ActionClassifier
@@ -364,7 +365,7 @@ class Pipeline:
 
     def _policy(self, kind: SourceKind) -> BufferPolicy:
         name = self.config.capture.policy
-        return default_policy(kind) if name == "auto" else BufferPolicy(name)
+        return default_policy(kind, self.config.capture.pace) if name == "auto" else BufferPolicy(name)
 
     def _dropped(self, camera: str) -> int:
         # Before pose (the inbox) or before output (a slow display); the queue between is lossless.
@@ -504,6 +505,9 @@ class Pipeline:
 
     def _opened(self, name: str, info: SourceInfo) -> None:
         self.cameras[name].info = info
+        warning = unbelieved_rate(self.source_label or info.source, info)
+        if warning:
+            log.warning(warning)
         if self.video is not None:
             self.video.set_fps(name, info.fps)
 

@@ -34,7 +34,7 @@ import numpy as np
 from .config import CameraConfig
 from .pose import PoseBackend
 from .queues import BufferPolicy, CameraEnd, CameraInbox, EndOfStream, FrameQueue
-from .tracker import Tracker
+from .tracker import Tracker, load_supervision
 from .types import FrameRecord, Poses, Track
 
 # A grab time this little before a due time still counts (a fraction of the interval): camera
@@ -80,6 +80,7 @@ class Tracking:
     """Each camera's people followed across its posed frames; frames must come in order."""
 
     def __init__(self, max_age_s: float = 1.0) -> None:
+        load_supervision()  # now, not in the pose thread at the first posed frame
         self.max_age_s = max_age_s
         self._trackers: dict[str, Tracker] = {}
         self._last_tracks: dict[str, list[Track]] = {}

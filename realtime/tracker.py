@@ -19,15 +19,21 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 
 from .types import Poses, Track
 
-# ByteTrack counts a lost track's age in frames, but the pose rate varies (the source's fps,
-# skip, frames dropped live). So its buffer is sized for the fastest pose rate and expiry by
-# time is done here; a longer buffer only keeps a lost track inside ByteTrack for longer.
-MAX_POSE_RATE_HZ = 60.0
+# ByteTrack counts in frames (its buffer of lost tracks, its frame_rate), but the pose rate varies:
+# the source's fps, skip, pose_fps, frames dropped live. So the tracker measures the rate from the
+# update times and sets ByteTrack's buffer to the poses that fit in the max age at that rate;
+# expiry itself is by time, here.
+MAX_POSE_RATE_HZ = 60.0  # the rate assumed until two updates have measured it
+# At a low pose rate (a loaded machine: 3-5 poses/s) a second is only a few poses: a person missed
+# on a couple of them must not become someone new, so a track lives at least this many intervals.
+MIN_MISSED_POSES = 3
+RATE_SMOOTHING = 0.2  # weight of the newest interval in the running mean
 # A pose ByteTrack left out, or a person it just confirmed, goes to the previous frame's track it overlaps this much.
 MIN_HOLD_IOU = 0.3
 
@@ -41,17 +47,24 @@ MIN_HOLD_IOU = 0.3
 SURE = 1.0
 
 
+def load_supervision() -> Any:
+    """supervision, checked to have ByteTrack. Its import takes 0.5-1 s of CPU: a pipeline calls
+    this while it builds, so the first posed frame does not pay for it while the cameras run."""
+    import supervision as sv
+
+    if not hasattr(sv, "ByteTrack"):
+        raise ImportError(
+            f"supervision {sv.__version__} has no ByteTrack (removed in 0.31); "
+            "install the pinned supervision==0.30.9 from requirements.txt"
+        )
+    return sv
+
+
 class Tracker:
     """Assigns stable ids to the people in successive `Poses`, fed in frame order."""
 
     def __init__(self, max_age_s: float = 1.0) -> None:
-        import supervision as sv
-
-        if not hasattr(sv, "ByteTrack"):
-            raise ImportError(
-                f"supervision {sv.__version__} has no ByteTrack (removed in 0.31); "
-                "install the pinned supervision==0.30.9 from requirements.txt"
-            )
+        sv = load_supervision()
         self.max_age_s = max_age_s
         with warnings.catch_warnings():
             # supervision (0.28-0.30) marks its ByteTrack deprecated for the `trackers` package,
@@ -62,7 +75,8 @@ class Tracker:
                 frame_rate=30,  # ByteTrack scales the buffer by frame_rate / 30: keep it in frames
                 minimum_consecutive_frames=1,
             )
-        self._detections = sv.Detections
+        self._iou = sv.box_iou_batch
+        self._interval_s: float | None = None  # running mean of the time between updates
         self._ids: dict[int, int] = {}  # ByteTrack's id -> ours
         self._tracks: dict[int, Track] = {}
         self._last_seen: dict[int, float] = {}
@@ -72,32 +86,28 @@ class Tracker:
     def update(self, poses: Poses, t: float) -> tuple[list[Track], list[int]]:
         """Match poses at time t to tracks. Returns (tracks seen now, in pose order; ids that expired).
 
-        Every pose gets a track. ByteTrack confirms a new person only on their second frame and
-        reports a track only while its smoothed box overlaps the pose's by IoU 0.5, so on its
-        own it leaves people out: new ones for a frame, and fast-moving ones (arms flung out in
-        a jumping jack) now and then. A pose it left out goes to the track of the previous posed
-        frame that overlaps it most (IoU >= MIN_HOLD_IOU), else to a new track that ByteTrack's
-        own id adopts once it confirms the person.
+        Every pose gets a track. ByteTrack confirms a new person only on their second frame, and
+        a track whose smoothed box overlaps no pose by MIN_HOLD_IOU is not read back (`_match`),
+        so on its own it leaves people out: new ones for a frame, fast-moving ones now and then.
+        A pose it left out goes to the track of the previous posed frame that overlaps it most
+        (IoU >= MIN_HOLD_IOU), else to a new track that ByteTrack's own id adopts once it
+        confirms the person.
         """
-        expired = [i for i, seen in self._last_seen.items() if t - seen > self.max_age_s]
+        self._follow_rate(t)
+        max_age = self.max_age_s_now
+        expired = [i for i, seen in self._last_seen.items() if t - seen > max_age]
         for ours in expired:
             del self._last_seen[ours], self._tracks[ours]
         if expired:
             gone = set(expired)
             self._ids = {theirs: ours for theirs, ours in self._ids.items() if ours not in gone}
-        detections = self._detections(
-            xyxy=poses.boxes.astype(np.float32),
-            confidence=np.full(len(poses), SURE, np.float32),
-            data={"pose": np.arange(len(poses))},
-        )
-        tracked = self._byte.update_with_detections(detections)
-        # With no track in view supervision returns empty Detections without the data field.
-        their_ids = tracked.tracker_id if tracked.tracker_id is not None else np.zeros(0, int)
-        pose_index = np.asarray(tracked.data.get("pose", np.zeros(0, int)))
+        boxes = poses.boxes.astype(np.float32)
+        tensors = np.hstack([boxes.reshape(-1, 4), np.full((len(poses), 1), SURE, np.float32)])
+        their_ids, pose_index = self._match(self._byte.update_with_tensors(tensors), boxes)
         claimed = set(self._ids.values())
         previous = [track for tid, track in self._tracks.items() if self._last_seen.get(tid) == self._last_t]
         seen: dict[int, Track] = {}
-        for theirs, c in zip(their_ids.tolist(), pose_index.tolist(), strict=True):
+        for theirs, c in zip(their_ids, pose_index, strict=True):
             if theirs not in self._ids:
                 # New to ByteTrack: the person we gave a track last frame, or a new one.
                 unclaimed = [track for track in previous if track.track_id not in claimed]
@@ -115,6 +125,43 @@ class Tracker:
                 seen[c] = self._follow(held or self._new_track(poses, c), poses, c, t)
         self._last_t = t
         return [seen[c] for c in sorted(seen)], expired
+
+    @property
+    def max_age_s_now(self) -> float:
+        """How long an unseen track lives at the measured pose rate: max_age_s, or a few poses if longer."""
+        if self._interval_s is None:
+            return self.max_age_s
+        return max(self.max_age_s, MIN_MISSED_POSES * self._interval_s)
+
+    def _follow_rate(self, t: float) -> None:
+        """Measure the pose rate from the update times and size ByteTrack's lost-track buffer by it."""
+        if self._last_t is not None and 0 < t - self._last_t <= self.max_age_s_now:  # a longer gap is an outage
+            dt = t - self._last_t
+            previous = self._interval_s if self._interval_s is not None else dt
+            self._interval_s = (1 - RATE_SMOOTHING) * previous + RATE_SMOOTHING * dt
+            # Poses within the max age, plus one: ByteTrack keeps a lost track that long (our expiry is by time).
+            self._byte.max_time_lost = math.ceil(self.max_age_s_now / self._interval_s) + 1
+
+    def _match(self, tracks: list[Any], boxes: np.ndarray) -> tuple[list[int], list[int]]:
+        """Which pose each of ByteTrack's current tracks is: (their ids, pose indices).
+
+        ByteTrack matched them itself but does not say to which box; supervision's own read-back
+        needs IoU 0.5 between the smoothed and the raw box, which a jumping jack's arms flung out
+        between two poses at 3 poses/s miss (the person was then given a new id). Read back
+        greedily, best overlap first, down to MIN_HOLD_IOU.
+        """
+        if not tracks or not len(boxes):
+            return [], []
+        overlap = self._iou(boxes, np.array([track.tlbr for track in tracks], np.float32))
+        their_ids, pose_index = [], []
+        for c, k in zip(*np.unravel_index(np.argsort(-overlap, axis=None), overlap.shape), strict=True):
+            if overlap[c, k] < MIN_HOLD_IOU:
+                break
+            if c in pose_index or int(tracks[k].external_track_id) in their_ids:
+                continue
+            their_ids.append(int(tracks[k].external_track_id))
+            pose_index.append(int(c))
+        return their_ids, pose_index
 
     def _new_track(self, poses: Poses, c: int) -> Track:
         track = self._tracks[self._next_id] = Track(self._next_id, poses.keypoints[c], poses.scores[c], poses.boxes[c])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 import torch
 
@@ -184,3 +186,29 @@ def test_unwritable_output(tmp_path, weizmann_clip, random_weights):
     out = tmp_path / "out.xyz"
     proc = run_cli("--source", str(weizmann_clip), "--headless", "--weights", str(random_weights), "--output", str(out))
     assert_one_line_error(proc, "unsupported extension", ".mp4")
+
+
+@pytest.mark.parametrize("pace", [False, True], ids=["unpaced", "paced"])
+def test_absurd_frame_rate_in_the_header_is_a_warning_and_read_at_25_fps(tmp_path, weizmann_clip, pace):
+    """A header claiming 0.0102 fps (ffmpeg -r on the input rewrites only the timestamps): unpaced it cut
+    one person into a new track every frame, paced it waited 98 s between frames."""
+    damaged = tmp_path / "slow.avi"
+    made = subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-r", "0.0102", "-i", str(weizmann_clip), "-c:v", "copy", str(damaged)],
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    events = tmp_path / "events.jsonl"
+    args = ["--source", str(damaged), "--headless", "--events", str(events)]
+    try:
+        proc = run_cli(*args, *(["--pace"] if pace else []), timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("89 frames were not read in 120 s: the source was paced at its absurd rate")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "0.0102 fps" in line]
+    assert len(warnings) == 1 and "slow.avi" in warnings[0] and "at 25 fps" in warnings[0], proc.stderr
+    log = read_events(events)
+    opened = next(e for e in log if e.get("status") == "opened")
+    assert opened["fps"] == 25.0 and opened["reported_fps"] == pytest.approx(0.0102)
+    assert log[-1]["type"] == "summary" and 1 <= log[-1]["tracks"] <= 2, f"one person got {log[-1]['tracks']} track ids"

@@ -5,8 +5,12 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
+from conftest import REPO
 from realtime.capture import CaptureThread, SourceKind, classify_source, open_source
-from realtime.config import CaptureConfig
+from realtime.config import CaptureConfig, load_config
+from realtime.pipeline import Pipeline
 from realtime.queues import BufferPolicy, EndOfStream, FrameQueue
 from realtime.types import FrameRecord
 
@@ -117,3 +121,38 @@ def test_source_kinds():
     assert classify_source("rtsp://cam/stream") is SourceKind.STREAM
     assert classify_source("http://host:8080/video.mjpg") is SourceKind.STREAM
     assert classify_source("clips/a.avi") is SourceKind.FILE
+
+
+class SlowSink:
+    """A display that shows ~3 frames a second: the paced camera must not wait for it."""
+
+    needs_image = False
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+
+    def write(self, record: FrameRecord) -> None:
+        self.latencies.append(time.monotonic() - record.t_capture)
+        time.sleep(0.3)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_a_paced_file_drops_frames_like_a_camera_instead_of_falling_behind(weizmann_clip):
+    """`--pace` reads a file as a camera would send it: what cannot be shown in time is dropped
+    (drop-oldest), so what is shown stays recent, as for a live stream."""
+    config = load_config(REPO / "config.yaml", {"source": str(weizmann_clip), "output": {"headless": True}})
+    config.capture.pace = True
+    sink = SlowSink()
+    pipeline = Pipeline(config, sinks=[sink])
+    started = time.monotonic()
+    summary = pipeline.run()
+    elapsed = time.monotonic() - started
+    assert summary.error is None
+    assert summary.frames_in == 89 and summary.dropped > 0
+    assert summary.frames_out + summary.dropped == summary.frames_in
+    # Lossless, the 89 frames would take 89 x 0.3 s and the last one would wait ~20 s to be shown.
+    assert elapsed < 89 * 0.3 / 2, f"the run took {elapsed:.1f} s: the file was not read like a camera"
+    assert max(sink.latencies) < 3.0, f"a frame waited {max(sink.latencies):.1f} s to be shown"

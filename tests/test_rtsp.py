@@ -127,6 +127,11 @@ def stream_events(path: Path) -> list[dict]:
     return [e for e in read_events(path) if e["type"] == "stream"]
 
 
+def _monotonic(t: float) -> float:
+    """An event's wall-clock time on this process's monotonic clock."""
+    return t - time.time() + time.monotonic()
+
+
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "realtime", *args]
 
@@ -238,15 +243,26 @@ def test_rtsp_frozen_server_times_out_the_read_and_recovers(rtsp_server, tmp_pat
         "a hung server blocked the reader"
     )
     t_lost = time.monotonic()
-    time.sleep(1.0)
+    # Frozen for 10 s, as the probe did: reconnect attempts time out meanwhile, and the first one
+    # after the thaw opens a connection whose first reads still fail.
+    time.sleep(max(0.0, t_freeze + 10.0 - time.monotonic()))
     rtsp_server.thaw()
-    assert wait_for(lambda: recorder.rows[-1].t_capture > t_lost + 1.0, 30), "frames did not come back"
+    t_thaw = time.monotonic()
+    assert wait_for(lambda: recorder.rows[-1].t_capture > t_thaw + 1.0, 30), "frames did not come back"
     run.stop()
     events = stream_events(events_path)
     lost = next(e for e in events if e["status"] == "lost")
     assert lost["reason"] == "read timed out"
     assert t_lost - t_freeze < 1.5 + 1.0  # one read timeout, plus polling
-    assert any(e["status"] == "reconnected" for e in events)
+    # `reconnected` means frames flow again: it comes after the first good frame of the new connection, so
+    # never while the server is frozen, and every `lost` after one counts more frames read than the one before
+    # (a connection that gave no frame is the same outage, not a second one).
+    outage = [e for e in events if e["status"] in ("lost", "reconnected")]
+    assert [e["status"] for e in outage[:2]] == ["lost", "reconnected"]
+    assert all(_monotonic(e["time"]) > t_thaw - 0.05 for e in outage if e["status"] == "reconnected")
+    frames_at_loss = [e["frames"] for e in outage if e["status"] == "lost"]
+    assert frames_at_loss == sorted(set(frames_at_loss)), f"a reconnect gave no frame: {outage}"
+    assert outage[1]["gap_s"] >= 10.0 - (t_lost - t_freeze) - 0.5
 
 
 @pytest.mark.rtsp

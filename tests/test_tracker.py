@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from clips import crossing_clip, read_all, tile_clips
+from realtime.bench.tracking import TrackingClip, people_of, pose_every_frame, track_at
+from realtime.config import Config
 from realtime.pose.movenet_backend import MoveNetPose
 from realtime.tracker import Tracker, box_iou
 from realtime.types import Poses
@@ -117,3 +119,16 @@ def test_a_person_whose_box_changes_fast_is_never_dropped(movenet, weizmann_clip
     found = [(poses, tracker.update(poses, i / 25)[0]) for i, poses in enumerate(pose_clip(movenet, weizmann_clip))]
     assert all(len(tracks) == len(poses) for poses, tracks in found)
     assert {track.track_id for _, tracks in found for track in tracks} == {1}
+
+
+def test_three_people_keep_one_id_each_at_3_poses_a_second(movenet, exercise_clip):
+    """exercise.avi (three people side by side) posed at 3 Hz as `pose_fps: 3` picks frames: at that rate a
+    jumping jack's box changes far between poses, and the outer woman was cut into a second id."""
+    clip = TrackingClip("exercise", exercise_clip, people=3)
+    fps, poses = pose_every_frame(clip, Config())
+    fed, seen = track_at(fps, poses, 3.0)
+    assert fed >= 100
+    owner = people_of(np.array([x for x, _ in seen]), clip.people)
+    ids = [{track_id for (_, track_id), k in zip(seen, owner, strict=True) if k == person} for person in range(3)]
+    assert [len(person) for person in ids] == [1, 1, 1], ids
+    assert len(set.union(*ids)) == 3

@@ -207,6 +207,19 @@ def test_non_video_upload_is_refused_with_a_message(client, app, tmp_path):
     assert job_dirs(app) == []  # nothing of the refused upload is left
 
 
+def test_a_still_image_named_like_a_video_is_refused(client, app, tmp_path, weizmann_clip):
+    (frame,) = read_frames(weizmann_clip, limit=1)
+    still = tmp_path / "frame.png"
+    assert cv2.imwrite(str(still), frame)
+    renamed = tmp_path / "holiday.mp4"
+    renamed.write_bytes(still.read_bytes())
+    reply = upload(client, renamed)
+    assert reply.status_code == 422
+    error = reply.get_json()["error"]
+    assert "still image" in error and "not a video" in error
+    assert job_dirs(app) == []
+
+
 def test_truncated_video_is_refused(client, app, tmp_path, weizmann_clip):
     cut = tmp_path / "cut.avi"
     cut.write_bytes(weizmann_clip.read_bytes()[:3000])  # the header survives, the frames do not

@@ -35,7 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeline", help="draw every camera's people and their actions to this .png at the end")
     p.add_argument("--max-frames", type=int, help="stop each camera after this many frames")
-    p.add_argument("--pace", action="store_true", default=None, help="read files at their native frame rate")
+    p.add_argument(
+        "--pace",
+        action="store_true",
+        default=None,
+        help="read files like cameras: at their native frame rate, dropping the oldest frames when behind",
+    )
     p.add_argument("--mqtt", metavar="URL", help="also publish events from every actor: mqtt://host:port")
     return p
 

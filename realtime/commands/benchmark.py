@@ -6,6 +6,7 @@
     python -m realtime benchmark web-job             # an upload through the web app, per result codec
     python -m realtime benchmark detectron2          # Detectron2 s/frame per input size (in .venv-d2)
     python -m realtime benchmark reps                # the repetition counter on clips counted by eye
+    python -m realtime benchmark tracking            # track ids per person at 3, 5 and 10 poses/s
 
 Progress and each measurement go to the log (stderr); stdout gets one line per target (met or
 MISSED); `--json FILE` gets every number, and `--report DIR` a Markdown table and a PNG
@@ -26,7 +27,7 @@ from typing import Any
 
 from ..errors import ConfigError, SourceError
 
-MODES = ("throughput", "cameras", "soak", "web-job", "detectron2", "reps")
+MODES = ("throughput", "cameras", "soak", "web-job", "detectron2", "reps", "tracking")
 
 
 def _csv(kind: type) -> Callable[[str], tuple]:
@@ -102,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1 = one core)")
     d.add_argument("--pose-weights", help="Detectron2 weights (default: random init, same cost)")
     sub.add_parser("reps", parents=[common], help="repetition counts on real clips against counts taken by eye")
+    k = sub.add_parser(
+        "tracking", parents=[common, one_backend], help="track ids per person on real clips at low pose rates"
+    )
+    k.add_argument("--rates", type=_csv(float), default=(3.0, 5.0, 10.0), help="pose rates in Hz (default 3,5,10)")
     return p
 
 
@@ -138,6 +143,8 @@ def main(argv: list[str]) -> int:
         from ..bench.reps import markdown as reps_markdown
 
         print(reps_markdown(result))
+    if args.mode == "tracking":
+        print(result["table"])
     for target in result.get("targets", []):
         print(
             f"target {target['measure']}: {target['measured']} ({target['op']} {target['target']}) "
@@ -245,6 +252,12 @@ def _measure(args: argparse.Namespace) -> dict:
         if not video.is_file():
             raise SourceError(f"video {video} not found — pass an existing file to --video")
         return web_job.measure(base, video, max_frames=30 if args.quick else None)
+    if args.mode == "tracking":
+        from ..bench import tracking
+
+        if not args.rates or min(args.rates) <= 0:
+            raise ConfigError("--rates must be pose rates above 0 Hz, e.g. --rates 3,5,10")
+        return tracking.run(base, datasets, tuple(args.rates))
     from ..bench import detectron2
 
     sources = [datasets / s for s in detectron2.SOURCES]

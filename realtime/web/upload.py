@@ -63,6 +63,12 @@ def probe_video(path: Path) -> VideoProbe:
             raise UploadRejected(
                 "the video opened but no frame could be decoded — the file is corrupt or truncated", 422
             )
+        # FFmpeg opens a PNG or JPEG as a one-frame stream; a one-frame video file is still a video.
+        if cv2.haveImageReader(str(path)) and not cap.grab():
+            raise UploadRejected(
+                "the upload is a single still image, not a video — upload a video file such as .mp4, .avi or .webm",
+                422,
+            )
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         fps = cap.get(cv2.CAP_PROP_FPS)
         return VideoProbe(
