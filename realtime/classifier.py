@@ -492,7 +492,7 @@ def gate_whole_body(
         return probs
     out = probs.copy()
     out[hidden, labels.index(OTHER)] += out[hidden][:, gated].sum(axis=1)
-    out[np.ix_(hidden, gated)] = 0.0
+    out[np.ix_(np.flatnonzero(hidden), np.array(gated))] = 0.0
     return out
 
 

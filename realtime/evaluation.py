@@ -312,8 +312,12 @@ def at_threshold(held: HeldOut, threshold: float) -> HeldOut:
 def by_data_set(held: HeldOut, labels: tuple[str, ...]) -> dict:
     """Brief scores of all held-out windows (`all`) and of each data set's."""
     sources = sorted({s.source for s in held.sequences})
+
+    def of_source(src: str) -> Callable[[PoseSequence], bool]:
+        return lambda s: s.source == src
+
     return {"all": brief(score(held, labels))} | {
-        src: brief(score(held.restrict(lambda s, src=src: s.source == src), labels)) for src in sources
+        src: brief(score(held.restrict(of_source(src)), labels)) for src in sources
     }
 
 
