@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from . import native
-from .errors import RealtimeError
+from .errors import ConfigError, RealtimeError
 
 if TYPE_CHECKING:
     from .pipeline import RunSummary
@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME",
         help="with --serve: a host name browsers may use besides loopback ones (repeatable)",
+    )
+    p.add_argument(
+        "--models",
+        metavar="DIR",
+        help="classify with the active model of this folder (a `serve --work-dir`, see docs/teach.md) and "
+        "switch to whichever is activated there, live (instead of --weights)",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log more (debug)")
     return p
@@ -181,7 +187,16 @@ def _run_pipeline(args: argparse.Namespace, stop: StopRequest) -> RunSummary:
     from .config import cameras_of, load_config
     from .pipeline import Pipeline
 
-    config = load_config(args.config, overrides_from(args))
+    overrides = overrides_from(args)
+    registry = None
+    if args.models:
+        from .model_follower import active_checkpoint, open_registry
+
+        if args.weights:
+            raise ConfigError("--models and --weights both choose the classifier — give one of them")
+        registry = open_registry(args.models)
+        overrides.setdefault("classifier", {})["weights"] = str(active_checkpoint(registry)[1])
+    config = load_config(args.config, overrides)
     sinks = []
     if args.serve:
         from .web.live import LiveViewServer
@@ -191,7 +206,14 @@ def _run_pipeline(args: argparse.Namespace, stop: StopRequest) -> RunSummary:
                 args.serve, args.allowed_host, cameras=[camera.name for camera in cameras_of(config)]
             )
         )
-    return Pipeline(config, sinks=sinks, stop=stop).run()
+    pipeline = Pipeline(config, sinks=sinks, stop=stop)
+    if registry is not None:
+        from .model_follower import ModelFollower
+
+        follower = ModelFollower(registry, pipeline.classification.switch, pipeline.stop)
+        follower.poll()  # the active model's name is on the first events too
+        follower.start()
+    return pipeline.run()
 
 
 if __name__ == "__main__":

@@ -176,6 +176,7 @@ class EventSink:
     def __init__(self, writers: list[EventWriter]) -> None:
         self.writers = writers
         self._shown: dict[tuple[str, int], str] = {}
+        self._model: dict[tuple[str, int], str | None] = {}  # the model behind each shown label
         self._t0_media: dict[str, float] = {}
         self._retired_until: dict[str, float] = {}  # camera -> grab time of the loss that retired its people
 
@@ -196,6 +197,7 @@ class EventSink:
 
     def _left(self, camera: str, track_id: int, t: float, frame: int) -> None:
         label = self._shown.pop((camera, track_id), None)
+        self._model.pop((camera, track_id), None)
         if label is not None:
             self.emit(
                 camera,
@@ -213,9 +215,12 @@ class EventSink:
         for track in record.tracks:
             if track.prediction is None:
                 continue
-            label = track.prediction.label
-            if self._shown.get((camera, track.track_id)) != label:
-                self._shown[(camera, track.track_id)] = label
+            label, model = track.prediction.label, track.prediction.model
+            key = (camera, track.track_id)
+            # A model switched live announces everyone again, so their events name the new model.
+            if self._shown.get(key) != label or self._model.get(key) != model:
+                self._shown[key] = label
+                self._model[key] = model
                 self.emit(
                     camera,
                     {
@@ -225,11 +230,13 @@ class EventSink:
                         "track": track.track_id,
                         "label": label,
                         "score": round(track.prediction.score, 4),
+                        **({"model": track.prediction.model} if track.prediction.model else {}),
                     },
                 )
         if len(self._shown) > MAX_LABELLED_PEOPLE:  # a crowd whose expiries were missed: keep those in view
             present = {(camera, track.track_id) for track in record.tracks}
             self._shown = {key: label for key, label in self._shown.items() if key[0] != camera or key in present}
+            self._model = {key: model for key, model in self._model.items() if key in self._shown}
 
     def close(self) -> None:
         for writer in self.writers:

@@ -283,6 +283,7 @@ def _labels(record: FrameRecord, fps: float) -> dict:
             "track": t.track_id,
             "label": t.prediction.label if t.prediction else None,
             "score": round(t.prediction.score, 3) if t.prediction else None,
+            "model": t.prediction.model if t.prediction else None,
         }
         for t in record.tracks
     ]
