@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from flask import Flask, Response, abort, jsonify, render_template, request, send_file
+from flask import Flask, Response, abort, jsonify, make_response, render_template, request, send_file
 from flask.typing import ResponseReturnValue
 
 from ..datasets.labels import CLASS_NAME
@@ -33,6 +33,7 @@ from ..model_registry import MODELS_FOLDER, ModelRegistry, UnknownModel
 from ..teach.runner import TeachRunner, TrainingBusy
 from ..teach.store import ClipRecord
 from ..teach.trainer import FIGURE_NAME, TeachRequest
+from .security import CONTENT_SECURITY_POLICY
 from .upload import UploadRejected, display_name, probe_video, safe_suffix
 
 SSE_KEEPALIVE_S = 15.0
@@ -80,7 +81,14 @@ def add_teach_routes(app: Flask, teacher: TeachRunner, registry: ModelRegistry) 
 
     @app.get("/teach")
     def teach_page() -> ResponseReturnValue:
-        return render_template("teach.html", max_upload_mb=app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024))
+        page = make_response(
+            render_template("teach.html", max_upload_mb=app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024))
+        )
+        # The page previews a chosen or recorded clip before it is uploaded: blob: URLs its own script made.
+        page.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
+            "media-src 'self'", "media-src 'self' blob: mediastream:"
+        )
+        return page
 
     @app.get("/api/teach/clips")
     def list_clips() -> ResponseReturnValue:
