@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="classify with the active model of this folder (a `serve --work-dir`, see docs/teach.md) and "
         "switch to whichever is activated there, live (instead of --weights)",
     )
+    p.add_argument(
+        "--teach-url",
+        metavar="URL",
+        help="with --serve: the live page links to this Teach page (the `serve` whose --work-dir is --models)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log more (debug)")
     return p
 
@@ -203,7 +208,10 @@ def _run_pipeline(args: argparse.Namespace, stop: StopRequest) -> RunSummary:
 
         sinks.append(
             LiveViewServer.from_address(
-                args.serve, args.allowed_host, cameras=[camera.name for camera in cameras_of(config)]
+                args.serve,
+                args.allowed_host,
+                cameras=[camera.name for camera in cameras_of(config)],
+                teach_url=teach_url(args.teach_url),
             )
         )
     pipeline = Pipeline(config, sinks=sinks, stop=stop)
@@ -214,6 +222,18 @@ def _run_pipeline(args: argparse.Namespace, stop: StopRequest) -> RunSummary:
         follower.poll()  # the active model's name is on the first events too
         follower.start()
     return pipeline.run()
+
+
+def teach_url(value: str | None) -> str | None:
+    """The Teach page's URL as given, checked: the live page links to it."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"--teach-url {value!r} is not an http(s) URL — e.g. http://127.0.0.1:8000/teach")
+    return value
 
 
 if __name__ == "__main__":

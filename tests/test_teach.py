@@ -282,3 +282,87 @@ def test_the_classify_stage_takes_a_new_model_between_frames_and_rebuilds_window
     # The person's pose history is kept: the new model labels them on the very next posed frame.
     assert after is not None and after.model == "random" and set(after.probabilities) == set(other.labels)
     assert stage.switches == 1
+
+
+def test_the_live_page_links_to_the_teach_page():
+    from realtime.web.live import LiveViewServer
+
+    live = LiveViewServer(port=0, teach_url="http://127.0.0.1:8000/teach")
+    try:
+        status, page = api(live.url.rstrip("/"), "/")
+        assert status == 200 and b'id="teach-link" href="http://127.0.0.1:8000/teach"' in page
+    finally:
+        live.close()
+
+
+def test_a_teach_url_that_is_no_url_is_one_line(tmp_path):
+    from conftest import run_cli
+
+    result = run_cli("--source", "0", "--serve", "127.0.0.1:0", "--teach-url", "javascript:alert(1)")
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert "--teach-url 'javascript:alert(1)' is not an http(s) URL" in result.stderr
+
+
+def test_the_registry_activates_any_version_rolls_back_and_outlives_the_process(tmp_path, random_weights):
+    from realtime.config import DEFAULT_WEIGHTS
+
+    registry = ModelRegistry(tmp_path / "work")
+    base = registry.ensure_base(DEFAULT_WEIGHTS, ("BOXING", "OTHER"))
+    assert registry.ensure_base(DEFAULT_WEIGHTS, ("BOXING", "OTHER")) == base  # once only
+    inside = tmp_path / "work" / "models" / "2" / "model.pt"
+    inside.parent.mkdir(parents=True)
+    inside.write_bytes(random_weights.read_bytes())
+    second = registry.add("SQUAT-v2", ("SQUAT", "OTHER"), inside, {"false_action": 0.01}, ("clip-a",))
+    third = registry.add("SQUAT-v3", ("SQUAT", "OTHER"), inside, {})
+    assert second.checkpoint == "models/2/model.pt"  # relative: the folder may move
+    assert [m.id for m in registry.models() if m.active] == [base.id]
+    registry.activate(third.id)
+    registry.activate(second.id)
+    assert registry.rollback().id == third.id  # the one active before
+    assert registry.rollback().id == second.id
+    registry.close()
+    moved = tmp_path / "moved"
+    (tmp_path / "work").rename(moved)
+    again = ModelRegistry(moved)
+    assert again.active().id == second.id and again.get(second.id).clips == ("clip-a",)
+    assert again.checkpoint_path(again.active()) == moved / "models" / "2" / "model.pt"
+    assert again.checkpoint_path(again.get(base.id)) == DEFAULT_WEIGHTS.resolve()
+
+
+def test_clip_uploads_are_checked_like_the_upload_apps(tmp_path, weizmann_clip):
+    app = create_app(WebSettings(jobs=JobSettings(work_dir=str(tmp_path))))
+    client = app.test_client()
+    try:
+        good = {"action": "raise_hand", "subject": "ann"}
+        cases = [
+            (weizmann_clip, {**good, "action": "raise hand!"}, 422, "action 'RAISE HAND!'"),
+            (weizmann_clip, {**good, "start_s": "1.0", "end_s": "1.5"}, 422, "at least 1.3 s"),
+            (weizmann_clip, {**good, "start_s": "abc"}, 422, "give start_s and end_s in seconds"),
+        ]
+        not_video = tmp_path / "notes.mp4"
+        not_video.write_text("not a video")
+        cases.append((not_video, good, 422, "not a video this server can decode"))
+        for path, fields, status, message in cases:
+            reply = post_clip(client, path, **fields)
+            assert reply.status_code == status and message in reply.get_json()["error"], reply.get_json()
+        assert client.get("/api/teach/clips").get_json()["clips"] == []
+        assert sorted(p.name for p in (tmp_path / "taught").iterdir()) == []  # refused uploads leave nothing
+        reply = post_clip(client, weizmann_clip, **good)
+        assert reply.status_code == 201 and reply.get_json()["action"] == "RAISE_HAND"
+        foreign = client.post("/api/teach/train", json={}, headers={"Origin": "http://evil.example"})
+        assert foreign.status_code == 403
+        assert client.post("/api/teach/train", json={"epochs": 0}).status_code == 400
+        assert client.post("/api/models/99/activate").status_code == 404
+        assert client.post("/api/models/rollback").status_code == 409  # only the shipped model so far
+        assert client.delete(f"/api/teach/clips/{reply.get_json()['id']}").status_code == 204
+        assert sorted(p.name for p in (tmp_path / "taught").iterdir()) == []
+    finally:
+        close_app(app)
+
+
+def test_models_folder_without_a_registry_is_one_line(tmp_path, weizmann_clip):
+    from conftest import run_cli
+
+    result = run_cli("--source", str(weizmann_clip), "--headless", "--models", str(tmp_path))
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert f"--models {tmp_path}: no models.sqlite3 there" in result.stderr

@@ -138,8 +138,11 @@ class LiveViewServer:
         jpeg_quality: int = JPEG_QUALITY,
         allowed_hosts: Iterable[str] = (),
         cameras: Iterable[str] = (),
+        teach_url: str | None = None,
     ) -> None:
-        """`allowed_hosts`: host names to answer besides the loopback ones and `host` (see security.py)."""
+        """`allowed_hosts`: host names to answer besides the loopback ones and `host` (see security.py);
+        `teach_url`: the Teach page the live page links to (a `serve` of the --models folder)."""
+        self.teach_url = teach_url
         names = allowed_host_names(host, allowed_hosts)
         sock = bind(host, port, fix="choose another --serve HOST:PORT")  # before any thread: it may fail
         self.jpeg_quality = jpeg_quality
@@ -161,9 +164,9 @@ class LiveViewServer:
 
     @classmethod
     def from_address(
-        cls, address: str, allowed_hosts: Iterable[str] = (), cameras: Iterable[str] = ()
+        cls, address: str, allowed_hosts: Iterable[str] = (), cameras: Iterable[str] = (), teach_url: str | None = None
     ) -> LiveViewServer:
-        server = cls(*parse_address(address), allowed_hosts=allowed_hosts, cameras=cameras)
+        server = cls(*parse_address(address), allowed_hosts=allowed_hosts, cameras=cameras, teach_url=teach_url)
         log.info("live view on %s", server.url)
         return server
 
@@ -317,7 +320,9 @@ def create_live_app(live: LiveViewServer, allowed_hosts: frozenset[str]) -> Flas
 
     @app.get("/")
     def page() -> ResponseReturnValue:
-        return render_template("live.html", cameras=live.cameras, live_streams=LIVE_STREAMS_PER_PAGE)
+        return render_template(
+            "live.html", cameras=live.cameras, live_streams=LIVE_STREAMS_PER_PAGE, teach_url=live.teach_url
+        )
 
     @app.get("/stream.mjpg")
     def stream() -> ResponseReturnValue:
