@@ -366,3 +366,14 @@ def test_models_folder_without_a_registry_is_one_line(tmp_path, weizmann_clip):
     result = run_cli("--source", str(weizmann_clip), "--headless", "--models", str(tmp_path))
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert f"--models {tmp_path}: no models.sqlite3 there" in result.stderr
+
+
+def test_shipped_recordings_of_a_taught_action_are_not_taught_as_other(datasets):
+    from realtime.datasets import load
+    from realtime.teach.trainer import without_taught_actions
+
+    run = load("openpose", datasets / "openpose_chenge" / "skeleton_raw.csv")
+    kept, left_out = without_taught_actions(run, {"SQUAT"})
+    assert left_out and all(":squat:" in name for name in left_out)
+    assert len(kept) + len(left_out) == len(run) and not any(s.meta["action"] == "squat" for s in kept)
+    assert without_taught_actions(run, {"RAISE_HAND"}) == (run, [])

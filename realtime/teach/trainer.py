@@ -131,6 +131,22 @@ def taught_sequences(
     return cut
 
 
+def without_taught_actions(shipped: list[PoseSequence], actions: set[str]) -> tuple[list[PoseSequence], list[str]]:
+    """The shipped data less its OTHER recordings of a taught action, and the names of those left out.
+
+    The shipped OTHER holds squats and lunges (wild_dev, the OpenPose run): kept, they would
+    teach that a squat is OTHER. A recording whose action or file name names a taught action
+    (SQUAT: `indstudy_squats_side.mp4`, the OpenPose run's `squat`) is left out.
+    """
+    names = [a.lower() for a in actions]
+
+    def names_one(seq: PoseSequence) -> bool:
+        said = f"{seq.meta.get('action', '')} {Path(seq.clip).name}".lower()
+        return seq.label == OTHER and any(name in said for name in names)
+
+    return [s for s in shipped if not names_one(s)], sorted(f"{s.source}:{s.clip}" for s in shipped if names_one(s))
+
+
 def people_warnings(clips: list[ClipRecord], held_out: list[PoseSequence], min_people: int) -> list[str]:
     """One line per new class whose figure says little: too few people recorded it to hold one out."""
     notes = []
@@ -259,6 +275,7 @@ def train_taught(
     if request.mode == "only_new":
         shipped = [s for s in shipped if s.label == OTHER]
     shipped = [s for s in shipped if s.label in labels]
+    shipped, left_out = without_taught_actions(shipped, {c.action for c in clips if c.action != OTHER})
     sequences = taught + shipped
     # `train`'s own flags, parsed from their defaults: one place for every training setting.
     flags = argparse.ArgumentParser(add_help=False)
@@ -294,6 +311,7 @@ def train_taught(
         "seconds": round(time.perf_counter() - start, 1),
         "epochs": result.best_epoch,
         "mode": request.mode,
+        "left_out": left_out,
     }
     info = {
         "command": "teach",
