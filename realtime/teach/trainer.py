@@ -218,7 +218,7 @@ def save_figure(scores: dict[str, Any], warnings: list[str], path: Path, title: 
     ax.set_ylabel("share of held-out windows")
     people = len(scores["people"])
     ax.set_title(
-        f"{title}: {people} held-out people" + (" (too few to say, see warnings)" if warnings else ""), fontsize=9
+        f"{title}: {people} held-out people" + ("\n(too few to say: see the warnings)" if warnings else ""), fontsize=9
     )
     if not names:
         ax.text(0.5, 0.5, "no held-out people", ha="center", va="center", transform=ax.transAxes)
@@ -285,7 +285,18 @@ def train_taught(
     )
     config = replace(train_config_from(args), labels=labels, progress=False)
     train, val = split_by_subject(sequences, 0.2, request.seed)
-    warnings = split_warnings(train, val, threshold_given=False)
+    # `train`'s notes, less their advice on its --threshold flag: without held-out people the
+    # active model's threshold is kept (below), which the page says instead.
+    warnings = [
+        w.split("; pass --threshold")[0]
+        for w in split_warnings(train, val, threshold_given=False)
+        if not w.startswith("no validation subjects")
+    ]
+    if not val:
+        warnings.append(
+            f"no held-out people (a data set needs {MIN_SUBJECTS_TO_VALIDATE} people to lend some): the rejection "
+            "threshold is the active model's, and there is no figure"
+        )
     warnings += people_warnings(clips, val, MIN_SUBJECTS_TO_VALIDATE)
     if stop():
         raise TrainingStopped
