@@ -77,11 +77,12 @@ class TeachRunner:
     # --- trainings ---
 
     def start(self, request: TeachRequest) -> TrainingRecord:
-        if self.store.trainings("queued", "running"):
-            raise TrainingBusy("a training is already running — wait for it to end")
-        if not self.store.clips():
-            raise TrainingBusy("no taught clips yet — add clips of the new action first")
-        training = self.store.add_training(uuid.uuid4().hex, time.time(), request.to_json())
+        with self._lock:  # two clicks at once must not start two runs
+            if self.store.trainings("queued", "running"):
+                raise TrainingBusy("a training is already running — wait for it to end")
+            if not self.store.clips():
+                raise TrainingBusy("no taught clips yet — add clips of the new action first")
+            training = self.store.add_training(uuid.uuid4().hex, time.time(), request.to_json())
         self._pending.put(training.id)
         return training
 
