@@ -10,6 +10,7 @@ labelled OTHER, which would teach against the new classes).
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import tempfile
 import time
@@ -66,7 +67,7 @@ def measure(datasets: Path, data: tuple[str, ...], epochs: int, subset: int, qui
                     )
                 if reply.status_code != 201:
                     raise RealtimeError(f"clip {path.name} refused: {reply.get_json()}")
-            t0 = time.monotonic()
+            t0, cpu0 = time.monotonic(), time.process_time()
             training_id = client.post("/api/teach/train", json={"epochs": epochs, "subset": subset}).get_json()["id"]
             phases: dict[str, float] = {}
             while True:
@@ -79,6 +80,8 @@ def measure(datasets: Path, data: tuple[str, ...], epochs: int, subset: int, qui
                     raise RealtimeError(f"training did not end within {TIMEOUT_S:g} s")
                 time.sleep(0.2)
             total = time.monotonic() - t0
+            # Core-seconds this process used: on a shared machine the wall time says more about the others.
+            cpu = time.process_time() - cpu0
         finally:
             close_app(app)
     if state["status"] != "done":
@@ -98,6 +101,8 @@ def measure(datasets: Path, data: tuple[str, ...], epochs: int, subset: int, qui
         "posing_s": round(posing, 1),
         "training_s": round(training, 1),
         "total_s": round(total, 1),
+        "cpu_s": round(cpu, 1),
+        "load_average": [round(v, 1) for v in os.getloadavg()],
         "phases_s": {k: round(v, 1) for k, v in phases.items()},
         "held_out": {
             "per_class": metrics["per_class"],
