@@ -128,7 +128,7 @@ def test_teach_squat_activate_it_and_roll_back(tmp_path, datasets, held_out, wei
         assert done["status"] == "done", done
         metrics = done["metrics"]
         # Two squatters: none can be held out, and the page must say so rather than show a figure that lies.
-        assert any(w.startswith("SQUAT: 2 people") for w in metrics["warnings"])
+        assert any(w.startswith("SQUAT: no held-out person has it (2 recorded it") for w in metrics["warnings"])
         assert metrics["per_class"] and metrics["false_action"] is not None
 
         models = client.get("/api/models").get_json()["models"]
@@ -377,3 +377,22 @@ def test_shipped_recordings_of_a_taught_action_are_not_taught_as_other(datasets)
     assert left_out and all(":squat:" in name for name in left_out)
     assert len(kept) + len(left_out) == len(run) and not any(s.meta["action"] == "squat" for s in kept)
     assert without_taught_actions(run, {"RAISE_HAND"}) == (run, [])
+
+
+def test_the_page_warns_when_too_few_people_recorded_an_action_to_judge_it():
+    from realtime.features import PoseSequence
+    from realtime.teach.store import ClipRecord
+    from realtime.teach.trainer import people_warnings
+
+    def clip(action: str, subject: str) -> ClipRecord:
+        return ClipRecord(id=f"{action}-{subject}", action=action, subject=subject, path="x.mp4", created_at=0.0)
+
+    def held(action: str, subject: str) -> PoseSequence:
+        return PoseSequence(np.zeros((1, 17, 2)), np.zeros((1, 17)), np.zeros(1), label=action, subject=subject)
+
+    clips = [clip("SQUAT", "ann"), clip("SQUAT", "bob"), clip("LUNGE", "cy"), clip("LUNGE", "dee"),
+             clip("LUNGE", "eve"), clip("WAVE", "fay"), clip("WAVE", "gus"), clip("WAVE", "hal")]  # fmt: skip
+    notes = people_warnings(clips, [held("SQUAT", "ann"), held("WAVE", "fay")], 3)
+    assert notes[0].startswith("LUNGE: no held-out person has it (3 recorded it: cy, dee, eve)")
+    assert notes[1].startswith("SQUAT: 2 people recorded it and ann is held out, so it was learnt from 1 and judged")
+    assert len(notes) == 2  # WAVE: three people, one held out: its figure stands

@@ -148,18 +148,22 @@ def without_taught_actions(shipped: list[PoseSequence], actions: set[str]) -> tu
 
 
 def people_warnings(clips: list[ClipRecord], held_out: list[PoseSequence], min_people: int) -> list[str]:
-    """One line per new class whose figure says little: too few people recorded it to hold one out."""
+    """One line per new class whose figure says little: too few people recorded it, or none is held out."""
     notes = []
     for action in sorted({c.action for c in clips if c.action != OTHER}):
         people = sorted({c.subject for c in clips if c.action == action})
         held = sorted({s.subject for s in held_out if s.label == action})
-        if len(people) < min_people:
+        if not held:
             notes.append(
-                f"{action}: {len(people)} people recorded it ({', '.join(people)}); with fewer than {min_people} "
-                f"none is held out, so the figure cannot say how it does on new people — record more people"
+                f"{action}: no held-out person has it ({len(people)} recorded it: {', '.join(people)}), so the "
+                f"figure cannot say how it does on new people — record at least {min_people} people"
             )
-        elif not held:
-            notes.append(f"{action}: no held-out person has it, so its figure is missing — record more people")
+        elif len(people) < min_people:
+            notes.append(
+                f"{action}: {len(people)} people recorded it and {', '.join(held)} is held out, so it was learnt "
+                f"from {len(people) - len(held)} and judged on {len(held)}: too few to say — record at least "
+                f"{min_people} people"
+            )
     return notes
 
 
