@@ -51,9 +51,10 @@ def test_teach_page_adds_clips_trains_with_progress_shows_the_figure_and_activat
         browser.get(server.url + "/")
         browser.find_element(By.ID, "teach-link").click()
         wait_for(browser, "return document.querySelectorAll('#models tbody tr').length", 10, "the models list")
-        for clip, subject in zip(clips, ("woman", "man"), strict=True):
+        for count, (clip, subject) in enumerate(zip(clips, ("woman", "man"), strict=True), start=1):
             add_clip(browser, clip, "squat", subject, (0.5, 6.0))
-        wait_for(browser, "return document.querySelectorAll('#clips tbody tr').length == 2", 30, "two clips listed")
+            wait_for(browser, f"return document.querySelectorAll('#clips tbody tr').length == {count}", 60,
+                     f"clip {count} listed")  # fmt: skip
         rows = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#clips tbody tr")]
         assert all(row.startswith("SQUAT") and "0.5\u20136" in row for row in rows), rows
 
