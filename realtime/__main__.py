@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="publish events to an MQTT broker: mqtt://[user:pass@]host[:port] (mqtts:// for TLS; config: mqtt)",
     )
+    p.add_argument(
+        "--media",
+        metavar="DIR",
+        help="keep a snapshot and a clip of every action episode in DIR, indexed (config: media.dir; docs/media.md)",
+    )
     p.add_argument("--flush-events", action="store_true", default=None, help="flush events after each line")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--pace", action="store_true", default=None, help="read a file at its native frame rate")
@@ -121,6 +126,7 @@ def overrides_from(args: argparse.Namespace) -> dict:
         ("output", "events"): args.events,
         ("output", "timeline"): args.timeline,
         ("output", "flush_events"): args.flush_events,
+        ("media", "dir"): args.media,
         ("max_frames",): args.max_frames,
         ("capture", "pace"): args.pace,
         ("capture", "reconnect_attempts"): args.reconnect_attempts,
@@ -234,6 +240,7 @@ def _run_pipeline(args: argparse.Namespace, stop: StopRequest) -> RunSummary:
                 args.allowed_host,
                 cameras=[camera.name for camera in cameras_of(config)],
                 teach_url=teach_url(args.teach_url),
+                media=config.media.dir,
             )
         )
     pipeline = Pipeline(config, sinks=sinks, stop=stop)

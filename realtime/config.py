@@ -184,6 +184,27 @@ class MqttConfig:
 
 
 @dataclass
+class MediaConfig:
+    dir: str | None = _opt(
+        None,
+        "keep a snapshot and a clip of every action episode here, indexed (docs/media.md); empty = none",
+        path=True,
+    )
+    snapshots: bool = _opt(True, "write each episode's snapshot JPEG (best frame, box, crop of the person)")
+    clips: bool = _opt(True, "write each episode's H.264 MP4 clip (needs the ffmpeg command)")
+    pre_s: float = _opt(3.0, "seconds of video before an episode starts in its clip", minimum=0.0, maximum=30.0)
+    post_s: float = _opt(3.0, "seconds of video after an episode ends in its clip", minimum=0.0, maximum=30.0)
+    retain_days: float = _opt(10.0, "delete events (and their files) older than this; 0 = keep", minimum=0.0)
+    max_gb: float = _opt(
+        10.0, "delete the oldest events while their files take more than this; 0 = no limit", minimum=0.0
+    )
+    jpeg_quality: int = _opt(75, "JPEG quality of the in-memory frame ring and of snapshots", minimum=10, maximum=100)
+    queue_size: int = _opt(
+        64, "frames waiting for the media writer; beyond it frames are dropped from clips and counted", minimum=1
+    )
+
+
+@dataclass
 class CameraConfig:
     name: str = _opt(DEFAULT_CAMERA, "[a-z0-9_-]+, unique; used in events, topics and file names")
     source: str = _opt("0", "camera index, video file, or rtsp:// / http(s):// URL")
@@ -245,6 +266,7 @@ class Config:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 

@@ -4,6 +4,9 @@ Topics (docs/mqtt.md has the payloads):
 - `<prefix>/<camera>/<type>`: every event as its JSON-lines object (`action`, `person`, `stream`, `summary`);
   an event without a camera (a run-wide summary) goes to `<prefix>/<type>`;
 - `<prefix>/<camera>/state` (retained): each person now in view with their label and score;
+- `<prefix>/events`: each action episode's start, update and end in Frigate's shape
+  (`{"type": "new|update|end", "before": {...}, "after": {...}}`), when media is kept;
+- `<prefix>/<camera>/<label>/snapshot` (retained): the JPEG of the latest episode of that action;
 - `<prefix>/availability` (retained): `online`, and `offline` on close or, as the broker's last will,
   when the process dies.
 
@@ -43,6 +46,9 @@ RECONNECT_MAX_DELAY_S = 10
 CONNECT_TIMEOUT_S = 3.0
 # People kept in a camera's state: a bound in case `left` events were missed in a crowd.
 MAX_PEOPLE_PER_CAMERA = 256
+# Episodes whose last message is remembered for the next one's `before`; open ones are few.
+MAX_OPEN_EPISODES = 1024
+FRIGATE_TYPES = {"start": "new", "update": "update", "end": "end"}
 
 
 @dataclass
@@ -59,7 +65,7 @@ class MqttStats:
 @dataclass
 class _Pending:
     topic: str
-    payload: str
+    payload: str | bytes
     retain: bool = False
     is_event: bool = True
 
@@ -114,6 +120,7 @@ class MqttWriter:
         self._inflight: dict[int, bool] = {}  # mid -> is an event (states and availability are not)
         self._acked: set[int] = set()  # acknowledgements that came before publish() returned the mid
         self._people: dict[str, dict[int, dict[str, Any]]] = {}
+        self._episodes: dict[str, dict[str, Any]] = {}  # episode id -> its last `after`
         self._state_t: dict[str, float | None] = {}
         self._dirty: set[str] = set()  # cameras whose state the broker has not seen yet
         self._connected = False
@@ -168,11 +175,49 @@ class MqttWriter:
                 return
             if camera:
                 self._update_state(str(camera), event)
-            if len(self._outbox) >= self.config.queue_size:
-                self._outbox.popleft()
-                self._stats.dropped += 1
-            self._outbox.append(pending)
+            self._queue(pending)
+            if kind == "event":
+                self._stats.sent += 1
+                self._queue(_Pending(f"{self.prefix}/events", self._frigate_payload(event)))
             self._cond.notify()
+
+    def send_snapshot(self, camera: str, label: str, jpeg: bytes) -> None:
+        """The retained image of the latest person seen doing `label` (Home Assistant's MQTT camera)."""
+        with self._cond:
+            if self._closing:
+                return
+            self._queue(_Pending(f"{self.prefix}/{camera}/{label}/snapshot", jpeg, retain=True, is_event=False))
+            self._cond.notify()
+
+    def _queue(self, pending: _Pending) -> None:
+        if len(self._outbox) >= self.config.queue_size:
+            self._stats.dropped += self._outbox.popleft().is_event
+        self._outbox.append(pending)
+
+    def _frigate_payload(self, event: dict[str, Any]) -> str:
+        """An `event` record as Frigate publishes its events: what changed, before and after."""
+        after = {
+            "id": event.get("id"),
+            "camera": event.get("camera"),
+            "label": event.get("label"),
+            "track": event.get("track"),
+            "start_time": event.get("start_time"),
+            "end_time": event.get("end_time"),
+            "top_score": event.get("score"),
+            "score": event.get("score"),
+            "has_snapshot": event.get("snapshot") is not None,
+            "has_clip": event.get("clip") is not None,
+            "snapshot": event.get("snapshot"),
+            "clip": event.get("clip"),
+        }
+        event_id = str(event.get("id"))
+        before = self._episodes.pop(event_id, after)
+        if event.get("phase") != "end":
+            self._episodes[event_id] = after
+            if len(self._episodes) > MAX_OPEN_EPISODES:
+                del self._episodes[next(iter(self._episodes))]
+        kind = FRIGATE_TYPES.get(str(event.get("phase")), "update")
+        return json.dumps({"type": kind, "before": before, "after": after}, separators=(",", ":"))
 
     def close(self) -> None:
         """Publish what can be published within `flush_timeout_s`, then `offline`, and disconnect."""

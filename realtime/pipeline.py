@@ -47,6 +47,7 @@ from .timeline import TimelineWriter
 from .types import FrameRecord
 
 if TYPE_CHECKING:
+    from .media.writer import MediaSink, MediaStats
     from .mqtt import MqttWriter
 
 log = logging.getLogger("realtime")
@@ -79,6 +80,7 @@ class RunSummary:
     error: str | None = None
     startup_s: float = 0.0  # from building the pipeline to the first frame shown
     mqtt: dict[str, int] | None = None  # messages published and dropped, when MQTT is on
+    media: MediaStats | None = None  # what the media writer wrote and lost, when media is on
 
     def _total(self, name: str) -> int:
         return sum(getattr(c, name) for c in self.cameras.values())
@@ -114,6 +116,8 @@ class RunSummary:
         for name, c in self.cameras.items():
             prefix = f"realtime: {name}: " if len(self.cameras) > 1 else "realtime: "
             lines.append(prefix + c.line())
+        if self.media is not None:
+            lines.append(f"realtime: media: {self.media.line()}")
         if self.mqtt is not None:
             lines.append(f"realtime: MQTT: {self.mqtt['published']} messages published, {self.mqtt['dropped']} dropped")
         lines.append(f"realtime: started in {self.startup_s:.1f} s; stopped by {self.stopped_by}")
@@ -227,6 +231,18 @@ class Pipeline:
             else:
                 self.mqtt = None
             self.events = EventSink([*writers, *event_writers])
+            self.media: MediaSink | None = None
+            if config.media.dir:
+                from .media.writer import MediaSink
+
+                self.media = MediaSink(
+                    config.media,
+                    self.events.emit,
+                    on_snapshot=[self.mqtt.send_snapshot] if self.mqtt is not None else [],
+                    relative_paths=source_label is not None,  # a server names none of its paths
+                )
+                self.events.media = self.media
+                opened.append(self.media)
             if not self.backends:
                 self.backends = create_backends(config.pose)
                 warn_if_posed_otherwise(self.classifier, config.pose.backend)
@@ -312,8 +328,13 @@ class Pipeline:
         self.classify_thread = StageThread(
             "classify", self.classification.classify, self.posed, self.results, self.stop
         )
+        # Media first: an episode is open before the `action` event that names its files is written.
+        media_sinks: list[Sink] = [self.media] if self.media is not None else []
         self.output = OutputStep(
-            [self.events, *own_sinks, *sinks], config.pose.min_score, self._dropped, name_cameras=len(self.cameras) > 1
+            [*media_sinks, self.events, *own_sinks, *sinks],
+            config.pose.min_score,
+            self._dropped,
+            name_cameras=len(self.cameras) > 1,
         )
         self._t_built = t_built
         self._shown_first: set[str] = set()
@@ -418,6 +439,8 @@ class Pipeline:
             dropped = max(dropped, frames_in - meter.frames_out)
         summary = meter.summary(frames_in, dropped, time.monotonic() - self._t_started)
         summary.error = camera.capture.error or error
+        if self.media is not None:  # its episodes end (and its clips close) before its `ended` event
+            self.media.camera_ended(name)
         summary.truncated = camera.capture.truncated
         self.summary.cameras[name] = summary
         self.events.emit(
@@ -452,6 +475,8 @@ class Pipeline:
                 # back. Windows start afresh by themselves after the gap: the tracker retires people
                 # unseen for max_age_s and TrackWindow drops history across gaps over max_gap_s.
                 self.events.retire(status.camera, status.t, max(0, status.detail.get("frames", 0) - 1))
+                if self.media is not None:
+                    self.media.camera_lost(status.camera, status.t)
             self._log_status(status)
 
     def _opened(self, name: str, info: SourceInfo) -> None:
@@ -499,6 +524,8 @@ class Pipeline:
             except Exception as exc:  # the others still get finalized
                 log.error("closing %s failed: %s", type(sink).__name__, exc)
         s.stopped_by = self._stopped_by()
+        if self.media is not None:
+            s.media = self.media.stats
         if self.mqtt is not None:
             stats = self.mqtt.stats
             s.mqtt = {"published": stats.published, "dropped": stats.dropped}

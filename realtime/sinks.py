@@ -175,6 +175,8 @@ class EventSink:
 
     def __init__(self, writers: list[EventWriter]) -> None:
         self.writers = writers
+        # The media sink, when media is kept: an `action` event names its episode's id and files.
+        self.media: Any = None
         self._shown: dict[tuple[str, int], str] = {}
         self._model: dict[tuple[str, int], str | None] = {}  # the model behind each shown label
         self._t0_media: dict[str, float] = {}
@@ -231,6 +233,7 @@ class EventSink:
                         "label": label,
                         "score": round(track.prediction.score, 4),
                         **({"model": track.prediction.model} if track.prediction.model else {}),
+                        **(self.media.media_of(camera, track.track_id) if self.media is not None else {}),
                     },
                 )
         if len(self._shown) > MAX_LABELLED_PEOPLE:  # a crowd whose expiries were missed: keep those in view

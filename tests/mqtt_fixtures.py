@@ -128,6 +128,7 @@ class Received:
     topic: str
     payload: str
     retain: bool
+    raw: bytes = b""  # the payload as sent (a JPEG snapshot is not text)
 
     def json(self) -> Any:
         return json.loads(self.payload)
@@ -168,7 +169,10 @@ class Subscriber:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         with self._cond:
-            self.messages.append(Received(message.topic, message.payload.decode(), bool(message.retain)))
+            payload = bytes(message.payload)
+            self.messages.append(
+                Received(message.topic, payload.decode(errors="replace"), bool(message.retain), payload)
+            )
             self._cond.notify_all()
 
     def on(self, topic: str) -> list[Received]:

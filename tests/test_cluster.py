@@ -117,6 +117,32 @@ def test_each_actor_runs_only_its_cameras_headless_into_its_own_video_files(tmp_
     assert actor_config(config, first, restart=2).output.video == str(tmp_path / "videos" / "a.restart2.mp4")
 
 
+def test_each_actor_keeps_its_media_in_its_own_folder_and_status_lists_its_events(tmp_path):
+    from realtime.cluster.status import format_table
+
+    config = load_config(
+        write_config(
+            tmp_path,
+            {
+                "cameras": [{"name": "a", "source": "rtsp://cam/a"}, {"name": "b", "source": "rtsp://cam/b"}],
+                "media": {"dir": str(tmp_path / "media")},
+            },
+        )
+    )
+    assert [actor_config(config, plan).media.dir for plan in plan_actors(config)] == [
+        str(tmp_path / "media" / "a"),
+        str(tmp_path / "media" / "b"),
+    ]
+    row = {"camera": "a", "node_ip": "", "node_id": "", "state": "running", "fps": 25.0, "pose_fps": 10.0,
+           "frames_out": 9, "restarts": 0, "pid": 1, "events": [
+               {"label": "BOXING", "start_time": 0.0, "duration_s": 4.25, "clip": "/m/a/a/x.mp4"},
+               {"label": "WAVING_2HANDS", "start_time": 60.0, "duration_s": None, "clip": None}]}  # fmt: skip
+    assert format_table([row]).splitlines()[-1] == (
+        "a: latest events: BOXING 1970-01-01 00:00:00 UTC (4.2 s) /m/a/a/x.mp4; "
+        "WAVING_2HANDS 1970-01-01 00:01:00 UTC (going on)"
+    )
+
+
 def test_placement_of_a_camera_that_does_not_exist_is_a_config_error(tmp_path):
     config = load_config(
         write_config(
@@ -251,6 +277,7 @@ def job(ray_cluster, door_stream, mqtt_broker, mqtt_received, datasets, tmp_path
         "capture": {"pace": True},
         "pose": {"workers": 1},
         "mqtt": {"host": "127.0.0.1", "port": mqtt_broker.port},
+        "media": {"dir": str(folder / "media"), "pre_s": 1.0, "post_s": 1.0},
         "cluster": {
             "num_cpus": 0.5,
             "max_restarts": 2,
@@ -337,6 +364,11 @@ def test_every_camera_runs_where_its_resources_say_and_its_labels_arrive(job, ra
         row = status[camera]
         assert row["node_id"] == started[camera]["node_id"] and row["pid"] == started[camera]["pid"]
         assert row["state"] == "running" and row["frames_out"] > 0
+    # Each actor keeps its cameras' media in its own folder, and the status lists the newest events.
+    assert wait_for(lambda: bool(job.status()["jack"]["events"]), timeout=30, interval=1.0)
+    latest = job.status()["jack"]["events"][0]
+    assert latest["label"] == "JUMPING_JACKS" and latest["snapshot"].startswith(str(job.folder / "media" / "jack"))
+    assert Path(latest["snapshot"]).is_file()
     # The job stays online though the camera `gone` has ended: availability is the driver's.
     assert {m.payload for m in mqtt_received.on("realtime/availability")} == {"online"}
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import resource
 import tempfile
 import time
 from collections import Counter
@@ -91,6 +92,7 @@ class CamerasRun:
     dropped_after_pose: int  # shared queues after the pose stage
     load: float
     rows: list[CameraRow] = field(default_factory=list)
+    media: dict | None = None  # with --media: ring memory per camera, media CPU, what was written and lost
 
     @property
     def holds(self) -> bool:
@@ -130,12 +132,24 @@ def references(base: Config, clips: list[BenchClip], pose_fps: float) -> dict[st
     return labels
 
 
+def _children_cpu() -> float:
+    """CPU time of the child processes waited for (the clips' ffmpeg)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_cameras(
-    base: Config, clips: list[BenchClip], pose_fps: float, reference: dict[str, dict[int, tuple[str, ...]]]
+    base: Config,
+    clips: list[BenchClip],
+    pose_fps: float,
+    reference: dict[str, dict[int, tuple[str, ...]]],
+    media_dir: Path | None = None,
 ) -> CamerasRun:
     recorder = LabelRecorder()
-    pipeline = Pipeline(cameras_config(base, clips, pose_fps, live=True), sinks=[recorder])
-    load, cpu_start, t_start = load_average(), cpu_seconds(), time.monotonic()
+    config = cameras_config(base, clips, pose_fps, live=True)
+    config.media.dir = str(media_dir) if media_dir is not None else None
+    pipeline = Pipeline(config, sinks=[recorder])
+    load, cpu_start, t_start, children_start = load_average(), cpu_seconds(), time.monotonic(), _children_cpu()
     summary = pipeline.run()
     seconds, cpu_s = time.monotonic() - t_start, cpu_seconds() - cpu_start
     if summary.error:
@@ -143,6 +157,19 @@ def run_cameras(
     run = CamerasRun(
         len(clips), seconds, cpu_s / seconds / len(clips), pipeline.posed.dropped + pipeline.results.dropped, load
     )
+    if summary.media is not None:
+        stats = summary.media
+        ffmpeg_s = _children_cpu() - children_start
+        run.media = {
+            "ring_mb_per_camera": {name: round(b / 1e6, 2) for name, b in sorted(stats.ring_bytes.items())},
+            "writer_cores": round(stats.cpu_s / seconds, 3),  # JPEG for the rings, snapshots, the index
+            "ffmpeg_cores": round(ffmpeg_s / seconds, 3),  # the clips' H.264 encoding
+            "events": stats.events,
+            "snapshots": stats.snapshots,
+            "clips": stats.clips,
+            "lost": stats.lost,
+            "frames_dropped": stats.frames_dropped,
+        }
     for (name, camera), clip in zip(summary.cameras.items(), clips, strict=True):
         labels = recorder.labels.get(name, {})
         run.rows.append(
@@ -170,6 +197,7 @@ class CamerasPlan:
     seconds: float = 20.0
     pose_fps: float = 10.0
     quick: bool = False
+    media: bool = False  # snapshots and clips on (docs/media.md)
 
 
 def measure(plan: CamerasPlan, base: Config, datasets: Path) -> dict:
@@ -192,8 +220,25 @@ def measure(plan: CamerasPlan, base: Config, datasets: Path) -> dict:
             if count in plan.more and runs and not runs[-1].holds:
                 break
             # Cameras past the number of distinct clips reuse them in turn (each its own capture).
-            run = run_cameras(base, [sources[i % len(sources)] for i in range(count)], plan.pose_fps, reference)
+            media_dir = Path(tmp) / f"media-{count}" if plan.media else None
+            run = run_cameras(
+                base, [sources[i % len(sources)] for i in range(count)], plan.pose_fps, reference, media_dir
+            )
             runs.append(run)
+            if run.media is not None:
+                rings = run.media["ring_mb_per_camera"].values()
+                log.info(
+                    "cameras %2d media: ring %.1f MB/camera at most, writer %.2f cores, ffmpeg %.2f cores, "
+                    "%d events, %d clips, %d lost, %d frames dropped from clips",
+                    count,
+                    max(rings, default=0.0),
+                    run.media["writer_cores"],
+                    run.media["ffmpeg_cores"],
+                    run.media["events"],
+                    run.media["clips"],
+                    run.media["lost"],
+                    run.media["frames_dropped"],
+                )
             worst = min(run.rows, key=lambda r: r.poses_per_s)
             log.info(
                 "cameras %2d: poses/s min %.1f, p95 max %.0f ms, pre-pose drops %d, post-pose %d, "

@@ -253,6 +253,7 @@ class CameraActor:
                 node_ip=self.node_ip,
                 pid=self.pid,
                 restarts=self.restarts,
+                events=latest_events(pipeline, camera),
             )
             out[camera] = values
         return out
@@ -263,3 +264,29 @@ class CameraActor:
             self._stop_reason = reason
             if self._pipeline is not None:
                 self._pipeline.request_stop(reason)
+
+
+# Events per camera that `cluster status` lists.
+LATEST_EVENTS = 3
+
+
+def latest_events(pipeline: Any, camera: str) -> list[dict[str, Any]]:
+    """The camera's newest episodes in its media index (none without media)."""
+    media = getattr(pipeline, "media", None) if pipeline is not None else None
+    if media is None:
+        return []
+    try:
+        rows = media.index.events(camera=camera, limit=LATEST_EVENTS)
+    except Exception:  # the index closed as the run ended: the status is still worth showing
+        return []
+    return [
+        {
+            "id": row.id,
+            "label": row.label,
+            "start_time": row.start_time,
+            "duration_s": row.public()["duration_s"],
+            "snapshot": str(media.folder / row.snapshot) if row.snapshot else None,
+            "clip": str(media.folder / row.clip) if row.clip else None,
+        }
+        for row in rows
+    ]

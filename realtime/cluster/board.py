@@ -31,6 +31,7 @@ class CameraStatus:
     fps: float = 0.0
     pose_fps: float = 0.0
     error: str | None = None
+    events: list[dict] = field(default_factory=list)  # its newest episodes, when media is kept
     updated: float = field(default_factory=time.time)  # wall clock of the last report
 
     def row(self) -> dict:
@@ -63,7 +64,7 @@ class StatusBoard:
             status = self.cameras.get(camera)
             if status is None or status.pid != pid:  # a report from a predecessor still in flight
                 continue
-            for key in ("state", "frames_in", "frames_out", "fps", "pose_fps", "error"):
+            for key in ("state", "frames_in", "frames_out", "fps", "pose_fps", "error", "events"):
                 if key in values:
                     setattr(status, key, values[key])
             status.updated = time.time()

@@ -116,4 +116,9 @@ def actor_config(config: Config, plan: ActorPlan, restart: int = 0) -> Config:
     mqtt = dataclasses.replace(config.mqtt, availability=False)
     if mqtt.client_id:
         mqtt = dataclasses.replace(mqtt, client_id=f"{mqtt.client_id}-{plan.name}")
-    return dataclasses.replace(config, cameras=list(plan.cameras), output=output, mqtt=mqtt)
+    # Media: each actor keeps its own index in <media>/<actor>/ (one SQLite writer per file, also on
+    # shared storage), and a restarted actor finds its predecessor's there.
+    media = config.media
+    if media.dir:
+        media = dataclasses.replace(media, dir=str(Path(media.dir) / plan.name))
+    return dataclasses.replace(config, cameras=list(plan.cameras), output=output, mqtt=mqtt, media=media)

@@ -54,7 +54,18 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines += [f"{r['camera']}: {r['error']}" for r in rows if r.get("error")]
+    for r in rows:
+        if r.get("events"):
+            lines.append(f"{r['camera']}: latest events: " + "; ".join(_event_text(e) for e in r["events"]))
     return "\n".join(lines)
+
+
+def _event_text(event: dict[str, Any]) -> str:
+    """An episode in a status line: label, UTC start, duration (or going on), its clip."""
+    start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event["start_time"]))
+    duration = "going on" if event.get("duration_s") is None else f"{event['duration_s']:.1f} s"
+    clip = f" {event['clip']}" if event.get("clip") else ""
+    return f"{event['label']} {start} UTC ({duration}){clip}"
 
 
 def print_status(address: str, namespace: str, as_json: bool) -> int:

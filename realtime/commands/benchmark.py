@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--more", type=_csv(int), help="counts tried while every camera keeps up (default 12,16)")
     c.add_argument("--seconds", type=float, help="length of each run (default 20, quick 4)")
     c.add_argument("--pose-fps", type=float, default=10.0, help="pose rate cap per camera (default 10)")
+    c.add_argument(
+        "--media",
+        action="store_true",
+        help="keep snapshots and clips of every episode (docs/media.md): adds ring memory and media CPU per run",
+    )
     for mode in (t, c):
         mode.add_argument("--report", type=Path, metavar="DIR", help="write the Markdown, PNG and JSON report here")
         mode.add_argument("--from-json", type=Path, metavar="FILE", help="report this saved result; measure nothing")
@@ -206,6 +211,7 @@ def _measure(args: argparse.Namespace) -> dict:
             _given(args.seconds, 4.0 if args.quick else 20.0),
             args.pose_fps,
             args.quick,
+            args.media,
         )
         if min((*camera_plan.counts, *camera_plan.more), default=0) < 1 or not camera_plan.counts:
             raise ConfigError("--counts and --more must be camera counts of 1 or more, e.g. --counts 1,2,4")

@@ -33,7 +33,8 @@ from ..errors import ConfigError
 from ..teach.trainer import TeachSettings
 from ..timeline import Timeline
 from .encode import CODECS, EncoderUnavailable, result_mimetype
-from .jobs import EVENTS_NAME, JobRunner, JobSettings, QueueFull, describe
+from .events_api import EventsSource, register_events_api
+from .jobs import EVENTS_NAME, MEDIA_NAME, JobRunner, JobSettings, QueueFull, describe
 from .security import LOOPBACK_NAMES, allowed_host_names, harden
 from .serving import bind, serve
 from .store import JobRecord
@@ -73,6 +74,15 @@ def create_app(settings: WebSettings | None = None) -> Flask:
         if job is None:
             abort(404, description=f"no job {job_id!r} (unknown, or deleted after the retention time)")
         return job
+
+    def job_media(job_id: str) -> EventsSource | None:
+        job = runner().get(job_id)
+        if job is None or job.status != "done":
+            return None
+        return EventsSource(runner().job_dir(job_id) / MEDIA_NAME, transient=True)
+
+    # The episodes of a job's result, as the live view's events panel lists a run's (docs/media.md).
+    register_events_api(app, job_media, prefix="/api/jobs/<job_id>/episodes", name="job_episodes")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> ResponseReturnValue:
@@ -195,6 +205,7 @@ def _links(job_id: str) -> dict:
             "result": f"{base}/result",
             "events_log": f"{base}/events.jsonl",
             "timeline": f"{base}/timeline",
+            "episodes": f"{base}/episodes",
         }
     }
 

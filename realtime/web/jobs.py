@@ -36,7 +36,7 @@ from ..model_registry import ModelRegistry
 from ..timeline import Timeline
 from ..types import FrameRecord
 from .broadcast import Broadcaster
-from .encode import EncoderUnavailable, choose_format, finish_result
+from .encode import EncoderUnavailable, choose_format, find_ffmpeg, finish_result
 from .store import JobRecord, JobStore
 
 if TYPE_CHECKING:
@@ -69,6 +69,9 @@ class JobSettings:
     work_dir: str | None = None  # jobs survive restarts here; None: a temporary folder, deleted at stop
     video_codec: str = "auto"  # h264 (via ffmpeg) | vp8 | auto (h264 when ffmpeg is found)
     models_dir: str | None = None  # jobs use this registry's active model and follow its activations
+
+
+MEDIA_NAME = "media"  # a job's episodes: snapshots, clips and their index
 
 
 def describe(job: JobRecord) -> dict[str, Any]:
@@ -365,6 +368,14 @@ class JobRunner:
         }
         if self.settings.weights:
             overrides["classifier"] = {"weights": self.settings.weights}
+        # Each job's episodes, as the live view lists them (docs/media.md); the job's own retention
+        # deletes its folder, so the media's is off. Clips need ffmpeg; without it, snapshots only.
+        overrides["media"] = {
+            "dir": str(directory / MEDIA_NAME),
+            "retain_days": 0,
+            "max_gb": 0,
+            "clips": self.config.media.clips and find_ffmpeg() is not None,
+        }
         if self.registry is not None and (active := self.registry.active()) is not None:
             overrides["classifier"] = {"weights": str(self.registry.checkpoint_path(active))}
         return overrides

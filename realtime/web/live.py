@@ -12,6 +12,7 @@ Pages:
   /frame/<camera>.jpg      the camera's newest frame
   /labels                  Server-Sent Events: each camera's state (with its `camera`) when it changes
   /stream.mjpg, /frame.jpg the first camera: the single-camera URLs
+  /api/events...           the media folder's events, with --media (events_api.py); the page lists them
 It carries the upload app's security headers and Host check (security.py).
 """
 
@@ -24,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -35,6 +37,7 @@ from ..queues import BufferPolicy, FrameQueue
 from ..stats import RateMeter
 from ..types import FrameRecord
 from .broadcast import Broadcaster
+from .events_api import EventsSource, register_events_api
 from .security import allowed_host_names, harden
 from .serving import RequestHandler, bind, serve
 
@@ -138,15 +141,18 @@ class LiveViewServer:
         jpeg_quality: int = JPEG_QUALITY,
         allowed_hosts: Iterable[str] = (),
         cameras: Iterable[str] = (),
+        media: str | None = None,
         teach_url: str | None = None,
     ) -> None:
         """`allowed_hosts`: host names to answer besides the loopback ones and `host` (see security.py);
-        `teach_url`: the Teach page the live page links to (a `serve` of the --models folder)."""
+        `media`: the media folder whose events the page lists; `teach_url`: the Teach page the live
+        page links to (a `serve` of the --models folder)."""
         self.teach_url = teach_url
         names = allowed_host_names(host, allowed_hosts)
         sock = bind(host, port, fix="choose another --serve HOST:PORT")  # before any thread: it may fail
         self.jpeg_quality = jpeg_quality
         self._stop = threading.Event()
+        self.events = EventsSource(Path(media) if media else None)
         self._feeds: dict[str, CameraFeed] = {}
         self._feeds_lock = threading.Lock()
         self._any_camera = threading.Event()
@@ -164,9 +170,16 @@ class LiveViewServer:
 
     @classmethod
     def from_address(
-        cls, address: str, allowed_hosts: Iterable[str] = (), cameras: Iterable[str] = (), teach_url: str | None = None
+        cls,
+        address: str,
+        allowed_hosts: Iterable[str] = (),
+        cameras: Iterable[str] = (),
+        media: str | None = None,
+        teach_url: str | None = None,
     ) -> LiveViewServer:
-        server = cls(*parse_address(address), allowed_hosts=allowed_hosts, cameras=cameras, teach_url=teach_url)
+        server = cls(
+            *parse_address(address), allowed_hosts=allowed_hosts, cameras=cameras, media=media, teach_url=teach_url
+        )
         log.info("live view on %s", server.url)
         return server
 
@@ -226,6 +239,7 @@ class LiveViewServer:
         self._server.server_close()
         for thread in [self._http, *(feed.thread for feed in feeds)]:
             thread.join(timeout=5)
+        self.events.close()
 
     # --- the viewers' threads ---
 
@@ -321,7 +335,11 @@ def create_live_app(live: LiveViewServer, allowed_hosts: frozenset[str]) -> Flas
     @app.get("/")
     def page() -> ResponseReturnValue:
         return render_template(
-            "live.html", cameras=live.cameras, live_streams=LIVE_STREAMS_PER_PAGE, teach_url=live.teach_url
+            "live.html",
+            cameras=live.cameras,
+            live_streams=LIVE_STREAMS_PER_PAGE,
+            events=live.events.enabled,
+            teach_url=live.teach_url,
         )
 
     @app.get("/stream.mjpg")
@@ -341,6 +359,8 @@ def create_live_app(live: LiveViewServer, allowed_hosts: frozenset[str]) -> Flas
     def camera_frame(camera: str) -> ResponseReturnValue:
         feed = live.feed(camera)
         return frame_of(feed) if feed else unknown(camera)
+
+    register_events_api(app, lambda: live.events)
 
     @app.get("/labels")
     def labels() -> ResponseReturnValue:

@@ -38,6 +38,40 @@ function showResult(job) {
     .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
     .then((data) => { drawTimeline($("timeline"), data, video); $("timeline").dataset.ready = "1"; })
     .catch((err) => { $("timeline-figure").hidden = true; console.warn(`no timeline: ${err}`); });
+  showEpisodes(job.links.episodes, video);
+}
+
+// The result's action episodes (docs/media.md), as the live view lists a run's; a click seeks there.
+function showEpisodes(url, video) {
+  const list = $("episode-list");
+  list.replaceChildren();
+  $("episodes").hidden = true;
+  fetch(`${url}?limit=200`)
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
+    .then((body) => {
+      const episodes = body.events.slice().sort((a, b) => a.t_start - b.t_start);
+      list.replaceChildren(...episodes.map((episode) => {
+        const li = document.createElement("li");
+        li.className = "event";
+        li.dataset.id = episode.id;
+        li.dataset.label = episode.label;
+        if (episode.snapshot) {
+          const img = document.createElement("img");
+          img.src = `${url}/${encodeURIComponent(episode.id)}/snapshot.jpg`;
+          img.alt = `${episode.label}, person ${episode.track}`;
+          li.append(img);
+        }
+        const meta = document.createElement("div");
+        meta.className = "meta";
+        const length = episode.duration_s == null ? "" : ` · ${episode.duration_s.toFixed(1)} s`;
+        meta.textContent = `#${episode.track} ${episode.label} · at ${episode.t_start.toFixed(1)} s${length}`;
+        li.append(meta);
+        li.addEventListener("click", () => { video.currentTime = episode.t_start; video.play().catch(() => {}); });
+        return li;
+      }));
+      $("episodes").hidden = episodes.length === 0;
+    })
+    .catch((err) => console.warn(`no events: ${err}`));
 }
 
 function follow(job) {
