@@ -30,7 +30,8 @@ from test_web_api import api, start_server
 
 SQUATS = {"indstudy_squats_side.mp4": "woman_side", "aerobeat_guard_squat.mp4": "man_front"}
 TAUGHT_SPAN = (0.0, 6.5)
-TRAIN_TIMEOUT_S = 400
+# Training shares 2 cores with the other tests; on a quiet machine it takes about a third of this.
+TRAIN_TIMEOUT_S = 900
 
 
 def cut(src: Path, dst: Path, start_s: float) -> Path:
@@ -102,6 +103,7 @@ def weizmann_data(datasets) -> tuple[str, ...]:
 
 @pytest.mark.slow
 @pytest.mark.training
+@pytest.mark.timeout(1500)
 def test_teach_squat_activate_it_and_roll_back(tmp_path, datasets, held_out, weizmann_data):
     app = create_app(WebSettings(jobs=JobSettings(work_dir=str(tmp_path)), teach=TeachSettings(data=weizmann_data)))
     client = app.test_client()

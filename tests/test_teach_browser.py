@@ -37,6 +37,7 @@ def add_clip(driver, path, action: str, subject: str, span: tuple[float, float])
     driver.find_element(By.ID, "add-button").click()
 
 
+@pytest.mark.timeout(1200)
 def test_teach_page_adds_clips_trains_with_progress_shows_the_figure_and_activates(browser, datasets, tmp_path):  # noqa: F811
     clips = [
         cut(datasets / "wild_dev" / "OTHER" / name, tmp_path / name, 0.0)
