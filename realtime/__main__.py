@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output", help="write the annotated video (.mp4, .avi, .mkv, .webm); a folder with several cameras"
     )
+    p.add_argument(
+        "--hud",
+        action="store_true",
+        default=None,
+        help="draw the HUD (FPS, latency, drops) on the recording too; the window always shows it (config: output.hud)",
+    )
     p.add_argument("--events", help="write JSON-lines events")
     p.add_argument("--timeline", metavar="PNG", help="draw each person's actions over the run to a PNG at the end")
     p.add_argument(
@@ -73,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="keep a snapshot and a clip of every action episode in DIR, indexed (config: media.dir; docs/media.md)",
     )
-    p.add_argument("--flush-events", action="store_true", default=None, help="flush events after each line")
+    p.add_argument(
+        "--flush-events", action="store_true", default=None, help="also sync the events file to disk after each write"
+    )
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--pace", action="store_true", default=None, help="read a file at its native frame rate")
     p.add_argument(
@@ -123,6 +131,7 @@ def overrides_from(args: argparse.Namespace) -> dict:
         ("output", "headless"): args.headless,
         ("output", "fullscreen"): args.fullscreen,
         ("output", "video"): args.output,
+        ("output", "hud"): args.hud,
         ("output", "events"): args.events,
         ("output", "timeline"): args.timeline,
         ("output", "flush_events"): args.flush_events,

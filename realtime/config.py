@@ -144,6 +144,13 @@ class ClassifierConfig:
 
 
 @dataclass
+class RepsConfig:
+    enabled: bool = _opt(True, "count each person's repetitions (any repeated movement) from their poses")
+    min_period_s: float = _opt(0.25, "shortest repetition counted, in seconds", minimum=0.05, maximum=10.0)
+    max_period_s: float = _opt(4.0, "longest repetition counted, in seconds", minimum=0.1, maximum=20.0)
+
+
+@dataclass
 class OutputConfig:
     headless: bool = _opt(False, "show no window")
     fullscreen: bool = _opt(False, "fill the screen (kiosk)")
@@ -153,9 +160,16 @@ class OutputConfig:
         "cameras a folder, one <camera>.mp4 each",
         path=True,
     )
+    hud: bool = _opt(
+        False,
+        "draw the HUD (FPS, pose rate, latency, drops) on recordings, web results and event clips too; "
+        "the live window and live page always show it",
+    )
     events: str | None = _opt(None, "write JSON-lines events here", path=True)
     timeline: str | None = _opt(None, "draw each person's actions over the run to this .png at the end", path=True)
-    flush_events: bool = _opt(False, "flush the events file after every event, for tailing")
+    flush_events: bool = _opt(
+        False, "also sync the events file to the disk after every write (events reach the file as they happen anyway)"
+    )
     window_title: str = _opt("realtime", "title of the live window")
 
 
@@ -264,6 +278,7 @@ class Config:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    reps: RepsConfig = field(default_factory=RepsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
@@ -457,7 +472,16 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         _apply(config, overrides, "", None)  # flags: paths stay relative to the working folder
         _flags_beat_cameras(config, overrides)
     _check_mqtt_host(config.mqtt.host)
+    _check_reps(config.reps)
     return config
+
+
+def _check_reps(reps: RepsConfig) -> None:
+    if reps.min_period_s >= reps.max_period_s:
+        raise ConfigError(
+            f"config: reps.min_period_s ({reps.min_period_s:g}) must be below reps.max_period_s "
+            f"({reps.max_period_s:g}) — widen the range"
+        )
 
 
 # A camera's own setting in the file, and the flag that sets the same for every camera.

@@ -221,8 +221,8 @@ def window_features(keypoints: np.ndarray, visible: np.ndarray, spec: FeatureSpe
     """Features (W, spec.dim) of one resampled window: keypoints (W,17,2), visible (W,17)."""
     kp = keypoints.astype(np.float32)
     vis = visible.astype(bool)
-    centre = _hip_centre(kp, vis)
-    scale = _body_size(kp, vis)
+    centre = hip_centre(kp, vis)
+    scale = body_size(kp, vis)
     rel = (kp[:, spec.joints] - centre[:, None, :]) / scale
     mask = vis[:, spec.joints]
     rel[~mask] = 0.0
@@ -250,7 +250,7 @@ def window_features(keypoints: np.ndarray, visible: np.ndarray, spec: FeatureSpe
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
-def _hip_centre(kp: np.ndarray, vis: np.ndarray) -> np.ndarray:
+def hip_centre(kp: np.ndarray, vis: np.ndarray) -> np.ndarray:
     """Per-sample hip midpoint; filled from neighbouring samples or the torso when hips are unseen."""
     hips = vis[:, _HIPS]
     count = hips.sum(axis=1)
@@ -270,7 +270,7 @@ def _hip_centre(kp: np.ndarray, vis: np.ndarray) -> np.ndarray:
     return centre
 
 
-def _body_size(kp: np.ndarray, vis: np.ndarray) -> float:
+def body_size(kp: np.ndarray, vis: np.ndarray) -> float:
     """Torso length (shoulder midpoint to hip midpoint), the median over the window."""
     both = vis[:, _SHOULDERS].all(axis=1) & vis[:, _HIPS].all(axis=1)
     if both.any():

@@ -1,7 +1,8 @@
 """The classify stage: each person's window of poses, smoothed class probabilities, the LSTM.
 
 It never draws and never poses: it takes `FrameRecord`s whose `tracks` the pose stage
-filled in and sets each track's `prediction`. All ready windows of a frame go to the
+filled in and sets each track's `prediction` and, with repetition counting on, `reps`
+(realtime/reps.py, fed the same samples on the same clock). All ready windows of a frame go to the
 classifier in one batch. `ClassifyWorker` runs it in a thread of its own, so the cores
 that pose never wait for the LSTM.
 """
@@ -21,8 +22,9 @@ import numpy as np
 from .classifier import ActionClassifier
 from .features import TrackWindow
 from .queues import CameraEnd, EndOfStream, FrameQueue
+from .reps import RepCounter, RepSettings
 from .smoothing import ProbabilitySmoother
-from .types import FrameRecord, Prediction, Track
+from .types import FrameRecord, Prediction, RepCount, Track
 
 # Windows kept per camera before everyone not in view now is forgotten early. The tracker's
 # expiries free windows as people leave; this bounds memory in a crowd that keeps changing.
@@ -34,12 +36,16 @@ PersonKey = tuple[str, int]  # (camera, track id)
 class ActionClassification:
     """Windows, smoothing and verdicts for every person of every camera; records in order per camera."""
 
-    def __init__(self, classifier: ActionClassifier | None, smoothing_s: float = 0.0) -> None:
+    def __init__(
+        self, classifier: ActionClassifier | None, smoothing_s: float = 0.0, reps: RepSettings | None = None
+    ) -> None:
         self.classifier = classifier
         self._smoothing_s = smoothing_s
         self._smoother = ProbabilitySmoother(smoothing_s)
         self._windows: dict[PersonKey, TrackWindow] = {}
         self._predictions: dict[PersonKey, Prediction] = {}
+        self.rep_settings = reps  # None: no counting
+        self._counters: dict[PersonKey, RepCounter] = {}
         # A model handed over by another thread, taken before the next frame: never mid-batch.
         self._incoming: queue.Queue[ActionClassifier] = queue.Queue(maxsize=1)
         self.switches = 0
@@ -77,7 +83,7 @@ class ActionClassification:
             t0 = time.perf_counter()
             for track_id in record.expired:
                 self._forget((camera, track_id))
-            mine = [key for key in self._windows if key[0] == camera]
+            mine = [key for key in {*self._windows, *self._counters} if key[0] == camera]
             if len(mine) > MAX_WINDOWS_PER_CAMERA:
                 current = {(camera, t.track_id) for t in record.tracks}
                 for key in mine:
@@ -85,10 +91,33 @@ class ActionClassification:
                         self._forget(key)
             if self.classifier is not None:
                 self._classify(self.classifier, camera, record.tracks, record.t_media)
+            if self.rep_settings is not None:
+                self._count(camera, record.tracks, record.t_media)
             record.classify_ms = (time.perf_counter() - t0) * 1000
-        # Frames between poses carry the last tracks with the latest verdicts.
-        record.tracks = [replace(t, prediction=self._predictions.get((camera, t.track_id))) for t in record.tracks]
+        # Frames between poses carry the last tracks with the latest verdicts and counts.
+        keys = [(camera, t.track_id) for t in record.tracks]
+        record.tracks = [
+            replace(t, prediction=self._predictions.get(key), reps=self._rep_count(key))
+            for t, key in zip(record.tracks, keys, strict=True)
+        ]
         return record
+
+    def _count(self, camera: str, tracks: list[Track], t: float) -> None:
+        assert self.rep_settings is not None
+        # A newly named action takes over the repetitions of the window it was named from.
+        carry_s = self.classifier.spec.duration_s if self.classifier is not None else 0.0
+        for track in tracks:
+            key = (camera, track.track_id)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = RepCounter(self.rep_settings, carry_s)
+            counter.add(t, track.keypoints, track.scores)
+            prediction = self._predictions.get(key)
+            counter.set_label(prediction.label if prediction is not None else None, t)
+
+    def _rep_count(self, key: PersonKey) -> RepCount | None:
+        counter = self._counters.get(key)
+        return counter.count if counter is not None else None
 
     def _classify(self, classifier: ActionClassifier, camera: str, tracks: list[Track], t: float) -> None:
         ready: list[PersonKey] = []
@@ -111,6 +140,7 @@ class ActionClassification:
     def _forget(self, key: PersonKey) -> None:
         self._windows.pop(key, None)
         self._predictions.pop(key, None)
+        self._counters.pop(key, None)
         self._smoother.forget(key)
 
 

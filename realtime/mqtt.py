@@ -3,7 +3,8 @@
 Topics (docs/mqtt.md has the payloads):
 - `<prefix>/<camera>/<type>`: every event as its JSON-lines object (`action`, `person`, `stream`, `summary`);
   an event without a camera (a run-wide summary) goes to `<prefix>/<type>`;
-- `<prefix>/<camera>/state` (retained): each person now in view with their label and score;
+- `<prefix>/<camera>/state` (retained): each person now in view with their label, score and
+  repetitions of the current run (`reps`, with counting on);
 - `<prefix>/events`: each action episode's start, update and end in Frigate's shape
   (`{"type": "new|update|end", "before": {...}, "after": {...}}`), when media is kept;
 - `<prefix>/<camera>/<label>/snapshot` (retained): the JPEG of the latest episode of that action;
@@ -250,9 +251,12 @@ class MqttWriter:
                 "track": int(event["track"]),
                 "label": event.get("label"),
                 "score": event.get("score"),
+                **({"reps": event["reps"]} if "reps" in event else {}),
             }
             if len(people) > MAX_PEOPLE_PER_CAMERA:
                 del people[next(iter(people))]
+        elif kind == "reps" and int(event.get("track", -1)) in people:
+            people[int(event["track"])] = {**people[int(event["track"])], "reps": event["reps"]}
         elif kind == "person" and status == "left" and "track" in event:
             people.pop(int(event["track"]), None)
         elif kind == "stream" and status in ("lost", "ended"):  # nobody is in view of a stream that is down or over

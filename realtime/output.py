@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .overlay import HudInfo, annotate
-from .sinks import Sink
+from .overlay import HudInfo, annotate, annotate_twice
+from .sinks import Sink, wants_hud
 from .stats import LatencyStats, RateMeter, StageTimes
 from .types import FrameRecord
 
@@ -35,6 +35,7 @@ class CameraSummary:
     people_max: int = 0
     people_mean: float = 0.0  # people posed per posed frame
     tracks: int = 0  # distinct people followed
+    reps: dict[str, int] = field(default_factory=dict)  # track id -> repetitions in all, for those who repeated
     error: str | None = None
     truncated: bool = False  # `error` is only that the file ended early; every frame before was processed
 
@@ -62,6 +63,7 @@ class CameraSummary:
             "people_max": self.people_max,
             "people_mean": round(self.people_mean, 3),
             "tracks": self.tracks,
+            "reps": self.reps,
             **({"error": self.error} if self.error else {}),
         }
 
@@ -80,6 +82,7 @@ class CameraMeter:
         self.people_posed = 0
         self.people_max = 0
         self.track_ids: set[int] = set()
+        self.reps: dict[int, int] = {}
         self.first_out: float | None = None
         self.last_out: float | None = None
 
@@ -96,6 +99,7 @@ class CameraMeter:
             people_max=self.people_max,
             people_mean=self.people_posed / self.posed_frames if self.posed_frames else 0.0,
             tracks=len(self.track_ids),
+            reps={str(track): total for track, total in sorted(self.reps.items()) if total > 0},
         )
 
 
@@ -111,6 +115,9 @@ class OutputStep:
     ) -> None:
         self.sinks = list(sinks)
         self.draws = any(sink.needs_image for sink in self.sinks)
+        # The live window and page show the HUD; recordings get it only when asked (output.hud).
+        self.hud_wanted = any(sink.needs_image and wants_hud(sink) for sink in self.sinks)
+        self.plain_wanted = any(sink.needs_image and not wants_hud(sink) for sink in self.sinks)
         self.min_score = min_score
         self.dropped = dropped
         self.name_cameras = name_cameras
@@ -129,6 +136,7 @@ class OutputStep:
             m.people_posed += len(record.poses)
             m.people_max = max(m.people_max, len(record.poses))
         m.track_ids.update(track.track_id for track in record.tracks)
+        m.reps.update({track.track_id: track.reps.total for track in record.tracks if track.reps is not None})
         m.labels.update({track.prediction.label for track in record.tracks if track.prediction is not None})
         # The HUD shows this frame's latency up to drawing (it cannot include writing itself)
         # and the p50/p95 of recent frames taken after output, as users see them.
@@ -142,8 +150,11 @@ class OutputStep:
             record.camera if self.name_cameras else None,
         )
         t_start = time.perf_counter()
-        if self.draws:
-            record.annotated = annotate(record, hud, self.min_score)
+        if self.hud_wanted and self.plain_wanted:
+            record.annotated, record.annotated_hud = annotate_twice(record, hud, self.min_score)
+        elif self.draws:
+            record.annotated = annotate(record, hud if self.hud_wanted else None, self.min_score)
+            record.annotated_hud = record.annotated if self.hud_wanted else None
         t_drawn = time.perf_counter()
         for sink in self.sinks:
             sink.write(record)

@@ -96,6 +96,8 @@ def caption(track: Track) -> str:
     text = f"#{track.track_id}"
     if track.prediction is not None:
         text += f" {track.prediction.label} {track.prediction.score:.2f}"
+    if track.reps is not None and track.reps.run > 0:
+        text += f" x{track.reps.run}"  # OpenCV's fonts have no multiplication sign
     return text
 
 
@@ -158,22 +160,28 @@ def _caption_x(box: Rect, rows: tuple[int, int], width: int, others: list[Rect],
     return min(clear, key=lambda x: abs(x + width / 2 - centre))
 
 
-def _label(
-    image: np.ndarray, text: str, origin: tuple[int, int], s: float, background: tuple[int, int, int] = (40, 40, 40)
-) -> Rect:
-    font_scale = 0.5 * s
-    thickness = max(1, round(s))
-    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+def _label_rect(image: np.ndarray, text: str, origin: tuple[int, int], s: float) -> Rect:
+    """Where `_label` draws `text`: its background box, kept inside the image."""
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, max(1, round(s)))
     x = min(max(0, origin[0]), max(0, image.shape[1] - w - 2))
     y = max(h + base, origin[1])
-    cv2.rectangle(image, (x, y - h - base), (x + w + 2, y + 2), background, -1)
-    cv2.putText(
-        image, text, (x + 1, y - base + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, TEXT_COLOUR, thickness, cv2.LINE_AA
-    )
     return (x, y - h - base, x + w + 2, y + 2)
 
 
-def draw_hud(image: np.ndarray, hud: HudInfo) -> Rect:
+def _label(
+    image: np.ndarray, text: str, origin: tuple[int, int], s: float, background: tuple[int, int, int] = (40, 40, 40)
+) -> Rect:
+    x1, y1, x2, y2 = _label_rect(image, text, origin, s)
+    thickness = max(1, round(s))
+    base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, thickness)[1]
+    cv2.rectangle(image, (x1, y1), (x2, y2), background, -1)
+    origin_text = (x1 + 1, y2 - 1 - base)
+    cv2.putText(image, text, origin_text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, TEXT_COLOUR, thickness, cv2.LINE_AA)
+    return (x1, y1, x2, y2)
+
+
+def _hud_layout(image: np.ndarray, hud: HudInfo) -> tuple[str, float]:
+    """The HUD's text and its scale on this image."""
     if hud.latency_p50_ms is not None and hud.latency_p95_ms is not None:
         latency = f"latency p50 {hud.latency_p50_ms:.0f} p95 {hud.latency_p95_ms:.0f} ms"
     else:
@@ -186,17 +194,40 @@ def draw_hud(image: np.ndarray, hud: HudInfo) -> Rect:
     room = image.shape[1] - 8
     if width > room:  # small videos: shrink the HUD rather than cut it off
         s *= room / width
+    return text, s
+
+
+def draw_hud(image: np.ndarray, hud: HudInfo) -> Rect:
+    text, s = _hud_layout(image, hud)
     return _label(image, text, (4, 0), s)
 
 
-def annotate(record: FrameRecord, hud: HudInfo, min_score: float = 0.3) -> np.ndarray:
-    """Draw onto the frame's own image (it is not used again) and return it."""
+def hud_rect(image: np.ndarray, hud: HudInfo) -> Rect:
+    """Where `draw_hud` would draw, without drawing."""
+    text, s = _hud_layout(image, hud)
+    return _label_rect(image, text, (4, 0), s)
+
+
+def annotate(record: FrameRecord, hud: HudInfo | None, min_score: float = 0.3) -> np.ndarray:
+    """Draw onto the frame's own image (it is not used again) and return it; no HUD when `hud` is None."""
     image = record.image
     for track in record.tracks:
         draw_track(image, track, min_score)
-    hud_rect = draw_hud(image, hud)
-    draw_captions(image, record.tracks, [hud_rect])
+    keep_clear = [draw_hud(image, hud)] if hud is not None else []
+    draw_captions(image, record.tracks, keep_clear)
     return image
+
+
+def annotate_twice(record: FrameRecord, hud: HudInfo, min_score: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """The frame without the HUD (drawn on its own image) and a copy with it, for a run that
+    records and shows at once; captions keep clear of the HUD's corner in both, so they match."""
+    image = record.image
+    for track in record.tracks:
+        draw_track(image, track, min_score)
+    draw_captions(image, record.tracks, [hud_rect(image, hud)])
+    with_hud = image.copy()
+    draw_hud(with_hud, hud)
+    return image, with_hud
 
 
 def tile(images: list[np.ndarray], width: int = 1280) -> np.ndarray:

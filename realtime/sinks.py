@@ -7,23 +7,23 @@ file, MQTT) and the web live view.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 from .errors import DisplayError, OutputError
+from .linefile import LineFile
 from .overlay import tile
-from .types import FrameRecord
-
-# A container's usual codec that OpenCV here can write.
-FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".avi": "MJPG", ".webm": "VP80", ".mkv": "MJPG"}
+from .recording import SUFFIXES, Recorder, frame_size_problem, recording_format
+from .types import FrameRecord, RepCount
 
 # Last shown label per person, for action events; people not in view are forgotten beyond this many.
 MAX_LABELLED_PEOPLE = 256
@@ -52,41 +52,76 @@ class EventWriter(Protocol):
 
 
 class VideoSink:
-    """Writes annotated frames at the source rate; opened on the first frame (size known then)."""
+    """Records annotated frames at the source rate from its own thread (realtime/recording.py);
+    opened on the first frame (size known then).
+
+    A failure (a full disk, a frame too small to record) goes to `on_fault` once, and the frames
+    after it are let go; without `on_fault` it is raised, at the latest by `close`.
+    `hud`: record the HUD too (output.hud); recordings carry no HUD by default.
+    """
 
     needs_image = True
 
-    def __init__(self, path: str | Path, fps: float) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float,
+        *,
+        hud: bool = False,
+        on_fault: Callable[[OutputError], None] | None = None,
+        source: str | None = None,
+    ) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise OutputError(f"output {self.path} is a folder — give a file name such as {self.path / 'out.mp4'}")
-        suffix = self.path.suffix.lower()
-        if suffix not in FOURCC_BY_SUFFIX:
-            raise OutputError(
-                f"output {self.path} has an unsupported extension — use one of {', '.join(FOURCC_BY_SUFFIX)}"
-            )
-        self.fourcc = FOURCC_BY_SUFFIX[suffix]
-        self.fps = fps
-        self._writer: cv2.VideoWriter | None = None
+        if self.path.suffix.lower() not in SUFFIXES:
+            raise OutputError(f"output {self.path} has an unsupported extension — use one of {', '.join(SUFFIXES)}")
         prepare_folder(self.path, "output")
+        self.format = recording_format(self.path)
+        self.fps = fps
+        self.hud = hud
+        self.source = source  # what a too-small frame is blamed on
+        self.on_fault = on_fault
+        self.error: OutputError | None = None
+        self._recorder: Recorder | None = None
 
     def write(self, record: FrameRecord) -> None:
-        image = record.annotated if record.annotated is not None else record.image
-        if self._writer is None:
-            if not self.fps > 0:  # a guessed rate would play the video too fast or too slow
-                raise OutputError(f"cannot write {self.path}: the source's frame rate is not known yet")
+        if self.error is not None:
+            return
+        image = record.shown(self.hud)
+        if self._recorder is None:
             height, width = image.shape[:2]
-            self._writer = cv2.VideoWriter(
-                str(self.path), cv2.VideoWriter.fourcc(*self.fourcc), self.fps, (width, height)
-            )
-            if not self._writer.isOpened():
-                raise OutputError(f"cannot open {self.path} for writing with codec {self.fourcc}")
-        self._writer.write(image)
+            problem = frame_size_problem(width, height)
+            if problem:
+                self._fail_now(OutputError(f"{self.source or f'camera {record.camera}'} {problem}"))
+                return
+            if not self.fps > 0:  # a guessed rate would play the video too fast or too slow
+                self._fail_now(OutputError(f"cannot write {self.path}: the source's frame rate is not known yet"))
+                return
+            self._recorder = Recorder(self.format, self.fps, (width, height), self._fault)
+        width, height = self._recorder.size
+        if image.shape[:2] != (height, width):  # a stream back at another size: one size per file
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        self._recorder.put(image)
+
+    def _fault(self, error: OutputError) -> None:
+        """A failure, from the output thread or the recorder's; the first one counts."""
+        if self.error is None:
+            self.error = error
+            if self.on_fault is not None:
+                self.on_fault(error)
+
+    def _fail_now(self, error: OutputError) -> None:
+        self._fault(error)
+        if self.on_fault is None:
+            raise error
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
+        if self.error is not None and self.on_fault is None:
+            raise self.error
 
 
 class VideoFiles:
@@ -98,7 +133,15 @@ class VideoFiles:
 
     needs_image = True
 
-    def __init__(self, target: str | Path, fps_by_camera: dict[str, float]) -> None:
+    def __init__(
+        self,
+        target: str | Path,
+        fps_by_camera: dict[str, float],
+        *,
+        hud: bool = False,
+        on_fault: Callable[[OutputError], None] | None = None,
+        sources: dict[str, str] | None = None,
+    ) -> None:
         target = Path(target)
         if len(fps_by_camera) == 1:
             paths = dict.fromkeys(fps_by_camera, target)
@@ -108,7 +151,11 @@ class VideoFiles:
                     f"output {target} must be a folder with several cameras — each gets <folder>/<camera>.mp4"
                 )
             paths = {camera: target / f"{camera}.mp4" for camera in fps_by_camera}
-        self.sinks = {camera: VideoSink(paths[camera], fps) for camera, fps in fps_by_camera.items()}
+        self.hud = hud
+        self.sinks = {
+            camera: VideoSink(paths[camera], fps, hud=hud, on_fault=on_fault, source=(sources or {}).get(camera))
+            for camera, fps in fps_by_camera.items()
+        }
 
     def set_fps(self, camera: str, fps: float) -> None:
         self.sinks[camera].fps = fps
@@ -117,8 +164,19 @@ class VideoFiles:
         self.sinks[record.camera].write(record)
 
     def close(self) -> None:
+        errors = []
         for sink in self.sinks.values():
-            sink.close()
+            try:
+                sink.close()
+            except OutputError as exc:  # every other camera's file is still finished
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def wants_hud(sink: Sink) -> bool:
+    """Whether a sink shows the HUD: the live window and page do; a recording when asked."""
+    return bool(getattr(sink, "hud", False))
 
 
 def prepare_folder(path: Path, what: str) -> None:
@@ -135,40 +193,69 @@ def prepare_folder(path: Path, what: str) -> None:
 
 
 class JsonlWriter:
-    """One JSON object per line; optionally flushed per event so other tools can tail it."""
+    """One JSON object per line, written from its own thread as events come (realtime/linefile.py),
+    so the file holds every event up to a crash or a full disk; `flush_each` also syncs each write
+    to the disk.
 
-    def __init__(self, path: str | Path, flush_each: bool = False) -> None:
+    A failure (a full disk) goes to `on_fault` once, and later events are let go; without
+    `on_fault` it is raised by `close`.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        flush_each: bool = False,
+        on_fault: Callable[[OutputError], None] | None = None,
+    ) -> None:
         self.path = Path(path)
-        self.flush_each = flush_each
-        self._file: IO[str] | None = None
+        self.on_fault = on_fault
+        self.error: OutputError | None = None
         if self.path.is_dir():
             raise OutputError(f"events path {self.path} is a folder — give a file name such as events.jsonl")
         prepare_folder(self.path, "events")
         try:
-            self._file = open(self.path, "w", encoding="utf-8")
+            self._file: LineFile | None = LineFile(self.path, self._failed, sync=flush_each)
         except OSError as exc:
             raise OutputError(f"cannot write events to {self.path} ({exc.strerror}) — choose another path") from None
 
     def send(self, event: dict[str, Any]) -> None:
-        if self._file is None:
+        if self._file is None or self.error is not None:
             return
-        self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
-        if self.flush_each:
-            self._file.flush()
+        self._file.put((json.dumps(event, separators=(",", ":")) + "\n").encode())
+
+    def _failed(self, exc: OSError) -> None:
+        written = self._file.lines if self._file is not None else 0
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            message = (
+                f"no space left on device for events {self.path}: the {written} events written before it "
+                "filled are in the file — free some space or write elsewhere"
+            )
+        else:
+            message = (
+                f"cannot write events to {self.path} ({exc.strerror}): the {written} events before are in "
+                "the file — check the disk or write elsewhere"
+            )
+        self.error = OutputError(message)
+        if self.on_fault is not None:
+            self.on_fault(self.error)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
+        if self._file is None:
+            return
+        self._file.close()
+        self._file = None
+        if self.error is not None and self.on_fault is None:
+            raise self.error
 
 
 class EventSink:
     """Turns records into events and hands every event to its writers.
 
     Its rule: an `action` event when a person's shown label changes, a `person` `left`
-    event when a labelled person's track ends. Every event carries its camera.
+    event when a labelled person's track ends, and, with repetition counting on, a `reps`
+    event when a labelled person's count of repetitions rises. Every event carries its camera;
+    the three about a person carry their count (`reps`: this run, `reps_total`: in all). A `reps`
+    event comes with each repetition and when a run ends (its count back to 0).
     """
 
     needs_image = False
@@ -179,6 +266,7 @@ class EventSink:
         self.media: Any = None
         self._shown: dict[tuple[str, int], str] = {}
         self._model: dict[tuple[str, int], str | None] = {}  # the model behind each shown label
+        self._reps: dict[tuple[str, int], RepCount] = {}  # last count told, per labelled person
         self._t0_media: dict[str, float] = {}
         self._retired_until: dict[str, float] = {}  # camera -> grab time of the loss that retired its people
 
@@ -200,10 +288,19 @@ class EventSink:
     def _left(self, camera: str, track_id: int, t: float, frame: int) -> None:
         label = self._shown.pop((camera, track_id), None)
         self._model.pop((camera, track_id), None)
+        reps = self._reps.pop((camera, track_id), None)
         if label is not None:
             self.emit(
                 camera,
-                {"type": "person", "status": "left", "t": t, "frame": frame, "track": track_id, "label": label},
+                {
+                    "type": "person",
+                    "status": "left",
+                    "t": t,
+                    "frame": frame,
+                    "track": track_id,
+                    "label": label,
+                    **_rep_fields(reps),
+                },
             )
 
     def write(self, record: FrameRecord) -> None:
@@ -219,6 +316,9 @@ class EventSink:
                 continue
             label, model = track.prediction.label, track.prediction.model
             key = (camera, track.track_id)
+            told = self._reps.get(key)
+            if track.reps is not None:
+                self._reps[key] = track.reps
             # A model switched live announces everyone again, so their events name the new model.
             if self._shown.get(key) != label or self._model.get(key) != model:
                 self._shown[key] = label
@@ -233,17 +333,41 @@ class EventSink:
                         "label": label,
                         "score": round(track.prediction.score, 4),
                         **({"model": track.prediction.model} if track.prediction.model else {}),
+                        **_rep_fields(track.reps),
                         **(self.media.media_of(camera, track.track_id) if self.media is not None else {}),
+                    },
+                )
+            elif track.reps is not None and _counted(track.reps) != (_counted(told) if told else (0, 0)):
+                self.emit(
+                    camera,
+                    {
+                        "type": "reps",
+                        "t": t,
+                        "frame": record.index,
+                        "track": track.track_id,
+                        "label": label,
+                        **_rep_fields(track.reps),
                     },
                 )
         if len(self._shown) > MAX_LABELLED_PEOPLE:  # a crowd whose expiries were missed: keep those in view
             present = {(camera, track.track_id) for track in record.tracks}
             self._shown = {key: label for key, label in self._shown.items() if key[0] != camera or key in present}
             self._model = {key: model for key, model in self._model.items() if key in self._shown}
+            self._reps = {key: reps for key, reps in self._reps.items() if key in self._shown}
 
     def close(self) -> None:
         for writer in self.writers:
             writer.close()
+
+
+def _rep_fields(reps: RepCount | None) -> dict[str, int]:
+    """A person's count as events carry it; nothing when counting is off."""
+    return {} if reps is None else {"reps": reps.run, "reps_total": reps.total}
+
+
+def _counted(reps: RepCount) -> tuple[int, int]:
+    """What a `reps` event tells: a repetition more, or a run that ended (the period alone changes often)."""
+    return reps.run, reps.total
 
 
 def display_problem() -> str | None:
@@ -296,6 +420,7 @@ class WindowSink:
     """The live OpenCV window; several cameras share it as a grid. Must be used from the main thread."""
 
     needs_image = True
+    hud = True  # live: the viewer sees how the pipeline keeps up
 
     def __init__(self, title: str, fullscreen: bool = False, on_quit: Callable[[], None] = lambda: None) -> None:
         problem = display_problem()
@@ -319,7 +444,7 @@ class WindowSink:
 
     def write(self, record: FrameRecord) -> None:
         """Show a frame; q/ESC or closing the window calls `on_quit` (the pipeline's stop)."""
-        image = record.annotated if record.annotated is not None else record.image
+        image = record.shown(hud=True)
         self._latest[record.camera] = image
         if len(self._latest) > 1:
             image = tile(list(self._latest.values()))

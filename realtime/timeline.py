@@ -1,6 +1,6 @@
 """Each person's action over a clip, as a chart: one row per track, coloured by class, clip time across.
 
-Built from the events the pipeline writes (`action` events: t, track, label; `person`
+Built from the events the pipeline writes (`action` events: t, track, label, repetitions; `person`
 `left` events; the `stream` `opened` event and the final `summary` for the clip's length),
 so the web page and `--timeline out.png` draw the same thing from the same data.
 """
@@ -44,6 +44,7 @@ class Segment:
     start: float  # seconds of clip time
     end: float
     label: str
+    reps: int = 0  # repetitions counted while this label was shown
 
 
 @dataclass
@@ -53,6 +54,23 @@ class Row:
     camera: str
     track: int
     segments: list[Segment] = field(default_factory=list)
+
+
+@dataclass
+class _Open:
+    """A row's current label from its start, with the person's total of repetitions before it."""
+
+    row: Row
+    start: float
+    label: str
+    total_before: int  # without the ones carried into this label from the window that named it
+    total: int  # the latest total seen
+
+
+def _totals(event: dict[str, Any]) -> tuple[int, int]:
+    """(total before this event's run, total) of an event with counts; (0, 0) without."""
+    total = int(event.get("reps_total", 0))
+    return total - int(event.get("reps", 0)), total
 
 
 @dataclass
@@ -80,7 +98,7 @@ class Timeline:
         `left` event, or to the end of the clip. The clip's length is `duration` if given,
         else the summary's frames over the source's frame rate; never shorter than the last event.
         """
-        open_rows: dict[tuple[str, int], tuple[Row, float, str]] = {}  # a row's current label and its start
+        open_rows: dict[tuple[str, int], _Open] = {}
         rows: dict[tuple[str, int], Row] = {}
         last_t = 0.0
         fps: dict[str, float] = {}  # per camera, from its `opened` event
@@ -93,20 +111,24 @@ class Timeline:
                 fps[camera] = float(event["fps"])
             elif kind == "summary" and "frames_out" in event:
                 frames_out[camera] = int(event["frames_out"])
+            elif kind == "reps" and (camera, int(event["track"])) in open_rows:
+                open_rows[(camera, int(event["track"]))].total = _totals(event)[1]
             elif kind == "action" or (kind == "person" and status == "left"):
                 key = (camera, int(event["track"]))
                 t = float(event["t"])
                 last_t = max(last_t, t)
+                before, total = _totals(event)
                 if key in open_rows:
-                    row, start, label = open_rows.pop(key)
-                    closed.append((row, Segment(start, t, label)))
+                    current = open_rows.pop(key)
+                    # Repetitions carried into the next label are that label's.
+                    closed.append((current.row, _segment(current, t, before if kind == "action" else total)))
                 if kind == "action":
                     row = rows.setdefault(key, Row(*key))
-                    open_rows[key] = (row, t, str(event["label"]))
+                    open_rows[key] = _Open(row, t, str(event["label"]), before, total)
         if duration is None:
             duration = max((n / fps[c] for c, n in frames_out.items() if fps.get(c)), default=last_t)
         duration = max(duration, last_t)
-        closed += [(row, Segment(start, duration, label)) for row, start, label in open_rows.values()]
+        closed += [(o.row, _segment(o, duration, o.total)) for o in open_rows.values()]
         for row, segment in closed:
             if segment.end > segment.start:
                 row.segments.append(segment)
@@ -125,7 +147,8 @@ class Timeline:
                     "track": row.track,
                     "name": self.row_name(row),
                     "segments": [
-                        {"start": round(s.start, 3), "end": round(s.end, 3), "label": s.label} for s in row.segments
+                        {"start": round(s.start, 3), "end": round(s.end, 3), "label": s.label, "reps": s.reps}
+                        for s in row.segments
                     ],
                 }
                 for row in self.rows
@@ -133,6 +156,10 @@ class Timeline:
             "labels": self.labels,  # the legend's order (JSON objects may come back with sorted keys)
             "colours": {label: class_colour(label) for label in self.labels},
         }
+
+
+def _segment(current: _Open, end: float, total: int) -> Segment:
+    return Segment(current.start, end, current.label, max(0, total - current.total_before))
 
 
 # --- the PNG chart ---
@@ -203,6 +230,8 @@ def draw(timeline: Timeline, width: int = WIDTH) -> np.ndarray:
             cv2.rectangle(
                 image, (x0, top), (max(x0, x1 - 1), top + ROW_HEIGHT - 1), _bgr(class_colour(segment.label)), -1
             )
+            if segment.reps > 0:
+                _bar_count(image, f"x{segment.reps}", x0, x1, top)
     cv2.line(image, (x_of(0), axis_y), (x_of(duration), axis_y), INK, 1)
     legend_top = axis_y + AXIS_HEIGHT
     for line, x, label in legend:
@@ -210,6 +239,16 @@ def draw(timeline: Timeline, width: int = WIDTH) -> np.ndarray:
         cv2.rectangle(image, (x, y), (x + 13, y + 13), _bgr(class_colour(label)), -1)
         cv2.putText(image, label, (x + 19, y + 12), FONT, 0.45, INK, 1, cv2.LINE_AA)
     return image
+
+
+def _bar_count(image: np.ndarray, text: str, x0: int, x1: int, top: int) -> None:
+    """A bar's repetitions written over its middle, in white on the bar's colour, where it fits."""
+    (w, h), _ = cv2.getTextSize(text, FONT, 0.45, 1)
+    if w + 4 > x1 - x0:
+        return
+    origin = ((x0 + x1 - w) // 2, top + (ROW_HEIGHT + h) // 2)
+    cv2.putText(image, text, origin, FONT, 0.45, INK, 2, cv2.LINE_AA)
+    cv2.putText(image, text, origin, FONT, 0.45, PAPER, 1, cv2.LINE_AA)
 
 
 def _legend_layout(labels: list[str], width: int) -> list[tuple[int, int, str]]:
@@ -251,7 +290,7 @@ def write_timeline_png(events: Iterable[dict[str, Any]], path: str | Path, durat
 class TimelineWriter:
     """An EventWriter that keeps what the chart needs and draws it to a PNG when closed."""
 
-    KEEP = ("action", "person", "summary", "stream")
+    KEEP = ("action", "person", "reps", "summary", "stream")
 
     def __init__(self, path: str | Path, duration: float | None = None) -> None:
         self.path = _checked_png_path(path)

@@ -95,15 +95,25 @@ class Prediction:
     model: str | None = None  # the name of the model that gave it, when models are switched live
 
 
+@dataclass(frozen=True)
+class RepCount:
+    """What a person has repeated: this run (reset when they stop or their action changes), and in all."""
+
+    run: int
+    total: int
+    period_s: float | None = None  # the current period; None when nothing repeats now
+
+
 @dataclass
 class Track:
-    """One person followed across frames, with the latest pose and verdict."""
+    """One person followed across frames, with the latest pose, verdict and repetition count."""
 
     track_id: int
     keypoints: np.ndarray
     scores: np.ndarray
     box: np.ndarray
     prediction: Prediction | None = None
+    reps: RepCount | None = None
 
 
 DEFAULT_CAMERA = "cam0"
@@ -119,7 +129,9 @@ class FrameRecord:
     says so), pose_ms, `tracks` (the people followed; carried over on unposed frames)
     and `expired` (ids whose tracks ended here).
     classify stage: each track's `prediction`, classify_ms.
-    output step: `annotated`, the image as shown and written.
+    output step: `annotated`, the image with skeletons, boxes and labels (what recordings
+    get), and `annotated_hud`, the same with the HUD (what the live window and page show);
+    one image when no sink wants the other.
     """
 
     camera: str
@@ -134,6 +146,13 @@ class FrameRecord:
     expired: list[int] = field(default_factory=list)
     classify_ms: float = 0.0
     annotated: np.ndarray | None = None
+    annotated_hud: np.ndarray | None = None
+
+    def shown(self, hud: bool) -> np.ndarray:
+        """The image a sink shows or writes: annotated with or without the HUD, else the frame itself."""
+        if hud and self.annotated_hud is not None:
+            return self.annotated_hud
+        return self.annotated if self.annotated is not None else self.image
 
     @property
     def posed(self) -> bool:

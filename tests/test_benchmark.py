@@ -209,11 +209,30 @@ def test_web_job_times_each_result_format(tmp_path, datasets):
         "web job, h264 result + events",
         "web job, vp8 result + events",
         "pipeline, VP8 WebM",
-        "pipeline, mp4v (browsers cannot play it)",
+        "pipeline, H.264 fragmented MP4",
     ]
     for t in result["timings"]:
         assert t["frames"] == 30 and t["seconds"] > 0  # --quick: 30 frames of the upload
         assert t["fps"] == pytest.approx(t["frames"] / t["seconds"], rel=0.01)
+
+
+@pytest.mark.slow
+def test_reps_reports_each_clip_against_its_true_count(tmp_path, datasets):
+    proc = bench("reps", "--quick", "--json", str(tmp_path / "reps.json"))
+    result = json.loads((tmp_path / "reps.json").read_text())
+    assert len(result["clips"]) == 3 and len(result["still"]) == 3  # --quick: three of each kind
+    for row in result["clips"]:
+        assert row["true"] > 0 and row["error"] == row["count"] - row["true"]
+        assert proc.stdout.count(f"| {row['clip']} | {row['true']} | {row['count']} |") == 1
+    assert result["within_one"] == sum(abs(r["error"]) <= 1 for r in result["clips"]) / 3
+    assert [t["measure"] for t in result["targets"]] == [
+        "reps within one",
+        "reps MAE / mean count",
+        "reps on still clips",
+        "reps ms per person per frame",
+    ]
+    assert result["cost_ms_per_person_frame"] > 0
+    assert "target reps within one:" in proc.stdout
 
 
 @pytest.mark.skipif(importlib.util.find_spec("detectron2") is not None, reason="detectron2 is installed here")

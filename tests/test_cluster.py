@@ -400,6 +400,8 @@ def test_killed_camera_actor_restarts_and_resumes_while_the_others_run(job):
         assert after[camera]["state"] == "running"
     others = [e for e in job.events()[seen:] if e["camera"] in ("jack", "wave") and e["type"] in ("stream", "actor")]
     assert others == [], others
+    # What the killed actor recorded before the kill plays (its restart writes door.restart1.mp4).
+    assert count_frames(job.video_dir / "door.mp4") > 0
 
 
 @on_cluster

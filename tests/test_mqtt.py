@@ -110,6 +110,28 @@ def test_retained_state_follows_label_changes_and_people_leaving(broker):
     subscriber.close()
 
 
+def test_retained_state_carries_each_persons_repetitions(broker):
+    subscriber = Subscriber(broker.port, "realtime/gym/state")
+    writer = writer_for(broker.port)
+
+    def state_becomes(people: list[dict]) -> bool:
+        return subscriber.wait_until(lambda messages: bool(messages) and messages[-1].json()["people"] == people)
+
+    writer.send({**action("gym", 1, "JUMPING_JACKS", 0.9, 1.0), "reps": 2, "reps_total": 2})
+    assert state_becomes([{"track": 1, "label": "JUMPING_JACKS", "score": 0.9, "reps": 2}])
+    for count in (3, 4):
+        writer.send(
+            {"type": "reps", "camera": "gym", "t": 1.0 + count, "frame": 25 * count, "track": 1,
+             "label": "JUMPING_JACKS", "reps": count, "reps_total": count}
+        )  # fmt: skip
+    assert state_becomes([{"track": 1, "label": "JUMPING_JACKS", "score": 0.9, "reps": 4}])
+    writer.send({"type": "reps", "camera": "gym", "t": 9.0, "track": 7, "reps": 1, "reps_total": 1})  # not labelled
+    writer.close()
+    late = retained(broker.port, "realtime/gym/state")
+    assert late.json()["people"] == [{"track": 1, "label": "JUMPING_JACKS", "score": 0.9, "reps": 4}]
+    subscriber.close()
+
+
 def test_availability_online_then_offline_on_close(broker):
     writer = writer_for(broker.port)
     assert wait_for(lambda: writer.connected, 10)

@@ -62,7 +62,7 @@ def test_events_parse_and_summary_counts_match(tmp_path, weizmann_clip, random_w
     frames = [a["frame"] for a in actions]
     assert frames == sorted(frames)
     for a in actions:
-        assert set(a) == {"type", "camera", "t", "frame", "track", "label", "score"}
+        assert set(a) == {"type", "camera", "t", "frame", "track", "label", "score", "reps", "reps_total"}
         assert 0 <= a["score"] <= 1 and a["t"] == pytest.approx(a["frame"] / 25.0, abs=1e-3)
     # A label appears in the summary exactly when some action event announced it, and it
     # was shown on at most every frame since that announcement.

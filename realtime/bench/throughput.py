@@ -40,6 +40,7 @@ from ..inference_worker import ActionClassification
 from ..output import OutputStep
 from ..pipeline import Pipeline, load_classifier
 from ..pose import backend_options, create_backend
+from ..reps import RepSettings
 from ..serial import SerialLoop
 from ..sinks import VideoSink
 from ..types import DEFAULT_CAMERA, FrameRecord
@@ -149,7 +150,11 @@ def run_serial(config: Config, clip: str, max_frames: int | None = None) -> Run:
     output = OutputStep(sinks, config.pose.min_score)
     loop = SerialLoop(
         create_backend(config.pose.backend, backend_options(config.pose)),
-        ActionClassification(load_classifier(config), config.classifier.smoothing_s),
+        ActionClassification(
+            load_classifier(config),
+            config.classifier.smoothing_s,
+            RepSettings(config.reps.min_period_s, config.reps.max_period_s) if config.reps.enabled else None,
+        ),
         config.pose.skip,
         output=output,
     )

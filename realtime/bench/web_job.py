@@ -2,7 +2,7 @@
 
 One job per codec through the real app (Flask's test client, the real job runner and
 pipeline; the pose model loads per job, as in the server), then, for comparison, the same
-pipeline from Python writing VP8 WebM and OpenCV's mp4v (which browsers do not play).
+pipeline from Python writing VP8 WebM and fragmented H.264 MP4 (what `--output x.mp4` writes).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def measure(base: Config, video: Path, max_frames: int | None = None) -> dict:
         web_job(video, work / "warm", "vp8", base, max_frames)  # warm-up: imports happen in the first job
         for codec in WEB_CODECS:
             timings.append(web_job(video, work / codec, codec, base, max_frames))
-        for name, label in (("plain.webm", "VP8 WebM"), ("plain.mp4", "mp4v (browsers cannot play it)")):
+        for name, label in (("plain.webm", "VP8 WebM"), ("plain.mp4", "H.264 fragmented MP4")):
             timings.append(plain_run(base, video, work / name, label, max_frames))
     for t in timings:
         log.info("web-job: %s: %d frames in %.2f s = %.1f frames/s", t.how, t.frames, t.seconds, t.fps)

@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the annotated videos, one <camera>.mp4 each (written by the actors, on their nodes)",
     )
     p.add_argument("--events", help="write every camera's events to this JSON-lines file (through the driver)")
-    p.add_argument("--flush-events", action="store_true", default=None, help="flush the events file after each line")
+    p.add_argument(
+        "--flush-events", action="store_true", default=None, help="also sync the events file to disk after each write"
+    )
     p.add_argument("--timeline", help="draw every camera's people and their actions to this .png at the end")
     p.add_argument("--max-frames", type=int, help="stop each camera after this many frames")
     p.add_argument("--pace", action="store_true", default=None, help="read files at their native frame rate")

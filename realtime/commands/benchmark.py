@@ -5,6 +5,7 @@
     python -m realtime benchmark soak --minutes 10   # a live RTSP stream against slow inference: drops, RSS drift
     python -m realtime benchmark web-job             # an upload through the web app, per result codec
     python -m realtime benchmark detectron2          # Detectron2 s/frame per input size (in .venv-d2)
+    python -m realtime benchmark reps                # the repetition counter on clips counted by eye
     python -m realtime benchmark teach               # ten 5 s clips of two new actions posed and trained
 
 Progress and each measurement go to the log (stderr); stdout gets one line per target (met or
@@ -26,7 +27,7 @@ from typing import Any
 
 from ..errors import ConfigError, SourceError
 
-MODES = ("throughput", "cameras", "soak", "web-job", "detectron2", "teach")
+MODES = ("throughput", "cameras", "soak", "web-job", "detectron2", "reps", "teach")
 
 
 def _csv(kind: type) -> Callable[[str], tuple]:
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--frames", type=int, help="timed frames per clip and size (default 4, quick 1)")
     d.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1 = one core)")
     d.add_argument("--pose-weights", help="Detectron2 weights (default: random init, same cost)")
+    sub.add_parser("reps", parents=[common], help="repetition counts on real clips against counts taken by eye")
     return p
 
 
@@ -143,6 +145,10 @@ def main(argv: list[str]) -> int:
         from ..bench.detectron2 import markdown
 
         print(markdown(result))
+    if args.mode == "reps":
+        from ..bench.reps import markdown as reps_markdown
+
+        print(reps_markdown(result))
     for target in result.get("targets", []):
         print(
             f"target {target['measure']}: {target['measured']} ({target['op']} {target['target']}) "
@@ -237,6 +243,12 @@ def _measure(args: argparse.Namespace) -> dict:
         if soak_plan.minutes <= 0 or soak_plan.every_s <= 0:
             raise ConfigError("--minutes and --every-s must be more than 0")
         return soak.measure(soak_plan, base)
+    if args.mode == "reps":
+        from ..bench import reps
+        from ..reps import RepSettings
+
+        settings = RepSettings(base.reps.min_period_s, base.reps.max_period_s)
+        return reps.measure(datasets, settings=settings, quick=args.quick)
     if args.mode == "web-job":
         from ..bench import web_job
 

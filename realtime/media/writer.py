@@ -104,11 +104,14 @@ class MediaSink:
         on_snapshot: list[SnapshotListener] | None = None,
         clock: Callable[[], float] = time.time,
         relative_paths: bool = False,
+        hud: bool = False,
     ) -> None:
-        """`relative_paths`: events name files relative to the media folder (a server's paths stay its own)."""
+        """`relative_paths`: events name files relative to the media folder (a server's paths stay its own);
+        `hud`: clips and snapshots show the HUD too (output.hud)."""
         if not config.dir:
             raise OutputError("media needs a folder — pass --media DIR or set media.dir")
         self.config = config
+        self.hud = hud
         self.folder = Path(config.dir)
         if self.folder.exists() and not self.folder.is_dir():
             raise OutputError(f"media folder {self.folder} is a file — give a folder (it is made if missing)")
@@ -173,7 +176,7 @@ class MediaSink:
             return  # grabbed before its stream was lost, shown after: as the events sink, nobody starts again
         changes = self.episodes.update(record)
         self._announce(changes)
-        image = record.annotated if record.annotated is not None else record.image
+        image = record.shown(self.hud)
         self._put(_Work(record.camera, record.t_media, record.index, image, dict(self.episodes.improved), changes))
 
     def camera_lost(self, camera: str, t_lost: float | None = None) -> None:

@@ -10,10 +10,11 @@ OpenCV here cannot write H.264, and its mp4v does not play in browsers. Two ways
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..recording import find_ffmpeg as find_ffmpeg  # where it lived before; jobs and media import it here
 
 CODECS = ("auto", "h264", "vp8")
 
@@ -33,20 +34,6 @@ MIMETYPES = {".mp4": "video/mp4", ".webm": "video/webm"}
 def result_mimetype(path: Path) -> str:
     """A stored result's type, from its name: results outlive the server that chose their format."""
     return MIMETYPES.get(path.suffix.lower(), "application/octet-stream")
-
-
-def find_ffmpeg() -> str | None:
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    try:
-        import imageio_ffmpeg  # optional: a PyPI wheel that bundles an ffmpeg binary
-    except ImportError:
-        return None
-    try:
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except RuntimeError:
-        return None
 
 
 class EncoderUnavailable(Exception):

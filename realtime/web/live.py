@@ -100,7 +100,7 @@ class CameraFeed:
             if self.frames.subscriber_count == 0:
                 self._unwatched_t = record.t_capture  # nobody watches: spend nothing on JPEG
                 return
-        image = record.annotated if record.annotated is not None else record.image
+        image = record.shown(hud=True)
         # The overlay drew on this frame's own image and nothing touches it afterwards, so no copy.
         # If the encoder has not taken the last one yet, this one replaces it.
         self._pending.put((record.index, record.t_capture, image), self._stop)
@@ -133,6 +133,7 @@ class LiveViewServer:
     """
 
     needs_image = True
+    hud = True  # the live page shows how the pipeline keeps up, as the window does
 
     def __init__(
         self,
@@ -301,6 +302,7 @@ def _labels(record: FrameRecord, fps: float) -> dict:
             "label": t.prediction.label if t.prediction else None,
             "score": round(t.prediction.score, 3) if t.prediction else None,
             "model": t.prediction.model if t.prediction else None,
+            "reps": t.reps.run if t.reps else 0,  # this run's repetitions
         }
         for t in record.tracks
     ]

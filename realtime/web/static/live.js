@@ -73,7 +73,8 @@ labels.onmessage = (message) => {
   panel.querySelector(".frame").textContent = state.frame;
   panel.querySelector(".fps").textContent = state.fps.toFixed(1);
   const items = state.people.length
-    ? state.people.map((p) => (p.label ? `#${p.track} ${p.label} ${p.score.toFixed(2)}` : `#${p.track} · no action yet`))
+    ? state.people.map((p) => (p.label ? `#${p.track} ${p.label} ${p.score.toFixed(2)}` : `#${p.track} · no action yet`) +
+                             (p.reps ? ` ×${p.reps}` : ""))
     : ["nobody in view"];
   panel.querySelector(".labels").replaceChildren(...items.map((text) => {
     const li = document.createElement("li");

@@ -71,9 +71,15 @@ function drawTimeline(svg, data, video) {
       const rect = svgElement("rect", {x: xOf(segment.start), y, width: Math.max(1, xOf(segment.end) - xOf(segment.start)),
                                        height: row, fill: data.colours[segment.label], class: "segment",
                                        "data-label": segment.label, "data-start": segment.start});
-      rect.append(svgElement("title", {}, `${person.name} ${segment.label} ` +
+      const reps = segment.reps ? ` ×${segment.reps}` : "";
+      rect.append(svgElement("title", {}, `${person.name} ${segment.label}${reps} ` +
                                           `${segment.start.toFixed(2)}–${segment.end.toFixed(2)} s`));
       group.append(rect);
+      const width = xOf(segment.end) - xOf(segment.start);
+      if (reps && width >= 8 * reps.length) {  // the count over the bar, where it fits
+        group.append(svgElement("text", {x: xOf(segment.start) + width / 2, y: y + row - 6, "text-anchor": "middle",
+                                         class: "reps", "data-reps": segment.reps}, reps.trim()));
+      }
     }
     svg.append(group);
   });
