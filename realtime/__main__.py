@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from . import native
-from .errors import RealtimeError
+from .errors import ConfigError, RealtimeError
 
 if TYPE_CHECKING:
     from .demo import DemoRun
@@ -103,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME",
         help="with --serve: a host name browsers may use besides loopback ones (repeatable)",
+    )
+    p.add_argument(
+        "--models",
+        metavar="DIR",
+        help="classify with the active model of this folder (a `serve --work-dir`, see docs/teach.md) and "
+        "switch to whichever is activated there, live (instead of --weights)",
+    )
+    p.add_argument(
+        "--teach-url",
+        metavar="URL",
+        help="with --serve: the live page links to this Teach page (the `serve` whose --work-dir is --models)",
     )
     p.add_argument(
         "--demo-if-no-camera",
@@ -224,7 +235,16 @@ def _run_pipeline(args: argparse.Namespace, stop: StopRequest) -> RunSummary:
     from .config import cameras_of, load_config
     from .pipeline import Pipeline
 
-    config = load_config(args.config, overrides_from(args))
+    overrides = overrides_from(args)
+    registry = None
+    if args.models:
+        from .model_follower import active_checkpoint, open_registry
+
+        if args.weights:
+            raise ConfigError("--models and --weights both choose the classifier — give one of them")
+        registry = open_registry(args.models)
+        overrides.setdefault("classifier", {})["weights"] = str(active_checkpoint(registry)[1])
+    config = load_config(args.config, overrides)
     sinks = []
     if args.serve:
         from .web.live import LiveViewServer
@@ -234,10 +254,30 @@ def _run_pipeline(args: argparse.Namespace, stop: StopRequest) -> RunSummary:
                 args.serve,
                 args.allowed_host,
                 cameras=[camera.name for camera in cameras_of(config)],
+                teach_url=teach_url(args.teach_url),
                 media=config.media.dir,
             )
         )
-    return Pipeline(config, sinks=sinks, stop=stop).run()
+    pipeline = Pipeline(config, sinks=sinks, stop=stop)
+    if registry is not None:
+        from .model_follower import ModelFollower
+
+        follower = ModelFollower(registry, pipeline.classification.switch, pipeline.stop)
+        follower.poll()  # the active model's name is on the first events too
+        follower.start()
+    return pipeline.run()
+
+
+def teach_url(value: str | None) -> str | None:
+    """The Teach page's URL as given, checked: the live page links to it."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"--teach-url {value!r} is not an http(s) URL — e.g. http://127.0.0.1:8000/teach")
+    return value
 
 
 if __name__ == "__main__":

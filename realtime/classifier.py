@@ -431,7 +431,13 @@ def _check_shapes(path: Path, ckpt: Checkpoint) -> None:
 class ActionClassifier:
     """Batched, gradient-free prediction for the windows of all people in a frame."""
 
-    def __init__(self, checkpoint: Checkpoint, threshold: float | None = None, torch_threads: int | None = 1) -> None:
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        threshold: float | None = None,
+        torch_threads: int | None = 1,
+        name: str | None = None,
+    ) -> None:
         # A few 32-step windows are too small to split across cores: a second torch thread only
         # spins on the core a pose thread needs (docs/speed.md). Process-wide; None leaves it alone.
         if torch_threads is not None and torch.get_num_threads() != torch_threads:
@@ -440,12 +446,15 @@ class ActionClassifier:
         self.labels = checkpoint.labels
         self.spec = checkpoint.spec
         self.threshold = checkpoint.threshold if threshold is None else threshold
+        self.name = name  # a registry model's name, carried by its verdicts (model_registry.py)
         model = checkpoint.build_model().eval()
         self.model = for_live_use(model)
 
     @classmethod
-    def load(cls, path: str | Path, threshold: float | None = None, torch_threads: int | None = 1) -> ActionClassifier:
-        return cls(load_checkpoint(path), threshold, torch_threads)
+    def load(
+        cls, path: str | Path, threshold: float | None = None, torch_threads: int | None = 1, name: str | None = None
+    ) -> ActionClassifier:
+        return cls(load_checkpoint(path), threshold, torch_threads, name)
 
     def predict(self, windows: np.ndarray) -> list[Prediction]:
         """windows (B, W, dim) → one Prediction each; below the threshold the label is OTHER."""
@@ -474,6 +483,7 @@ class ActionClassifier:
             self.labels[index],
             float(probs[index]),
             {name: float(p) for name, p in zip(self.labels, probs, strict=True)},
+            self.name,
         )
 
 

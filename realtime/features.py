@@ -386,6 +386,13 @@ class TrackWindow:
     def __len__(self) -> int:
         return len(self._samples)
 
+    def with_spec(self, spec: FeatureSpec) -> TrackWindow:
+        """The same pose history for a model that takes windows of another spec."""
+        rebuilt = TrackWindow(spec)
+        for sample in self._samples:
+            rebuilt.add(*sample)
+        return rebuilt
+
     def add(self, t: float, keypoints: np.ndarray, scores: np.ndarray) -> None:
         """Append a pose sample; a gap longer than max_gap_s starts the window afresh."""
         if self._samples and (t <= self._samples[-1][0]):

@@ -9,6 +9,8 @@ that pose never wait for the LSTM.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -38,14 +40,45 @@ class ActionClassification:
         self, classifier: ActionClassifier | None, smoothing_s: float = 0.0, reps: RepSettings | None = None
     ) -> None:
         self.classifier = classifier
+        self._smoothing_s = smoothing_s
         self._smoother = ProbabilitySmoother(smoothing_s)
         self._windows: dict[PersonKey, TrackWindow] = {}
         self._predictions: dict[PersonKey, Prediction] = {}
         self.rep_settings = reps  # None: no counting
         self._counters: dict[PersonKey, RepCounter] = {}
+        # A model handed over by another thread, taken before the next frame: never mid-batch.
+        self._incoming: queue.Queue[ActionClassifier] = queue.Queue(maxsize=1)
+        self.switches = 0
+
+    def switch(self, classifier: ActionClassifier) -> None:
+        """From any thread: classify with `classifier` from the next frame on; the newest hand-over wins."""
+        while True:
+            try:
+                self._incoming.put_nowait(classifier)
+                return
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    self._incoming.get_nowait()
+
+    def _take_incoming(self) -> None:
+        try:
+            new = self._incoming.get_nowait()
+        except queue.Empty:
+            return
+        old, self.classifier = self.classifier, new
+        self.switches += 1
+        if old is not None and old.spec != new.spec:
+            # The pose history stays; only the windows cut from it change shape.
+            self._windows = {key: window.with_spec(new.spec) for key, window in self._windows.items()}
+        if old is None or old.labels != new.labels:
+            # Smoothed probabilities are per class: another class list starts them afresh.
+            self._smoother = ProbabilitySmoother(self._smoothing_s)
+        # Verdicts of the old model are not shown under the new one's name.
+        self._predictions.clear()
 
     def classify(self, record: FrameRecord) -> FrameRecord:
         camera = record.camera
+        self._take_incoming()
         if record.posed:
             t0 = time.perf_counter()
             for track_id in record.expired:

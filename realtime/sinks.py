@@ -265,6 +265,7 @@ class EventSink:
         # The media sink, when media is kept: an `action` event names its episode's id and files.
         self.media: Any = None
         self._shown: dict[tuple[str, int], str] = {}
+        self._model: dict[tuple[str, int], str | None] = {}  # the model behind each shown label
         self._reps: dict[tuple[str, int], RepCount] = {}  # last count told, per labelled person
         self._t0_media: dict[str, float] = {}
         self._retired_until: dict[str, float] = {}  # camera -> grab time of the loss that retired its people
@@ -286,6 +287,7 @@ class EventSink:
 
     def _left(self, camera: str, track_id: int, t: float, frame: int) -> None:
         label = self._shown.pop((camera, track_id), None)
+        self._model.pop((camera, track_id), None)
         reps = self._reps.pop((camera, track_id), None)
         if label is not None:
             self.emit(
@@ -312,13 +314,15 @@ class EventSink:
         for track in record.tracks:
             if track.prediction is None:
                 continue
-            label = track.prediction.label
+            label, model = track.prediction.label, track.prediction.model
             key = (camera, track.track_id)
             told = self._reps.get(key)
             if track.reps is not None:
                 self._reps[key] = track.reps
-            if self._shown.get(key) != label:
+            # A model switched live announces everyone again, so their events name the new model.
+            if self._shown.get(key) != label or self._model.get(key) != model:
                 self._shown[key] = label
+                self._model[key] = model
                 self.emit(
                     camera,
                     {
@@ -328,6 +332,7 @@ class EventSink:
                         "track": track.track_id,
                         "label": label,
                         "score": round(track.prediction.score, 4),
+                        **({"model": track.prediction.model} if track.prediction.model else {}),
                         **_rep_fields(track.reps),
                         **(self.media.media_of(camera, track.track_id) if self.media is not None else {}),
                     },
@@ -347,6 +352,7 @@ class EventSink:
         if len(self._shown) > MAX_LABELLED_PEOPLE:  # a crowd whose expiries were missed: keep those in view
             present = {(camera, track.track_id) for track in record.tracks}
             self._shown = {key: label for key, label in self._shown.items() if key[0] != camera or key in present}
+            self._model = {key: model for key, model in self._model.items() if key in self._shown}
             self._reps = {key: reps for key, reps in self._reps.items() if key in self._shown}
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import random
 import time
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -350,10 +351,12 @@ def fit(
     config: TrainConfig,
     run_dir: str | Path = "runs",
     fixed_epochs: int | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> TrainResult:
     """Train one model; with validation data, stop early and choose the rejection threshold on it.
 
-    `fixed_epochs` trains that many epochs without validation (the final all-data model).
+    `fixed_epochs` trains that many epochs without validation (the final all-data model);
+    `callbacks` are Lightning callbacks of the caller's (the Teach page's progress).
     """
     import pytorch_lightning as pl
 
@@ -389,13 +392,14 @@ def fit(
     )
     train_loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=sampler)
     best = BestSettledEpoch(config.min_epochs, config.patience)
-    callbacks: list[pl.Callback] = [best] if has_val else []
+    trainer_callbacks: list[pl.Callback] = [best] if has_val else []
     if config.ema_decay > 0:
         from pytorch_lightning.callbacks import EMAWeightAveraging
 
         # After `best`: Lightning calls callbacks in order, so `best` copies the averaged weights
         # at the end of validation, before the average swaps the current weights back in.
-        callbacks.append(EMAWeightAveraging(decay=config.ema_decay))
+        trainer_callbacks.append(EMAWeightAveraging(decay=config.ema_decay))
+    trainer_callbacks.extend(callbacks)
     # Its start-up notes (accelerators found, a cloud-logger tip) are INFO on this logger.
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     trainer = pl.Trainer(
@@ -403,7 +407,7 @@ def fit(
         accelerator="cpu",
         devices=1,
         logger=False,
-        callbacks=callbacks,
+        callbacks=trainer_callbacks,
         enable_checkpointing=False,
         enable_progress_bar=config.progress,
         enable_model_summary=False,

@@ -92,6 +92,7 @@ class Prediction:
     label: str
     score: float
     probabilities: dict[str, float] = field(default_factory=dict)
+    model: str | None = None  # the name of the model that gave it, when models are switched live
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,10 @@ from realtime.web.jobs import (
 from realtime.web.store import JobStore
 
 JOB_TIMEOUT_S = 120
+# The Teach page's stores and its clips' folder (docs/teach.md), made with a work folder.
+TEACH_FILES = {f"{name}{suffix}" for name in ("models.sqlite3", "teach.sqlite3") for suffix in ("", "-wal", "-shm")} | {
+    "taught"
+}
 
 
 def make_app(tmp_path: Path, **jobs):
@@ -329,6 +333,7 @@ def test_client_file_name_never_reaches_the_filesystem(client, app, tmp_path, we
         f"{STORE_NAME}-wal",
         f"{STORE_NAME}-shm",
         "server.lock",
+        *TEACH_FILES,
     }
 
 
@@ -366,7 +371,13 @@ def test_finished_jobs_are_deleted_after_the_retention_time(tmp_path, weizmann_c
 def test_a_work_folder_keeps_the_store_and_nothing_else_before_an_upload(tmp_path):
     app = make_app(tmp_path)
     close_app(app)
-    assert {p.name for p in tmp_path.iterdir()} <= {STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", "server.lock"}
+    assert {p.name for p in tmp_path.iterdir()} <= {
+        STORE_NAME,
+        f"{STORE_NAME}-wal",
+        f"{STORE_NAME}-shm",
+        "server.lock",
+        *TEACH_FILES,
+    }
     assert STORE_NAME in {p.name for p in tmp_path.iterdir()}
 
 

@@ -7,6 +7,7 @@
     python -m realtime benchmark detectron2          # Detectron2 s/frame per input size (in .venv-d2)
     python -m realtime benchmark reps                # the repetition counter on clips counted by eye
     python -m realtime benchmark tracking            # track ids per person at 3, 5 and 10 poses/s
+    python -m realtime benchmark teach               # ten 5 s clips of two new actions posed and trained
 
 Progress and each measurement go to the log (stderr); stdout gets one line per target (met or
 MISSED); `--json FILE` gets every number, and `--report DIR` a Markdown table and a PNG
@@ -27,7 +28,7 @@ from typing import Any
 
 from ..errors import ConfigError, SourceError
 
-MODES = ("throughput", "cameras", "soak", "web-job", "detectron2", "reps", "tracking")
+MODES = ("throughput", "cameras", "soak", "web-job", "detectron2", "reps", "tracking", "teach")
 
 
 def _csv(kind: type) -> Callable[[str], tuple]:
@@ -97,6 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--clip", type=Path, help="clip to stream (default: videos/exercise.avi)")
     w = sub.add_parser("web-job", parents=[common, one_backend], help="an upload through the web app, per result codec")
     w.add_argument("--video", type=Path, help="video to upload (default: videos/exercise.avi)")
+    te = sub.add_parser("teach", parents=[common], help="the Teach page: ten 5 s clips posed and trained")
+    te.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="KIND:PATH",
+        help="base data besides the clips (default: weizmann and kth persons 21-23)",
+    )
+    te.add_argument("--epochs", type=int, default=12, help="(default %(default)s, the page's)")
+    te.add_argument("--subset", type=int, default=0, help="base sequences per data set, 0 = all (default 0)")
     d = sub.add_parser("detectron2", parents=[common], help="Detectron2 seconds per frame per input size")
     d.add_argument("--sizes", type=_csv(int), default=(320, 480, 800), help="MIN_SIZE_TEST values")
     d.add_argument("--frames", type=int, help="timed frames per clip and size (default 4, quick 1)")
@@ -258,6 +269,16 @@ def _measure(args: argparse.Namespace) -> dict:
         if not args.rates or min(args.rates) <= 0:
             raise ConfigError("--rates must be pose rates above 0 Hz, e.g. --rates 3,5,10")
         return tracking.run(base, datasets, tuple(args.rates))
+    if args.mode == "teach":
+        from ..bench import teach
+
+        data = tuple(args.data) or (
+            f"videos:{datasets / 'weizmann'}",
+            f"kth:{datasets / 'kth_pose' / 'kth_pose_persons21-23.csv'}",
+        )
+        if args.epochs < 1 or args.subset < 0:
+            raise ConfigError("--epochs must be 1 or more and --subset 0 or more")
+        return teach.measure(datasets, data, 2 if args.quick else args.epochs, args.subset, args.quick)
     from ..bench import detectron2
 
     sources = [datasets / s for s in detectron2.SOURCES]

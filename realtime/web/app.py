@@ -20,15 +20,17 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from flask import Flask, Response, abort, jsonify, render_template, request, send_file
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from ..config import Config, default_config_path, load_config
+from ..config import Config, default_config_path, load_config, weights_path
+from ..datasets import parse_data_arg
 from ..errors import ConfigError
+from ..teach.trainer import TeachSettings
 from ..timeline import Timeline
 from .encode import CODECS, EncoderUnavailable, result_mimetype
 from .events_api import EventsSource, register_events_api
@@ -39,6 +41,7 @@ from .store import JobRecord
 from .upload import UploadRejected, display_name, probe_video, safe_suffix
 
 RUNNER_KEY = "realtime.jobs"
+TEACH_KEY = "realtime.teach"
 SSE_KEEPALIVE_S = 15.0
 
 
@@ -47,6 +50,7 @@ class WebSettings:
     max_upload_mb: float = 500.0
     jobs: JobSettings = field(default_factory=JobSettings)
     allowed_hosts: frozenset[str] = frozenset(LOOPBACK_NAMES)  # Host names answered (see security.py)
+    teach: TeachSettings = field(default_factory=TeachSettings)  # the Teach page's (with a work folder only)
 
 
 def create_app(settings: WebSettings | None = None) -> Flask:
@@ -55,7 +59,12 @@ def create_app(settings: WebSettings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_upload_mb * 1024 * 1024)
     harden(app, settings.allowed_hosts)
-    app.extensions[RUNNER_KEY] = JobRunner(settings.jobs)
+    jobs = settings.jobs
+    if jobs.work_dir is not None:  # models are versioned in the work folder; jobs follow the active one
+        jobs = replace(jobs, models_dir=jobs.work_dir)
+    app.extensions[RUNNER_KEY] = JobRunner(jobs)
+    if jobs.work_dir is not None:
+        add_teach(app, app.extensions[RUNNER_KEY], settings.teach)
 
     def runner() -> JobRunner:
         return app.extensions[RUNNER_KEY]
@@ -86,7 +95,7 @@ def create_app(settings: WebSettings | None = None) -> Flask:
 
     @app.get("/")
     def index() -> ResponseReturnValue:
-        return render_template("index.html", max_upload_mb=settings.max_upload_mb)
+        return render_template("index.html", max_upload_mb=settings.max_upload_mb, teach=TEACH_KEY in app.extensions)
 
     @app.post("/api/jobs")
     def create_job() -> ResponseReturnValue:
@@ -161,7 +170,29 @@ def create_app(settings: WebSettings | None = None) -> Flask:
     return app
 
 
+def add_teach(app: Flask, runner: JobRunner, settings: TeachSettings) -> None:
+    """The model registry (the configured weights its first version) and the Teach page, in the work folder."""
+    from ..model_registry import ModelRegistry
+    from ..teach.runner import TeachRunner
+    from .teach_api import add_teach_routes
+
+    assert runner.registry is not None
+    registry = runner.registry
+    if not registry.models():
+        from ..classifier import load_checkpoint
+
+        base = Path(runner.settings.weights) if runner.settings.weights else weights_path(runner.config)
+        registry.ensure_base(base, load_checkpoint(base).labels)
+    teacher = TeachRunner(registry.folder, ModelRegistry(registry.folder), settings)
+    app.extensions[TEACH_KEY] = teacher
+    add_teach_routes(app, teacher, teacher.registry)
+
+
 def close_app(app: Flask) -> None:
+    teacher = app.extensions.get(TEACH_KEY)
+    if teacher is not None:
+        teacher.close()
+        teacher.registry.close()
     app.extensions[RUNNER_KEY].close()
 
 
@@ -256,6 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="result video: h264 (MP4, needs ffmpeg), vp8 (WebM, slower to write), auto (default: "
         "h264 when ffmpeg is found)",
     )
+    p.add_argument(
+        "--teach-data",
+        action="append",
+        default=[],
+        metavar="KIND:PATH",
+        help="with --work-dir: the data the Teach page trains on besides the taught clips (repeatable; default: "
+        "the shipped model's, see weights/MODEL_CARD.md)",
+    )
     return p
 
 
@@ -282,8 +321,15 @@ def settings_from(args: argparse.Namespace) -> WebSettings:
         work_dir=work_dir,
         video_codec=args.video_codec,
     )
+    if args.teach_data and not work_dir:
+        raise ConfigError("--teach-data needs --work-dir: taught clips and models are kept there")
+    for text in args.teach_data:
+        parse_data_arg(text)  # a typo fails now, not at the first training
     return WebSettings(
-        max_upload_mb=args.max_upload_mb, jobs=jobs, allowed_hosts=allowed_host_names(args.host, args.allowed_host)
+        max_upload_mb=args.max_upload_mb,
+        jobs=jobs,
+        allowed_hosts=allowed_host_names(args.host, args.allowed_host),
+        teach=TeachSettings(data=tuple(args.teach_data)),
     )
 
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Config, load_config, with_overrides
 from ..errors import OutputError, RealtimeError
 from ..features import FeatureSpec
+from ..model_registry import ModelRegistry
 from ..timeline import Timeline
 from ..types import FrameRecord
 from .broadcast import Broadcaster
@@ -67,6 +68,7 @@ class JobSettings:
     max_frames: int | None = None  # analyse at most this many frames of an upload
     work_dir: str | None = None  # jobs survive restarts here; None: a temporary folder, deleted at stop
     video_codec: str = "auto"  # h264 (via ffmpeg) | vp8 | auto (h264 when ffmpeg is found)
+    models_dir: str | None = None  # jobs use this registry's active model and follow its activations
 
 
 MEDIA_NAME = "media"  # a job's episodes: snapshots, clips and their index
@@ -186,6 +188,7 @@ class JobRunner:
                 log.info("%s", recovery.line())
             for job_id in recovery.to_run:
                 self._pending.put(job_id)
+        self.registry = ModelRegistry(self.settings.models_dir) if self.settings.models_dir else None
         self._threads = [
             threading.Thread(target=self._work, name=f"job-worker-{i}", daemon=True)
             for i in range(max(1, self.settings.workers))
@@ -292,6 +295,7 @@ class JobRunner:
 
     def _run(self, job_id: str) -> None:
         # Heavy (torch, pose models): imported only when a job runs.
+        from ..model_follower import ModelFollower
         from ..pipeline import Pipeline
 
         job = self.store.get(job_id)
@@ -321,6 +325,10 @@ class JobRunner:
             return
         with self._lock:
             self._running[job_id] = pipeline
+        if self.registry is not None:
+            follower = ModelFollower(self.registry, pipeline.classification.switch, pipeline.stop)
+            follower.poll()  # the events name the model from the first one
+            follower.start()
         try:
             if self._stop.is_set():
                 pipeline.request_stop("shutdown")
@@ -368,6 +376,8 @@ class JobRunner:
             "max_gb": 0,
             "clips": self.config.media.clips and find_ffmpeg() is not None,
         }
+        if self.registry is not None and (active := self.registry.active()) is not None:
+            overrides["classifier"] = {"weights": str(self.registry.checkpoint_path(active))}
         return overrides
 
     def _label(self, job: JobRecord) -> str:
@@ -446,6 +456,8 @@ class JobRunner:
         for broadcaster in updates:
             broadcaster.close()
         self.store.close()
+        if self.registry is not None:
+            self.registry.close()
         if not self.durable and self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
         if self._lock_fd is not None:

@@ -143,9 +143,12 @@ class LiveViewServer:
         allowed_hosts: Iterable[str] = (),
         cameras: Iterable[str] = (),
         media: str | None = None,
+        teach_url: str | None = None,
     ) -> None:
         """`allowed_hosts`: host names to answer besides the loopback ones and `host` (see security.py);
-        `media`: the media folder whose events the page lists."""
+        `media`: the media folder whose events the page lists; `teach_url`: the Teach page the live
+        page links to (a `serve` of the --models folder)."""
+        self.teach_url = teach_url
         names = allowed_host_names(host, allowed_hosts)
         sock = bind(host, port, fix="choose another --serve HOST:PORT")  # before any thread: it may fail
         self.jpeg_quality = jpeg_quality
@@ -168,9 +171,16 @@ class LiveViewServer:
 
     @classmethod
     def from_address(
-        cls, address: str, allowed_hosts: Iterable[str] = (), cameras: Iterable[str] = (), media: str | None = None
+        cls,
+        address: str,
+        allowed_hosts: Iterable[str] = (),
+        cameras: Iterable[str] = (),
+        media: str | None = None,
+        teach_url: str | None = None,
     ) -> LiveViewServer:
-        server = cls(*parse_address(address), allowed_hosts=allowed_hosts, cameras=cameras, media=media)
+        server = cls(
+            *parse_address(address), allowed_hosts=allowed_hosts, cameras=cameras, media=media, teach_url=teach_url
+        )
         log.info("live view on %s", server.url)
         return server
 
@@ -291,6 +301,7 @@ def _labels(record: FrameRecord, fps: float) -> dict:
             "track": t.track_id,
             "label": t.prediction.label if t.prediction else None,
             "score": round(t.prediction.score, 3) if t.prediction else None,
+            "model": t.prediction.model if t.prediction else None,
             "reps": t.reps.run if t.reps else 0,  # this run's repetitions
         }
         for t in record.tracks
@@ -326,7 +337,11 @@ def create_live_app(live: LiveViewServer, allowed_hosts: frozenset[str]) -> Flas
     @app.get("/")
     def page() -> ResponseReturnValue:
         return render_template(
-            "live.html", cameras=live.cameras, live_streams=LIVE_STREAMS_PER_PAGE, events=live.events.enabled
+            "live.html",
+            cameras=live.cameras,
+            live_streams=LIVE_STREAMS_PER_PAGE,
+            events=live.events.enabled,
+            teach_url=live.teach_url,
         )
 
     @app.get("/stream.mjpg")
