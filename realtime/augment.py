@@ -8,7 +8,10 @@ clips):
   yaw         a camera to the side: turning the body about the vertical axis shortens
               x (by cos of the angle, up to 60 degrees; depth is unknown in 2D);
   aspect      x and y scaled apart (stretched video, lens, pose-model box fits);
-  cutoff      the frame edge cuts the legs (below a line between hips and ankles) or the head;
+  cutoff      the frame edge cuts the legs (below the knees for the whole-body actions, anywhere
+              below the hips for the rest) or the head;
+  waist_up    the frame edge cuts at the waist or the chest, as a desk webcam, a kiosk or a film
+              close-up sees people (never for the whole-body actions, which need the legs);
   frame_rate  the source films at 8-30 fps, so fewer poses fall in the window;
   speed       people move faster or slower;
   noise       keypoint jitter as large as the pose model's own (measured, see `noise`);
@@ -39,6 +42,7 @@ _OFF: dict[str, dict] = {
     "yaw": {"max_yaw_deg": 0.0},
     "aspect": {"aspect_range": (1.0, 1.0)},
     "cutoff": {"cutoff_p": 0.0},
+    "waist_up": {"waist_up_p": 0.0},
     "frame_rate": {"frame_rate_p": 0.0},
     "speed": {"speed_range": (1.0, 1.0)},
     "noise": {"noise": 0.0},
@@ -55,6 +59,7 @@ class Augment:
     max_yaw_deg: float = 60.0
     aspect_range: tuple[float, float] = (0.85, 1.15)  # x and y apart
     cutoff_p: float = 0.15  # chance of a cut at the bottom, and again of one at the top
+    waist_up_p: float = 0.3  # chance of a cut at the waist or chest, for windows of arm actions and OTHER
     frame_rate_p: float = 0.3  # chance that the source is re-timed to a rate in frame_rate_range
     frame_rate_range: tuple[float, float] = (8.0, 30.0)
     speed_range: tuple[float, float] = (0.75, 1.33)
@@ -85,9 +90,15 @@ class Augment:
         return float(rng.uniform(*self.frame_rate_range))
 
     def __call__(
-        self, keypoints: np.ndarray, visible: np.ndarray, rng: np.random.Generator, joints: tuple[int, ...]
+        self,
+        keypoints: np.ndarray,
+        visible: np.ndarray,
+        rng: np.random.Generator,
+        joints: tuple[int, ...],
+        whole_body: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """keypoints (W,17,2), visible (W,17) -> augmented copies."""
+        """keypoints (W,17,2), visible (W,17) -> augmented copies. `whole_body`: the window's class
+        needs the legs, so no cut may hide them."""
         kp = keypoints.astype(np.float32).copy()
         vis = visible.copy()
         if not vis.any():
@@ -107,7 +118,9 @@ class Augment:
         size = float(np.ptp(kp[vis][:, 1])) / 3.0 or 1.0  # about a torso length
         kp += rng.normal(0.0, self.noise * size, size=kp.shape).astype(np.float32)
         if self.cutoff_p > 0:
-            self._cut(kp, vis, rng)
+            self._cut(kp, vis, rng, whole_body)
+        if not whole_body and rng.random() < self.waist_up_p:
+            self._cut_waist(kp, vis, rng)
         if rng.random() < self.dropout_p:
             joint = int(rng.choice(joints))
             start = int(rng.integers(0, len(kp)))
@@ -117,18 +130,35 @@ class Augment:
         kp[~vis] = 0.0
         return kp, vis
 
-    def _cut(self, kp: np.ndarray, vis: np.ndarray, rng: np.random.Generator) -> None:
+    def _cut(self, kp: np.ndarray, vis: np.ndarray, rng: np.random.Generator, whole_body: bool) -> None:
         """A frame edge at a fixed height for the whole window hides every joint beyond it."""
         if rng.random() < self.cutoff_p:
             hips, ankles = _mean_y(kp, vis, _HIPS), _mean_y(kp, vis, _LEGS[2:])
+            knees = _mean_y(kp, vis, _LEGS[:2])
             if hips is not None and ankles is not None and ankles > hips:
-                edge = rng.uniform(hips + 0.25 * (ankles - hips), ankles)  # y grows downwards
+                lowest = hips + 0.25 * (ankles - hips)
+                if whole_body:  # the knees stay in view: legs cut off above them are no jump
+                    lowest = max(lowest, knees if knees is not None else hips + 0.6 * (ankles - hips))
+                edge = rng.uniform(lowest, ankles)  # y grows downwards
                 vis &= kp[..., 1] <= edge
         if rng.random() < self.cutoff_p:
             nose, shoulders = _mean_y(kp, vis, _HEAD[:1]), _mean_y(kp, vis, _SHOULDERS)
             if nose is not None and shoulders is not None and shoulders > nose:
                 edge = rng.uniform(nose, nose + 0.6 * (shoulders - nose))  # through the head, above the shoulders
                 vis &= kp[..., 1] >= edge
+
+    @staticmethod
+    def _cut_waist(kp: np.ndarray, vis: np.ndarray, rng: np.random.Generator) -> None:
+        """A bottom frame edge between the middle of the chest and the hips."""
+        shoulders, hips = _mean_y(kp, vis, _SHOULDERS), _mean_y(kp, vis, _HIPS)
+        if shoulders is None:
+            return
+        torso = (hips - shoulders) if hips is not None and hips > shoulders else None
+        if torso is None:  # hips already unseen: a cut through the lower chest at most
+            height = float(np.ptp(kp[vis][:, 1])) or 1.0
+            torso = height / 3.0
+        edge = rng.uniform(shoulders + 0.45 * torso, shoulders + torso)
+        vis &= kp[..., 1] <= edge
 
 
 def _mean_y(kp: np.ndarray, vis: np.ndarray, joints: tuple[int, ...]) -> float | None:

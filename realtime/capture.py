@@ -59,7 +59,7 @@ class StreamStatus:
     """A change in the source's state, for the events log (`retrying`: for the log only)."""
 
     camera: str
-    status: str  # opened | lost | retrying | reconnected | gave_up | ended
+    status: str  # opened | lost | retrying | reconnected | gave_up | looped | ended
     t: float
     detail: dict[str, Any]
     info: SourceInfo | None = None  # opened: what the source turned out to be
@@ -216,6 +216,7 @@ class CaptureThread(threading.Thread):
         max_frames: int | None = None,
         camera: str = DEFAULT_CAMERA,
         label: str | None = None,
+        min_clip_s: float = 0.0,
     ) -> None:
         super().__init__(name=f"capture-{camera}", daemon=True)
         self.camera = camera
@@ -228,6 +229,10 @@ class CaptureThread(threading.Thread):
         self.options = options
         self.status = status
         self.max_frames = max_frames
+        # A file shorter than this (one classifier window) plays again until it is this long, as the GIF
+        # such a clip often was loops: otherwise it would never fill a window and get no label.
+        self.min_clip_s = min_clip_s
+        self.passes = 1
         self.frames_read = 0
         self.error: str | None = None
         self.truncated = False  # the file ended early, after some good frames: those were all passed on
@@ -295,6 +300,8 @@ class CaptureThread(threading.Thread):
             if not ok or image is None or stalled:
                 if self.info.kind is SourceKind.FILE:
                     self._check_complete()
+                    if self.error is None and self._replay_short_clip():
+                        continue
                     return
                 if not self._reconnect("read timed out" if stalled else "read failed"):
                     return
@@ -312,8 +319,26 @@ class CaptureThread(threading.Thread):
                 next_due += interval
                 self.stop.wait(max(0.0, next_due - time.monotonic()))
 
+    def _replay_short_clip(self) -> bool:
+        """Start a whole file that is shorter than `min_clip_s` over again; False once it is long enough."""
+        per_pass = self.frames_read // self.passes
+        if per_pass == 0 or self.frames_read / self.info.fps >= self.min_clip_s:
+            return False
+        assert self.cap is not None
+        self.cap.release()
+        self.cap = _open_capture(self.info.source, self.info.kind, self.options)
+        if not self.cap.isOpened():
+            return False
+        self.passes += 1
+        self._report(
+            "looped",
+            note=f"{self.label} lasts {per_pass / self.info.fps:.2f} s, less than one window "
+            f"({self.min_clip_s:.2f} s): playing it again (pass {self.passes})",
+        )
+        return True
+
     def _check_complete(self) -> None:
-        damage = truncation_error(self.label, self.frames_read, self.info.frame_count or 0)
+        damage = truncation_error(self.label, self.frames_read // self.passes, self.info.frame_count or 0)
         if damage:
             self.truncated = self.frames_read > 0
             self.error = damage + ("; frames before the damage were processed" if self.truncated else "")

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .datasets.labels import CLASS_NAME, CLASSES, OTHER
+from .datasets.labels import CLASS_NAME, CLASSES, OTHER, WHOLE_BODY
 from .errors import WeightsError
-from .features import BONES, FeatureSpec
+from .features import BONES, FeatureSpec, legs_seen
 from .types import Prediction
 
 if TYPE_CHECKING:
@@ -322,6 +322,7 @@ class Checkpoint:
     threshold: float = 0.0
     info: dict | None = None
     arch: str = "lstm"
+    whole_body: tuple[str, ...] = ()  # classes never given to a window that does not show the legs
 
     def build_model(self) -> nn.Module:
         model = build_net(self.arch, self.spec, len(self.labels), self.hidden_size, self.num_layers, self.dropout)
@@ -336,6 +337,7 @@ def save_checkpoint(
     spec: FeatureSpec,
     threshold: float = 0.0,
     info: dict | None = None,
+    whole_body: tuple[str, ...] = (),
 ) -> None:
     """Write a checkpoint from a trained ActionModel (Lightning) or a bare network of ARCHITECTURES."""
     net: Any = getattr(model, "net", model)
@@ -350,6 +352,7 @@ def save_checkpoint(
             "num_layers": int(net.num_layers),
             "dropout": float(net.dropout_p),
             "threshold": float(threshold),
+            "whole_body": [c for c in whole_body if c in labels],
             "info": info or {},
             "state_dict": state,
         },
@@ -383,6 +386,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             float(raw.get("threshold", 0.0)),
             raw.get("info"),
             str(raw.get("arch", "lstm")),
+            # Files older than the rule were trained with hips required; the packaged classes keep their meaning.
+            tuple(str(c) for c in raw.get("whole_body", [c for c in WHOLE_BODY if c in raw["labels"]])),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise WeightsError(f"weights file {path} lacks or garbles field {exc} — {WEIGHTS_HINT}") from None
@@ -464,7 +469,8 @@ class ActionClassifier:
                 f"windows of shape {windows.shape[1:]} given; the model takes {(self.spec.window, self.spec.dim)}"
             )
         with torch.inference_mode():
-            return torch.softmax(self.model(torch.from_numpy(np.ascontiguousarray(windows))), dim=1).numpy()
+            probs = torch.softmax(self.model(torch.from_numpy(np.ascontiguousarray(windows))), dim=1).numpy()
+        return gate_whole_body(probs, windows, self.spec, self.labels, self.checkpoint.whole_body)
 
     def verdict(self, probs: np.ndarray) -> Prediction:
         """The label for one probability vector, with low-confidence ones sent to OTHER.
@@ -479,6 +485,25 @@ class ActionClassifier:
             {name: float(p) for name, p in zip(self.labels, probs, strict=True)},
             self.name,
         )
+
+
+def gate_whole_body(
+    probs: np.ndarray, windows: np.ndarray, spec: FeatureSpec, labels: tuple[str, ...], whole_body: tuple[str, ...]
+) -> np.ndarray:
+    """Probabilities (N, C) with the whole-body classes' share moved to OTHER where a window does not
+    show the legs: jumping needs legs in view, and a person seen from the waist up is not jumping.
+
+    The one rule, shared by live inference, validation and evaluation."""
+    gated = [labels.index(c) for c in whole_body if c in labels]
+    if not gated or OTHER not in labels or len(probs) == 0:
+        return probs
+    hidden = ~legs_seen(windows, spec)
+    if not hidden.any():
+        return probs
+    out = probs.copy()
+    out[hidden, labels.index(OTHER)] += out[hidden][:, gated].sum(axis=1)
+    out[np.ix_(np.flatnonzero(hidden), np.array(gated))] = 0.0
+    return out
 
 
 def decide(probs: np.ndarray, labels: tuple[str, ...], threshold: float) -> np.ndarray:

@@ -30,6 +30,7 @@ import numpy as np
 
 from .features import FeatureSpec, PoseSequence
 from .metrics import clip_votes, confusion, macro_f1_of, per_class
+from .types import KEYPOINT_INDEX
 
 if TYPE_CHECKING:
     import torch
@@ -57,6 +58,24 @@ def thin_to_rate(seq: PoseSequence, pose_fps: float) -> PoseSequence:
         times=seq.times[keep],
         meta={**seq.meta, "pose_fps": pose_fps},
     )
+
+
+def cut_at_waist(seq: PoseSequence) -> PoseSequence:
+    """The sequence as a camera whose bottom edge runs along the person's hips would have posed it:
+    the hips, the legs and any hand below that line unseen, as a desk webcam or a kiosk sees people."""
+    hips = np.array([KEYPOINT_INDEX["left_hip"], KEYPOINT_INDEX["right_hip"]])
+    seen = seq.scores[:, hips] > 0
+    line = np.where(seen.any(axis=1), (seq.keypoints[:, hips, 1] * seen).sum(axis=1) / seen.sum(axis=1).clip(1), np.nan)
+    if np.isnan(line).all():
+        return seq
+    frames = np.arange(len(seq))
+    have = ~np.isnan(line)
+    line = np.interp(frames, frames[have], line[have])
+    # A little above the hip joints, so the hips themselves are out of the frame as they are at a real edge.
+    torso = np.nanmedian(np.abs(line - seq.keypoints[:, KEYPOINT_INDEX["left_shoulder"], 1])) or 1.0
+    edge = line - 0.05 * torso
+    scores = np.where(seq.keypoints[..., 1] < edge[:, None], seq.scores, 0.0).astype(np.float32)
+    return dataclasses.replace(seq, scores=scores, meta={**seq.meta, "waist_up": True})
 
 
 def subject_key(seq: PoseSequence) -> str:
@@ -254,7 +273,8 @@ def cross_validate(
         for variant, sequences in scored.items():
             test = [s for s in sequences if subject_key(s) in held]
             x, owner = eval_windows(test, config.spec, stride_s)
-            held_out[variant].add(predict_windows(result.model, x), owner, result.threshold, test, fold=k)
+            probs = predict_windows(result.model, x, gate=config.gate())
+            held_out[variant].add(probs, owner, result.threshold, test, fold=k)
     return held_out, info
 
 
@@ -265,13 +285,14 @@ def score_checkpoint(
     labels: tuple[str, ...],
     sequences: list[PoseSequence],
     stride_s: float = 0.16,
+    whole_body: tuple[str, ...] = (),
 ) -> HeldOut:
     """A trained model's windows on `sequences` (in-sample if it was trained on them)."""
     from .training import eval_windows, predict_windows
 
     x, owner = eval_windows(sequences, spec, stride_s)
     held = HeldOut.empty(len(labels))
-    held.add(predict_windows(model, x), owner, threshold, sequences)
+    held.add(predict_windows(model, x, gate=(spec, labels, whole_body)), owner, threshold, sequences)
     return held
 
 
@@ -281,6 +302,55 @@ def pooled_threshold(held: HeldOut, labels: tuple[str, ...], max_false_action: f
     from .training import choose_threshold
 
     return choose_threshold(held.probs, held.true_labels(labels), labels, max_false_action)
+
+
+def at_threshold(held: HeldOut, threshold: float) -> HeldOut:
+    """The same held-out windows, every one judged at `threshold`."""
+    return dataclasses.replace(held, thresholds=np.full(len(held.owner), threshold))
+
+
+def by_data_set(held: HeldOut, labels: tuple[str, ...]) -> dict:
+    """Brief scores of all held-out windows (`all`) and of each data set's."""
+    sources = sorted({s.source for s in held.sequences})
+
+    def of_source(src: str) -> Callable[[PoseSequence], bool]:
+        return lambda s: s.source == src
+
+    return {"all": brief(score(held, labels))} | {
+        src: brief(score(held.restrict(of_source(src)), labels)) for src in sources
+    }
+
+
+# The figures averaged over seeds, per data set: overall ones, then each class's F1.
+SEED_FIGURES = ("macro_f1", "false_action_rate", "accuracy", "clip_accuracy")
+
+
+def mean_over_seeds(per_seed: list[dict]) -> dict:
+    """Mean and standard deviation over seeds of each data set's figures and per-class F1, from
+    `by_data_set` results (an `at_threshold` entry in them is averaged the same way)."""
+
+    def summarise(scores: list[dict]) -> dict:
+        out: dict = {}
+        for name in scores[0]:
+            runs = [s[name] for s in scores if name in s]
+            row: dict = {}
+            for figure in SEED_FIGURES:
+                values = [r[figure] for r in runs if r.get(figure) is not None]
+                if values:
+                    row[figure] = {"mean": round(float(np.mean(values)), 4), "sd": round(float(np.std(values)), 4)}
+            row["per_class_f1"] = {
+                c: round(float(np.mean([r["per_class"][c]["f1"] for r in runs])), 4)
+                for c in runs[0]["per_class"]
+                if all(r["per_class"][c]["support"] for r in runs)
+            }
+            out[name] = row
+        return out
+
+    plain = [{k: v for k, v in s.items() if k != "at_threshold"} for s in per_seed]
+    result = {"mean": summarise(plain)}
+    if all("at_threshold" in s for s in per_seed):
+        result["at_threshold"] = summarise([s["at_threshold"] for s in per_seed])
+    return result
 
 
 def rejection_curve(held: HeldOut, labels: tuple[str, ...], thresholds: tuple[float, ...]) -> list[dict]:

@@ -5,9 +5,10 @@ rate the camera, the dataset or `skip` gives; they are resampled onto the grid f
 their timestamps, so the model always sees the same time scale.
 
 Per grid sample the features are, for the body joints in `FeatureSpec.joints`:
-  - joint positions relative to that sample's hip centre, divided by body size;
-  - the hip centre relative to the window's mean hip centre (keeps translation,
-    which separates jumping forward from jumping in place);
+  - joint positions relative to that sample's anchor (the shoulder midpoint, which a person
+    seen from the waist up has too), divided by body size;
+  - the anchor relative to the window's mean anchor (keeps translation, which separates
+    jumping forward from jumping in place);
   - optionally, bones: each limb's vector from its parent joint to its child, divided by
     body size (a forearm's direction does not depend on where the hips are);
   - optionally, reaches: the same for a few joints no bone joins (wrist to wrist, nose to
@@ -85,6 +86,24 @@ REACHES = joint_pairs(
 
 _HIPS = (J["left_hip"], J["right_hip"])
 _SHOULDERS = (J["left_shoulder"], J["right_shoulder"])
+# What a person seen from the waist up still shows, and what the whole-body actions need.
+UPPER_BODY: tuple[int, ...] = (
+    J["nose"],
+    J["left_shoulder"],
+    J["right_shoulder"],
+    J["left_elbow"],
+    J["right_elbow"],
+    J["left_wrist"],
+    J["right_wrist"],
+)
+LEGS: tuple[int, ...] = (J["left_knee"], J["right_knee"], J["left_ankle"], J["right_ankle"])
+# A window shows the legs when a knee or an ankle is seen on at least this share of its samples.
+LEGS_SEEN_SHARE = 0.5
+# Body size (torso length) from the upper body when the hips are unseen: the torso is about
+# SHOULDER_TO_TORSO shoulder widths seen from the front and NECK_TO_TORSO nose-to-neck lengths
+# (Weizmann and KTH full-body poses).
+SHOULDER_TO_TORSO = 1.45
+NECK_TO_TORSO = 2.4
 
 
 @dataclass(frozen=True)
@@ -227,7 +246,7 @@ def window_features(keypoints: np.ndarray, visible: np.ndarray, spec: FeatureSpe
     """Features (W, spec.dim) of one resampled window: keypoints (W,17,2), visible (W,17)."""
     kp = keypoints.astype(np.float32)
     vis = visible.astype(bool)
-    centre = hip_centre(kp, vis)
+    centre = _anchor(kp, vis)
     scale = body_size(kp, vis)
     rel = (kp[:, spec.joints] - centre[:, None, :]) / scale
     mask = vis[:, spec.joints]
@@ -256,44 +275,81 @@ def window_features(keypoints: np.ndarray, visible: np.ndarray, spec: FeatureSpe
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
+def _anchor(kp: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    """Per-sample shoulder midpoint (the hip midpoint where no shoulder is seen in the whole window)."""
+    return _centre_of(kp, vis, (_SHOULDERS, _HIPS))
+
+
 def hip_centre(kp: np.ndarray, vis: np.ndarray) -> np.ndarray:
-    """Per-sample hip midpoint; filled from neighbouring samples or the torso when hips are unseen."""
-    hips = vis[:, _HIPS]
-    count = hips.sum(axis=1)
-    centre = np.full((len(kp), 2), np.nan, dtype=np.float32)
+    """Per-sample hip midpoint, for motion that is the hips' own (repetitions of a jump)."""
+    return _centre_of(kp, vis, (_HIPS,))
+
+
+def _centre_of(kp: np.ndarray, vis: np.ndarray, pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Per sample, the midpoint of the first pair of joints seen anywhere in the window; samples that see
+    neither of them take their neighbours' value, and a window seeing no pair the mean of its joints."""
+    for pair in pairs:
+        centre = _midpoints(kp, vis, pair)
+        missing = np.isnan(centre[:, 0])
+        if not missing.all():
+            idx = np.arange(len(kp))
+            for d in range(2):
+                centre[:, d] = np.interp(idx, idx[~missing], centre[~missing, d])
+            return centre
+    anything = vis.any(axis=1)
+    return np.tile(kp[vis].mean(axis=0) if anything.any() else np.zeros(2, np.float32), (len(kp), 1)).astype(np.float32)
+
+
+def _midpoints(kp: np.ndarray, vis: np.ndarray, pair: tuple[int, int]) -> np.ndarray:
+    """Per sample, the mean of the seen joints of `pair` (NaN where neither is seen)."""
+    seen = vis[:, pair]
+    count = seen.sum(axis=1)
+    out = np.full((len(kp), 2), np.nan, dtype=np.float32)
     have = count > 0
-    centre[have] = (kp[have][:, _HIPS] * hips[have][..., None]).sum(axis=1) / count[have, None]
-    if not have.any():
-        anything = vis.any(axis=1)
-        if anything.any():
-            centre[:] = kp[vis].mean(axis=0)
-        else:
-            centre[:] = 0.0
-        return centre
-    idx = np.arange(len(kp))
-    for d in range(2):
-        centre[:, d] = np.interp(idx, idx[have], centre[have, d])
-    return centre
+    out[have] = (kp[have][:, pair] * seen[have][..., None]).sum(axis=1) / count[have, None]
+    return out
 
 
 def body_size(kp: np.ndarray, vis: np.ndarray) -> float:
-    """Torso length (shoulder midpoint to hip midpoint), the median over the window."""
-    both = vis[:, _SHOULDERS].all(axis=1) & vis[:, _HIPS].all(axis=1)
+    """Torso length (shoulder midpoint to hip midpoint), the median over the window; from the
+    shoulders and head when the hips are unseen, so a waist-up person keeps a comparable scale."""
+    shoulders = vis[:, _SHOULDERS].all(axis=1)
+    both = shoulders & vis[:, _HIPS].all(axis=1)
     if both.any():
-        shoulders = kp[both][:, _SHOULDERS].mean(axis=1)
+        top = kp[both][:, _SHOULDERS].mean(axis=1)
         hips = kp[both][:, _HIPS].mean(axis=1)
-        size = float(np.median(np.linalg.norm(shoulders - hips, axis=1)))
-    else:
-        seen = kp[vis]
-        size = float(np.ptp(seen[:, 1]) / 3.0) if len(seen) > 1 else 0.0
-    return max(size, 1e-3)
+        return max(float(np.median(np.linalg.norm(top - hips, axis=1))), 1e-3)
+    head = shoulders & vis[:, J["nose"]]
+    if shoulders.any():
+        # The larger estimate: a side view shortens the shoulders, a bowed head the neck.
+        width = np.linalg.norm(kp[shoulders][:, _SHOULDERS[0]] - kp[shoulders][:, _SHOULDERS[1]], axis=1)
+        size = float(np.median(width)) * SHOULDER_TO_TORSO
+        if head.any():
+            neck = np.linalg.norm(kp[head][:, J["nose"]] - kp[head][:, _SHOULDERS].mean(axis=1), axis=1)
+            size = max(size, float(np.median(neck)) * NECK_TO_TORSO)
+        return max(size, 1e-3)
+    seen = kp[vis]
+    return max(float(np.ptp(seen[:, 1]) / 3.0) if len(seen) > 1 else 0.0, 1e-3)
 
 
 def window_is_usable(visible: np.ndarray, spec: FeatureSpec, min_fraction: float = 0.6) -> bool:
-    """Enough of the body is seen across the window to judge it."""
-    return float(visible[:, spec.joints].mean()) >= min_fraction * 0.5 and bool(
-        visible[:, _HIPS].any(axis=1).mean() >= min_fraction
+    """Enough of the person is seen across the window to judge it: a shoulder on most samples and
+    most of the upper body. Hips and legs are not needed (a person seen from the waist up)."""
+    upper = [j for j in UPPER_BODY if j in spec.joints]
+    return (
+        bool(visible[:, _SHOULDERS].any(axis=1).mean() >= min_fraction)
+        and float(visible[:, upper].mean()) >= min_fraction * 0.75
     )
+
+
+def legs_seen(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Per window of features (N, W, dim): whether the legs are in view (`LEGS_SEEN_SHARE`), read from
+    the visibility mask the features end with, so every path that has the features can tell."""
+    legs = [spec.joints.index(j) for j in LEGS if j in spec.joints]
+    if not legs or len(windows) == 0:
+        return np.ones(len(windows), dtype=bool)
+    mask = windows[:, :, spec.dim - len(spec.joints) :][:, :, legs] > 0.5
+    return mask.any(axis=2).mean(axis=1) >= LEGS_SEEN_SHARE
 
 
 def sequence_grid(seq: PoseSequence, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

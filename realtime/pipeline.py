@@ -61,7 +61,7 @@ _STATUS_NOTICES = {
     "retrying": "stream {camera} ({source}) still down: reconnect attempt {attempt} failed",
 }
 # Statuses for the log, not for the events: one reconnect attempt a second per dead camera is noise.
-_LOG_ONLY = {"retrying"}
+_LOG_ONLY = {"retrying", "looped"}
 
 
 def _worth_telling(attempt: int) -> bool:
@@ -319,6 +319,7 @@ class Pipeline:
                 config.max_frames,
                 camera=name,
                 label=self.source_label,
+                min_clip_s=self.classifier.spec.duration_s if self.classifier is not None else 0.0,
             )
             self.cameras[name] = _Camera(camera, info, thread)
         # Every posed frame reaches the classifier. Live frames are dropped before pose, where it
@@ -512,6 +513,9 @@ class Pipeline:
 
     def _log_status(self, status: StreamStatus) -> None:
         source = self.cameras[status.camera].info.source
+        if status.status == "looped":
+            log.warning("camera %s: %s", status.camera, status.note)
+            return
         if status.note is not None:  # not reachable at the start
             log.warning("camera %s: %s; retrying in the background", status.camera, status.note)
             return

@@ -22,8 +22,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from .augment import Augment
-from .classifier import decide
-from .datasets.labels import CLASSES, OTHER
+from .classifier import decide, gate_whole_body
+from .datasets.labels import CLASSES, OTHER, WHOLE_BODY
 from .errors import DatasetError
 from .features import (
     FeatureSpec,
@@ -79,7 +79,12 @@ class TrainConfig:
     threads: int = 1
     progress: bool = True
     labels: tuple[str, ...] = CLASSES
+    whole_body: tuple[str, ...] = WHOLE_BODY  # classes that need the legs in view (labels.yaml)
     spec: FeatureSpec = field(default_factory=lambda: FeatureSpec(bones=True, reaches=True))
+
+    def gate(self) -> tuple[FeatureSpec, tuple[str, ...], tuple[str, ...]]:
+        """What `predict_windows` needs to judge windows as live inference does."""
+        return self.spec, self.labels, self.whole_body
 
     def augmenter(self) -> Augment | None:
         return Augment().without(self.augment_off) if self.augment else None
@@ -152,7 +157,7 @@ class WindowDataset(Dataset):
         if self.augment is not None:
             if not window_is_usable(vis, spec) and (speed != 1.0 or frame_rate is not None):
                 return self._window(seq_index, t0, 1.0)
-            kp, vis = self.augment(kp, vis, self.rng, spec.joints)
+            kp, vis = self.augment(kp, vis, self.rng, spec.joints, seq.label in self.config.whole_body)
         return window_features(kp, vis, spec)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
@@ -274,15 +279,22 @@ def split_by_subject(
     return train, val
 
 
-def predict_windows(model: torch.nn.Module, windows: np.ndarray, batch: int = 512) -> np.ndarray:
-    """Softmax probabilities (N, classes)."""
+def predict_windows(
+    model: torch.nn.Module,
+    windows: np.ndarray,
+    batch: int = 512,
+    gate: tuple[FeatureSpec, tuple[str, ...], tuple[str, ...]] | None = None,
+) -> np.ndarray:
+    """Softmax probabilities (N, classes); `gate` (spec, labels, whole-body classes) applies
+    `classifier.gate_whole_body` as live inference does."""
     model.eval()
     out = []
     with torch.inference_mode():
         for i in range(0, len(windows), batch):
             out.append(torch.softmax(model(torch.from_numpy(windows[i : i + batch])), dim=1).numpy())
     if out:
-        return np.concatenate(out)
+        probs = np.concatenate(out)
+        return gate_whole_body(probs, windows, *gate) if gate else probs
     net: Any = getattr(model, "net", model)  # a bare network of ARCHITECTURES, or the ActionModel around one
     return np.zeros((0, net.head.out_features), np.float32)
 
@@ -415,7 +427,7 @@ def fit(
     if has_val and val_ds is not None and val_ds._fixed is not None and best.state is not None:
         model.load_state_dict(best.state)
         best_epoch = best.epoch
-        probs = predict_windows(model, val_ds._fixed)
+        probs = predict_windows(model, val_ds._fixed, gate=config.gate())
         threshold = choose_threshold(probs, val_ds.targets, config.labels, config.max_false_action)
         val_f1 = macro_f1(val_ds.targets, decide(probs, config.labels, threshold), config.labels)
         val_loss = best.loss

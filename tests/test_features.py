@@ -200,13 +200,13 @@ def test_camera_augmentations_each_change_what_they_should(kth_box):
     same, _same_vis = none(kp, vis, rng, SPEC.joints)
     np.testing.assert_allclose(same[vis], kp[vis], atol=1e-4)
     # Yaw shortens the body across the image, never along it.
-    yaw = Augment(max_yaw_deg=60.0).without(["mirror", "roll", "aspect", "noise", "dropout", "cutoff"])
+    yaw = Augment(max_yaw_deg=60.0).without(["mirror", "roll", "aspect", "noise", "dropout", "cutoff", "waist_up"])
     widths = [np.ptp(yaw(kp, vis, np.random.default_rng(s), SPEC.joints)[0][vis][:, 0]) for s in range(20)]
     heights = [np.ptp(yaw(kp, vis, np.random.default_rng(s), SPEC.joints)[0][vis][:, 1]) for s in range(20)]
     assert max(widths) <= np.ptp(kp[vis][:, 0]) + 1e-3 and min(widths) < 0.8 * np.ptp(kp[vis][:, 0])
     np.testing.assert_allclose(heights, np.ptp(kp[vis][:, 1]), rtol=1e-4)
     # Frame edges across the legs and through the head hide the ankles and the nose, keep the hips.
-    cut = Augment(cutoff_p=1.0).without(["mirror", "roll", "yaw", "aspect", "noise", "dropout"])
+    cut = Augment(cutoff_p=1.0).without(["mirror", "roll", "yaw", "aspect", "noise", "dropout", "waist_up"])
     cuts = np.stack([cut(kp, vis, np.random.default_rng(s), SPEC.joints)[1] for s in range(10)])
     ankles, knees = cuts[..., C["left_ankle"]].mean(), cuts[..., C["left_knee"]].mean()
     assert ankles < 0.7 and ankles < knees and cuts[..., C["left_hip"]].all()
@@ -240,3 +240,70 @@ def test_joint_columns_pick_each_joints_own_position_motion_and_mask(kth_box, sp
     assert (own[10:, wrist, -1] == 0).all() and (own[:10, wrist, -1] == 1).all()  # the mask
     if spec.velocities:
         np.testing.assert_allclose(own[1:10, wrist, 2:4], np.diff(own[:10, wrist, :2], axis=0), atol=1e-6)
+
+
+def _cut_at_waist(seq: PoseSequence) -> PoseSequence:
+    """The same poses as a camera would see them with its bottom edge at the hips: hips and legs unseen,
+    a hand below the edge too."""
+    hips_y = seq.keypoints[:, [C["left_hip"], C["right_hip"]], 1].mean(axis=1, keepdims=True)
+    scores = np.where(seq.keypoints[..., 1] < hips_y - 2.0, seq.scores, 0.0)
+    return PoseSequence(seq.keypoints, scores, seq.times, seq.label, seq.subject, seq.clip, seq.source)
+
+
+def test_a_person_seen_from_the_waist_up_gets_a_window_in_the_same_frame_and_scale(kth_box):
+    from realtime.features import legs_seen, window_is_usable
+
+    waist_up = _cut_at_waist(kth_box)
+    end = float(kth_box.times[0]) + 3.0
+    kp, vis = _window(kth_box, end)
+    kp_up, vis_up = _window(waist_up, end)
+    assert not vis_up[:, [C["left_hip"], C["right_hip"], C["left_knee"], C["left_ankle"]]].any()
+    assert window_is_usable(vis, SPEC) and window_is_usable(vis_up, SPEC)
+    full, up = window_features(kp, vis, SPEC), window_features(kp_up, vis_up, SPEC)
+    # Anchored on the shoulders, a joint seen in both keeps its place: the scale from the shoulders and
+    # head is within a third of the torso's.
+    nose = slice(2 * SPEC.joints.index(C["nose"]), 2 * SPEC.joints.index(C["nose"]) + 2)
+    ratio = up[:, nose] / np.where(np.abs(full[:, nose]) > 1e-3, full[:, nose], np.nan)
+    assert 0.67 < np.nanmedian(ratio) < 1.5
+    seen = legs_seen(np.stack([full, up]), SPEC)
+    assert seen.tolist() == [True, False]
+
+
+def test_a_window_without_shoulders_is_not_judged(kth_box):
+    from realtime.features import window_is_usable
+
+    _kp, vis = _window(kth_box, float(kth_box.times[0]) + 3.0)
+    vis = vis.copy()
+    vis[:, [C["left_shoulder"], C["right_shoulder"]]] = False
+    assert not window_is_usable(vis, SPEC)
+
+
+def test_whole_body_classes_go_to_other_where_the_legs_are_not_seen(kth_box):
+    from realtime.classifier import gate_whole_body
+    from realtime.datasets.labels import CLASSES, WHOLE_BODY
+
+    assert set(WHOLE_BODY) == {"JUMPING", "JUMPING_JACKS"}
+    end = float(kth_box.times[0]) + 3.0
+    full = window_features(*_window(kth_box, end), SPEC)
+    up = window_features(*_window(_cut_at_waist(kth_box), end), SPEC)
+    probs = np.tile(np.array([0.5, 0.3, 0.05, 0.05, 0.05, 0.05, 0.0], np.float32), (2, 1))
+    gated = gate_whole_body(probs, np.stack([full, up]), SPEC, CLASSES, WHOLE_BODY)
+    np.testing.assert_allclose(gated[0], probs[0])
+    assert gated[1, CLASSES.index("JUMPING")] == 0 and gated[1, CLASSES.index("JUMPING_JACKS")] == 0
+    assert gated[1, CLASSES.index("OTHER")] == pytest.approx(0.8)
+    np.testing.assert_allclose(gated.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_waist_up_augmentation_hides_the_hips_and_never_the_legs_of_a_whole_body_action(jack, kth_box):
+    from realtime.features import LEGS
+
+    aug = Augment(waist_up_p=1.0, cutoff_p=1.0, dropout_p=0.0)
+    rng = np.random.default_rng(0)
+    kp, vis = _window(kth_box, float(kth_box.times[0]) + 2.0)
+    hips = [C["left_hip"], C["right_hip"]]
+    hidden = [1.0 - aug(kp, vis, rng, SPEC.joints)[1][:, hips].any(axis=1).mean() for _ in range(20)]
+    assert min(hidden) >= 0.5 and np.mean(hidden) > 0.8
+    kp, vis = _window(jack, float(jack.times[0]) + 1.5)
+    for _ in range(20):
+        _, kept = aug(kp, vis, rng, SPEC.joints, whole_body=True)
+        assert kept[:, list(LEGS[:2])].any(axis=1).mean() >= 0.5

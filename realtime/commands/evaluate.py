@@ -19,6 +19,7 @@ matrix, and the false-action rate (the share of OTHER windows given one of the a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 import warnings
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from ..features import PoseSequence
 
 REJECTION_CURVE = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)
+WAIST_UP = "waist_up"  # the scored variant of every sequence cut at the waist (--waist-up)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +103,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the confusion matrix PNG here, and one per data set beside it (NAME.<data set>.png)",
     )
     p.add_argument("--stride", type=float, default=0.16, help="seconds between scored windows")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="cross-validate N times, with seeds --seed, --seed+1, ...; the JSON's `seeds` gives each data set's "
+        "and class's mean and spread over them (the headline is the first seed's)",
+    )
+    p.add_argument(
+        "--waist-up",
+        action="store_true",
+        help="also score every sequence of the arm actions and OTHER as a camera framed at the waist would see "
+        "it (hips, legs and hands below the hip line unseen): `waist_up` in the JSON",
+    )
+    p.add_argument(
+        "--at-threshold",
+        type=float,
+        default=None,
+        metavar="T",
+        help="also score every held-out window at this one rejection threshold (e.g. the shipped model's), "
+        "per data set: `at_threshold` in the JSON",
+    )
     add_training_arguments(p)
     return p
 
@@ -112,10 +136,14 @@ def main(argv: list[str]) -> int:
 
     from ..classifier import load_checkpoint
     from ..evaluation import (
+        at_threshold,
         brief,
+        by_data_set,
         cross_fitted,
         cross_validate,
+        cut_at_waist,
         dataset_folds,
+        mean_over_seeds,
         pooled_threshold,
         rejection_curve,
         score,
@@ -131,13 +159,16 @@ def main(argv: list[str]) -> int:
     # Each way of posing the videos: (pose every Nth frame, over W round-robin models).
     variants = list(dict.fromkeys([(n, 1) for n in everies] + [(everies[0], w) for w in workers]))
     table = label_table(args)
-    data: dict[tuple[int, int] | float, list[PoseSequence]] = {
+    data: dict[tuple[int, int] | float | str, list[PoseSequence]] = {
         v: load_labelled(args.data, args.cache, v[0], pose_workers=v[1], backend=args.pose, labels=table)
         for v in variants
     }
     # A pose-rate cap thins the headline posing; every data set has a rate to thin (KTH's is 8.3 Hz).
     for hz in args.pose_fps:
         data[hz] = [thin_to_rate(seq, hz) for seq in data[variants[0]]]
+    if args.waist_up:
+        whole_body = load_checkpoint(args.weights).whole_body if args.weights else train_config_from(args).whole_body
+        data[WAIST_UP] = [cut_at_waist(seq) for seq in data[variants[0]] if seq.label not in whole_body]
     base = data[variants[0]]
     if not base:
         raise DatasetError("the given --data hold no labelled sequences")
@@ -152,7 +183,8 @@ def main(argv: list[str]) -> int:
                 "pass the --labels FILE it was trained with"
             )
         results = {
-            v: score_checkpoint(model, ckpt.spec, ckpt.threshold, labels, seqs, args.stride) for v, seqs in data.items()
+            v: score_checkpoint(model, ckpt.spec, ckpt.threshold, labels, seqs, args.stride, ckpt.whole_body)
+            for v, seqs in data.items()
         }
         mode = f"checkpoint {args.weights} (threshold {ckpt.threshold})"
         threshold: float | None = ckpt.threshold
@@ -170,6 +202,11 @@ def main(argv: list[str]) -> int:
         if args.lodo and len(folds) < 2:
             raise DatasetError("--lodo needs at least two data sets in --data")
         results, fold_info = cross_validate(pool, folds, config, args.runs, data, args.stride, extra)
+        seed_runs = [{"head": results[variants[0]]} | ({WAIST_UP: results[WAIST_UP]} if args.waist_up else {})]
+        for k in range(1, args.seeds):
+            again = dataclasses.replace(config, seed=config.seed + k)
+            scored = {"head": base} | ({WAIST_UP: data[WAIST_UP]} if args.waist_up else {})
+            seed_runs.append(cross_validate(pool, folds, again, args.runs, scored, args.stride, extra)[0])
         mode = (
             "leave-one-data-set-out"
             if args.lodo
@@ -223,6 +260,28 @@ def main(argv: list[str]) -> int:
             | {src: brief(score(results[hz].restrict(of_source(src)), labels)) for src in sources}
             for hz in args.pose_fps
         }
+    if args.at_threshold is not None:
+        report["at_threshold"] = {"threshold": args.at_threshold} | by_data_set(
+            at_threshold(head, args.at_threshold), labels
+        )
+    if args.waist_up:
+        cut = results[WAIST_UP]
+        report[WAIST_UP] = by_data_set(cut, labels)
+        if args.at_threshold is not None:
+            report[WAIST_UP]["at_threshold"] = by_data_set(at_threshold(cut, args.at_threshold), labels)
+    if config is not None and args.seeds > 1:
+
+        def seed_scores(run: dict, threshold: float | None) -> dict:
+            judged = {name: at_threshold(h, threshold) if threshold is not None else h for name, h in run.items()}
+            return by_data_set(judged["head"], labels) | (
+                {WAIST_UP: brief(score(judged[WAIST_UP], labels))} if WAIST_UP in judged else {}
+            )
+
+        per_seed = [seed_scores(run, None) for run in seed_runs]
+        if args.at_threshold is not None:
+            for scores, run in zip(per_seed, seed_runs, strict=True):
+                scores["at_threshold"] = seed_scores(run, args.at_threshold)
+        report["seeds"] = {"seeds": [config.seed + k for k in range(args.seeds)]} | mean_over_seeds(per_seed)
     if args.confusion:
         report["confusion_png"] = _save_confusions(args.confusion, report, by_source, labels, mode)
     if args.json:

@@ -154,7 +154,7 @@ def main(argv: list[str]) -> int:
         "max_false_action": config.max_false_action,
         "command": " ".join(["python -m realtime train", *argv]),
     }
-    save_checkpoint(args.out, model, config.labels, config.spec, threshold, info)
+    save_checkpoint(args.out, model, config.labels, config.spec, threshold, info, config.whole_body)
     print(f"wrote {args.out} ({time.perf_counter() - start:.0f} s in all); use it with --weights {args.out}")
     print(
         json.dumps(

@@ -173,4 +173,5 @@ def train_config_from(args: argparse.Namespace, progress: bool = False) -> Train
         progress=progress,
         spec=replace(d.spec, bones=args.bones, reaches=args.reaches, window=args.window, rate_hz=args.rate_hz),
         labels=label_table(args).classes,
+        whole_body=label_table(args).whole_body,
     )

@@ -30,6 +30,8 @@ class LabelTable:
     classes: tuple[str, ...]
     sections: dict[str, dict[str, str | None]] = field(hash=False)
     path: Path
+    # Classes that need the legs in view (`whole_body: [...]`): never given to a person seen from the waist up.
+    whole_body: tuple[str, ...] = ()
 
     @classmethod
     def read(cls, path: str | Path) -> LabelTable:
@@ -46,6 +48,7 @@ class LabelTable:
         if not isinstance(table, dict):
             raise DatasetError(f"label mapping {path} must be a mapping of data formats to actions; see {LABELS_FILE}")
         listed = table.pop("classes", None)
+        whole_body = table.pop("whole_body", [])
         sections: dict[str, dict[str, str | None]] = {}
         for kind, mapping in table.items():
             if not isinstance(mapping, dict):
@@ -65,7 +68,12 @@ class LabelTable:
                     raise DatasetError(f"{path}: {kind}.{action} maps to {c!r}, not one of its classes {names}")
         if len(names) < 2:
             raise DatasetError(f"{path} maps no action to a class other than {OTHER}; a classifier needs two")
-        return cls(tuple(names), sections, path)
+        if not (isinstance(whole_body, list) and all(c in names and c != OTHER for c in whole_body)):
+            raise DatasetError(
+                f"{path}: whole_body must list classes of the file (not {OTHER}) that need the legs in view, "
+                "e.g. [JUMPING, JUMPING_JACKS]"
+            )
+        return cls(tuple(names), sections, path, tuple(whole_body))
 
     def mapping(self, kind: str) -> dict[str, str | None]:
         """The action-name -> class mapping of one data format."""
@@ -98,6 +106,7 @@ def labels_from(path: str | Path | None) -> LabelTable:
 
 
 CLASSES: tuple[str, ...] = default_labels().classes
+WHOLE_BODY: tuple[str, ...] = default_labels().whole_body
 
 
 def map_label(kind: str, action: str, where: str | Path, table: LabelTable | None = None) -> str | None:

@@ -30,14 +30,20 @@ def read_subjects(root: Path) -> dict[str, str]:
         )
     subjects: dict[str, str] = {}
     columns: list[str] | None = None
+    last_columns: list[str] | None = None
     for line in path.read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.lstrip().startswith("|") else None
         if cells is None:
             columns = None  # a table ended
             continue
         if columns is None:
-            columns = [c.lower() for c in cells]
-            continue
+            lowered = [c.lower() for c in cells]
+            # Rows appended below a blank line, without a header of their own, continue the table above.
+            if last_columns and len(cells) == len(last_columns) and not {"file", "subject"} <= set(lowered):
+                columns = last_columns
+            else:
+                columns = last_columns = lowered
+                continue
         if set("".join(cells)) <= set("-: "):
             continue  # the header's separator row
         if "file" in columns and "subject" in columns and len(cells) == len(columns):
