@@ -438,8 +438,12 @@ def test_a_killed_run_leaves_an_index_that_a_restart_makes_consistent(jack_then_
         def open_episode() -> bool:
             if not (folder / "index.sqlite").is_file():
                 return False
-            with sqlite3.connect(folder / "index.sqlite") as db:
-                found = db.execute("SELECT 1 FROM events WHERE end_time IS NULL AND snapshot IS NOT NULL").fetchone()
+            try:
+                with sqlite3.connect(folder / "index.sqlite") as db:
+                    query = "SELECT 1 FROM events WHERE end_time IS NULL AND snapshot IS NOT NULL"
+                    found = db.execute(query).fetchone()
+            except sqlite3.OperationalError:  # the run has made the file but not yet its table
+                return False
             return found is not None and any(folder.rglob("*.mp4.part"))
 
         assert wait_for(open_episode, 120), "no episode under way with its clip being written"
