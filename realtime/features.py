@@ -87,16 +87,8 @@ REACHES = joint_pairs(
 _HIPS = (J["left_hip"], J["right_hip"])
 _SHOULDERS = (J["left_shoulder"], J["right_shoulder"])
 # What a person seen from the waist up still shows, and what the whole-body actions need.
-UPPER_BODY: tuple[int, ...] = (
-    J["nose"],
-    J["left_shoulder"],
-    J["right_shoulder"],
-    J["left_elbow"],
-    J["right_elbow"],
-    J["left_wrist"],
-    J["right_wrist"],
-)
 LEGS: tuple[int, ...] = (J["left_knee"], J["right_knee"], J["left_ankle"], J["right_ankle"])
+UPPER_BODY: tuple[int, ...] = tuple(j for j in BODY_JOINTS if j not in (*_HIPS, *LEGS))
 # A window shows the legs when a knee or an ankle is seen on at least this share of its samples.
 LEGS_SEEN_SHARE = 0.5
 # Body size (torso length) from the upper body when the hips are unseen: the torso is about

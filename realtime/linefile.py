@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from .queues import put_unless_failed
+
 # Lines waiting for the disk, at most; beyond, `put` waits (a slow disk, not a lost event).
 QUEUE_LINES = 10_000
 BATCH_LINES = 1_000
@@ -39,12 +41,7 @@ class LineFile:
         self._thread.start()
 
     def put(self, line: bytes | None) -> None:
-        while not self._failed.is_set():
-            try:
-                self._queue.put(line, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        put_unless_failed(self._queue, line, self._failed)
 
     def close(self) -> None:
         self.put(None)

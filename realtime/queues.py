@@ -172,3 +172,14 @@ class CameraQueue(Generic[T]):
     @property
     def dropped(self) -> int:
         return self.inbox.dropped[self.camera]
+
+
+def put_unless_failed(inbox: queue.Queue[T], item: T, failed: threading.Event) -> None:
+    """Put `item`, waiting for room, unless `failed` is set first: a writer thread that gave up takes
+    nothing more, and its producer must not wait for it forever."""
+    while not failed.is_set():
+        try:
+            inbox.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from .errors import OutputError
+from .queues import put_unless_failed
 
 log = logging.getLogger("realtime")
 
@@ -279,12 +280,7 @@ class Recorder:
         self._thread.start()
 
     def put(self, image: np.ndarray | None) -> None:
-        while not self._failed.is_set():
-            try:
-                self._queue.put(image, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        put_unless_failed(self._queue, image, self._failed)
 
     def close(self) -> None:
         self.put(None)
