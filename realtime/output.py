@@ -46,7 +46,7 @@ class CameraSummary:
             f"{self.frames_in} frames in, {self.frames_out} out, {self.dropped} dropped, "
             f"{self.fps:.1f} FPS, pose {self.pose_fps:.1f}/s, latency p50 {self.latency_ms_p50:.0f} ms "
             f"p95 {self.latency_ms_p95:.0f} ms; people max {self.people_max}, mean {self.people_mean:.1f}, "
-            f"{self.tracks} tracks; labels shown: {labels}"
+            f"{self.tracks} track{'' if self.tracks == 1 else 's'}; labels shown: {labels}"
         )
 
     def event(self) -> dict:

@@ -182,6 +182,9 @@ def wants_hud(sink: Sink) -> bool:
 def prepare_folder(path: Path, what: str) -> None:
     """Create the folder of an output file now, so a path that cannot be written fails at the
     start in one line, not with a traceback or, for files written at the end, after the run."""
+    blocking = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise OutputError(f"cannot write {what} {path}: {blocking} is a file, not a folder — choose another path")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -179,7 +179,7 @@ def test_an_output_whose_folder_cannot_be_made_fails_at_the_start(tmp_path, weiz
     blocker.write_text("a file where a folder would have to be\n")
     args = ["--source", str(weizmann_clip), "--headless", "--weights", str(random_weights)]
     proc = run_cli(*args, flag, str(blocker / name))
-    assert_one_line_error(proc, "cannot create the folder of", str(blocker / name), "writable folder")
+    assert_one_line_error(proc, f"{blocker} is a file, not a folder", str(blocker / name), "choose another path")
 
 
 def test_unwritable_output(tmp_path, weizmann_clip, random_weights):
