@@ -167,7 +167,7 @@ def main(argv: list[str]) -> int:
     for hz in args.pose_fps:
         data[hz] = [thin_to_rate(seq, hz) for seq in data[variants[0]]]
     if args.waist_up:
-        whole_body = load_checkpoint(args.weights).whole_body if args.weights else train_config_from(args).whole_body
+        whole_body = config.whole_body if config is not None else load_checkpoint(args.weights).whole_body
         data[WAIST_UP] = [cut_at_waist(seq) for seq in data[variants[0]] if seq.label not in whole_body]
     base = data[variants[0]]
     if not base:
