@@ -311,6 +311,33 @@ def test_cross_validation_holds_out_whole_people(datasets, tmp_path):
     assert (tmp_path / "cm.png").stat().st_size > 1000
 
 
+@pytest.mark.training
+def test_evaluate_averages_seeds_and_scores_waist_up_and_one_threshold(datasets, tmp_path):
+    from realtime.datasets import load
+    from realtime.evaluation import cut_at_waist
+    from realtime.types import KEYPOINT_INDEX as K
+
+    seq = load("kth", datasets / "kth_pose" / "kth_pose_persons21-23.csv")[0]
+    cut = cut_at_waist(seq)
+    below = [K["left_hip"], K["right_hip"], K["left_knee"], K["right_ankle"]]
+    assert (seq.scores[:, below] > 0).any() and not (cut.scores[:, below] > 0).any()
+    assert (cut.scores[:, [K["left_shoulder"], K["nose"]]] > 0).mean() > 0.9
+
+    quick = ["--epochs", "1", "--epoch-windows", "128", "--hidden", "16", "--folds", "3", "--runs", str(tmp_path)]
+    report = _evaluate("--data", _kth(datasets), *quick, "--seeds", "2", "--waist-up", "--at-threshold", "0.7")
+    seeds = report["seeds"]
+    assert seeds["seeds"] == [0, 1]
+    for name in ("all", "kth", "waist_up"):
+        f1 = seeds["mean"][name]["macro_f1"]
+        assert 0.0 <= f1["mean"] <= 1.0 and f1["sd"] >= 0.0
+    assert set(seeds["mean"]["kth"]["per_class_f1"]) == {"BOXING", "WAVING_2HANDS", "CLAPPING_HANDS", "OTHER"}
+    assert "waist_up" in seeds["at_threshold"]
+    # KTH has no whole-body class, so every clip is also scored cut at the waist.
+    assert report["waist_up"]["all"]["clips"] == report["clips"] == 72
+    at = report["at_threshold"]
+    assert at["threshold"] == 0.7 and at["all"]["windows"] == report["windows"]
+
+
 @pytest.mark.mediapipe
 @pytest.mark.parametrize(
     "clip,label",
