@@ -240,20 +240,24 @@ def test_wild_subjects_come_from_sources_md(datasets):
     from realtime.datasets.wild import wild_clips
 
     clips = wild_clips(datasets / "wild_dev")
-    assert len(clips) == 22
+    assert len(clips) == 51
     by_name = {c.path.name: c for c in clips}
     assert by_name["venkat_gym_jj.mp4"].subject == by_name["venkat_high_knees.mp4"].subject == "venkat_gym"
     assert by_name["stevewoz_rope_garage.mp4"].action == "JUMPING"
+    # Rows appended below a blank line, with no header of their own, continue the table above.
+    assert by_name["dollarpy_forward_hops_a.mp4"].subject == "dollarpy_boy_a"
+    assert by_name["rsc_ropeskip_front.mp4"].subject == by_name["rsc_ropeskip_side.mp4"].subject == "rsc_woman"
     from collections import Counter
 
     assert Counter(c.action for c in clips) == {
-        "OTHER": 14,
-        "JUMPING_JACKS": 3,
-        "BOXING": 3,
-        "JUMPING": 1,
+        "OTHER": 20,
+        "JUMPING_JACKS": 6,
+        "BOXING": 8,
+        "JUMPING": 9,
         "WAVING_1HAND": 1,
+        "CLAPPING_HANDS": 7,
     }
-    assert len({c.subject for c in clips}) == 10
+    assert len({c.subject for c in clips}) == 33
 
 
 def test_wild_clip_missing_from_sources_md_or_a_bad_folder_is_an_error(datasets, tmp_path):
