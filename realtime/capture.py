@@ -82,6 +82,10 @@ def classify_source(source: str) -> SourceKind:
     return SourceKind.FILE
 
 
+# A clip shorter than this share of one window is not looped: too little movement to stand for an action.
+MIN_LOOPED_SHARE = 0.5
+
+
 def default_policy(kind: SourceKind, paced: bool = False) -> BufferPolicy:
     """Drop-oldest for live sources and for files paced like one (`--pace`), else lossless."""
     return BufferPolicy.DROP_OLDEST if kind.live or paced else BufferPolicy.LOSSLESS
@@ -322,7 +326,8 @@ class CaptureThread(threading.Thread):
     def _replay_short_clip(self) -> bool:
         """Start a whole file that is shorter than `min_clip_s` over again; False once it is long enough."""
         per_pass = self.frames_read // self.passes
-        if per_pass == 0 or self.frames_read / self.info.fps >= self.min_clip_s:
+        too_short = per_pass / self.info.fps < MIN_LOOPED_SHARE * self.min_clip_s
+        if too_short or self.frames_read / self.info.fps >= self.min_clip_s:
             return False
         assert self.cap is not None
         self.cap.release()

@@ -603,4 +603,4 @@ def test_a_one_frame_video_says_why_no_action_was_recognised(client, tmp_path, w
     state = wait_done(client, reply.get_json()["id"])
     assert state["status"] == "done" and state["frames"] == 1
     (hint,) = [n for n in state["notices"] if "no action" in n]
-    assert "0.04 s long" in hint and "at least 1.24 s" in hint
+    assert "0.04 s long" in hint and "at least 0.62 s" in hint

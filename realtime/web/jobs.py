@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..capture import MIN_LOOPED_SHARE
 from ..config import Config, load_config, with_overrides
 from ..errors import OutputError, RealtimeError
 from ..features import FeatureSpec
@@ -136,10 +137,11 @@ def no_action_hint(timeline: Timeline, window_s: float) -> str | None:
     """Why a finished job shows no action, when it shows none."""
     if timeline.rows:
         return None
-    if timeline.duration < window_s:
+    if timeline.duration < MIN_LOOPED_SHARE * window_s:
         return (
             f"no action could be recognised: the video is {timeline.duration:.2f} s long, and an action needs "
-            f"at least {window_s:.2f} s of a person moving"
+            f"at least {MIN_LOOPED_SHARE * window_s:.2f} s of a person moving (a clip shorter than "
+            f"{window_s:.2f} s is played again until it is that long)"
         )
     return "no action was recognised: nobody was followed long enough (is a whole person in view?)"
 
