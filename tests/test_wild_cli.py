@@ -24,7 +24,15 @@ from conftest import REPO, read_events, run_cli
 
 # (clip, class, its subject in wild_dev/SOURCES.md)
 CLIPS = [
-    ("JUMPING_JACKS/ahmedlila_studio_jj.mp4", "JUMPING_JACKS", "ahmedlila_man"),
+    pytest.param(
+        "JUMPING_JACKS/ahmedlila_studio_jj.mp4",
+        "JUMPING_JACKS",
+        "ahmedlila_man",
+        # A regression of the waist-up recipe (issue 28): the model that never saw him splits his jacks
+        # between JUMPING_JACKS (0.3-0.8) and BOXING (0.15-0.55), so at the shipped 0.7 they are OTHER.
+        # Training is deterministic, so this is strict: it fails once the clip is right again.
+        marks=pytest.mark.xfail(strict=True, reason="known miss since issue 28: portrait studio jacks as OTHER"),
+    ),
     pytest.param(
         "BOXING/muneeb_webcam_jabs.mp4",
         "BOXING",
