@@ -7,6 +7,7 @@ import pytest
 
 from realtime.augment import NAMES as AUGMENTATIONS
 from realtime.augment import Augment
+from realtime.evaluation import cut_at_waist
 from realtime.features import MIRROR, FeatureSpec, PoseSequence, TrackWindow, resample, window_features
 from realtime.types import COCO_KEYPOINTS, KEYPOINT_INDEX
 
@@ -242,18 +243,10 @@ def test_joint_columns_pick_each_joints_own_position_motion_and_mask(kth_box, sp
         np.testing.assert_allclose(own[1:10, wrist, 2:4], np.diff(own[:10, wrist, :2], axis=0), atol=1e-6)
 
 
-def _cut_at_waist(seq: PoseSequence) -> PoseSequence:
-    """The same poses as a camera would see them with its bottom edge at the hips: hips and legs unseen,
-    a hand below the edge too."""
-    hips_y = seq.keypoints[:, [C["left_hip"], C["right_hip"]], 1].mean(axis=1, keepdims=True)
-    scores = np.where(seq.keypoints[..., 1] < hips_y - 2.0, seq.scores, 0.0)
-    return PoseSequence(seq.keypoints, scores, seq.times, seq.label, seq.subject, seq.clip, seq.source)
-
-
 def test_a_person_seen_from_the_waist_up_gets_a_window_in_the_same_frame_and_scale(kth_box):
     from realtime.features import legs_seen, window_is_usable
 
-    waist_up = _cut_at_waist(kth_box)
+    waist_up = cut_at_waist(kth_box)
     end = float(kth_box.times[0]) + 3.0
     kp, vis = _window(kth_box, end)
     kp_up, vis_up = _window(waist_up, end)
@@ -285,7 +278,7 @@ def test_whole_body_classes_go_to_other_where_the_legs_are_not_seen(kth_box):
     assert set(WHOLE_BODY) == {"JUMPING", "JUMPING_JACKS"}
     end = float(kth_box.times[0]) + 3.0
     full = window_features(*_window(kth_box, end), SPEC)
-    up = window_features(*_window(_cut_at_waist(kth_box), end), SPEC)
+    up = window_features(*_window(cut_at_waist(kth_box), end), SPEC)
     probs = np.tile(np.array([0.5, 0.3, 0.05, 0.05, 0.05, 0.05, 0.0], np.float32), (2, 1))
     gated = gate_whole_body(probs, np.stack([full, up]), SPEC, CLASSES, WHOLE_BODY)
     np.testing.assert_allclose(gated[0], probs[0])
