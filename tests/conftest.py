@@ -118,3 +118,17 @@ def read_frames(path: Path, limit: int | None = None) -> list:
         frames.append(image)
     cap.release()
     return frames
+
+
+def poll_until_finished(client, url: str, timeout_s: float, pause_s: float) -> dict:
+    """GET `url` from a web test client until its `status` is done or failed; that state."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    state: dict = {}
+    while time.monotonic() < deadline:
+        state = client.get(url).get_json()
+        if state["status"] in ("done", "failed"):
+            return state
+        time.sleep(pause_s)
+    pytest.fail(f"{url} not finished after {timeout_s} s: {state}")

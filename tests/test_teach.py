@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import read_events, start_cli
+from conftest import poll_until_finished, read_events, start_cli
 from realtime.classifier import ActionClassifier
 from realtime.inference_worker import ActionClassification
 from realtime.model_registry import ModelRegistry
@@ -66,13 +66,7 @@ def post_clip(client, path: Path, **fields):
 
 
 def wait_training(client, training_id: str) -> dict:
-    deadline = time.monotonic() + TRAIN_TIMEOUT_S
-    while time.monotonic() < deadline:
-        state = client.get(f"/api/teach/train/{training_id}").get_json()
-        if state["status"] in ("done", "failed"):
-            return state
-        time.sleep(0.5)
-    pytest.fail(f"training not finished after {TRAIN_TIMEOUT_S} s: {state}")
+    return poll_until_finished(client, f"/api/teach/train/{training_id}", TRAIN_TIMEOUT_S, 0.5)
 
 
 def run_job(client, clip: Path) -> list[dict]:

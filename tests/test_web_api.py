@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, count_frames, read_frames, run_cli
+from conftest import REPO, count_frames, poll_until_finished, read_frames, run_cli
 from realtime.types import FrameRecord
 from realtime.web.app import RUNNER_KEY, WebSettings, build_parser, close_app, create_app, settings_from
 from realtime.web.jobs import (
@@ -64,13 +64,7 @@ def upload(client, path: Path, filename: str | None = None):
 
 
 def wait_done(client, job_id: str) -> dict:
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while time.monotonic() < deadline:
-        state = client.get(f"/api/jobs/{job_id}").get_json()
-        if state["status"] in ("done", "failed"):
-            return state
-        time.sleep(0.1)
-    pytest.fail(f"job {job_id} not finished after {JOB_TIMEOUT_S} s")
+    return poll_until_finished(client, f"/api/jobs/{job_id}", JOB_TIMEOUT_S, 0.1)
 
 
 def sse_messages(client, url: str) -> list[dict]:
