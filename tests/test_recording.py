@@ -40,8 +40,12 @@ def _mount(target: Path) -> list[str] | None:
     """Mount a small filesystem at `target`; the command that unmounts it, or None if none could be made."""
     if os.geteuid() != 0:
         return None
+    # huge=never: a kernel that gives tmpfs huge pages (transparent_hugepage_tmpfs=always) would
+    # take the whole 2 MB for the first file written, and leave no room to record anything.
     tmpfs = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES}", "tmpfs", str(target)], capture_output=True, check=False
+        ["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES},huge=never", "tmpfs", str(target)],
+        capture_output=True,
+        check=False,
     )
     if tmpfs.returncode == 0:
         return ["umount", str(target)]
@@ -70,12 +74,19 @@ def small_disk(tmp_path) -> Iterator[Path]:
             subprocess.run([*unmount[:1], "-l", *unmount[1:]], capture_output=True, check=False)
 
 
+def free_space(disk: Path) -> int:
+    stats = os.statvfs(disk)
+    return stats.f_bavail * stats.f_frsize
+
+
 def fill(disk: Path, leave: int) -> None:
     """Take all the disk's free space but `leave` bytes."""
-    stats = os.statvfs(disk)
-    free = stats.f_bavail * stats.f_frsize
     with open(disk / "filler", "wb") as f:
-        f.write(b"\0" * max(0, free - leave))
+        f.write(b"\0" * max(0, free_space(disk) - leave))
+        f.flush()
+        os.fsync(f.fileno())
+    # The tests mean "some room left" (to a page or two): a filesystem that took more makes them vacuous.
+    assert free_space(disk) >= leave - (8 << 10), f"filling the test disk left {free_space(disk)} bytes, not {leave}"
 
 
 def parsed_lines(path: Path) -> list[dict]:
@@ -106,7 +117,8 @@ def test_a_full_disk_ends_the_run_in_one_line_keeping_the_video_and_events_so_fa
     assert lines[0].startswith("realtime: error: no space left on device for ") and str(video) in lines[0]
     assert "stopped by output_error" in proc.stdout
     # Everything written before the disk filled is there: the video plays, every event line parses.
-    assert count_frames(video) > 10
+    size = video.stat().st_size if video.exists() else None
+    assert count_frames(video) > 10, f"{video} ({size} bytes) plays no frames; the run said: {lines[0]}"
     written = parsed_lines(events)
     assert written and written[0]["type"] == "stream" and written[0]["status"] == "opened"
 
