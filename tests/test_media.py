@@ -226,7 +226,9 @@ def tiny_folder(tmp_path):
     """A 256 kB filesystem (tmpfs, mounted as root): room for the index and a little media."""
     folder = tmp_path / "tiny"
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,huge=never", "tmpfs", str(folder)], capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k,huge=never", "tmpfs", str(folder)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.fail(f"cannot mount a tmpfs (the test runs as root, as CI does): {mounted.stderr.decode().strip()}")
     yield folder
