@@ -14,6 +14,10 @@ help:
 	@echo "make test                                            create the environment and run every test"
 	@echo "make lint                                            ruff (lint + format check) and mypy"
 	@echo "make format                                          apply ruff's safe fixes and its formatting"
+	@echo "make serve [WEB_PORT=8000]                           the web app: upload a video, teach an action"
+	@echo "make test-fast                                       the suite without the slow and end-to-end tests"
+	@echo "make test-rtsp | test-web | test-cluster | test-detectron2   one area's tests"
+	@echo "make soak-rtsp [SOAK_MINUTES=10] | bench-cluster      long runs that measure (docs/streams.md, docs/cluster.md)"
 
 venv: $(VENV)/.installed
 

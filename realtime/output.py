@@ -46,8 +46,13 @@ class CameraSummary:
             f"{self.frames_in} frames in, {self.frames_out} out, {self.dropped} dropped, "
             f"{self.fps:.1f} FPS, pose {self.pose_fps:.1f}/s, latency p50 {self.latency_ms_p50:.0f} ms "
             f"p95 {self.latency_ms_p95:.0f} ms; people max {self.people_max}, mean {self.people_mean:.1f}, "
-            f"{self.tracks} track{'' if self.tracks == 1 else 's'}; labels shown: {labels}"
+            f"{self.tracks} track{'' if self.tracks == 1 else 's'}; labels shown: {labels}{self._reps_part()}"
         )
+
+    def _reps_part(self) -> str:
+        if not self.reps:
+            return ""
+        return "; repetitions: " + ", ".join(f"track {track} {count}" for track, count in self.reps.items())
 
     def event(self) -> dict:
         return {

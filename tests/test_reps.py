@@ -124,6 +124,9 @@ def test_pipeline_counts_weizmann_jacks(tmp_path, weizmann_clip):
     bars = Timeline.from_events(events).rows[0].segments
     assert sum(bar.reps for bar in bars) == total
     assert timeline.is_file()
+    # The printed summary says it too.
+    (track,) = reps
+    assert f"; repetitions: track {track} {total}" in result.stdout, result.stdout
 
 
 @pytest.mark.slow
@@ -157,6 +160,7 @@ def test_pipeline_counts_nothing_for_someone_walking_past(tmp_path, datasets):
     events = read_events(events_path)
     assert summary_of(events)["reps"] == {}
     assert not [e for e in events if e["type"] == "reps"]
+    assert "repetitions" not in result.stdout
 
 
 @pytest.mark.slow
