@@ -122,7 +122,8 @@ class MqttWriter:
         self._acked: set[int] = set()  # acknowledgements that came before publish() returned the mid
         self._people: dict[str, dict[int, dict[str, Any]]] = {}
         self._episodes: dict[str, dict[str, Any]] = {}  # episode id -> its last `after`
-        self._state_t: dict[str, float | None] = {}
+        self._state_t: dict[str, float] = {}
+        self._camera_t: dict[str, float] = {}  # each camera's latest event time
         self._dirty: set[str] = set()  # cameras whose state the broker has not seen yet
         self._connected = False
         self._outage_reported = False
@@ -240,9 +241,13 @@ class MqttWriter:
     # --- each camera's people, for the retained state topic --------------------------------
 
     def _update_state(self, camera: str, event: dict[str, Any]) -> None:
+        # Stream events carry wall time only: a change they make is dated by the camera's last `t`.
+        if event.get("t") is not None:
+            self._camera_t[camera] = float(event["t"])
         people = self._people.get(camera)
         if people is None:  # a new camera: publish its (empty) state, replacing an old run's
             people = self._people[camera] = {}
+            self._state_t[camera] = self._camera_t.get(camera, 0.0)
             self._dirty.add(camera)
         kind, status = event.get("type"), event.get("status")
         before = dict(people)
@@ -262,7 +267,7 @@ class MqttWriter:
         elif kind == "stream" and status in ("lost", "ended"):  # nobody is in view of a stream that is down or over
             people.clear()
         if people != before:
-            self._state_t[camera] = event.get("t")
+            self._state_t[camera] = self._camera_t.get(camera, 0.0)
             self._dirty.add(camera)
 
     def _state_payload(self, camera: str) -> str:

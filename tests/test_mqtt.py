@@ -101,12 +101,16 @@ def test_retained_state_follows_label_changes_and_people_leaving(broker):
         {"type": "person", "camera": "door", "status": "left", "t": 3.0, "frame": 75, "track": 2, "label": "run"}
     )
     assert state_becomes([{"track": 1, "label": "wave", "score": 0.7}])
-    writer.send({"type": "stream", "camera": "hall", "status": "opened"})  # another camera: not this state
-    writer.close()
-
     late = retained(broker.port, "realtime/door/state")  # a client subscribing now gets the latest
     assert late.json() == {"camera": "door", "t": 3.0, "people": [{"track": 1, "label": "wave", "score": 0.7}]}
-    assert retained(broker.port, "realtime/hall/state").json()["people"] == []
+    writer.send({"type": "stream", "camera": "hall", "status": "opened"})  # another camera: not this state
+    writer.send({"type": "stream", "camera": "door", "status": "ended", "time": 1767312000.5})
+    writer.close()
+
+    # The stream's end empties the state, dated by the door's last camera time.
+    late = retained(broker.port, "realtime/door/state")
+    assert late.json() == {"camera": "door", "t": 3.0, "people": []}
+    assert retained(broker.port, "realtime/hall/state").json() == {"camera": "hall", "t": 0.0, "people": []}
     subscriber.close()
 
 
