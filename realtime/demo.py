@@ -54,6 +54,9 @@ class DemoRun:
         return [
             f"realtime: demo outputs: {args.output} (annotated video), {args.events} (events, one JSON "
             f"object a line), {args.timeline} (each person's actions over time)",
+            # Said so a newcomer does not read the clip's OTHER as the model failing.
+            "realtime: the demo's calisthenics (arm raises, side steps) are none of the six actions, so "
+            "they are mostly OTHER, with a wave or a clap where an arm movement looks like one",
             "realtime: next: make run SOURCE=clip.mp4 | make run SOURCE=rtsp://camera/stream | "
             "python -m realtime serve (upload in a browser); more in README.md",
         ]
