@@ -312,6 +312,34 @@ def test_pose_cache_names_the_backend_settings(tmp_path):
     assert default.name.startswith("a.movenet-") and default.suffix == ".npz"
 
 
+def test_pose_cache_takes_writers_of_the_same_clip_at_once(tmp_path):
+    """Two runs posing one clip (two seeds of `evaluate` at once) each write its cache file whole."""
+    import threading
+
+    from realtime.datasets.videos import _write_cache
+
+    path = tmp_path / "wild" / "OTHER" / "a.movenet-0.npz"
+    start, failures = threading.Barrier(6), []
+
+    def write(n: int) -> None:
+        start.wait()
+        for _ in range(20):
+            try:
+                _write_cache(path, {"keypoints": np.full((50, 17, 3), n, np.float32), "version": 3})
+            except OSError as exc:
+                failures.append(exc)
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    assert not failures
+    with np.load(path) as data:  # whole, and one writer's
+        assert len(np.unique(data["keypoints"])) == 1
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no half-written files left
+
+
 @pytest.mark.mediapipe
 def test_pose_cache_never_hands_a_clip_another_clips_poses(datasets, tmp_path):
     """Two data sets that share a folder name, and a clip replaced by an older copy of another, are posed anew."""

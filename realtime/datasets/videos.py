@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,7 +219,9 @@ def _read_cache(path: Path, clip: Path) -> dict | None:
 
 def _write_cache(path: Path, record: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
+    # A name of its own per writer: two runs posing the same clip (two seeds of `evaluate`) must not
+    # rename each other's half-written file.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp.npz")
     np.savez_compressed(tmp, **record)
     tmp.replace(path)
 
