@@ -29,7 +29,7 @@ DEFAULT_WEIGHTS = PROJECT_ROOT / "weights" / "action_classifier.pt"
 POSE_BACKENDS = ("movenet", "blazepose", "detectron2")
 # The pose rate each of several cameras gets unless told otherwise. Grouped cross-validation
 # (weights/MODEL_CARD.md) scores the classifier the same at 10 poses a second as at 25, and a
-# little lower at 5; 10 lets one 2-core box keep up with 8 cameras (docs/benchmark-cameras.md).
+# little lower at 5; how many cameras a box carries at 10 is in docs/cameras.md.
 MULTI_CAMERA_POSE_FPS = 10.0
 CAMERA_NAME = re.compile(r"^[a-z0-9_-]+$")
 
