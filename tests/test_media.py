@@ -459,3 +459,28 @@ def test_a_killed_run_leaves_an_index_that_a_restart_makes_consistent(jack_then_
     assert not list(folder.rglob("*.part"))  # its unfinished clip is gone, not listed
     for row in listed:
         assert row.clip is None and (folder / row.snapshot).is_file()
+
+
+def test_a_lost_stream_ends_its_clips_at_the_loss_not_when_the_camera_is_back(datasets, tmp_path):
+    """A live camera goes down during an action: the clip is written at once and ends at the last
+    frame, with no post-roll of a frozen picture (the writer's own thread, real H.264)."""
+    frames = read_all(datasets / "weizmann" / JACK)[:60]
+    config = MediaConfig(dir=str(tmp_path / "media"), pre_s=PRE_S, post_s=3.0)
+    sink = MediaSink(config)
+    t0 = 500.0  # a live stream: grab times only
+    try:
+        for i, image in enumerate(frames):
+            label = LABEL if i >= 10 else "OTHER"
+            track = Track(1, np.zeros((17, 2)), np.ones(17), np.array([40, 20, 120, 140]), Prediction(label, 0.9))
+            sink.write(FrameRecord("cam0", i, t0 + i / FPS, image, tracks=[track]))
+        t_lost = t0 + (len(frames) - 1) / FPS
+        sink.camera_lost("cam0", t_lost)
+        deadline = time.monotonic() + 30
+        while not (clips := list((tmp_path / "media").rglob("*.mp4"))) and time.monotonic() < deadline:
+            time.sleep(0.2)  # no frame comes while the camera is down
+        assert len(clips) == 1, "the clip is still waiting for frames from a camera that is down"
+        duration = float(ffprobe(clips[0])["format"]["duration"])
+        # Lead-in from frame 0 (less than pre_s was there) to the last frame: 60 frames, no frozen tail.
+        assert duration == pytest.approx(len(frames) / FPS, abs=0.15)
+    finally:
+        sink.close()

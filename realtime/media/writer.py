@@ -73,6 +73,7 @@ class _Work:
     image: np.ndarray | None  # None: dropped for want of room (its changes still come)
     improved: dict[str, np.ndarray]
     changes: list[EpisodeChange]
+    streams_down: set[str] = field(default_factory=set)  # cameras lost since the last item: their clips end
 
 
 @dataclass
@@ -140,7 +141,7 @@ class MediaSink:
         self._stats_lock = threading.Lock()
         self._warned = 0
         self._queue: queue.Queue[_Work | _CameraDone | None] = queue.Queue(config.queue_size)
-        self._carry: tuple[dict[str, np.ndarray], list[EpisodeChange]] | None = None
+        self._carry: tuple[dict[str, np.ndarray], list[EpisodeChange], set[str]] | None = None
         self._finishing: queue.Queue[_OpenClip | None] = queue.Queue()
         self._rings: dict[str, FrameRing] = {}
         self._clips: dict[str, _OpenClip] = {}
@@ -183,14 +184,18 @@ class MediaSink:
         """Nobody is seen on a stream that is down (lost at grab time `t_lost`): its episodes end at its last frame."""
         if t_lost is not None:
             self._retired_until[camera] = t_lost
-        changes = self.episodes.end_camera(camera)
-        self._announce(changes)
-        if changes:
-            self._put(_Work(camera, changes[0].episode.t_end or 0.0, -1, None, {}, changes))
+        self._stream_down(camera, wait=False)
 
     def camera_ended(self, camera: str) -> None:
-        self.camera_lost(camera)
+        self._stream_down(camera, wait=True)  # the stream is over: what was carried for want of room goes too
         self._put(_CameraDone(camera), wait=True)
+
+    def _stream_down(self, camera: str, wait: bool) -> None:
+        changes = self.episodes.end_camera(camera)
+        self._announce(changes)
+        # Sent with or without changes: a clip still in its post-roll must end now, not when the camera is back.
+        t = (changes[0].episode.t_end or 0.0) if changes else 0.0
+        self._put(_Work(camera, t, -1, None, {}, changes, streams_down={camera}), wait=wait)
 
     def close(self) -> None:
         if self._closed:
@@ -220,9 +225,10 @@ class MediaSink:
 
     def _put(self, item: _Work | _CameraDone | None, wait: bool = False) -> None:
         if isinstance(item, _Work) and self._carry is not None:
-            improved, changes = self._carry
+            improved, changes, down = self._carry
             item.improved = {**improved, **item.improved}
             item.changes = changes + item.changes
+            item.streams_down = down | item.streams_down
             self._carry = None
         if wait:
             self._queue.put(item, timeout=CLOSE_TIMEOUT_S)
@@ -234,7 +240,7 @@ class MediaSink:
             with self._stats_lock:
                 self.stats.frames_dropped += item.image is not None
             # The frame is left out; what happened to the episodes on it goes with the next one.
-            self._carry = (item.improved, item.changes)
+            self._carry = (item.improved, item.changes, item.streams_down)
 
     def _announce(self, changes: list[EpisodeChange]) -> None:
         for change in changes:
@@ -301,6 +307,8 @@ class MediaSink:
         for change in item.changes:
             self._episode[change.episode.id] = change.episode
             getattr(self, f"_on_{change.phase}")(change, item)
+        for camera in item.streams_down:
+            self._camera_done(camera)
 
     def _on_start(self, change: EpisodeChange, item: _Work) -> None:
         e = change.episode
@@ -335,7 +343,8 @@ class MediaSink:
             self._forget(e.id)
 
     def _camera_done(self, camera: str) -> None:
-        """The stream ended: its clips end with its last frame."""
+        """The stream ended or was lost: its clips end with its last frame, and frames from before a
+        loss are not a later clip's lead-in."""
         for clip in [c for c in self._clips.values() if c.camera == camera]:
             last = clip.encoder.t_last if clip.encoder.t_last is not None else clip.encoder.t0
             frame_s = 1.0 / clip.encoder.fps
