@@ -484,3 +484,7 @@ def test_a_lost_stream_ends_its_clips_at_the_loss_not_when_the_camera_is_back(da
         assert duration == pytest.approx(len(frames) / FPS, abs=0.15)
     finally:
         sink.close()
+    # Its times are the events' (seconds since the camera's first frame), not the grab clock.
+    (row,) = rows(tmp_path / "media")
+    assert row.t_start == pytest.approx(10 / FPS) and row.t_end == pytest.approx(t_lost - t0)
+    assert row.clip_t_start == pytest.approx(0.0) and row.clip_t_end == pytest.approx(len(frames) / FPS, abs=0.05)

@@ -29,13 +29,13 @@ CREATE TABLE IF NOT EXISTS events (
     label TEXT NOT NULL,
     start_time REAL NOT NULL,    -- wall-clock seconds (time.time()); retention and listing go by it
     end_time REAL,               -- NULL while the episode goes on
-    t_start REAL NOT NULL,       -- the source's own seconds (file position, or grab time live)
+    t_start REAL NOT NULL,       -- seconds since the camera's first frame, as the events' t
     t_end REAL,
     best_score REAL NOT NULL,
     box TEXT,                    -- JSON [x1, y1, x2, y2] of the person on the snapshot's frame
     snapshot TEXT,               -- relative to the media folder; NULL until one is written whole
     clip TEXT,
-    clip_t_start REAL,           -- the source seconds the clip spans
+    clip_t_start REAL,           -- the seconds the clip spans, on the same clock
     clip_t_end REAL,
     bytes INTEGER NOT NULL DEFAULT 0
 );

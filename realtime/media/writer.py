@@ -150,6 +150,7 @@ class MediaSink:
         self._sizes: dict[str, dict[str, int]] = {}  # id -> bytes of each of its files
         self._closed = False
         self._retired_until: dict[str, float] = {}  # camera -> grab time of the loss that ended its episodes
+        self._t0: dict[str, float] = {}  # camera -> media time of its first frame, the events' t = 0
         self._retain()
         self._thread = threading.Thread(target=self._run, name="media-writer", daemon=True)
         self._finisher = threading.Thread(target=self._finish_loop, name="media-clips", daemon=True)
@@ -175,6 +176,7 @@ class MediaSink:
     def write(self, record: FrameRecord) -> None:
         if record.t_capture <= self._retired_until.get(record.camera, float("-inf")):
             return  # grabbed before its stream was lost, shown after: as the events sink, nobody starts again
+        self._t0.setdefault(record.camera, record.t_media)
         changes = self.episodes.update(record)
         self._announce(changes)
         image = record.shown(self.hud)
@@ -253,14 +255,18 @@ class MediaSink:
                     "id": e.id,
                     "track": e.track,
                     "label": e.label,
-                    "t_start": round(e.t_start, 3),
-                    "t_end": None if e.t_end is None else round(e.t_end, 3),
+                    "t_start": round(self._event_time(e.camera, e.t_start), 3),
+                    "t_end": None if e.t_end is None else round(self._event_time(e.camera, e.t_end), 3),
                     "start_time": round(e.start_wall, 3),
                     "end_time": None if e.end_wall is None else round(e.end_wall, 3),
                     "score": round(e.best_score, 4),
                     **self.paths_of(e),
                 },
             )
+
+    def _event_time(self, camera: str, t_media: float) -> float:
+        """Seconds since the camera's first frame, as the events' `t` (live: not the grab clock)."""
+        return t_media - self._t0.get(camera, 0.0)
 
     # --- the writer thread ---
 
@@ -333,7 +339,8 @@ class MediaSink:
         if self.config.snapshots:
             self._write_snapshot(e)
         self._pending_best.pop(e.id, None)
-        self._index("update", e.id, {"end_time": e.end_wall, "t_end": e.t_end, "best_score": e.best_score})
+        t_end = None if e.t_end is None else self._event_time(e.camera, e.t_end)
+        self._index("update", e.id, {"end_time": e.end_wall, "t_end": t_end, "best_score": e.best_score})
         clip = self._clips.get(e.id)
         if clip is not None and e.t_end is not None:
             clip.t_close = e.t_end + self.config.post_s
@@ -395,8 +402,8 @@ class MediaSink:
                         clip.episode_id,
                         {
                             "clip": self._relative(e, ".mp4"),
-                            "clip_t_start": round(t_start, 3),
-                            "clip_t_end": round(t_end, 3),
+                            "clip_t_start": round(self._event_time(clip.camera, t_start), 3),
+                            "clip_t_end": round(self._event_time(clip.camera, t_end), 3),
                             "bytes": sum(sizes.values()),
                         },
                     )
@@ -443,7 +450,7 @@ class MediaSink:
             "track": e.track,
             "label": e.label,
             "start_time": e.start_wall,
-            "t_start": e.t_start,
+            "t_start": self._event_time(e.camera, e.t_start),
             "best_score": e.best_score,
             "box": json.dumps([round(float(v), 1) for v in box[:4]]) if box is not None else None,
         }
