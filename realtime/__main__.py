@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from . import native
+from .arguments import ArgumentParser
 from .errors import ConfigError, RealtimeError
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ COMMANDS = {
 def build_parser() -> argparse.ArgumentParser:
     from .config import POSE_BACKENDS
 
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m realtime",
         description="Recognise human actions live from cameras, files or streams.",
         epilog=f"subcommands: {', '.join(COMMANDS)} (python -m realtime COMMAND --help)",

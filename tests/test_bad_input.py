@@ -212,3 +212,21 @@ def test_absurd_frame_rate_in_the_header_is_a_warning_and_read_at_25_fps(tmp_pat
     opened = next(e for e in log if e.get("status") == "opened")
     assert opened["fps"] == 25.0 and opened["reported_fps"] == pytest.approx(0.0102)
     assert log[-1]["type"] == "summary" and 1 <= log[-1]["tracks"] <= 2, f"one person got {log[-1]['tracks']} track ids"
+
+
+@pytest.mark.parametrize(
+    ("args", "unknown"),
+    [
+        (("--source", "clip.mp4", "--ouput", "out.mp4"), "--ouput out.mp4"),  # a typo
+        (("--source", "clip.mp4", "--headles"), "--headles"),  # not taken for --headless
+        (("train", "--data", "kth:x.csv", "--epochz", "3"), "--epochz 3"),
+        (("benchmark", "cameras", "--countz", "1"), "--countz 1"),
+    ],
+    ids=["typo", "abbreviation", "train", "benchmark"],
+)
+def test_an_unknown_flag_is_one_line_naming_it_and_the_help(args, unknown):
+    proc = run_cli(*args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert f"error: unrecognized arguments: {unknown} — see python -m realtime" in line, line
+    assert line.endswith(" --help"), line

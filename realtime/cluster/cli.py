@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..arguments import ArgumentParser
 from ..errors import RealtimeError
 
 STATUS = "status"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m realtime cluster",
         description="Run every camera of a config on a Ray cluster, one actor per camera (or group).",
         epilog="python -m realtime cluster status --address ADDR lists the cameras of a running job.",
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_status_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m realtime cluster status", description="List each camera of the job running on a Ray cluster."
     )
     p.add_argument("--address", default="auto", help="Ray cluster: auto (default), HOST:PORT or ray://HOST:10001")

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..arguments import ArgumentParser
 from ..errors import ConfigError, SourceError
 
 MODES = ("throughput", "cameras", "soak", "web-job", "detectron2", "reps", "tracking", "teach")
@@ -45,15 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     from ..bench.clips import CLIP_NAMES
     from ..config import POSE_BACKENDS
 
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m realtime benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    common = argparse.ArgumentParser(add_help=False)
+    common = ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="base config (default: ./config.yaml, else the shipped one)")
     common.add_argument("--weights", help="action classifier checkpoint (default: the config's, i.e. the shipped one)")
     common.add_argument("--json", type=Path, metavar="FILE", help="write the results here as JSON")
     common.add_argument("--quick", action="store_true", help="a few seconds of input, one round: checks, not figures")
-    one_backend = argparse.ArgumentParser(add_help=False)
+    one_backend = ArgumentParser(add_help=False)
     one_backend.add_argument("--pose", choices=POSE_BACKENDS, help="pose backend (default: the config's)")
     sub = p.add_subparsers(dest="mode", metavar="MODE")
     t = sub.add_parser("throughput", parents=[common], help="serial loop vs threaded pipeline (the default mode)")

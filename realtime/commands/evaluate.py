@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..arguments import ArgumentParser
 from ..config import POSE_BACKENDS
 from ..datasets import KINDS, DatasetError, default_pose_backend, load_labelled
 from .training_args import add_training_arguments, label_table, train_config_from
@@ -39,7 +40,7 @@ WAIST_UP = "waist_up"  # the scored variant of every sequence cut at the waist (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m realtime evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..arguments import ArgumentParser
 from ..config import POSE_BACKENDS
 from ..datasets import (
     DEFAULT_POSE_CACHE,
@@ -28,7 +29,7 @@ from ..datasets import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m realtime extract-poses",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

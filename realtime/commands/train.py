@@ -21,13 +21,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..arguments import ArgumentParser
 from ..config import POSE_BACKENDS
 from ..datasets import KINDS, DatasetError, default_pose_backend, load_labelled
 from .training_args import add_training_arguments, label_table, train_config_from
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m realtime train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(

@@ -27,6 +27,7 @@ from flask import Flask, Response, abort, jsonify, render_template, request, sen
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from ..arguments import ArgumentParser
 from ..config import Config, default_config_path, load_config, weights_path
 from ..datasets import parse_data_arg
 from ..errors import ConfigError
@@ -244,7 +245,7 @@ def _sse_states(runner: JobRunner, job_id: str) -> Iterator[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m realtime serve", description="Web page and JSON API: upload a video, get it annotated."
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
