@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import native
@@ -227,8 +228,8 @@ def _plan_demo(args: argparse.Namespace) -> DemoRun | None:
 
     demo = plan_demo(load_config(args.config, overrides_from(args)))
     if demo:
-        print(demo.announcement(), file=sys.stderr, flush=True)
         demo.apply_to(args)
+        print(demo.announcement(Path(args.output).parent), file=sys.stderr, flush=True)
     return demo
 
 

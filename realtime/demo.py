@@ -33,10 +33,11 @@ class DemoRun:
     events: Path
     timeline: Path
 
-    def announcement(self) -> str:
+    def announcement(self, video_folder: Path) -> str:
+        """`video_folder`: where the annotated video goes (out/ unless --output says otherwise)."""
         return (
             f"realtime: {self.reason} — `make run` plays the demo clip {_shown(self.clip)} instead, "
-            f"headless, into {self.video.parent}/ (make run SOURCE=FILE|URL|INDEX for your own)"
+            f"headless, into {video_folder}/ (make run SOURCE=FILE|URL|INDEX for your own)"
         )
 
     def apply_to(self, args: argparse.Namespace) -> None:

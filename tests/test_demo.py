@@ -59,6 +59,7 @@ def test_make_run_without_display_plays_the_demo(tmp_path):
     assert proc.returncode == 0, proc.stderr
     notices = [line for line in proc.stderr.splitlines() if "demo clip" in line]
     assert len(notices) == 1 and "DISPLAY is not set" in notices[0], proc.stderr
+    assert "into out/" in notices[0], notices[0]
     assert "Traceback" not in proc.stderr
 
     out = tmp_path / "out"
@@ -71,3 +72,12 @@ def test_make_run_without_display_plays_the_demo(tmp_path):
     assert max(e["people_max"] for e in events if e["type"] == "summary") == 3
     timeline = cv2.imread(str(out / "timeline.png"))
     assert timeline is not None and timeline.shape[0] > 0
+
+    # `make run ARGS="--output …"` sends the video elsewhere, and the notice says where.
+    elsewhere = tmp_path / "elsewhere" / "demo.mp4"
+    moved = subprocess.run(
+        [*command, "--output", str(elsewhere), "--max-frames", "20"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert moved.returncode == 0, moved.stderr
+    assert f"into {elsewhere.parent}/" in moved.stderr and count_frames(elsewhere) == 20, moved.stderr
