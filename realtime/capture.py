@@ -59,7 +59,7 @@ class StreamStatus:
     """A change in the source's state, for the events log (`retrying`: for the log only)."""
 
     camera: str
-    status: str  # opened | lost | retrying | reconnected | gave_up | looped | ended
+    status: str  # opened | lost | retrying | reconnected | gave_up | looped | too_short | ended
     t: float
     detail: dict[str, Any]
     info: SourceInfo | None = None  # opened: what the source turned out to be
@@ -327,6 +327,12 @@ class CaptureThread(threading.Thread):
         """Start a whole file that is shorter than `min_clip_s` over again; False once it is long enough."""
         per_pass = self.frames_read // self.passes
         too_short = per_pass / self.info.fps < MIN_LOOPED_SHARE * self.min_clip_s
+        if too_short and self.passes == 1 and self.frames_read > 0:
+            self._report(
+                "too_short",
+                note=f"{self.label} lasts {per_pass / self.info.fps:.2f} s, less than half a window "
+                f"({MIN_LOOPED_SHARE * self.min_clip_s:.2f} s): too short to be given an action",
+            )
         if too_short or self.frames_read / self.info.fps >= self.min_clip_s:
             return False
         assert self.cap is not None

@@ -61,7 +61,7 @@ _STATUS_NOTICES = {
     "retrying": "stream {camera} ({source}) still down: reconnect attempt {attempt} failed",
 }
 # Statuses for the log, not for the events: one reconnect attempt a second per dead camera is noise.
-_LOG_ONLY = {"retrying", "looped"}
+_LOG_ONLY = {"retrying", "looped", "too_short"}
 
 
 def _worth_telling(attempt: int) -> bool:
@@ -513,7 +513,7 @@ class Pipeline:
 
     def _log_status(self, status: StreamStatus) -> None:
         source = self.cameras[status.camera].info.source
-        if status.status == "looped":
+        if status.status in ("looped", "too_short"):
             log.warning("camera %s: %s", status.camera, status.note)
             return
         if status.note is not None:  # not reachable at the start

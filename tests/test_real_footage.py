@@ -108,3 +108,15 @@ def test_a_one_second_clip_is_played_until_one_window_and_gets_its_label(dataset
     assert summary["frames_in"] >= 50  # played twice: 2 s covers the 1.24 s window
     labels = summary["labels"]
     assert labels and max(labels, key=labels.get) == "WAVING_2HANDS", labels
+
+
+def test_a_clip_under_half_a_window_is_played_once_and_the_log_says_why_it_has_no_label(datasets, tmp_path):
+    frames = read_all(datasets / "weizmann" / "wave2" / "daria_wave2.avi")[:10]  # 0.4 s at 25 fps
+    clip = tmp_path / "short.avi"
+    write_clip(clip, frames, fps=25.0)
+    events_path = tmp_path / "events.jsonl"
+    proc = run_cli("--source", str(clip), "--headless", "--events", str(events_path), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "lasts 0.40 s, less than half a window (0.62 s): too short to be given an action" in proc.stderr
+    summary = read_events(events_path)[-1]
+    assert summary["frames_in"] == 10 and summary["labels"] == {}
