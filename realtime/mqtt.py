@@ -125,6 +125,8 @@ class MqttWriter:
         self._state_t: dict[str, float] = {}
         self._camera_t: dict[str, float] = {}  # each camera's latest event time
         self._dirty: set[str] = set()  # cameras whose state the broker has not seen yet
+        self._snapshots: dict[str, bytes] = {}  # topic -> the latest retained snapshot (one per camera and label)
+        self._ever_connected = False
         self._connected = False
         self._outage_reported = False
         self._closing = False
@@ -188,7 +190,9 @@ class MqttWriter:
         with self._cond:
             if self._closing:
                 return
-            self._queue(_Pending(f"{self.prefix}/{camera}/{label}/snapshot", jpeg, retain=True, is_event=False))
+            topic = f"{self.prefix}/{camera}/{label}/snapshot"
+            self._snapshots[topic] = jpeg
+            self._queue(_Pending(topic, jpeg, retain=True, is_event=False))
             self._cond.notify()
 
     def _queue(self, pending: _Pending) -> None:
@@ -352,8 +356,12 @@ class MqttWriter:
             if self.config.availability and self.config.qos > 0:  # acknowledged later, on this same thread
                 self._inflight[info.mid] = False
             self._connected = self._stats.reached = True
-            # A restarted broker may have lost its retained messages: send every state again.
+            # A restarted broker may have lost its retained messages: send every state and snapshot again.
             self._dirty.update(self._people)
+            if self._ever_connected:
+                for topic, jpeg in self._snapshots.items():
+                    self._queue(_Pending(topic, jpeg, retain=True, is_event=False))
+            self._ever_connected = True
             if self._outage_reported:
                 self._outage_reported = False
                 self.notice(f"realtime: MQTT broker {self._where()} reached; sending the queued events")

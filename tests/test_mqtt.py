@@ -14,6 +14,8 @@ import subprocess
 import sys
 import threading
 
+import cv2
+import numpy as np
 import pytest
 
 from conftest import REPO, read_events
@@ -334,3 +336,24 @@ def test_a_run_that_never_reached_its_broker_ends_with_one_error_line(tmp_path, 
     assert "MQTT: 0 messages published" in out
     log = read_events(events)
     assert log[-1]["type"] == "summary" and log[-1]["frames_out"] == 5
+
+
+def test_a_restarted_broker_that_lost_its_retained_messages_gets_states_and_snapshots_again(tmp_path):
+    broker = Broker(tmp_path / "broker")
+    broker.start()
+    writer = writer_for(broker.port)
+    jpeg = cv2.imencode(".jpg", np.full((24, 32, 3), 200, np.uint8))[1].tobytes()
+    try:
+        assert wait_for(lambda: writer.connected, 10)
+        writer.send(action("door", 1, "BOXING", 0.9, 1.0))
+        writer.send_snapshot("door", "BOXING", jpeg)
+        assert retained(broker.port, "realtime/door/BOXING/snapshot").raw == jpeg
+        broker.kill()  # nothing saved: the broker comes back with no retained message
+        assert wait_for(lambda: not writer.connected, 10)
+        broker.start()
+        assert wait_for(lambda: writer.connected, 30)
+        assert retained(broker.port, "realtime/door/BOXING/snapshot").raw == jpeg
+        assert retained(broker.port, "realtime/door/state").json()["people"][0]["label"] == "BOXING"
+    finally:
+        writer.close()
+        broker.kill()
