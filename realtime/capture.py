@@ -399,7 +399,7 @@ class CaptureThread(threading.Thread):
         if not self.stop.is_set():
             self.error = (
                 f"stream {self.label} lost and not back after {attempt} reconnect attempts — "
-                f"check the camera or raise capture.reconnect_attempts"
+                f"check the camera or raise reconnect_attempts (capture's, or the camera's own under cameras:)"
             )
             self._report("gave_up", attempts=attempt)
         return None
