@@ -352,6 +352,8 @@ def test_the_events_api_lists_filters_and_serves_the_files(media_run, tmp_path):
         status, mp4, kind = get(f"/api/events/{jack_id}/clip.mp4")
         assert status == 200 and kind == "video/mp4" and mp4[4:8] == b"ftyp"
         assert get("/api/events/nope")[0] == 404 and get("/api/events?after=yesterday")[0] == 400
+        assert get("/api/events?limit=0")[0] == get("/api/events?limit=-1")[0] == 400
+        assert len(json.loads(get("/api/events?limit=1")[1])["events"]) == 1
     finally:
         server.close()
 

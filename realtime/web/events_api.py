@@ -112,7 +112,9 @@ def register_events_api(
             limit = int(request.args.get("limit") or 100)
         except ValueError as exc:
             return problem(str(exc) if "seconds" in str(exc) else "limit must be a whole number", 400)
-        limit = max(1, min(MAX_LIMIT, limit))
+        if limit < 1:
+            return problem(f"limit must be at least 1 (and at most {MAX_LIMIT}; more is cut to {MAX_LIMIT})", 400)
+        limit = min(MAX_LIMIT, limit)
         try:
             rows = index.events(
                 request.args.get("camera") or None, request.args.get("label") or None, after, before, limit
