@@ -367,8 +367,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise WeightsError(f"weights file {path} not found — {WEIGHTS_HINT}")
     try:
         raw = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise WeightsError(f"weights file {path} cannot be read ({type(exc).__name__}) — {WEIGHTS_HINT}") from None
+    except Exception:  # torch raises many types for a damaged file
+        # torch's own exception names (KeyError, UnpicklingError) mean nothing to a user: say what it is.
+        raise WeightsError(f"weights file {path} is not a PyTorch checkpoint or is damaged — {WEIGHTS_HINT}") from None
     if not isinstance(raw, dict) or raw.get("format") not in (CHECKPOINT_FORMAT, *OLD_FORMATS):
         raise WeightsError(
             f"weights file {path} is not a realtime action checkpoint "

@@ -251,7 +251,7 @@ def test_checkpoint_with_wrong_shape_or_labels_is_refused(tmp_path):
     with pytest.raises(WeightsError, match="format"):
         load_checkpoint(_rewrite(path, format="something-else/9"))
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    with pytest.raises(WeightsError, match="cannot be read"):
+    with pytest.raises(WeightsError, match="is not a PyTorch checkpoint or is damaged"):
         load_checkpoint(tmp_path / "junk.pt")
 
 
