@@ -139,7 +139,7 @@ def test_garbage_weights(tmp_path, weizmann_clip):
     bad = tmp_path / "garbage.pt"
     bad.write_bytes(b"not a checkpoint at all")
     proc = run_cli("--source", str(weizmann_clip), "--headless", "--weights", str(bad))
-    assert_one_line_error(proc, "garbage.pt", "cannot be read")
+    assert_one_line_error(proc, "garbage.pt", "is not a PyTorch checkpoint or is damaged")
 
 
 def test_wrong_shaped_weights(tmp_path, weizmann_clip, random_weights):
