@@ -93,8 +93,9 @@ def test_a_clip_and_a_live_stream_publish_their_own_labels(tmp_path, datasets, b
     assert {e["camera"] for e in in_file} == {"gym", "hall"}
     file_summaries = {e["camera"]: e for e in in_file if e["type"] == "summary"}
     gym, hall = file_summaries["gym"], file_summaries["hall"]
-    # A file is lossless even beside a live camera: nothing of it is dropped after pose either.
-    assert gym["frames_in"] == gym["frames_out"] == 89 and gym["dropped"] == 0
+    # Paced (capture.pace), the file is read like a camera and may drop on a busy machine; every
+    # frame is shown or counted as dropped.
+    assert gym["frames_in"] == 89 and gym["frames_out"] + gym["dropped"] == 89 and gym["frames_out"] > 0
     assert count_frames(videos / "gym.mp4") == gym["frames_out"]
     assert count_frames(videos / "hall.mp4") == hall["frames_out"] > 0
     assert "MQTT: " in stdout and " 0 dropped" in stdout
