@@ -6,6 +6,7 @@ judged from its events, as a user's tool would read them.
 
 from __future__ import annotations
 
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -95,28 +96,27 @@ def test_two_sparring_boxers_are_two_tracks_both_boxing_on_most_frames(datasets,
         assert counts["BOXING"] > counts.total() / 2, (track, shown)
 
 
-@pytest.mark.slow
-def test_a_one_second_clip_is_played_until_one_window_and_gets_its_label(datasets, tmp_path):
-    frames = read_all(datasets / "weizmann" / "wave2" / "daria_wave2.avi")[:25]  # 1.0 s at 25 fps
-    clip = tmp_path / "one_second.avi"
-    write_clip(clip, frames, fps=25.0)
+def run_daria_waving(datasets, tmp_path, frames: int) -> tuple[subprocess.CompletedProcess, dict]:
+    """The first `frames` of a 25 fps two-hand wave as a clip of their own, run: the process and its summary."""
+    clip = tmp_path / f"first_{frames}.avi"
+    write_clip(clip, read_all(datasets / "weizmann" / "wave2" / "daria_wave2.avi")[:frames], fps=25.0)
     events_path = tmp_path / "events.jsonl"
     proc = run_cli("--source", str(clip), "--headless", "--events", str(events_path), timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc, read_events(events_path)[-1]
+
+
+@pytest.mark.slow
+def test_a_one_second_clip_is_played_until_one_window_and_gets_its_label(datasets, tmp_path):
+    proc, summary = run_daria_waving(datasets, tmp_path, 25)  # 1.0 s
     assert "less than one window" in proc.stderr
-    summary = read_events(events_path)[-1]
     assert summary["frames_in"] >= 50  # played twice: 2 s covers the 1.24 s window
     labels = summary["labels"]
     assert labels and max(labels, key=labels.get) == "WAVING_2HANDS", labels
 
 
+@pytest.mark.slow
 def test_a_clip_under_half_a_window_is_played_once_and_the_log_says_why_it_has_no_label(datasets, tmp_path):
-    frames = read_all(datasets / "weizmann" / "wave2" / "daria_wave2.avi")[:10]  # 0.4 s at 25 fps
-    clip = tmp_path / "short.avi"
-    write_clip(clip, frames, fps=25.0)
-    events_path = tmp_path / "events.jsonl"
-    proc = run_cli("--source", str(clip), "--headless", "--events", str(events_path), timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc, summary = run_daria_waving(datasets, tmp_path, 10)  # 0.4 s
     assert "lasts 0.40 s, less than half a window (0.62 s): too short to be given an action" in proc.stderr
-    summary = read_events(events_path)[-1]
     assert summary["frames_in"] == 10 and summary["labels"] == {}
